@@ -1,0 +1,68 @@
+// The lab inventory: what `lab up` writes and stacks read. The same shape describes real hosts,
+// so a stack moves from the lab to a datacenter by pointing at another inventory file.
+import * as fs from "fs";
+import type { SshConnection } from "../provider/sshConnection";
+
+export interface InventorySsh {
+  host: string;
+  port: number;
+  user: string;
+  /** Path of the private key that every host in this inventory accepts. */
+  privateKeyPath: string;
+  /** SHA256 fingerprint of the host key ("SHA256:…"), verified on every connection. */
+  hostKeyFingerprint: string;
+}
+
+export interface InventoryHost {
+  name: string;
+  ssh: InventorySsh;
+  /** The data-plane address (eth0) other hosts and the router reach this host on. */
+  underlayIp: string;
+  underlayInterface: string;
+  /** Per-host paths: hosts of a lab share one filesystem, so each gets its own roots. */
+  installDir: string;
+  stateDir: string;
+  bpffsDir: string;
+  netns?: string;
+}
+
+export interface InventoryRouter {
+  name: string;
+  ssh: InventorySsh;
+  /** Router address on each host's subnet, by host name. */
+  hostGateways: Record<string, string>;
+  /** Arguments vtysh needs to reach this router's FRR (its daemons use lab-local sockets). */
+  vtyshArgs: string[];
+  netns?: string;
+}
+
+export interface Inventory {
+  lab: string;
+  topology: "vxlan" | "l3";
+  subnet: string;
+  hosts: InventoryHost[];
+  router?: InventoryRouter;
+}
+
+export function readInventory(path: string): Inventory {
+  let raw: string;
+  try {
+    raw = fs.readFileSync(path, "utf8");
+  } catch (e) {
+    throw new Error(`cannot read inventory ${path}: ${(e as Error).message} (is the lab up? run: bpfnet lab up)`);
+  }
+  const inv = JSON.parse(raw) as Inventory;
+  if (!Array.isArray(inv.hosts) || inv.hosts.length === 0) throw new Error(`inventory ${path} lists no hosts`);
+  return inv;
+}
+
+/** An inventory SSH entry as a provider connection (the key file is read here, once). */
+export function sshConnectionFor(ssh: InventorySsh): SshConnection {
+  return {
+    host: ssh.host,
+    port: ssh.port,
+    user: ssh.user,
+    privateKey: fs.readFileSync(ssh.privateKeyPath, "utf8"),
+    hostKeyFingerprint: ssh.hostKeyFingerprint,
+  };
+}

@@ -1,0 +1,50 @@
+// The `bpfnet` command line.
+import { healthCommand } from "./health";
+import { labCommand, LAB_USAGE } from "./lab";
+
+const USAGE = `usage: bpfnet <command>
+commands:
+  lab up|down|status   a datacenter of network namespaces on this machine
+  health [--inventory F]  one line on the deployment's state
+${LAB_USAGE}`;
+
+/** "--a b --c" → {a: "b", c: ""}; positional words are returned in order. */
+export function parseArgs(argv: string[]): { words: string[]; flags: Map<string, string> } {
+  const words: string[] = [];
+  const flags = new Map<string, string>();
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (!a.startsWith("--")) {
+      words.push(a);
+      continue;
+    }
+    const eq = a.indexOf("=");
+    if (eq > 0) flags.set(a.slice(2, eq), a.slice(eq + 1));
+    else if (i + 1 < argv.length && !argv[i + 1].startsWith("--")) flags.set(a.slice(2), argv[++i]);
+    else flags.set(a.slice(2), "");
+  }
+  return { words, flags };
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const { words, flags } = parseArgs(argv);
+  switch (words[0]) {
+    case "lab":
+      return labCommand(words[1], flags);
+    case "health":
+      return healthCommand(flags);
+    default:
+      console.error(USAGE);
+      return 2;
+  }
+}
+
+if (require.main === module) {
+  main(process.argv.slice(2)).then(
+    (code) => process.exit(code),
+    (err: Error) => {
+      console.error(`bpfnet: ${err.message}`);
+      process.exit(1);
+    },
+  );
+}

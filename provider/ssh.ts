@@ -1,0 +1,114 @@
+// SSH I/O over npm ssh2 with host-key verification, for dynamic providers.
+// ssh2 is required inside the functions: dynamic providers are serialized, and a module-scope
+// client or handle cannot be.
+import type { Client, ClientChannel, ConnectConfig, SFTPWrapper } from "ssh2";
+import type { SshConnection } from "./sshConnection";
+
+export interface ExecResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+export interface SshSession {
+  /** Runs a command; resolves with its exit code and output whatever the code. */
+  exec(command: string, stdin?: string | Buffer): Promise<ExecResult>;
+  /** Runs a command; rejects, naming the host and the command, unless it exits 0. */
+  run(command: string, stdin?: string | Buffer): Promise<string>;
+  writeFile(path: string, data: string | Buffer, mode?: number): Promise<void>;
+}
+
+/** SHA256 fingerprint of an SSH public key blob, in ssh-keygen's format. */
+export function sshFingerprint(keyBlob: Buffer): string {
+  const crypto = require("crypto") as typeof import("crypto");
+  return "SHA256:" + crypto.createHash("sha256").update(keyBlob).digest("base64").replace(/=+$/, "");
+}
+
+/** Opens a session (through the jump host when given), runs fn, and always closes. */
+export async function withSsh<T>(conn: SshConnection, fn: (s: SshSession) => Promise<T>): Promise<T> {
+  const clients: Client[] = [];
+  try {
+    const client = await connect(conn, clients);
+    return await fn(session(client, conn));
+  } finally {
+    for (const c of clients.reverse()) c.end();
+  }
+}
+
+async function connect(conn: SshConnection, opened: Client[]): Promise<Client> {
+  const ssh2 = require("ssh2") as typeof import("ssh2");
+  const port = conn.port ?? 22;
+  let sock: ClientChannel | undefined;
+  if (conn.jump) {
+    const jump = await connect(conn.jump, opened);
+    sock = await new Promise<ClientChannel>((resolve, reject) =>
+      jump.forwardOut("127.0.0.1", 0, conn.host, port, (err, stream) =>
+        err ? reject(new Error(`ssh: jump host ${conn.jump!.host} cannot reach ${conn.host}:${port}: ${err.message}`)) : resolve(stream),
+      ),
+    );
+  }
+  const client = new ssh2.Client();
+  opened.push(client);
+  let seen: string | undefined;
+  const config: ConnectConfig = {
+    host: conn.host,
+    port,
+    username: conn.user,
+    privateKey: conn.privateKey,
+    readyTimeout: conn.readyTimeoutMs ?? 10_000,
+    hostVerifier: (key: Buffer) => {
+      seen = sshFingerprint(key);
+      return seen === conn.hostKeyFingerprint;
+    },
+    ...(sock ? { sock } : {}),
+  };
+  await new Promise<void>((resolve, reject) => {
+    client.once("ready", () => resolve());
+    client.once("error", (err: Error) => {
+      if (seen !== undefined && seen !== conn.hostKeyFingerprint) {
+        reject(new Error(`ssh ${conn.user}@${conn.host}:${port}: host key ${seen} does not match the expected ${conn.hostKeyFingerprint}; refusing to connect`));
+      } else {
+        reject(new Error(`ssh ${conn.user}@${conn.host}:${port}: ${err.message}`));
+      }
+    });
+    client.connect(config);
+  });
+  return client;
+}
+
+function session(client: Client, conn: SshConnection): SshSession {
+  const where = `${conn.user}@${conn.host}`;
+  const exec = (command: string, stdin?: string | Buffer) =>
+    new Promise<ExecResult>((resolve, reject) => {
+      client.exec(command, (err, stream) => {
+        if (err) return reject(new Error(`ssh ${where}: cannot run \`${command}\`: ${err.message}`));
+        const out: Buffer[] = [];
+        const errOut: Buffer[] = [];
+        let code = -1;
+        stream.on("data", (d: Buffer) => out.push(d));
+        stream.stderr.on("data", (d: Buffer) => errOut.push(d));
+        stream.on("exit", (c: number | null) => (code = c ?? -1));
+        stream.on("close", () => resolve({ code, stdout: Buffer.concat(out).toString(), stderr: Buffer.concat(errOut).toString() }));
+        stream.end(stdin);
+      });
+    });
+  return {
+    exec,
+    async run(command, stdin) {
+      const r = await exec(command, stdin);
+      if (r.code !== 0) throw new Error(`ssh ${where}: \`${command}\` exited ${r.code}: ${(r.stderr || r.stdout).trim()}`);
+      return r.stdout;
+    },
+    writeFile: (path, data, mode = 0o644) =>
+      new Promise<void>((resolve, reject) => {
+        client.sftp((err: Error | undefined, sftp: SFTPWrapper) => {
+          if (err) return reject(new Error(`ssh ${where}: sftp: ${err.message}`));
+          sftp.writeFile(path, data, { mode }, (werr) => {
+            sftp.end();
+            if (werr) reject(new Error(`ssh ${where}: writing ${path}: ${werr.message}`));
+            else resolve();
+          });
+        });
+      }),
+  };
+}

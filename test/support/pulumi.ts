@@ -1,0 +1,38 @@
+// The Pulumi toolchain for tests: the CLI from .tools/bin (built by scripts/setup, never downloaded),
+// the file backend of this checkout, and stacks of the root project through the Automation API.
+import * as path from "path";
+import { LocalWorkspace, PulumiCommand, Stack } from "@pulumi/pulumi/automation";
+
+export const REPO = path.resolve(__dirname, "..", "..");
+export const TOOLS = path.join(REPO, ".tools");
+
+/** The same environment as scripts/env.sh. */
+export function pulumiEnv(): Record<string, string> {
+  return {
+    PATH: `${path.join(TOOLS, "bin")}:${process.env.PATH ?? ""}`,
+    PULUMI_BACKEND_URL: `file://${path.join(REPO, ".pulumi-state")}`,
+    PULUMI_CONFIG_PASSPHRASE: "bpfnet-lab-only",
+    PULUMI_SKIP_UPDATE_CHECK: "true",
+    PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION: "true",
+    PULUMI_HOME: path.join(TOOLS, "pulumi-home"),
+  };
+}
+
+/** A fresh stack of the root project (REPO) with the given config. */
+export async function rootProjectStack(stackName: string, config: Record<string, string>): Promise<Stack> {
+  const pulumiCommand = await PulumiCommand.get({ root: TOOLS });
+  const stack = await LocalWorkspace.createOrSelectStack({ stackName, workDir: REPO }, { pulumiCommand, envVars: pulumiEnv() });
+  for (const [k, v] of Object.entries(config)) await stack.setConfig(k, { value: v });
+  return stack;
+}
+
+/** Destroys and removes a stack (and its Pulumi.<stack>.yaml), ignoring a stack already gone. */
+export async function removeStack(stack: Stack): Promise<void> {
+  const exists = (await stack.workspace.listStacks()).some((s) => s.name === stack.name);
+  if (!exists) return;
+  try {
+    await stack.destroy();
+  } finally {
+    await stack.workspace.removeStack(stack.name);
+  }
+}
