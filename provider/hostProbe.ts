@@ -3,7 +3,8 @@
 // (check, diff, create, read for drift, update, delete) before the network needs it.
 import * as pulumi from "@pulumi/pulumi";
 import { withSsh } from "./ssh";
-import { SshConnection, SshEndpoint, connectionOf, endpointOf, keysOf, sshConnectionProblems } from "./sshConnection";
+import { SshConnection, SshEndpoint, connectionOf, sshConnectionProblems } from "./sshConnection";
+import { SSH_SECRET_OUTPUTS, sshResourceInputs } from "./sshInputs";
 
 export interface HostProbeArgs {
   /** How to reach the host; its host key must match `hostKeyFingerprint`. */
@@ -72,18 +73,11 @@ export class HostProbe extends pulumi.dynamic.Resource {
   declare public readonly connection: pulumi.Output<SshEndpoint>;
 
   constructor(name: string, args: HostProbeArgs, opts?: pulumi.CustomResourceOptions) {
-    const conn = pulumi.output(args.connection);
     super(
       hostProbeProvider,
       name,
-      {
-        connection: conn.apply(endpointOf),
-        privateKeys: pulumi.secret(conn.apply(keysOf)),
-        hostname: undefined,
-        kernelVersion: undefined,
-        os: undefined,
-      },
-      { ...opts, additionalSecretOutputs: ["privateKeys"] },
+      { ...sshResourceInputs(args.connection), hostname: undefined, kernelVersion: undefined, os: undefined },
+      { ...opts, additionalSecretOutputs: SSH_SECRET_OUTPUTS },
       "bpfnet",
       "HostProbe",
     );

@@ -1,0 +1,50 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * tc egress on bpfnet_host, the NOARP device the host routes the cluster
+ * CIDR to: packets from host processes, and in l3 mode packets the host
+ * forwarded from the underlay. The kernel has already routed (and
+ * decremented the TTL of) these packets, so delivery only rewrites MACs.
+ */
+#include <linux/bpf.h>
+#include <linux/pkt_cls.h>
+#include <bpf/bpf_helpers.h>
+
+#include "lib/abi.h"
+#include "lib/maps.h"
+#include "lib/pkt.h"
+#include "lib/forward.h"
+#include "lib/verdict.h"
+
+static __always_inline int handle_from_host(struct __sk_buff *skb)
+{
+	const struct bpfnet_endpoint *ep;
+	const struct bpfnet_tunnel *tun;
+	const struct bpfnet_config *cfg;
+	struct pkt pkt;
+	int ret;
+
+	ret = parse_ipv4(skb, &pkt);
+	if (ret == PKT_NOT_IPV4)
+		return TC_ACT_OK;
+	if (ret < 0)
+		return ret;
+
+	ep = endpoint_lookup(pkt.ip4->daddr);
+	if (ep)
+		return local_deliver(&pkt, ep, false);
+
+	cfg = config_get();
+	tun = tunnel_route(cfg, pkt.ip4->daddr);
+	if (cfg && tun)
+		return tunnel_encap(skb, cfg, tun);
+
+	return DROP_NO_ROUTE;	/* bpfnet_host leads nowhere else */
+}
+
+SEC("tc")
+int from_host(struct __sk_buff *skb)
+{
+	return bpfnet_exit(skb, METRIC_EGRESS, handle_from_host(skb));
+}
+
+char _license[] SEC("license") = "Apache-2.0";

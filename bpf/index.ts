@@ -1,0 +1,34 @@
+/**
+ * bpfnet's datapath API for the node agent:
+ *
+ *   const dp = loadDatapathObjects(DEFAULT_PIN_ROOT);      // build/bpf/*.o, maps shared via pins
+ *   const maps = openDatapathMaps(DEFAULT_PIN_ROOT);
+ *   maps.config.set({ mode: "vxlan", vni: 2, vxlanIfindex, hostIfindex });
+ *   maps.endpoints.set("10.1.0.5", { ifindex, endpointId, mac, nodeMac });
+ *   TcHook.open(vethIfindex, "ingress").attach(dp.programs.lxc);
+ *   dp.close();                                            // attachments and pins stay
+ */
+export { BpfError } from "./errors";
+export type { BpfErrorDetails } from "./errors";
+export { DEFAULT_PIN_ROOT, defaultObjectDir, nativeAddonPath } from "./paths";
+export { ABI_CONSTANTS, DropReason, LAYOUTS, reasonName, TcAction, Verdict } from "./abi";
+export type {
+  Counters,
+  DatapathConfig,
+  DatapathMode,
+  Direction,
+  Endpoint,
+  FieldLayout,
+  MetricsKey,
+  StructLayout,
+  TunnelEntry,
+} from "./abi";
+export { BpfObject, BpfProgram, DATAPATH_PROGRAMS, loadDatapathObjects, objectPath } from "./object";
+export type { DatapathObjects, DatapathProgram, LoadOptions } from "./object";
+export { BpfMap, ConfigMap, EndpointMap, MetricsMap, openDatapathMaps, TunnelMap } from "./maps";
+export type { DatapathMaps, MapInfo, MetricsEntry, UpdateMode } from "./maps";
+export { DEFAULT_TC_HANDLE, DEFAULT_TC_PRIORITY, TcHook } from "./tc";
+export type { TcAttachment, TcAttachOptions, TcDirection, TcFilterOptions, TcHookOptions } from "./tc";
+export { testRun } from "./testrun";
+export type { TestRunOptions, TestRunResult } from "./testrun";
+export { possibleCpus } from "./system";

@@ -1,0 +1,74 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The datapath's maps. Every object includes this header, and every map is
+ * pinned by name: loading an object with a pin root (bpf_object_open_opts
+ * .pin_root_path) reuses the maps already pinned there, so bpf_lxc.o,
+ * bpf_overlay.o and bpf_host.o share one set of maps per host, and the maps
+ * (with the forwarding state in them) outlive an agent restart.
+ */
+#ifndef BPFNET_MAPS_H
+#define BPFNET_MAPS_H
+
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+#include "abi.h"
+
+/* Local endpoints by IPv4 address. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__type(key, struct bpfnet_endpoint_key);
+	__type(value, struct bpfnet_endpoint);
+	__uint(max_entries, BPFNET_ENDPOINTS_MAX);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} bpfnet_endpoints SEC(".maps");
+
+/* Other hosts' pod prefixes → their underlay address. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__type(key, struct bpfnet_tunnel_key);
+	__type(value, struct bpfnet_tunnel);
+	__uint(max_entries, BPFNET_TUNNEL_MAX);
+	__uint(map_flags, BPF_F_NO_PREALLOC);	/* required for LPM tries */
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} bpfnet_tunnel SEC(".maps");
+
+/* A single slot: the host's datapath settings. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__type(key, __u32);
+	__type(value, struct bpfnet_config);
+	__uint(max_entries, 1);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} bpfnet_config SEC(".maps");
+
+/* Per-CPU so the hot path never contends; userspace sums the CPUs. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__type(key, struct bpfnet_metrics_key);
+	__type(value, struct bpfnet_metrics_value);
+	__uint(max_entries, BPFNET_METRICS_MAX);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} bpfnet_metrics SEC(".maps");
+
+static __always_inline const struct bpfnet_config *config_get(void)
+{
+	__u32 zero = 0;
+
+	return bpf_map_lookup_elem(&bpfnet_config, &zero);
+}
+
+static __always_inline const struct bpfnet_endpoint *endpoint_lookup(__be32 ip4)
+{
+	struct bpfnet_endpoint_key key = { .ip4 = ip4 };
+
+	return bpf_map_lookup_elem(&bpfnet_endpoints, &key);
+}
+
+static __always_inline const struct bpfnet_tunnel *tunnel_lookup(__be32 ip4)
+{
+	struct bpfnet_tunnel_key key = { .prefixlen = 32, .ip4 = ip4 };
+
+	return bpf_map_lookup_elem(&bpfnet_tunnel, &key);
+}
+
+#endif /* BPFNET_MAPS_H */

@@ -1,0 +1,35 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The one exit path. Handlers return either a TC action or a negative drop
+ * reason (DROP_*); every program's entry function passes that through
+ * bpfnet_exit, which counts the verdict and turns drop reasons into
+ * TC_ACT_SHOT. No handler returns TC_ACT_SHOT itself, so no drop goes
+ * uncounted or without a reason.
+ */
+#ifndef BPFNET_VERDICT_H
+#define BPFNET_VERDICT_H
+
+#include <linux/pkt_cls.h>
+#include "metrics.h"
+
+static __always_inline int bpfnet_exit(struct __sk_buff *skb, __u8 direction, int ret)
+{
+	__u8 reason;
+
+	if (ret == TC_ACT_SHOT)
+		ret = DROP_UNSPEC;
+
+	if (ret < 0) {
+		reason = (__u8)-ret;
+		ret = TC_ACT_SHOT;
+	} else if (ret == TC_ACT_REDIRECT) {
+		reason = REASON_FORWARDED;
+	} else {
+		reason = REASON_PASSED;
+	}
+
+	metrics_record(skb->ifindex, direction, reason, skb->len);
+	return ret;
+}
+
+#endif /* BPFNET_VERDICT_H */

@@ -1,0 +1,297 @@
+/**
+ * Maps: BpfMap is the raw Buffer-level handle; EndpointMap, TunnelMap,
+ * ConfigMap and MetricsMap validate and encode (via abi.ts) so callers work
+ * with addresses and numbers only.
+ */
+import { join } from "path";
+import {
+  Counters,
+  DatapathConfig,
+  decodeConfig,
+  decodeEndpoint,
+  decodeEndpointKey,
+  decodeMetricsKey,
+  decodeTunnel,
+  decodeTunnelKey,
+  encodeConfig,
+  encodeEndpoint,
+  encodeEndpointKey,
+  encodeMetricsKey,
+  encodeTunnel,
+  encodeTunnelKey,
+  Endpoint,
+  LAYOUTS,
+  MetricsKey,
+  StructLayout,
+  sumPerCpuCounters,
+  TunnelEntry,
+} from "./abi";
+import { native, NativeMapHandle, NativeMapInfo } from "./native";
+
+/** bpf_map_update_elem flags. */
+export type UpdateMode = "any" | "create" | "replace";
+const UPDATE_FLAGS: Record<UpdateMode, number> = { any: 0, create: 1, replace: 2 };
+
+export type MapInfo = NativeMapInfo;
+
+/** One map fd with raw Buffer keys and values. Sizes are checked against the map. */
+export class BpfMap {
+  /** Fixed for the map's lifetime, so read once. */
+  readonly info: MapInfo;
+
+  private constructor(private readonly handle: NativeMapHandle) {
+    this.info = handle.info;
+  }
+
+  /** Opens a pinned map (bpf_obj_get). */
+  static open(path: string): BpfMap {
+    return new BpfMap(new (native().MapHandle)(path));
+  }
+
+  /** Takes its own duplicate of a map fd. */
+  static fromFd(fd: number): BpfMap {
+    return new BpfMap(new (native().MapHandle)(fd));
+  }
+
+  get fd(): number {
+    return this.handle.fd;
+  }
+
+  /** Per-CPU maps: one value slot per possible CPU, see info.valueBufferSize. */
+  lookup(key: Buffer): Buffer | undefined {
+    return this.handle.lookup(this.checkKey(key)) ?? undefined;
+  }
+
+  update(key: Buffer, value: Buffer, mode: UpdateMode = "any"): void {
+    if (!(mode in UPDATE_FLAGS)) throw new TypeError(`bad update mode ${mode}`);
+    this.checkSize(value, this.info.valueBufferSize, "value");
+    this.handle.update(this.checkKey(key), value, UPDATE_FLAGS[mode]);
+  }
+
+  /** Whether the key was there. */
+  delete(key: Buffer): boolean {
+    return this.handle.delete(this.checkKey(key));
+  }
+
+  /** A snapshot of the keys (safe to delete while iterating the result). */
+  keys(): Buffer[] {
+    const keys: Buffer[] = [];
+    for (let key = this.handle.nextKey(null); key; key = this.handle.nextKey(key)) keys.push(key);
+    return keys;
+  }
+
+  private checkKey(key: Buffer): Buffer {
+    return this.checkSize(key, this.info.keySize, "key");
+  }
+
+  // The addon checks too (it must never let the kernel overrun a Buffer); this
+  // check gives callers a RangeError of their own realm and a clearer message.
+  private checkSize(buf: Buffer, size: number, what: string): Buffer {
+    if (!Buffer.isBuffer(buf)) throw new TypeError(`${this.info.name}: ${what} must be a Buffer`);
+    if (buf.length !== size) throw new RangeError(`${this.info.name}: ${what} must be ${size} bytes, got ${buf.length}`);
+    return buf;
+  }
+
+  pin(path: string): void {
+    this.handle.pin(path);
+  }
+
+  close(): void {
+    this.handle.close();
+  }
+}
+
+/** Map types this module checks for (linux/bpf.h enum bpf_map_type). */
+const MapType = { HASH: 1, ARRAY: 2, PERCPU_HASH: 5, LPM_TRIE: 11 } as const;
+
+/**
+ * Refuses a map whose shape differs from what abi.ts encodes: a map pinned by
+ * an older or newer datapath must fail loudly, not be misread.
+ */
+function checkShape(map: BpfMap, name: string, type: number, key: StructLayout | number, value: StructLayout): void {
+  const info = map.info;
+  const keySize = typeof key === "number" ? key : key.size;
+  if (info.type !== type || info.keySize !== keySize || info.valueSize !== value.size) {
+    throw new TypeError(
+      `${name}: map has type ${info.type}, key ${info.keySize} B, value ${info.valueSize} B; ` +
+        `expected type ${type}, key ${keySize} B, value ${value.size} B`,
+    );
+  }
+}
+
+/** Opens a pinned map and wraps it; the fd is closed again if the shape check fails. */
+function openPinned<T>(pinRoot: string, name: string, wrap: (map: BpfMap) => T): T {
+  const map = BpfMap.open(join(pinRoot, name));
+  try {
+    return wrap(map);
+  } catch (err) {
+    map.close();
+    throw err;
+  }
+}
+
+abstract class TypedMap {
+  protected constructor(protected readonly map: BpfMap) {}
+
+  get raw(): BpfMap {
+    return this.map;
+  }
+
+  close(): void {
+    this.map.close();
+  }
+}
+
+/** bpfnet_endpoints: local endpoints by IPv4. */
+export class EndpointMap extends TypedMap {
+  static readonly mapName = "bpfnet_endpoints";
+
+  constructor(map: BpfMap) {
+    super(map);
+    checkShape(map, EndpointMap.mapName, MapType.HASH, LAYOUTS.endpointKey, LAYOUTS.endpoint);
+  }
+
+  static open(pinRoot: string): EndpointMap {
+    return openPinned(pinRoot, EndpointMap.mapName, (map) => new EndpointMap(map));
+  }
+
+  get(ip: string): Endpoint | undefined {
+    const value = this.map.lookup(encodeEndpointKey(ip));
+    return value && decodeEndpoint(value);
+  }
+
+  set(ip: string, endpoint: Endpoint): void {
+    this.map.update(encodeEndpointKey(ip), encodeEndpoint(endpoint));
+  }
+
+  delete(ip: string): boolean {
+    return this.map.delete(encodeEndpointKey(ip));
+  }
+
+  entries(): [string, Endpoint][] {
+    return this.map.keys().flatMap((key) => {
+      const value = this.map.lookup(key);
+      return value ? [[decodeEndpointKey(key), decodeEndpoint(value)] as [string, Endpoint]] : [];
+    });
+  }
+}
+
+/** bpfnet_tunnel: other hosts' pod CIDRs → their underlay IPv4. */
+export class TunnelMap extends TypedMap {
+  static readonly mapName = "bpfnet_tunnel";
+
+  constructor(map: BpfMap) {
+    super(map);
+    checkShape(map, TunnelMap.mapName, MapType.LPM_TRIE, LAYOUTS.tunnelKey, LAYOUTS.tunnel);
+  }
+
+  static open(pinRoot: string): TunnelMap {
+    return openPinned(pinRoot, TunnelMap.mapName, (map) => new TunnelMap(map));
+  }
+
+  /** Exact entry for a CIDR (for longest-prefix lookup of an address, pass "a.b.c.d/32"). */
+  get(cidr: string): TunnelEntry | undefined {
+    const value = this.map.lookup(encodeTunnelKey(cidr));
+    return value && decodeTunnel(value);
+  }
+
+  set(cidr: string, entry: TunnelEntry): void {
+    this.map.update(encodeTunnelKey(cidr), encodeTunnel(entry));
+  }
+
+  delete(cidr: string): boolean {
+    return this.map.delete(encodeTunnelKey(cidr));
+  }
+
+  entries(): [string, TunnelEntry][] {
+    return this.map.keys().flatMap((key) => {
+      const value = this.map.lookup(key);
+      return value ? [[decodeTunnelKey(key), decodeTunnel(value)] as [string, TunnelEntry]] : [];
+    });
+  }
+}
+
+/** bpfnet_config: the single settings slot. */
+export class ConfigMap extends TypedMap {
+  static readonly mapName = "bpfnet_config";
+  private static readonly slot = Buffer.alloc(4);
+
+  constructor(map: BpfMap) {
+    super(map);
+    checkShape(map, ConfigMap.mapName, MapType.ARRAY, 4, LAYOUTS.config);
+  }
+
+  static open(pinRoot: string): ConfigMap {
+    return openPinned(pinRoot, ConfigMap.mapName, (map) => new ConfigMap(map));
+  }
+
+  get(): DatapathConfig {
+    const value = this.map.lookup(ConfigMap.slot);
+    if (!value) throw new Error("bpfnet_config has no slot 0");
+    return decodeConfig(value);
+  }
+
+  set(config: DatapathConfig): void {
+    this.map.update(ConfigMap.slot, encodeConfig(config));
+  }
+}
+
+export interface MetricsEntry extends MetricsKey, Counters {}
+
+/** bpfnet_metrics: per-CPU counters, summed over CPUs on read. */
+export class MetricsMap extends TypedMap {
+  static readonly mapName = "bpfnet_metrics";
+
+  constructor(map: BpfMap) {
+    super(map);
+    checkShape(map, MetricsMap.mapName, MapType.PERCPU_HASH, LAYOUTS.metricsKey, LAYOUTS.metricsValue);
+  }
+
+  static open(pinRoot: string): MetricsMap {
+    return openPinned(pinRoot, MetricsMap.mapName, (map) => new MetricsMap(map));
+  }
+
+  /** Counters for one key; zero when the datapath has not counted it yet. */
+  get(key: MetricsKey): Counters {
+    const value = this.map.lookup(encodeMetricsKey(key));
+    return value ? sumPerCpuCounters(value) : { packets: 0n, bytes: 0n };
+  }
+
+  entries(): MetricsEntry[] {
+    return this.map.keys().flatMap((key) => {
+      const value = this.map.lookup(key);
+      return value ? [{ ...decodeMetricsKey(key), ...sumPerCpuCounters(value) }] : [];
+    });
+  }
+
+  /** Removes every counter (e.g. between tests). */
+  clear(): void {
+    for (const key of this.map.keys()) this.map.delete(key);
+  }
+}
+
+/** The four shared maps of one host, opened from its pin root. */
+export interface DatapathMaps {
+  endpoints: EndpointMap;
+  tunnel: TunnelMap;
+  config: ConfigMap;
+  metrics: MetricsMap;
+  close(): void;
+}
+
+export function openDatapathMaps(pinRoot: string): DatapathMaps {
+  const opened: TypedMap[] = [];
+  const track = <T extends TypedMap>(map: T): T => (opened.push(map), map);
+  try {
+    return {
+      endpoints: track(EndpointMap.open(pinRoot)),
+      tunnel: track(TunnelMap.open(pinRoot)),
+      config: track(ConfigMap.open(pinRoot)),
+      metrics: track(MetricsMap.open(pinRoot)),
+      close: () => opened.forEach((m) => m.close()),
+    };
+  } catch (err) {
+    opened.forEach((m) => m.close());
+    throw err;
+  }
+}

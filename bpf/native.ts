@@ -1,0 +1,123 @@
+/**
+ * The addon's raw surface, typed. Nothing here validates or encodes: that is
+ * the job of the modules that wrap it (object.ts, maps.ts, tc.ts, testrun.ts).
+ */
+import { BpfError } from "./errors";
+import { nativeAddonPath } from "./paths";
+
+export type NativeDirection = "ingress" | "egress";
+
+export interface NativeProgramEntry {
+  name: string;
+  section: string;
+  fd: number;
+}
+
+export interface NativeMapEntry {
+  name: string;
+  fd: number;
+  pinPath: string | null;
+}
+
+export interface NativeObjectHandle {
+  programs(): NativeProgramEntry[];
+  maps(): NativeMapEntry[];
+  pinProgram(name: string, path: string): void;
+  unpinProgram(name: string, path: string): void;
+  pinMaps(dir?: string | null): void;
+  unpinMaps(dir?: string | null): void;
+  close(): void;
+  readonly closed: boolean;
+}
+
+export interface NativeMapInfo {
+  id: number;
+  name: string;
+  type: number;
+  keySize: number;
+  valueSize: number;
+  maxEntries: number;
+  flags: number;
+  /** Possible CPUs for per-CPU maps, else 1. */
+  cpus: number;
+  /** Bytes a lookup returns / an update takes: valueSize, or one 8-byte aligned slot per CPU. */
+  valueBufferSize: number;
+}
+
+export interface NativeMapHandle {
+  lookup(key: Buffer): Buffer | null;
+  update(key: Buffer, value: Buffer, flags: number): void;
+  delete(key: Buffer): boolean;
+  nextKey(key: Buffer | null): Buffer | null;
+  pin(path: string): void;
+  close(): void;
+  readonly fd: number;
+  readonly info: NativeMapInfo;
+}
+
+export interface NativeTcAttachment {
+  handle: number;
+  priority: number;
+  progId: number;
+}
+
+export interface NativeProgInfo {
+  id: number;
+  name: string;
+  type: number;
+  tag: string;
+}
+
+export interface NativeTestRun {
+  retval: number;
+  data: Buffer;
+  duration: number;
+}
+
+export interface NativeBinding {
+  setErrorClass(ctor: typeof BpfError): void;
+  possibleCpus(): number;
+  ObjectHandle: new (path: string, pinRoot?: string | null) => NativeObjectHandle;
+  /** From a pinned path (bpf_obj_get) or a map fd to duplicate. */
+  MapHandle: new (pathOrFd: string | number) => NativeMapHandle;
+  tcHookCreate(ifindex: number, direction: NativeDirection, netns?: string | null): boolean;
+  tcHookDestroy(ifindex: number, netns?: string | null): void;
+  tcAttach(
+    ifindex: number,
+    direction: NativeDirection,
+    progFd: number,
+    handle: number,
+    priority: number,
+    replace: boolean,
+    netns?: string | null,
+  ): NativeTcAttachment;
+  tcDetach(ifindex: number, direction: NativeDirection, handle: number, priority: number, netns?: string | null): void;
+  tcQuery(
+    ifindex: number,
+    direction: NativeDirection,
+    handle: number,
+    priority: number,
+    netns?: string | null,
+  ): NativeTcAttachment | null;
+  progInfo(fd: number): NativeProgInfo;
+  progTestRun(fd: number, data: Buffer, repeat: number, ifindex: number): NativeTestRun;
+}
+
+let binding: NativeBinding | undefined;
+
+/** Loads the addon on first use, so importing bpf/ never fails on a machine without it. */
+export function native(): NativeBinding {
+  if (!binding) {
+    const path = nativeAddonPath();
+    let loaded: NativeBinding;
+    try {
+      loaded = require(path) as NativeBinding;
+    } catch (err) {
+      const reason = err instanceof Error ? err.message : String(err);
+      throw new Error(`cannot load the bpfnet native addon at ${path} (run scripts/build-bpf.sh): ${reason}`);
+    }
+    loaded.setErrorClass(BpfError);
+    binding = loaded;
+  }
+  return binding;
+}

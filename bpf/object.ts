@@ -1,0 +1,169 @@
+import { mkdirSync } from "fs";
+import { join } from "path";
+import { BpfMap } from "./maps";
+import { native, NativeObjectHandle, NativeProgInfo } from "./native";
+import { defaultObjectDir } from "./paths";
+
+/** The three datapath objects: which program each holds and where it attaches. */
+export const DATAPATH_PROGRAMS = {
+  /** tc ingress on each container's host-side veth. */
+  lxc: { object: "bpf_lxc.o", program: "from_container", direction: "ingress" },
+  /** tc ingress on the VXLAN device. */
+  overlay: { object: "bpf_overlay.o", program: "from_overlay", direction: "ingress" },
+  /** tc egress on bpfnet_host. */
+  host: { object: "bpf_host.o", program: "from_host", direction: "egress" },
+} as const;
+
+export type DatapathProgram = keyof typeof DATAPATH_PROGRAMS;
+
+/** Path of one datapath object in `dir` (default: defaultObjectDir()). */
+export function objectPath(kind: DatapathProgram, dir = defaultObjectDir()): string {
+  return join(dir, DATAPATH_PROGRAMS[kind].object);
+}
+
+export interface LoadOptions {
+  /**
+   * bpffs directory for the pinned-by-name maps (created if missing). Maps
+   * already pinned there are reused, which is how all objects of a host share
+   * one set of maps. Without it, maps are private to this object.
+   */
+  pinRoot?: string;
+}
+
+/** A loaded program. Its fd belongs to the BpfObject and is valid until that is closed. */
+export class BpfProgram {
+  constructor(
+    private readonly owner: BpfObject,
+    readonly name: string,
+    readonly section: string,
+    private readonly rawFd: number,
+  ) {}
+
+  get fd(): number {
+    this.owner.assertOpen();
+    return this.rawFd;
+  }
+
+  /** Kernel id, name and tag: compare id with TcAttachment.progId. */
+  info(): NativeProgInfo {
+    return native().progInfo(this.fd);
+  }
+}
+
+/** One opened and verified object file (bpf_object__open_file + load). */
+export class BpfObject {
+  private readonly programsByName = new Map<string, BpfProgram>();
+
+  private constructor(
+    private readonly handle: NativeObjectHandle,
+    readonly path: string,
+    readonly pinRoot: string | undefined,
+  ) {
+    for (const p of handle.programs()) this.programsByName.set(p.name, new BpfProgram(this, p.name, p.section, p.fd));
+  }
+
+  static load(path: string, options: LoadOptions = {}): BpfObject {
+    if (options.pinRoot) mkdirSync(options.pinRoot, { recursive: true });
+    return new BpfObject(new (native().ObjectHandle)(path, options.pinRoot ?? null), path, options.pinRoot);
+  }
+
+  get programs(): BpfProgram[] {
+    this.assertOpen();
+    return [...this.programsByName.values()];
+  }
+
+  program(name: string): BpfProgram {
+    this.assertOpen();
+    const prog = this.programsByName.get(name);
+    if (!prog) throw new RangeError(`${this.path} has no program ${name} (has ${[...this.programsByName.keys()].join(", ")})`);
+    return prog;
+  }
+
+  /** Map names and where they are pinned (null when not pinned). */
+  maps(): { name: string; pinPath: string | null }[] {
+    this.assertOpen();
+    return this.handle.maps().map(({ name, pinPath }) => ({ name, pinPath }));
+  }
+
+  /** A map of this object on its own fd; close it separately. */
+  map(name: string): BpfMap {
+    this.assertOpen();
+    const entry = this.handle.maps().find((m) => m.name === name);
+    if (!entry) throw new RangeError(`${this.path} has no map ${name}`);
+    return BpfMap.fromFd(entry.fd);
+  }
+
+  pinProgram(name: string, path: string): void {
+    this.program(name);
+    this.handle.pinProgram(name, path);
+  }
+
+  unpinProgram(name: string, path: string): void {
+    this.program(name);
+    this.handle.unpinProgram(name, path);
+  }
+
+  /** Pins every map under dir, or (no dir) each pinned-by-name map at its pin path. */
+  pinMaps(dir?: string): void {
+    this.assertOpen();
+    this.handle.pinMaps(dir ?? null);
+  }
+
+  /** Removes the pins made by pinMaps(dir), or (no dir) the shared pin-by-name maps. */
+  unpinMaps(dir?: string): void {
+    this.assertOpen();
+    this.handle.unpinMaps(dir ?? null);
+  }
+
+  /** Releases the object's fds. Attached programs and pinned maps stay in the kernel. */
+  close(): void {
+    this.handle.close();
+  }
+
+  get closed(): boolean {
+    return this.handle.closed;
+  }
+
+  /** @internal */
+  assertOpen(): void {
+    if (this.handle.closed) throw new Error(`BPF object ${this.path} is closed`);
+  }
+}
+
+/** All three datapath objects of a host, sharing the maps pinned under one pin root. */
+export interface DatapathObjects {
+  lxc: BpfObject;
+  overlay: BpfObject;
+  host: BpfObject;
+  /** The entry program of each object, e.g. programs.lxc = from_container. */
+  programs: Record<DatapathProgram, BpfProgram>;
+  close(): void;
+}
+
+export function loadDatapathObjects(pinRoot: string, dir = defaultObjectDir()): DatapathObjects {
+  const loaded: BpfObject[] = [];
+  const load = (kind: DatapathProgram): BpfObject => {
+    const obj = BpfObject.load(objectPath(kind, dir), { pinRoot });
+    loaded.push(obj);
+    return obj;
+  };
+  try {
+    const lxc = load("lxc");
+    const overlay = load("overlay");
+    const host = load("host");
+    return {
+      lxc,
+      overlay,
+      host,
+      programs: {
+        lxc: lxc.program(DATAPATH_PROGRAMS.lxc.program),
+        overlay: overlay.program(DATAPATH_PROGRAMS.overlay.program),
+        host: host.program(DATAPATH_PROGRAMS.host.program),
+      },
+      close: () => loaded.forEach((o) => o.close()),
+    };
+  } catch (err) {
+    loaded.forEach((o) => o.close());
+    throw err;
+  }
+}

@@ -1,0 +1,33 @@
+import { native } from "./native";
+import { BpfProgram } from "./object";
+
+export interface TestRunOptions {
+  /** Runs of the program over the same input; duration is the average. Default 1. */
+  repeat?: number;
+  /** Device the packet appears on (skb->ifindex); default loopback (1). */
+  ifindex?: number;
+}
+
+export interface TestRunResult {
+  /** The program's return value (a tc action for tc programs). */
+  retval: number;
+  /** The packet as the program left it. */
+  data: Buffer;
+  /** Average run time in nanoseconds. */
+  durationNs: number;
+}
+
+/**
+ * BPF_PROG_TEST_RUN: runs prog on a crafted Ethernet frame in the kernel,
+ * with real maps, without sending anything (redirects only set the return
+ * value).
+ */
+export function testRun(prog: BpfProgram, packet: Buffer, options: TestRunOptions = {}): TestRunResult {
+  const repeat = options.repeat ?? 1;
+  const ifindex = options.ifindex ?? 0;
+  if (!Number.isInteger(repeat) || repeat < 1) throw new RangeError(`bad repeat ${repeat}`);
+  if (!Number.isInteger(ifindex) || ifindex < 0) throw new RangeError(`bad ifindex ${ifindex}`);
+  if (packet.length < 14) throw new RangeError("packet must hold at least an Ethernet header");
+  const out = native().progTestRun(prog.fd, packet, repeat, ifindex);
+  return { retval: out.retval, data: out.data, durationNs: out.duration };
+}

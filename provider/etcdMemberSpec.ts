@@ -1,0 +1,168 @@
+// Pure description of one etcd member on a host: its files, its config, its supervisor, and the
+// shell commands that start, stop and inspect it. The provider (etcdMember.ts) only ships these.
+import { isUnknown } from "./unknown";
+
+export interface EtcdPeer {
+  name: string;
+  /** Address clients and peers reach this member on. */
+  address: string;
+}
+
+export interface EtcdMemberSpec {
+  name: string;
+  address: string;
+  clientPort: number;
+  peerPort: number;
+  /** All members of the cluster, this one included, in a stable order. */
+  peers: EtcdPeer[];
+  clusterToken: string;
+  /** Directory on the host for this member: data, pki, config, logs (under the host's state root). */
+  dir: string;
+  /** etcd binary on the host (Debian's etcd-server by default). */
+  binary: string;
+  /** Extra etcd config keys (YAML config-file names), e.g. {"auto-compaction-retention": "1"}. */
+  flags: Record<string, string>;
+}
+
+export const DEFAULT_ETCD_BINARY = "/usr/bin/etcd";
+export const DEFAULT_CLIENT_PORT = 2379;
+export const DEFAULT_PEER_PORT = 2380;
+
+export const memberFiles = (dir: string) => ({
+  ca: `${dir}/pki/ca.crt`,
+  cert: `${dir}/pki/member.crt`,
+  key: `${dir}/pki/member.key`,
+  config: `${dir}/etcd.conf.yml`,
+  data: `${dir}/data`,
+  log: `${dir}/etcd.log`,
+  supervisor: `${dir}/run.sh`,
+  supervisorPid: `${dir}/supervisor.pid`,
+  pid: `${dir}/etcd.pid`,
+  stop: `${dir}/STOP`,
+});
+
+export const clientUrl = (address: string, port: number) => `https://${address}:${port}`;
+
+export function memberProblems(s: Partial<EtcdMemberSpec>): string[] {
+  const p: string[] = [];
+  const known = (v: unknown) => v !== undefined && !isUnknown(v);
+  if (known(s.name) && !/^[a-z0-9][a-z0-9.-]{0,62}$/.test(String(s.name))) p.push(`name must be a DNS label-like member name, got ${JSON.stringify(s.name)}`);
+  for (const k of ["clientPort", "peerPort"] as const) {
+    const v = s[k];
+    if (known(v) && !(Number.isInteger(v) && (v as number) >= 1 && (v as number) <= 65535)) p.push(`${k} must be 1-65535, got ${JSON.stringify(v)}`);
+  }
+  if (known(s.clientPort) && s.clientPort === s.peerPort) p.push(`clientPort and peerPort must differ, both are ${s.clientPort}`);
+  if (known(s.dir) && !String(s.dir).startsWith("/")) p.push(`dir must be an absolute path, got ${JSON.stringify(s.dir)}`);
+  if (known(s.binary) && !String(s.binary).startsWith("/")) p.push(`binary must be an absolute path, got ${JSON.stringify(s.binary)}`);
+  if (Array.isArray(s.peers) && known(s.name) && !s.peers.some((peer) => isUnknown(peer) || peer.name === s.name)) {
+    p.push(`peers must include this member "${s.name}"`);
+  }
+  return p;
+}
+
+/** etcd's YAML config file: TLS with client-certificate auth on both the client and peer sides. */
+export function memberConfig(s: EtcdMemberSpec): string {
+  const f = memberFiles(s.dir);
+  const tls = [`  cert-file: ${f.cert}`, `  key-file: ${f.key}`, `  trusted-ca-file: ${f.ca}`, "  client-cert-auth: true"];
+  const initialCluster = s.peers.map((p) => `${p.name}=https://${p.address}:${s.peerPort}`).join(",");
+  const lines = [
+    "# Written by bpfnet (EtcdMember); changes here are overwritten on the next pulumi up.",
+    `name: ${s.name}`,
+    `data-dir: ${f.data}`,
+    `listen-client-urls: https://${s.address}:${s.clientPort},https://127.0.0.1:${s.clientPort}`,
+    `advertise-client-urls: ${clientUrl(s.address, s.clientPort)}`,
+    `listen-peer-urls: https://${s.address}:${s.peerPort}`,
+    `initial-advertise-peer-urls: https://${s.address}:${s.peerPort}`,
+    `initial-cluster: ${initialCluster}`,
+    `initial-cluster-token: ${s.clusterToken}`,
+    "initial-cluster-state: new",
+    "client-transport-security:",
+    ...tls,
+    "peer-transport-security:",
+    ...tls,
+    "logger: zap",
+    "log-outputs: [stderr]",
+    ...Object.entries(s.flags)
+      .sort(([a], [b]) => a.localeCompare(b))
+      .map(([k, v]) => `${k}: ${v}`),
+    "",
+  ];
+  return lines.join("\n");
+}
+
+/** A tiny supervisor: restarts etcd when it exits, until a stop file appears. */
+export function supervisorScript(s: EtcdMemberSpec): string {
+  const f = memberFiles(s.dir);
+  return [
+    "#!/bin/sh",
+    "# bpfnet etcd supervisor: keeps the member running; `stop` leaves STOP behind first.",
+    `echo $$ > ${f.supervisorPid}`,
+    `while [ ! -e ${f.stop} ]; do`,
+    `  ${s.binary} --config-file ${f.config} >>${f.log} 2>&1 &`,
+    `  echo $! > ${f.pid}`,
+    "  wait $!",
+    `  [ -e ${f.stop} ] || sleep 1`,
+    "done",
+    "",
+  ].join("\n");
+}
+
+export const systemdUnitName = (s: EtcdMemberSpec) => `bpfnet-etcd-${s.name}.service`;
+
+export function systemdUnit(s: EtcdMemberSpec): string {
+  const f = memberFiles(s.dir);
+  return [
+    "[Unit]",
+    `Description=bpfnet etcd member ${s.name}`,
+    "After=network-online.target",
+    "[Service]",
+    `ExecStart=${s.binary} --config-file ${f.config}`,
+    "Restart=always",
+    "RestartSec=1",
+    "LimitNOFILE=65536",
+    "[Install]",
+    "WantedBy=multi-user.target",
+    "",
+  ].join("\n");
+}
+
+/** Shell: which supervisor this host uses ("systemd" when systemd is PID 1, else "process"). */
+export const DETECT_SUPERVISOR = "[ -d /run/systemd/system ] && echo systemd || echo process";
+
+export function startCommand(s: EtcdMemberSpec, supervisor: "systemd" | "process"): string {
+  const f = memberFiles(s.dir);
+  if (supervisor === "systemd") {
+    const unit = systemdUnitName(s);
+    return `systemctl daemon-reload && systemctl enable ${unit} >/dev/null 2>&1 && systemctl restart ${unit}`;
+  }
+  // setsid -f forks: the SSH channel closes at once, the supervisor lives on in its own session.
+  return `rm -f ${f.stop} && setsid -f sh ${f.supervisor} </dev/null >/dev/null 2>&1`;
+}
+
+export function stopCommand(s: EtcdMemberSpec, supervisor: "systemd" | "process"): string {
+  const f = memberFiles(s.dir);
+  if (supervisor === "systemd") {
+    const unit = systemdUnitName(s);
+    return `systemctl disable --now ${unit} >/dev/null 2>&1; true`;
+  }
+  // Stop the supervisor first so it cannot restart etcd, then etcd; wait until both are gone.
+  return [
+    `touch ${f.stop} 2>/dev/null`,
+    `for p in ${f.supervisorPid} ${f.pid}; do [ -f $p ] && kill $(cat $p) 2>/dev/null; done`,
+    `for i in $(seq 100); do alive=0; for p in ${f.supervisorPid} ${f.pid}; do [ -f $p ] && kill -0 $(cat $p) 2>/dev/null && alive=1; done; [ $alive = 0 ] && break; sleep 0.1; done`,
+    `for p in ${f.supervisorPid} ${f.pid}; do [ -f $p ] && kill -9 $(cat $p) 2>/dev/null; done; true`,
+  ].join("; ");
+}
+
+/** Shell: prints "running" when the member's process is alive. */
+export function isRunningCommand(s: EtcdMemberSpec, supervisor: "systemd" | "process"): string {
+  if (supervisor === "systemd") return `systemctl is-active --quiet ${systemdUnitName(s)} && echo running || echo stopped`;
+  const f = memberFiles(s.dir);
+  return `[ -f ${f.pid} ] && kill -0 $(cat ${f.pid}) 2>/dev/null && echo running || echo stopped`;
+}
+
+/** Shell: waits until the member listens on its client port; fails with the log's tail. */
+export function waitListeningCommand(s: EtcdMemberSpec): string {
+  const f = memberFiles(s.dir);
+  return `for i in $(seq 150); do ss -Hltn "sport = :${s.clientPort}" | grep -q . && exit 0; sleep 0.1; done; echo "etcd ${s.name} did not listen on :${s.clientPort}" >&2; tail -n 20 ${f.log} >&2; exit 1`;
+}

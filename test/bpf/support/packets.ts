@@ -1,0 +1,118 @@
+/** Crafted Ethernet frames for BPF_PROG_TEST_RUN, and a parser for what comes back. */
+
+const ETH_HLEN = 14;
+const ETH_P_IP = 0x0800;
+const ETH_P_ARP = 0x0806;
+
+function mac(text: string): Buffer {
+  return Buffer.from(text.split(":").map((h) => parseInt(h, 16)));
+}
+
+function ip(text: string): Buffer {
+  return Buffer.from(text.split(".").map(Number));
+}
+
+function ethernet(dstMac: string, srcMac: string, ethertype: number, payload: Buffer): Buffer {
+  const header = Buffer.alloc(ETH_HLEN);
+  mac(dstMac).copy(header, 0);
+  mac(srcMac).copy(header, 6);
+  header.writeUInt16BE(ethertype, 12);
+  return Buffer.concat([header, payload]);
+}
+
+/** RFC 1071 one's complement sum, folded; over a header with a correct checksum it is 0xffff. */
+export function onesComplementSum(buf: Buffer): number {
+  let sum = 0;
+  for (let i = 0; i + 1 < buf.length; i += 2) sum += buf.readUInt16BE(i);
+  if (buf.length % 2) sum += buf[buf.length - 1] << 8;
+  while (sum > 0xffff) sum = (sum & 0xffff) + (sum >>> 16);
+  return sum;
+}
+
+function checksum(buf: Buffer): number {
+  return ~onesComplementSum(buf) & 0xffff;
+}
+
+export interface Ipv4FrameSpec {
+  srcMac: string;
+  dstMac: string;
+  src: string;
+  dst: string;
+  ttl?: number;
+}
+
+function ipv4(spec: Ipv4FrameSpec, protocol: number, l4: Buffer): Buffer {
+  const header = Buffer.alloc(20);
+  header[0] = 0x45;
+  header.writeUInt16BE(20 + l4.length, 2);
+  header.writeUInt16BE(0x1234, 4); // id
+  header.writeUInt16BE(0x4000, 6); // DF
+  header[8] = spec.ttl ?? 64;
+  header[9] = protocol;
+  ip(spec.src).copy(header, 12);
+  ip(spec.dst).copy(header, 16);
+  header.writeUInt16BE(checksum(header), 10);
+  return ethernet(spec.dstMac, spec.srcMac, ETH_P_IP, Buffer.concat([header, l4]));
+}
+
+/** ICMP echo request with a 32-byte payload. */
+export function icmpEcho(spec: Ipv4FrameSpec): Buffer {
+  const icmp = Buffer.alloc(8 + 32);
+  icmp[0] = 8; // echo request
+  icmp.writeUInt16BE(0x4242, 4);
+  icmp.writeUInt16BE(1, 6);
+  for (let i = 8; i < icmp.length; i++) icmp[i] = i;
+  icmp.writeUInt16BE(checksum(icmp), 2);
+  return ipv4(spec, 1, icmp);
+}
+
+/** UDP datagram (checksum 0: allowed for IPv4). */
+export function udp(spec: Ipv4FrameSpec, srcPort: number, dstPort: number, payload: Buffer): Buffer {
+  const header = Buffer.alloc(8);
+  header.writeUInt16BE(srcPort, 0);
+  header.writeUInt16BE(dstPort, 2);
+  header.writeUInt16BE(8 + payload.length, 4);
+  return ipv4(spec, 17, Buffer.concat([header, payload]));
+}
+
+/** Broadcast ARP who-has targetIp. */
+export function arpRequest(srcMac: string, senderIp: string, targetIp: string): Buffer {
+  const arp = Buffer.alloc(28);
+  arp.writeUInt16BE(1, 0); // Ethernet
+  arp.writeUInt16BE(ETH_P_IP, 2);
+  arp[4] = 6;
+  arp[5] = 4;
+  arp.writeUInt16BE(1, 6); // request
+  mac(srcMac).copy(arp, 8);
+  ip(senderIp).copy(arp, 14);
+  ip(targetIp).copy(arp, 24);
+  return ethernet("ff:ff:ff:ff:ff:ff", srcMac, ETH_P_ARP, arp);
+}
+
+export interface ParsedFrame {
+  dstMac: string;
+  srcMac: string;
+  ethertype: number;
+  ttl: number;
+  src: string;
+  dst: string;
+  /** The 20-byte IPv4 header's checksum verifies. */
+  checksumValid: boolean;
+  /** Everything after the IPv4 header. */
+  l4: Buffer;
+}
+
+export function parseIpv4Frame(frame: Buffer): ParsedFrame {
+  const hex = (b: Buffer) => [...b].map((x) => x.toString(16).padStart(2, "0")).join(":");
+  const iph = frame.subarray(ETH_HLEN, ETH_HLEN + 20);
+  return {
+    dstMac: hex(frame.subarray(0, 6)),
+    srcMac: hex(frame.subarray(6, 12)),
+    ethertype: frame.readUInt16BE(12),
+    ttl: iph[8],
+    src: [...iph.subarray(12, 16)].join("."),
+    dst: [...iph.subarray(16, 20)].join("."),
+    checksumValid: onesComplementSum(iph) === 0xffff,
+    l4: frame.subarray(ETH_HLEN + 20),
+  };
+}
