@@ -1,27 +1,44 @@
-// The root Pulumi project: deploys bpfnet onto the hosts listed in an inventory
-// (the lab's by default; see Pulumi.dev.yaml and README "Real hosts").
+// The root Pulumi project: deploys a bpfnet network onto the hosts listed in an inventory
+// (the lab's by default; see Pulumi.dev.yaml, Pulumi.staging.yaml and README "Real hosts").
 import * as pulumi from "@pulumi/pulumi";
-import { EtcdCluster } from "./components/etcdCluster";
-import { readInventory, sshConnectionFor } from "./lab/inventory";
+import { Network, etcdMembersOn } from "./components/network";
+import { ExistingEtcdArgs } from "./components/etcdCluster";
+import { networkHostsOf, readInventory, sshConnectionFor } from "./lab/inventory";
+import { EtcdConnection } from "./provider/etcdClient";
 import { HostProbe } from "./provider/hostProbe";
 
 const config = new pulumi.Config("bpfnet");
 const inventory = readInventory(config.require("inventory"));
-const etcdHostCount = config.getNumber("etcdHosts") ?? 1;
+// `bpfnet:hosts` ("h1,h2") deploys onto part of the inventory; removing a name removes that host.
+const only = config.get("hosts")?.split(",").map((h) => h.trim());
+const allHosts = networkHostsOf(inventory);
+const hosts = allHosts.filter((h) => !only || only.includes(h.name));
 
-const probes = inventory.hosts.map((h) => new HostProbe(`probe-${h.name}`, { connection: sshConnectionFor(h.ssh) }));
+// etcd: provisioned on the first N hosts, or the one another stack provisioned (environment promotion).
+const etcdFromStack = config.get("etcdFromStack");
+let existing: ExistingEtcdArgs | undefined;
+if (etcdFromStack) {
+  const conn = new pulumi.StackReference(etcdFromStack).requireOutput("etcdConnection") as pulumi.Output<EtcdConnection>;
+  existing = { endpoints: conn.endpoints, caPem: conn.apply((c) => c.caPem!), certPem: conn.apply((c) => c.certPem!), keyPem: conn.apply((c) => c.keyPem!) };
+}
 
-const etcd = new EtcdCluster("etcd", {
-  hosts: inventory.hosts.slice(0, etcdHostCount).map((h) => ({
-    name: h.name,
-    connection: sshConnectionFor(h.ssh),
-    address: h.ssh.host,
-    stateDir: h.stateDir,
-  })),
+const network = new Network("net", {
+  hosts,
+  mode: (config.get("mode") as "vxlan" | "l3" | undefined) ?? inventory.topology,
+  clusterCidr: config.get("clusterCidr") ?? "10.244.0.0/16",
+  hostPrefixLength: config.getNumber("hostPrefixLength"),
+  networkName: config.get("networkName") ?? pulumi.getStack(),
+  etcd: existing
+    ? { existing }
+    : { members: etcdMembersOn(allHosts.slice(0, config.getNumber("etcdHosts") ?? 1)), retainOnDelete: config.getBoolean("etcdRetainOnDelete") },
 });
 
-export const etcdEndpoints = etcd.endpoints;
-export const etcdReady = etcd.ready;
-export const hosts = Object.fromEntries(
-  inventory.hosts.map((h, i) => [h.name, { underlayIp: h.underlayIp, kernel: probes[i].kernelVersion }]),
-);
+// Preflight facts about every host (SSH with verified host keys).
+const probed = inventory.hosts.filter((h) => !only || only.includes(h.name));
+const probes = probed.map((h) => new HostProbe(`probe-${h.name}`, { connection: sshConnectionFor(h.ssh) }));
+
+export const etcdEndpoints = network.etcdEndpoints;
+export const etcdConnection = network.etcdConnection; // secret: for stacks that share this etcd
+export const networkPrefix = network.prefix;
+export const podCidrs = network.podCidrs;
+export const kernels = Object.fromEntries(probed.map((h, i) => [h.name, probes[i].kernelVersion]));

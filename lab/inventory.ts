@@ -1,6 +1,7 @@
 // The lab inventory: what `lab up` writes and stacks read. The same shape describes real hosts,
 // so a stack moves from the lab to a datacenter by pointing at another inventory file.
 import * as fs from "fs";
+import type { NetworkHostArgs } from "../components/network";
 import type { SshConnection } from "../provider/sshConnection";
 
 export interface InventorySsh {
@@ -65,4 +66,18 @@ export function sshConnectionFor(ssh: InventorySsh): SshConnection {
     privateKey: fs.readFileSync(ssh.privateKeyPath, "utf8"),
     hostKeyFingerprint: ssh.hostKeyFingerprint,
   };
+}
+
+/** The inventory's hosts as Network component hosts. */
+export function networkHostsOf(inv: Inventory): NetworkHostArgs[] {
+  return inv.hosts.map((h) => ({
+    name: h.name,
+    connection: sshConnectionFor(h.ssh),
+    underlayIp: h.underlayIp,
+    underlayInterface: h.underlayInterface,
+    installDir: h.installDir,
+    stateDir: h.stateDir,
+    bpffsDir: h.bpffsDir,
+    controlAddress: h.ssh.host,
+  }));
 }

@@ -1,0 +1,142 @@
+// Network: the API users write. One ComponentResource composes etcd (provisioned or existing),
+// the network's spec in etcd, one pod-CIDR allocation per host, and (as they land) the node
+// agents and the router's routes. Pure argument checks run at construction, so bad input fails
+// at preview with nothing written.
+import * as pulumi from "@pulumi/pulumi";
+import { ContainerNetwork } from "../provider/containerNetwork";
+import { EtcdConnection } from "../provider/etcdClient";
+import { HostAllocation } from "../provider/hostAllocation";
+import { NetworkMode } from "../provider/networkSpec";
+import { SshConnection } from "../provider/sshConnection";
+import { DEFAULT_STATE_DIR, EtcdCluster, EtcdHostArgs, ExistingEtcdArgs } from "./etcdCluster";
+
+/** A Linux host that joins the network. */
+export interface NetworkHostArgs {
+  /** The host's name in the network (its key in etcd). */
+  name: string;
+  /** SSH access (host key verified) for provisioning etcd and the agent. */
+  connection: pulumi.Input<SshConnection>;
+  /** The data-plane address other hosts (or the router) reach this host on. */
+  underlayIp: string;
+  /** The data-plane interface (default eth0). */
+  underlayInterface?: string;
+  /** Where the agent bundle goes (default /opt/bpfnet). */
+  installDir?: string;
+  /** The host's state root: etcd data, agent state (default /var/lib/bpfnet). */
+  stateDir?: string;
+  /** bpffs directory for pinned maps (default /sys/fs/bpf/bpfnet). */
+  bpffsDir?: string;
+  /** Address etcd members and clients use on this host (default: the SSH host). */
+  controlAddress?: string;
+}
+
+export interface NetworkEtcdArgs {
+  /** Hosts that run an etcd member: 1, 3 or 5 (often some of the network's hosts: see etcdMembersOn). */
+  members?: EtcdHostArgs[];
+  /** Use an etcd the user already runs instead. */
+  existing?: ExistingEtcdArgs;
+  /** Extra etcd config keys for provisioned members. */
+  flags?: Record<string, string>;
+  /** Keep provisioned etcd running when this stack is destroyed (other stacks share it). */
+  retainOnDelete?: boolean;
+}
+
+export interface NetworkArgs {
+  hosts: NetworkHostArgs[];
+  /** "vxlan": tunnel between hosts. "l3": routed; the router must route each pod CIDR to its host. */
+  mode: NetworkMode;
+  /** The pod address pool, e.g. "10.244.0.0/16". */
+  clusterCidr: string;
+  /** Size of each host's pod subnet (default 24). */
+  hostPrefixLength?: number;
+  vni?: number;
+  vxlanPort?: number;
+  mtu?: number;
+  underlayMtu?: number;
+  serviceCidr?: string;
+  /** Names the network; its etcd prefix is /bpfnet/<networkName> (default: the component's name). */
+  networkName?: string;
+  etcd: NetworkEtcdArgs;
+}
+
+/** What a Network hands back. */
+export interface NetworkOutputs {
+  etcdEndpoints: pulumi.Output<string[]>;
+  /** Secret: includes the client key. */
+  etcdConnection: pulumi.Output<EtcdConnection>;
+  /** The network's key prefix in etcd. */
+  prefix: pulumi.Output<string>;
+  /** Each host's pod CIDR, by host name. */
+  podCidrs: pulumi.Output<Record<string, string>>;
+}
+
+export function validateNetworkArgs(args: NetworkArgs): void {
+  if (!args.hosts?.length) throw new Error("Network: hosts must list at least one host");
+  const names = args.hosts.map((h) => h.name);
+  const dup = names.find((n, i) => names.indexOf(n) !== i);
+  if (dup) throw new Error(`Network: host "${dup}" is listed twice`);
+  if (!args.etcd || !!args.etcd.existing === (args.etcd.members?.length ?? 0) > 0) {
+    throw new Error("Network: etcd needs exactly one of members (provision etcd on these hosts) or existing (a running etcd)");
+  }
+}
+
+/** Etcd members on some of the network's hosts, at their control addresses and state roots. */
+export function etcdMembersOn(hosts: NetworkHostArgs[]): EtcdHostArgs[] {
+  return hosts.map((h) => ({ name: h.name, connection: h.connection, address: controlAddressOf(h), stateDir: h.stateDir ?? DEFAULT_STATE_DIR }));
+}
+
+export class Network extends pulumi.ComponentResource implements NetworkOutputs {
+  public readonly etcdEndpoints: pulumi.Output<string[]>;
+  public readonly etcdConnection: pulumi.Output<EtcdConnection>;
+  public readonly prefix: pulumi.Output<string>;
+  public readonly podCidrs: pulumi.Output<Record<string, string>>;
+  /** The resources, for programs that compose further. */
+  public readonly etcd: EtcdCluster;
+  public readonly containerNetwork: ContainerNetwork;
+  public readonly allocations: Record<string, HostAllocation>;
+
+  constructor(name: string, args: NetworkArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("bpfnet:index:Network", name, {}, opts);
+    validateNetworkArgs(args);
+    this.etcd = new EtcdCluster(
+      `${name}-etcd`,
+      args.etcd.members?.length ? { clusterName: `${name}-etcd`, flags: args.etcd.flags, hosts: args.etcd.members } : { existing: args.etcd.existing },
+      { parent: this, retainOnDelete: args.etcd.retainOnDelete },
+    );
+
+    this.containerNetwork = new ContainerNetwork(
+      `${name}-spec`,
+      {
+        connection: this.etcd.connection,
+        networkName: args.networkName ?? name,
+        mode: args.mode,
+        clusterCidr: args.clusterCidr,
+        hostPrefixLength: args.hostPrefixLength,
+        vni: args.vni,
+        vxlanPort: args.vxlanPort,
+        mtu: args.mtu,
+        underlayMtu: args.underlayMtu,
+        serviceCidr: args.serviceCidr,
+        hostAddresses: args.hosts.map((h) => h.underlayIp),
+      },
+      { parent: this },
+    );
+
+    this.allocations = Object.fromEntries(
+      args.hosts.map((h) => [h.name, new HostAllocation(`${name}-${h.name}`, { network: this.containerNetwork, host: h.name }, { parent: this })]),
+    );
+
+    this.etcdEndpoints = this.etcd.endpoints;
+    this.etcdConnection = this.etcd.connection;
+    this.prefix = this.containerNetwork.prefix;
+    this.podCidrs = pulumi.all(Object.fromEntries(Object.entries(this.allocations).map(([h, a]) => [h, a.podCidr]))) as pulumi.Output<Record<string, string>>;
+    this.registerOutputs({ etcdEndpoints: this.etcdEndpoints, prefix: this.prefix, podCidrs: this.podCidrs });
+  }
+}
+
+function controlAddressOf(h: NetworkHostArgs): string {
+  if (h.controlAddress) return h.controlAddress;
+  const c = h.connection as SshConnection;
+  if (typeof c?.host !== "string") throw new Error(`Network: host "${h.name}" needs controlAddress when its connection is not a plain value`);
+  return c.host;
+}
