@@ -4,24 +4,21 @@
 // config; `pulumi up` restarts or rewrites it.
 import * as pulumi from "@pulumi/pulumi";
 import { withEtcd } from "./etcdClient";
+import { EtcdMemberSpec, clientUrl, memberConfig, memberFiles, memberProblems, memberService, waitListeningCommand } from "./etcdMemberSpec";
+import { SshSession, withSsh } from "./ssh";
+import { SshConnection, SshEndpoint, connectionOf, sshConnectionProblems } from "./sshConnection";
+import { SSH_SECRET_OUTPUTS, sshResourceInputs } from "./sshInputs";
 import {
   DETECT_SUPERVISOR,
-  EtcdMemberSpec,
-  clientUrl,
+  SupervisorKind,
   isRunningCommand,
-  memberConfig,
-  memberFiles,
-  memberProblems,
+  serviceFiles,
   startCommand,
   stopCommand,
   supervisorScript,
   systemdUnit,
-  systemdUnitName,
-  waitListeningCommand,
-} from "./etcdMemberSpec";
-import { SshSession, withSsh } from "./ssh";
-import { SshConnection, SshEndpoint, connectionOf, sshConnectionProblems } from "./sshConnection";
-import { SSH_SECRET_OUTPUTS, sshResourceInputs } from "./sshInputs";
+  uninstallCommand,
+} from "./supervisor";
 
 export interface EtcdMemberArgs {
   connection: pulumi.Input<SshConnection>;
@@ -41,20 +38,18 @@ interface MemberInputs {
 }
 
 interface MemberOutputs extends MemberInputs {
-  supervisor: "systemd" | "process";
+  supervisor: SupervisorKind;
   running: boolean;
   configSha256: string;
   etcdVersion: string;
   clientUrl: string;
 }
 
-type Supervisor = MemberOutputs["supervisor"];
-
 function sha256(text: string): string {
   return (require("crypto") as typeof import("crypto")).createHash("sha256").update(text).digest("hex");
 }
 
-async function detectSupervisor(s: SshSession): Promise<Supervisor> {
+export async function detectSupervisor(s: SshSession): Promise<SupervisorKind> {
   return (await s.run(DETECT_SUPERVISOR)).trim() === "systemd" ? "systemd" : "process";
 }
 
@@ -62,13 +57,14 @@ async function detectSupervisor(s: SshSession): Promise<Supervisor> {
 async function install(inputs: MemberInputs, fresh: boolean): Promise<MemberOutputs> {
   const spec = inputs.spec;
   const f = memberFiles(spec.dir);
+  const service = memberService(spec);
   return withSsh(connectionOf(inputs.connection, inputs.privateKeys), async (s) => {
     const supervisor = await detectSupervisor(s);
     const probe = await s.exec(`test -x ${spec.binary} && ${spec.binary} --version | head -n1`);
     if (probe.code !== 0) {
       throw new Error(`etcd binary ${spec.binary} not found on ${inputs.connection.host}: install Debian's etcd-server there, or set etcdBinary`);
     }
-    await s.run(stopCommand(spec, supervisor));
+    await s.run(stopCommand(service, supervisor));
     if (fresh) await s.run(`rm -rf ${f.data}`); // a create never joins with stale data
     await s.run(`mkdir -p ${spec.dir}/pki ${f.data} && chmod 700 ${spec.dir} ${spec.dir}/pki ${f.data}`);
     const config = memberConfig(spec);
@@ -76,9 +72,9 @@ async function install(inputs: MemberInputs, fresh: boolean): Promise<MemberOutp
     await s.writeFile(f.cert, inputs.certPem, 0o644);
     await s.writeFile(f.key, inputs.keyPem, 0o600);
     await s.writeFile(f.config, config, 0o600);
-    await s.writeFile(f.supervisor, supervisorScript(spec), 0o755);
-    if (supervisor === "systemd") await s.writeFile(`/etc/systemd/system/${systemdUnitName(spec)}`, systemdUnit(spec), 0o644);
-    await s.run(startCommand(spec, supervisor));
+    await s.writeFile(serviceFiles(service).supervisor, supervisorScript(service), 0o755);
+    if (supervisor === "systemd") await s.writeFile(serviceFiles(service).unit, systemdUnit(service), 0o644);
+    await s.run(startCommand(service, supervisor));
     await s.run(waitListeningCommand(spec));
     return {
       ...inputs,
@@ -137,7 +133,7 @@ export const etcdMemberProvider: pulumi.dynamic.ResourceProvider = {
   async read(id: string, props: MemberOutputs) {
     const f = memberFiles(props.spec.dir);
     const state = await withSsh(connectionOf(props.connection, props.privateKeys), async (s) => ({
-      running: (await s.run(isRunningCommand(props.spec, props.supervisor))).trim() === "running",
+      running: (await s.run(isRunningCommand(memberService(props.spec), props.supervisor))).trim() === "running",
       config: (await s.exec(`cat ${f.config}`)).stdout,
     }));
     return { id, props: { ...props, running: state.running, configSha256: sha256(state.config) } };
@@ -152,8 +148,9 @@ export const etcdMemberProvider: pulumi.dynamic.ResourceProvider = {
 
   async delete(_id: string, props: MemberOutputs) {
     await withSsh(connectionOf(props.connection, props.privateKeys), async (s) => {
-      await s.run(stopCommand(props.spec, props.supervisor));
-      if (props.supervisor === "systemd") await s.run(`rm -f /etc/systemd/system/${systemdUnitName(props.spec)} && systemctl daemon-reload`);
+      const service = memberService(props.spec);
+      await s.run(stopCommand(service, props.supervisor));
+      await s.run(uninstallCommand(service, props.supervisor));
       await s.run(`rm -rf ${props.spec.dir}`);
     });
   },

@@ -1,5 +1,6 @@
 // Pure description of one etcd member on a host: its files, its config, its supervisor, and the
 // shell commands that start, stop and inspect it. The provider (etcdMember.ts) only ships these.
+import { ServiceSpec, serviceFiles } from "./supervisor";
 import { isUnknown } from "./unknown";
 
 export interface EtcdPeer {
@@ -34,11 +35,6 @@ export const memberFiles = (dir: string) => ({
   key: `${dir}/pki/member.key`,
   config: `${dir}/etcd.conf.yml`,
   data: `${dir}/data`,
-  log: `${dir}/etcd.log`,
-  supervisor: `${dir}/run.sh`,
-  supervisorPid: `${dir}/supervisor.pid`,
-  pid: `${dir}/etcd.pid`,
-  stop: `${dir}/STOP`,
 });
 
 export const clientUrl = (address: string, port: number) => `https://${address}:${port}`;
@@ -90,79 +86,18 @@ export function memberConfig(s: EtcdMemberSpec): string {
   return lines.join("\n");
 }
 
-/** A tiny supervisor: restarts etcd when it exits, until a stop file appears. */
-export function supervisorScript(s: EtcdMemberSpec): string {
-  const f = memberFiles(s.dir);
-  return [
-    "#!/bin/sh",
-    "# bpfnet etcd supervisor: keeps the member running; `stop` leaves STOP behind first.",
-    `echo $$ > ${f.supervisorPid}`,
-    `while [ ! -e ${f.stop} ]; do`,
-    `  ${s.binary} --config-file ${f.config} >>${f.log} 2>&1 &`,
-    `  echo $! > ${f.pid}`,
-    "  wait $!",
-    `  [ -e ${f.stop} ] || sleep 1`,
-    "done",
-    "",
-  ].join("\n");
-}
-
-export const systemdUnitName = (s: EtcdMemberSpec) => `bpfnet-etcd-${s.name}.service`;
-
-export function systemdUnit(s: EtcdMemberSpec): string {
-  const f = memberFiles(s.dir);
-  return [
-    "[Unit]",
-    `Description=bpfnet etcd member ${s.name}`,
-    "After=network-online.target",
-    "[Service]",
-    `ExecStart=${s.binary} --config-file ${f.config}`,
-    "Restart=always",
-    "RestartSec=1",
-    "LimitNOFILE=65536",
-    "[Install]",
-    "WantedBy=multi-user.target",
-    "",
-  ].join("\n");
-}
-
-/** Shell: which supervisor this host uses ("systemd" when systemd is PID 1, else "process"). */
-export const DETECT_SUPERVISOR = "[ -d /run/systemd/system ] && echo systemd || echo process";
-
-export function startCommand(s: EtcdMemberSpec, supervisor: "systemd" | "process"): string {
-  const f = memberFiles(s.dir);
-  if (supervisor === "systemd") {
-    const unit = systemdUnitName(s);
-    return `systemctl daemon-reload && systemctl enable ${unit} >/dev/null 2>&1 && systemctl restart ${unit}`;
-  }
-  // setsid -f forks: the SSH channel closes at once, the supervisor lives on in its own session.
-  return `rm -f ${f.stop} && setsid -f sh ${f.supervisor} </dev/null >/dev/null 2>&1`;
-}
-
-export function stopCommand(s: EtcdMemberSpec, supervisor: "systemd" | "process"): string {
-  const f = memberFiles(s.dir);
-  if (supervisor === "systemd") {
-    const unit = systemdUnitName(s);
-    return `systemctl disable --now ${unit} >/dev/null 2>&1; true`;
-  }
-  // Stop the supervisor first so it cannot restart etcd, then etcd; wait until both are gone.
-  return [
-    `touch ${f.stop} 2>/dev/null`,
-    `for p in ${f.supervisorPid} ${f.pid}; do [ -f $p ] && kill $(cat $p) 2>/dev/null; done`,
-    `for i in $(seq 100); do alive=0; for p in ${f.supervisorPid} ${f.pid}; do [ -f $p ] && kill -0 $(cat $p) 2>/dev/null && alive=1; done; [ $alive = 0 ] && break; sleep 0.1; done`,
-    `for p in ${f.supervisorPid} ${f.pid}; do [ -f $p ] && kill -9 $(cat $p) 2>/dev/null; done; true`,
-  ].join("; ");
-}
-
-/** Shell: prints "running" when the member's process is alive. */
-export function isRunningCommand(s: EtcdMemberSpec, supervisor: "systemd" | "process"): string {
-  if (supervisor === "systemd") return `systemctl is-active --quiet ${systemdUnitName(s)} && echo running || echo stopped`;
-  const f = memberFiles(s.dir);
-  return `[ -f ${f.pid} ] && kill -0 $(cat ${f.pid}) 2>/dev/null && echo running || echo stopped`;
+/** The member as a supervised service (systemd or the supervisor loop). */
+export function memberService(s: EtcdMemberSpec): ServiceSpec {
+  return {
+    name: `bpfnet-etcd-${s.name}`,
+    dir: s.dir,
+    command: `${s.binary} --config-file ${memberFiles(s.dir).config}`,
+    description: `bpfnet etcd member ${s.name}`,
+  };
 }
 
 /** Shell: waits until the member listens on its client port; fails with the log's tail. */
 export function waitListeningCommand(s: EtcdMemberSpec): string {
-  const f = memberFiles(s.dir);
-  return `for i in $(seq 150); do ss -Hltn "sport = :${s.clientPort}" | grep -q . && exit 0; sleep 0.1; done; echo "etcd ${s.name} did not listen on :${s.clientPort}" >&2; tail -n 20 ${f.log} >&2; exit 1`;
+  const log = serviceFiles(memberService(s)).log;
+  return `for i in $(seq 150); do ss -Hltn "sport = :${s.clientPort}" | grep -q . && exit 0; sleep 0.1; done; echo "etcd ${s.name} did not listen on :${s.clientPort}" >&2; tail -n 20 ${log} >&2; exit 1`;
 }

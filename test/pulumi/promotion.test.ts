@@ -20,11 +20,12 @@ describe("promotion: two stacks, one etcd, separate prefixes", () => {
     lab = await startTestLab("tpro", 227, "vxlan", 2);
     const inventory = inventoryPath(lab.stateDir);
     // The stack that provisions etcd keeps it on destroy: the other stack's network lives in it too.
-    first = await rootProjectStack(firstName, { "bpfnet:inventory": inventory, "bpfnet:etcdRetainOnDelete": "true" });
+    first = await rootProjectStack(firstName, { "bpfnet:inventory": inventory, "bpfnet:etcdRetainOnDelete": "true", "bpfnet:agents": "false" });
     second = await rootProjectStack(secondName, {
       "bpfnet:inventory": inventory,
       "bpfnet:etcdFromStack": `organization/bpfnet/${firstName}`,
       "bpfnet:clusterCidr": "10.245.0.0/16",
+      "bpfnet:agents": "false",
     });
   });
 

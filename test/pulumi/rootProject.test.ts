@@ -23,7 +23,7 @@ describe("root project: etcd + network + allocations through the real CLI", () =
 
   beforeAll(async () => {
     lab = await startTestLab("tpul", 224, "vxlan", 3);
-    stack = await rootProjectStack(stackName, { "bpfnet:inventory": inventoryPath(lab.stateDir), "bpfnet:etcdHosts": "3" });
+    stack = await rootProjectStack(stackName, { "bpfnet:inventory": inventoryPath(lab.stateDir), "bpfnet:etcdHosts": "3", "bpfnet:agents": "false" });
   });
 
   afterAll(async () => {
@@ -92,7 +92,7 @@ describe("root project: etcd + network + allocations through the real CLI", () =
 
   test("a stopped etcd member shows as drift and pulumi up restarts it", async () => {
     const pidFile = `${lab.inventory.hosts[2].stateDir}/etcd`;
-    tryRun("sh", ["-c", `touch ${pidFile}/STOP; kill $(cat ${pidFile}/supervisor.pid) $(cat ${pidFile}/etcd.pid)`]);
+    tryRun("sh", ["-c", `touch ${pidFile}/STOP; kill $(cat ${pidFile}/supervisor.pid) $(cat ${pidFile}/bpfnet-etcd-h3.pid)`]);
     for (let i = 0; i < 100 && etcdProcesses().length > 2; i++) await new Promise((r) => setTimeout(r, 100));
     expect(etcdProcesses()).toHaveLength(2);
     const refresh = await stack.refresh();

@@ -1,0 +1,92 @@
+// How bpfnet keeps a daemon running on a host: a systemd unit where systemd is PID 1, else a tiny
+// supervisor shell loop in its own session with pid files. Pure: the scripts and commands only;
+// providers ship them over SSH. Used for etcd members and node agents alike.
+
+export interface ServiceSpec {
+  /** Unit/service name, e.g. "bpfnet-etcd-h1". */
+  name: string;
+  /** Directory holding the supervisor script, pid files, the stop marker and the log. */
+  dir: string;
+  /** The command line to keep running (absolute paths). */
+  command: string;
+  description: string;
+}
+
+export type SupervisorKind = "systemd" | "process";
+
+export const serviceFiles = (s: ServiceSpec) => ({
+  supervisor: `${s.dir}/run.sh`,
+  supervisorPid: `${s.dir}/supervisor.pid`,
+  pid: `${s.dir}/${s.name}.pid`,
+  stop: `${s.dir}/STOP`,
+  log: `${s.dir}/${s.name}.log`,
+  unit: `/etc/systemd/system/${s.name}.service`,
+});
+
+/** Shell: which supervisor this host uses ("systemd" when systemd is PID 1, else "process"). */
+export const DETECT_SUPERVISOR = "[ -d /run/systemd/system ] && echo systemd || echo process";
+
+/** Restarts the command when it exits, until a stop marker appears. */
+export function supervisorScript(s: ServiceSpec): string {
+  const f = serviceFiles(s);
+  return [
+    "#!/bin/sh",
+    `# bpfnet supervisor for ${s.name}: keeps it running; stop leaves ${f.stop} behind first.`,
+    `echo $$ > ${f.supervisorPid}`,
+    `while [ ! -e ${f.stop} ]; do`,
+    `  ${s.command} >>${f.log} 2>&1 &`,
+    `  echo $! > ${f.pid}`,
+    "  wait $!",
+    `  [ -e ${f.stop} ] || sleep 1`,
+    "done",
+    "",
+  ].join("\n");
+}
+
+export function systemdUnit(s: ServiceSpec): string {
+  return [
+    "[Unit]",
+    `Description=${s.description}`,
+    "After=network-online.target",
+    "[Service]",
+    `ExecStart=${s.command}`,
+    "Restart=always",
+    "RestartSec=1",
+    "LimitNOFILE=65536",
+    "[Install]",
+    "WantedBy=multi-user.target",
+    "",
+  ].join("\n");
+}
+
+export function startCommand(s: ServiceSpec, kind: SupervisorKind): string {
+  const f = serviceFiles(s);
+  if (kind === "systemd") return `systemctl daemon-reload && systemctl enable ${s.name}.service >/dev/null 2>&1 && systemctl restart ${s.name}.service`;
+  // setsid -f forks: the SSH channel closes at once, the supervisor lives on in its own session.
+  return `rm -f ${f.stop} && setsid -f sh ${f.supervisor} </dev/null >/dev/null 2>&1`;
+}
+
+export function stopCommand(s: ServiceSpec, kind: SupervisorKind): string {
+  const f = serviceFiles(s);
+  if (kind === "systemd") return `systemctl disable --now ${s.name}.service >/dev/null 2>&1; true`;
+  // Stop the supervisor first so it cannot restart the daemon, then the daemon; wait until both are gone.
+  const pids = `${f.supervisorPid} ${f.pid}`;
+  return [
+    `mkdir -p ${s.dir} && touch ${f.stop}`,
+    `for p in ${pids}; do [ -f $p ] && kill $(cat $p) 2>/dev/null; done`,
+    `for i in $(seq 100); do alive=0; for p in ${pids}; do [ -f $p ] && kill -0 $(cat $p) 2>/dev/null && alive=1; done; [ $alive = 0 ] && break; sleep 0.1; done`,
+    `for p in ${pids}; do [ -f $p ] && kill -9 $(cat $p) 2>/dev/null; done; true`,
+  ].join("; ");
+}
+
+/** Shell: prints "running" when the daemon's process is alive. */
+export function isRunningCommand(s: ServiceSpec, kind: SupervisorKind): string {
+  if (kind === "systemd") return `systemctl is-active --quiet ${s.name}.service && echo running || echo stopped`;
+  const f = serviceFiles(s);
+  return `[ -f ${f.pid} ] && kill -0 $(cat ${f.pid}) 2>/dev/null && echo running || echo stopped`;
+}
+
+/** Shell: removes the unit file (systemd) after a stop. */
+export function uninstallCommand(s: ServiceSpec, kind: SupervisorKind): string {
+  return kind === "systemd" ? `rm -f ${serviceFiles(s).unit} && systemctl daemon-reload` : "true";
+}
