@@ -31,6 +31,8 @@ const network = new Network("net", {
   etcd: existing
     ? { existing }
     : { members: etcdMembersOn(allHosts.slice(0, config.getNumber("etcdHosts") ?? 1)), retainOnDelete: config.getBoolean("etcdRetainOnDelete") },
+  // One network's agents per host: a second network on the same hosts (staging) runs without.
+  agents: { enabled: config.getBoolean("agents") ?? true },
 });
 
 // Preflight facts about every host (SSH with verified host keys).
@@ -41,4 +43,5 @@ export const etcdEndpoints = network.etcdEndpoints;
 export const etcdConnection = network.etcdConnection; // secret: for stacks that share this etcd
 export const networkPrefix = network.prefix;
 export const podCidrs = network.podCidrs;
+export const agents = Object.fromEntries(Object.entries(network.agents).map(([h, a]) => [h, a.incarnation]));
 export const kernels = Object.fromEntries(probed.map((h, i) => [h.name, probes[i].kernelVersion]));

@@ -2,11 +2,15 @@
 // the network's spec in etcd, one pod-CIDR allocation per host, and (as they land) the node
 // agents and the router's routes. Pure argument checks run at construction, so bad input fails
 // at preview with nothing written.
+import * as crypto from "crypto";
+import * as fs from "fs";
+import * as path from "path";
 import * as pulumi from "@pulumi/pulumi";
 import { ContainerNetwork } from "../provider/containerNetwork";
 import { EtcdConnection } from "../provider/etcdClient";
 import { HostAllocation } from "../provider/hostAllocation";
 import { NetworkMode } from "../provider/networkSpec";
+import { NodeAgent } from "../provider/nodeAgent";
 import { SshConnection } from "../provider/sshConnection";
 import { DEFAULT_STATE_DIR, EtcdCluster, EtcdHostArgs, ExistingEtcdArgs } from "./etcdCluster";
 
@@ -41,6 +45,15 @@ export interface NetworkEtcdArgs {
   retainOnDelete?: boolean;
 }
 
+export interface NetworkAgentArgs {
+  /** Deploy a node agent to every host (default true). */
+  enabled?: boolean;
+  /** The agent bundle (default: build/agent-bundle.tgz of this package, made by scripts/setup). */
+  bundlePath?: string;
+  /** Node.js (>= 20) on the hosts (default /usr/bin/node). */
+  nodePath?: string;
+}
+
 export interface NetworkArgs {
   hosts: NetworkHostArgs[];
   /** "vxlan": tunnel between hosts. "l3": routed; the router must route each pod CIDR to its host. */
@@ -57,7 +70,10 @@ export interface NetworkArgs {
   /** Names the network; its etcd prefix is /bpfnet/<networkName> (default: the component's name). */
   networkName?: string;
   etcd: NetworkEtcdArgs;
+  agents?: NetworkAgentArgs;
 }
+
+export const DEFAULT_BUNDLE_PATH = path.resolve(__dirname, "..", "build", "agent-bundle.tgz");
 
 /** What a Network hands back. */
 export interface NetworkOutputs {
@@ -94,6 +110,7 @@ export class Network extends pulumi.ComponentResource implements NetworkOutputs 
   public readonly etcd: EtcdCluster;
   public readonly containerNetwork: ContainerNetwork;
   public readonly allocations: Record<string, HostAllocation>;
+  public readonly agents: Record<string, NodeAgent>;
 
   constructor(name: string, args: NetworkArgs, opts?: pulumi.ComponentResourceOptions) {
     super("bpfnet:index:Network", name, {}, opts);
@@ -126,12 +143,52 @@ export class Network extends pulumi.ComponentResource implements NetworkOutputs 
       args.hosts.map((h) => [h.name, new HostAllocation(`${name}-${h.name}`, { network: this.containerNetwork, host: h.name }, { parent: this })]),
     );
 
+    this.agents = args.agents?.enabled === false ? {} : this.deployAgents(name, args);
+
     this.etcdEndpoints = this.etcd.endpoints;
     this.etcdConnection = this.etcd.connection;
     this.prefix = this.containerNetwork.prefix;
     this.podCidrs = pulumi.all(Object.fromEntries(Object.entries(this.allocations).map(([h, a]) => [h, a.podCidr]))) as pulumi.Output<Record<string, string>>;
     this.registerOutputs({ etcdEndpoints: this.etcdEndpoints, prefix: this.prefix, podCidrs: this.podCidrs });
   }
+
+  /** One agent per host, each after its host's allocation, one host at a time (a new bundle rolls). */
+  private deployAgents(name: string, args: NetworkArgs): Record<string, NodeAgent> {
+    const bundlePath = args.agents?.bundlePath ?? DEFAULT_BUNDLE_PATH;
+    const bundleSha256 = bundleDigest(bundlePath);
+    const agents: Record<string, NodeAgent> = {};
+    let previous: NodeAgent | undefined;
+    for (const h of args.hosts) {
+      const allocation = this.allocations[h.name];
+      previous = agents[h.name] = new NodeAgent(
+        `${name}-agent-${h.name}`,
+        {
+          connection: h.connection,
+          etcd: this.etcd.connection,
+          bundlePath,
+          bundleSha256,
+          spec: pulumi.output({
+            hostName: h.name,
+            networkPrefix: this.containerNetwork.prefix,
+            installDir: h.installDir ?? "/opt/bpfnet",
+            stateDir: h.stateDir ?? DEFAULT_STATE_DIR,
+            bpffsDir: h.bpffsDir ?? "/sys/fs/bpf/bpfnet",
+            underlayInterface: h.underlayInterface ?? "eth0",
+            underlayIp: h.underlayIp,
+            nodePath: args.agents?.nodePath ?? "/usr/bin/node",
+          }),
+        },
+        { parent: this, dependsOn: [allocation, ...(previous ? [previous] : [])] },
+      );
+    }
+    return agents;
+  }
+}
+
+/** Reads the bundle once, here in the program: its hash decides whether hosts roll. */
+export function bundleDigest(bundlePath: string): string {
+  if (!fs.existsSync(bundlePath)) throw new Error(`Network: agent bundle ${bundlePath} does not exist; run scripts/setup (it builds build/agent-bundle.tgz)`);
+  return crypto.createHash("sha256").update(fs.readFileSync(bundlePath)).digest("hex");
 }
 
 function controlAddressOf(h: NetworkHostArgs): string {

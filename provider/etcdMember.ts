@@ -87,9 +87,26 @@ async function install(inputs: MemberInputs, fresh: boolean): Promise<MemberOutp
   });
 }
 
+function memberConnection(inputs: MemberInputs, address: string) {
+  return { endpoints: [clientUrl(address, inputs.spec.clientPort)], caPem: inputs.caPem, certPem: inputs.certPem, keyPem: inputs.keyPem };
+}
+
+/** Whether some member (this one or a peer) reports a leader: the cluster has quorum. */
+async function clusterHasLeader(inputs: MemberInputs): Promise<boolean> {
+  for (const peer of inputs.spec.peers) {
+    try {
+      const status = await withEtcd(memberConnection(inputs, peer.address), (c) => c.maintenance.status(), { callTimeoutMs: 1500 });
+      if (status.leader !== "0") return true;
+    } catch {
+      // try the next peer
+    }
+  }
+  return false;
+}
+
 /** Waits until this member answers with a leader known: the roll goes on only past a healthy member. */
 async function waitHealthy(inputs: MemberInputs, timeoutMs = 60_000): Promise<void> {
-  const conn = { endpoints: [clientUrl(inputs.spec.address, inputs.spec.clientPort)], caPem: inputs.caPem, certPem: inputs.certPem, keyPem: inputs.keyPem };
+  const conn = memberConnection(inputs, inputs.spec.address);
   const deadline = Date.now() + timeoutMs;
   let last = "";
   while (Date.now() < deadline) {
@@ -139,10 +156,14 @@ export const etcdMemberProvider: pulumi.dynamic.ResourceProvider = {
     return { id, props: { ...props, running: state.running, configSha256: sha256(state.config) } };
   },
 
-  async update(_id: string, olds: MemberOutputs, news: MemberInputs) {
+  async update(_id: string, _olds: MemberOutputs, news: MemberInputs) {
+    // Rolling: when the cluster had quorum before this member restarts, wait until the member is
+    // back with a leader before the next one goes. A cluster that was down (every member
+    // stopped) has no quorum to wait for until the others restart too.
+    const hadQuorum = await clusterHasLeader(news);
     // Data is kept: an update restarts the member with its new config and certificates.
     const outs = await install(news, false);
-    if (olds.running) await waitHealthy(news);
+    if (hadQuorum) await waitHealthy(news);
     return { outs };
   },
 

@@ -1,4 +1,6 @@
 // The `bpfnet` command line.
+import { agentCommand, AGENT_USAGE } from "./agent";
+import { endpointCommand, ENDPOINT_USAGE, statusCommand } from "./endpoint";
 import { healthCommand } from "./health";
 import { labCommand, LAB_USAGE } from "./lab";
 
@@ -6,7 +8,12 @@ const USAGE = `usage: bpfnet <command>
 commands:
   lab up|down|status   a datacenter of network namespaces on this machine
   health [--inventory F]  one line on the deployment's state
-${LAB_USAGE}`;
+  agent --config F     the node agent (foreground)
+  endpoint add|del|list  containers of this host, through the agent's API
+  status               the agent's state (devices, programs, maps, peers)
+${LAB_USAGE}
+${AGENT_USAGE}
+${ENDPOINT_USAGE}`;
 
 /** "--a b --c" → {a: "b", c: ""}; positional words are returned in order. */
 export function parseArgs(argv: string[]): { words: string[]; flags: Map<string, string> } {
@@ -33,6 +40,12 @@ export async function main(argv: string[]): Promise<number> {
       return labCommand(words[1], flags);
     case "health":
       return healthCommand(flags);
+    case "agent":
+      return agentCommand(words[1], flags);
+    case "endpoint":
+      return endpointCommand(words[1], flags);
+    case "status":
+      return statusCommand(flags);
     default:
       console.error(USAGE);
       return 2;

@@ -1,0 +1,88 @@
+// A small client of the agent API for the CLI, the CNI plugin and tests.
+import * as http from "http";
+import type { AddEndpointRequest, AddEndpointResponse, AgentStatus, DeleteEndpointResponse, EndpointView } from "./types";
+
+export class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export class AgentClient {
+  constructor(
+    readonly socketPath: string,
+    private readonly timeoutMs = 60_000,
+  ) {}
+
+  status(): Promise<AgentStatus> {
+    return this.request("GET", "/v1/status");
+  }
+
+  async listEndpoints(): Promise<EndpointView[]> {
+    return (await this.request<{ endpoints: EndpointView[] }>("GET", "/v1/endpoints")).endpoints;
+  }
+
+  /** The endpoint, or undefined when the agent has none with this id. */
+  async getEndpoint(id: string): Promise<EndpointView | undefined> {
+    try {
+      return (await this.request<{ endpoint: EndpointView }>("GET", `/v1/endpoints/${encodeURIComponent(id)}`)).endpoint;
+    } catch (e) {
+      if (e instanceof ApiError && e.status === 404) return undefined;
+      throw e;
+    }
+  }
+
+  addEndpoint(req: AddEndpointRequest): Promise<AddEndpointResponse> {
+    return this.request("POST", "/v1/endpoints", req);
+  }
+
+  deleteEndpoint(id: string): Promise<DeleteEndpointResponse> {
+    return this.request("DELETE", `/v1/endpoints/${encodeURIComponent(id)}`);
+  }
+
+  request<T>(method: string, path: string, body?: unknown): Promise<T> {
+    const payload = body === undefined ? undefined : JSON.stringify(body);
+    return new Promise<T>((resolve, reject) => {
+      const req = http.request(
+        {
+          socketPath: this.socketPath,
+          path,
+          method,
+          timeout: this.timeoutMs,
+          headers: payload ? { "content-type": "application/json", "content-length": Buffer.byteLength(payload) } : {},
+        },
+        (res) => {
+          const chunks: Buffer[] = [];
+          res.on("data", (c: Buffer) => chunks.push(c));
+          res.on("end", () => {
+            const text = Buffer.concat(chunks).toString("utf8");
+            let parsed: unknown;
+            try {
+              parsed = text ? JSON.parse(text) : undefined;
+            } catch {
+              return reject(new ApiError(res.statusCode ?? 0, "bad-response", `agent answered ${res.statusCode} with non-JSON: ${text.slice(0, 200)}`));
+            }
+            if ((res.statusCode ?? 500) >= 400) {
+              const err = (parsed as { error?: { code?: string; message?: string } })?.error;
+              return reject(new ApiError(res.statusCode ?? 500, err?.code ?? "error", err?.message ?? `HTTP ${res.statusCode}`));
+            }
+            resolve(parsed as T);
+          });
+          res.on("error", reject);
+        },
+      );
+      req.on("timeout", () => req.destroy(new Error(`agent at ${this.socketPath} did not answer within ${this.timeoutMs} ms`)));
+      req.on("error", (e: NodeJS.ErrnoException) => {
+        if (e.code === "ENOENT" || e.code === "ECONNREFUSED") {
+          reject(new ApiError(0, "unreachable", `cannot reach the agent at ${this.socketPath} (${e.code}): is it running?`));
+        } else reject(e);
+      });
+      if (payload) req.write(payload);
+      req.end();
+    });
+  }
+}

@@ -1,0 +1,100 @@
+// The agent API's messages (HTTP/JSON over the unix socket). Shared by the server, the CLI
+// and the CNI plugin.
+import type { EndpointView } from "../daemon/endpoints";
+
+export type { EndpointView };
+
+export const API_VERSION = "v1";
+
+/** POST /v1/endpoints */
+export interface AddEndpointRequest {
+  id: string;
+  /** Path of the container's network namespace: /run/netns/NAME or /proc/PID/ns/net. */
+  netns: string;
+  /** Interface name inside the container (default eth0). */
+  ifname?: string;
+  labels?: Record<string, string>;
+}
+
+export interface AddEndpointResponse {
+  endpoint: EndpointView;
+  /** False when the endpoint already existed (idempotent add). */
+  created: boolean;
+}
+
+export interface DeleteEndpointResponse {
+  deleted: boolean;
+  endpoint?: EndpointView;
+}
+
+export interface ApiErrorBody {
+  error: { code: string; message: string };
+}
+
+export interface DeviceStatus {
+  name: string;
+  ifindex?: number;
+  up: boolean;
+  mtu?: number;
+  kind?: string;
+}
+
+export interface ProgramStatus {
+  device: string;
+  ifindex: number;
+  direction: "ingress" | "egress";
+  program: string;
+  attachedProgId?: number;
+  /** The attached program is the one this agent loaded. */
+  current: boolean;
+}
+
+export interface PeerStatus {
+  host: string;
+  podCidr: string;
+  underlayIp: string;
+}
+
+export interface CounterTotals {
+  forwarded: { packets: string; bytes: string };
+  passed: { packets: string; bytes: string };
+  /** Drop reason name → packets. */
+  dropped: Record<string, string>;
+}
+
+/** GET /v1/status */
+export interface AgentStatus {
+  agent: {
+    host: string;
+    version: string;
+    incarnation: string;
+    pid: number;
+    startedAt: string;
+    uptimeSeconds: number;
+    ready: boolean;
+    networkPrefix: string;
+    mode: "vxlan" | "l3";
+    clusterCidr: string;
+    podCidr: string;
+    gateway: string;
+    mtu: number;
+    vni: number;
+    underlayIp: string;
+  };
+  etcd: {
+    endpoints: string[];
+    registered: boolean;
+    lease?: string;
+    viewSynced: boolean;
+    watches: { prefix: string; connected: boolean; revision: number; lists: number; disconnects: number; compactions: number }[];
+  };
+  devices: DeviceStatus[];
+  programs: ProgramStatus[];
+  maps: { endpoints: number; tunnel: number; metrics: number };
+  tunnels: { cidr: string; remote: string }[];
+  peers: PeerStatus[];
+  endpoints: { total: number; ready: number; lost: number };
+  counters: CounterTotals;
+  reconcilers: { name: string; passes: number; upserts: number; removals: number; errors: number; lastError?: string }[];
+  problems: string[];
+}

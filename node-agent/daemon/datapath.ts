@@ -1,0 +1,106 @@
+// The BPF side of the agent: loads the three objects against the pinned maps, attaches the
+// programs, programs the config map. Attaching always replaces in place (same tc handle and
+// priority), so a restarted agent swaps its fresh programs in without a moment where a hook
+// has nothing attached; closing the agent leaves the attachments and the pinned maps in the
+// kernel, and forwarding goes on without it.
+import * as fs from "fs";
+import {
+  DatapathMaps,
+  DatapathObjects,
+  DatapathProgram,
+  DATAPATH_PROGRAMS,
+  loadDatapathObjects,
+  openDatapathMaps,
+  TcHook,
+  defaultObjectDir,
+  DatapathConfig,
+} from "../../bpf";
+import { Logger } from "./log";
+
+/** statfs f_type of bpffs. */
+const BPF_FS_MAGIC = 0xcafe4a11;
+
+export interface HookStatus {
+  device: string;
+  ifindex: number;
+  direction: "ingress" | "egress";
+  program: DatapathProgram;
+  /** Kernel id of what is attached at bpfnet's slot, if anything. */
+  attachedProgId?: number;
+  /** Whether the attached program is the one this agent loaded. */
+  current: boolean;
+}
+
+export function checkBpffs(dir: string): void {
+  try {
+    fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+  } catch (e) {
+    throw new Error(`cannot create bpffsDir ${dir}: ${(e as Error).message} (is bpffs mounted? mount -t bpf bpf /sys/fs/bpf)`);
+  }
+  const type = fs.statfsSync(dir).type;
+  if (type !== BPF_FS_MAGIC) {
+    throw new Error(`bpffsDir ${dir} is not on a bpf filesystem (statfs type 0x${type.toString(16)}); mount one: mount -t bpf bpf ${dir}`);
+  }
+}
+
+export class Datapath {
+  private constructor(
+    readonly objects: DatapathObjects,
+    readonly maps: DatapathMaps,
+    readonly pinRoot: string,
+    private readonly log: Logger,
+  ) {}
+
+  /** Loads the objects; maps already pinned under pinRoot (a previous agent's) are reused. */
+  static load(pinRoot: string, objectDir: string | undefined, log: Logger): Datapath {
+    checkBpffs(pinRoot);
+    const objects = loadDatapathObjects(pinRoot, objectDir ?? defaultObjectDir());
+    try {
+      const maps = openDatapathMaps(pinRoot);
+      return new Datapath(objects, maps, pinRoot, log);
+    } catch (e) {
+      objects.close();
+      throw e;
+    }
+  }
+
+  setConfig(config: DatapathConfig): void {
+    const cur = this.maps.config.get();
+    const same = cur.mode === config.mode && cur.vni === config.vni && cur.vxlanIfindex === config.vxlanIfindex && cur.hostIfindex === config.hostIfindex;
+    if (!same) {
+      this.maps.config.set(config);
+      this.log.info("datapath config set", { ...config });
+    }
+  }
+
+  /** Attaches (replacing in place) `program` on the device's hook. */
+  attach(program: DatapathProgram, ifindex: number): number {
+    const direction = DATAPATH_PROGRAMS[program].direction;
+    const hook = TcHook.open(ifindex, direction);
+    return hook.attach(this.objects.programs[program]).progId;
+  }
+
+  /** Removes bpfnet's filter from a hook (used by teardown); absent is fine. */
+  detach(program: DatapathProgram, ifindex: number): void {
+    const hook = TcHook.open(ifindex, DATAPATH_PROGRAMS[program].direction);
+    if (hook.query()) hook.detach();
+  }
+
+  hookStatus(device: string, ifindex: number, program: DatapathProgram): HookStatus {
+    const direction = DATAPATH_PROGRAMS[program].direction;
+    let attachedProgId: number | undefined;
+    try {
+      attachedProgId = TcHook.open(ifindex, direction).query()?.progId;
+    } catch {
+      attachedProgId = undefined; // device gone
+    }
+    const ours = this.objects.programs[program].info().id;
+    return { device, ifindex, direction, program, ...(attachedProgId !== undefined ? { attachedProgId } : {}), current: attachedProgId === ours };
+  }
+
+  /** Closes our fds. Attachments and pinned maps stay in the kernel. */
+  close(): void {
+    this.maps.close();
+    this.objects.close();
+  }
+}

@@ -1,0 +1,428 @@
+// The node agent: one per host. Start order is chosen so that a restart changes nothing in the
+// datapath and never leaves a hook empty:
+//
+//   1. watch etcd (config, allocations, nodes); wait for the network and this host's pod CIDR,
+//      unless a previous run cached them (then the datapath comes back even without etcd)
+//   2. ensure devices, routes and sysctls (idempotent)
+//   3. load the programs against the pinned maps, set the config map
+//   4. restore endpoints from endpoints.json: re-attach bpf_lxc (replace), fill the endpoint map
+//   5. attach bpf_host and bpf_overlay (replace)
+//   6. reconcilers (tunnel map from etcd, endpoint map from state, endpoint records to etcd),
+//      the registration on its lease, and the API
+import { randomUUID } from "crypto";
+import type { Etcd3 } from "etcd3";
+import { reasonName, Verdict, Endpoint } from "../../bpf";
+import { configKey, ipamHostsDir, nodeKey, nodesDir, SCHEMA_VERSION } from "../../provider/keys";
+import { listPrefix } from "../../provider/etcdOps";
+import { parseStoredConfig } from "../../provider/networkSpec";
+import { AgentConfig } from "../config";
+import { AGENT_VERSION } from "../version";
+import { ApiServer } from "../api/server";
+import type { AgentStatus, DeviceStatus, ProgramStatus } from "../api/types";
+import { sleep } from "./backoff";
+import { Datapath } from "./datapath";
+import { EnsuredDevices, ensureDevices, HOST_DEVICE, planDevices, VXLAN_DEVICE } from "./devices";
+import { connectAgentClient } from "./etcd";
+import { EndpointManager } from "./endpoints";
+import { podNetwork, PodNetwork } from "./ipam";
+import { getLink } from "./links";
+import { Logger } from "./log";
+import { Reconciler } from "./reconcile";
+import { Registration } from "./registration";
+import { NetworkCache, StateStore } from "./state";
+import { computePeers, desiredTunnels, NetworkView, NodeRecord, PeerComputation } from "./view";
+import { PrefixWatch, WatchBatch } from "./watch";
+
+/** The network as etcd states it right now (config + this host's allocation), or why not. */
+type EtcdNetwork = { net: NetworkCache } | { missing: string };
+
+export class Agent {
+  readonly incarnation = randomUUID();
+  readonly startedAt = new Date();
+  private readonly store: StateStore;
+  private readonly client: Etcd3;
+  private readonly view: NetworkView;
+  private readonly watches: PrefixWatch[] = [];
+  private configText: string | undefined;
+  private configSynced = false;
+  private net: NetworkCache | undefined;
+  private pod: PodNetwork | undefined;
+  private devices: EnsuredDevices | undefined;
+  private datapath: Datapath | undefined;
+  private endpoints: EndpointManager | undefined;
+  private registration: Registration | undefined;
+  private readonly reconcilers: Reconciler<unknown>[] = [];
+  private tunnelReconciler: Reconciler<string> | undefined;
+  private api: ApiServer | undefined;
+  private isReady = false;
+  private stopping = false;
+  private readonly problems = new Set<string>();
+  private peers: PeerComputation = { peers: [], problems: [] };
+  private networkChanged: (() => void) | undefined;
+
+  constructor(
+    readonly cfg: AgentConfig,
+    private readonly log: Logger,
+  ) {
+    // The addon path is read when it is first loaded, which is below.
+    if (cfg.nativeAddon) process.env.BPFNET_NATIVE_ADDON = cfg.nativeAddon;
+    this.store = new StateStore(cfg.stateDir);
+    this.client = connectAgentClient(cfg.etcd);
+    this.view = new NetworkView(cfg.networkPrefix);
+  }
+
+  get ready(): boolean {
+    return this.isReady;
+  }
+
+  async start(): Promise<void> {
+    const { cfg, log } = this;
+    log.info("agent starting", { host: cfg.hostName, prefix: cfg.networkPrefix, version: AGENT_VERSION, incarnation: this.incarnation, pid: process.pid });
+    this.startWatches();
+
+    // 1. The network: from etcd, or from the cache of a previous run.
+    const cached = this.store.loadNetwork();
+    if (cached) {
+      log.info("using the cached network until etcd confirms it", { ...cached });
+      this.net = cached;
+    } else {
+      this.net = await this.waitForNetwork();
+      this.store.saveNetwork(this.net);
+    }
+    if (this.stopping) return;
+    const net = this.net;
+    this.pod = podNetwork(net.podCidr);
+
+    // 2. Devices.
+    this.devices = await ensureDevices(planDevices(net), log.child("devices"));
+    if (this.stopping) return;
+    const hostIfindex = this.devices.host.ifindex;
+    const vxlanIfindex = this.devices.vxlan?.ifindex ?? 0;
+
+    // 3. Programs and the config map.
+    const dp = Datapath.load(cfg.bpffsDir, cfg.bpfObjectDir, log.child("datapath"));
+    this.datapath = dp;
+    dp.setConfig({ mode: net.mode, vni: net.vni, vxlanIfindex, hostIfindex });
+
+    // 4. Endpoints.
+    const eps = new EndpointManager(this.store, this.pod, net.mtu, dp, cfg.hostName, cfg.networkPrefix, log.child("endpoints"), () => this.kickEndpoints());
+    this.endpoints = eps;
+    const restored = await eps.restore();
+    log.info("endpoints restored", restored);
+    if (this.stopping) return;
+    const endpointMap = new Reconciler<Endpoint>(
+      {
+        name: "endpoint-map",
+        desired: () => eps.desiredMap(),
+        actual: () => new Map(dp.maps.endpoints.entries()),
+        equal: (a, b) => a.ifindex === b.ifindex && a.endpointId === b.endpointId && a.mac === b.mac && a.nodeMac === b.nodeMac && (a.flags ?? 0) === (b.flags ?? 0),
+        upsert: (ip, ep) => dp.maps.endpoints.set(ip, ep),
+        remove: (ip) => void dp.maps.endpoints.delete(ip),
+      },
+      log.child("reconcile"),
+      cfg.resyncSeconds * 1000,
+    );
+    await endpointMap.runOnce(); // before bpf_host/bpf_overlay go in: they deliver by this map
+    if (this.stopping) return;
+
+    // 5. The device programs (replace in place).
+    if (net.mode === "vxlan" && this.devices.vxlan) dp.attach("overlay", vxlanIfindex);
+    dp.attach("host", hostIfindex);
+    log.info("programs attached", { hostIfindex, vxlanIfindex, endpoints: restored.restored });
+
+    // 6. Reconcilers, registration, API.
+    this.tunnelReconciler = new Reconciler<string>(
+      {
+        name: "tunnel-map",
+        // Unknown until both prefixes were listed: a partial view must not prune live routes.
+        desired: () => (this.view.synced ? desiredTunnels(net.mode, this.currentPeers().peers) : undefined),
+        actual: () => new Map(dp.maps.tunnel.entries().map(([cidr, t]) => [cidr, t.remote])),
+        equal: (a, b) => a === b,
+        upsert: (cidr, remote) => dp.maps.tunnel.set(cidr, { remote }),
+        remove: (cidr) => void dp.maps.tunnel.delete(cidr),
+      },
+      log.child("reconcile"),
+      cfg.resyncSeconds * 1000,
+    );
+    const records = new Reconciler<string>(
+      {
+        name: "endpoint-records",
+        desired: () => eps.desiredRecords(),
+        actual: async () => new Map((await listPrefix(this.client, eps.recordsDir)).map((kv) => [kv.key, kv.value])),
+        equal: (a, b) => a === b,
+        upsert: async (key, value) => void (await this.client.put(key).value(value).exec()),
+        remove: async (key) => void (await this.client.delete().key(key).exec()),
+      },
+      log.child("reconcile"),
+      cfg.resyncSeconds * 1000,
+    );
+    this.reconcilers.push(this.tunnelReconciler as Reconciler<unknown>, endpointMap as Reconciler<unknown>, records as Reconciler<unknown>);
+    for (const r of this.reconcilers) r.start();
+
+    this.registration = new Registration(this.client, nodeKey(cfg.networkPrefix, cfg.hostName), () => JSON.stringify(this.nodeRecord()), cfg.leaseTtlSeconds, log.child("registration"));
+    this.registration.start();
+
+    this.api = new ApiServer(cfg.apiSocket, {
+      status: () => this.status(),
+      listEndpoints: () => eps.list(),
+      getEndpoint: (id) => eps.get(id),
+      addEndpoint: (body) => eps.add(body),
+      deleteEndpoint: (id) => eps.del(id),
+      ready: () => this.isReady,
+    }, log.child("api"));
+    await this.api.listen();
+    if (this.stopping) return void (await this.api.close());
+    this.isReady = true;
+    this.checkNetwork();
+    log.info("agent ready", { mode: net.mode, podCidr: net.podCidr, gateway: this.pod.gateway, socket: cfg.apiSocket });
+  }
+
+  async stop(): Promise<void> {
+    if (this.stopping) return;
+    this.stopping = true;
+    this.isReady = false;
+    this.networkChanged?.();
+    this.log.info("agent stopping; the datapath keeps forwarding");
+    await this.api?.close();
+    for (const r of this.reconcilers) await r.stop();
+    await Promise.all(this.watches.map((w) => w.stop()));
+    await this.registration?.stop();
+    this.client.close();
+    this.datapath?.close();
+  }
+
+  private nodeRecord(): NodeRecord {
+    return {
+      schema: SCHEMA_VERSION,
+      host: this.cfg.hostName,
+      underlayIp: this.cfg.underlayIp,
+      podCidr: this.net?.podCidr ?? "",
+      agentVersion: AGENT_VERSION,
+      incarnation: this.incarnation,
+      startedAt: this.startedAt.toISOString(),
+    };
+  }
+
+  private startWatches(): void {
+    const { cfg } = this;
+    const prefix = cfg.networkPrefix;
+    const cfgKey = configKey(prefix);
+    const watch = (p: string, onBatch: (b: WatchBatch) => void) => {
+      const w = new PrefixWatch({ client: this.client, prefix: p, onBatch, log: this.log.child("watch") });
+      this.watches.push(w);
+      w.start();
+    };
+    // A prefix watch of "<prefix>/config" also sees "<prefix>/config…" siblings: keep the one key.
+    watch(cfgKey, (b) => {
+      for (const ev of b.events) if (ev.key === cfgKey) this.configText = ev.type === "put" ? ev.value : undefined;
+      if (b.relist) this.configSynced = true;
+      this.onNetworkInput();
+    });
+    watch(ipamHostsDir(prefix), (b) => {
+      this.view.applyAllocs(b);
+      this.onNetworkInput();
+      this.onViewChange();
+    });
+    watch(nodesDir(prefix), (b) => {
+      this.view.applyNodes(b);
+      this.onViewChange();
+    });
+  }
+
+  /** What etcd says the network is, from the watched config and allocations. */
+  private etcdNetwork(): EtcdNetwork {
+    const { cfg } = this;
+    if (!this.configSynced || !this.view.allocsSynced) return { missing: "etcd not listed yet" };
+    if (this.configText === undefined) return { missing: `${configKey(cfg.networkPrefix)} (the network, written by ContainerNetwork)` };
+    let config;
+    try {
+      config = parseStoredConfig(configKey(cfg.networkPrefix), this.configText);
+    } catch (e) {
+      return { missing: `a readable network config: ${(e as Error).message}` };
+    }
+    const alloc = this.view.allocs.get(cfg.hostName);
+    if (!alloc) return { missing: `${ipamHostsDir(cfg.networkPrefix)}${cfg.hostName} (this host's pod CIDR, written by HostAllocation)` };
+    return {
+      net: {
+        schema: SCHEMA_VERSION,
+        mode: config.mode,
+        clusterCidr: config.clusterCidr,
+        vni: config.vni,
+        vxlanPort: config.vxlanPort,
+        mtu: config.mtu,
+        podCidr: alloc.cidr,
+      },
+    };
+  }
+
+  private async waitForNetwork(): Promise<NetworkCache> {
+    let lastSaid = 0;
+    let lastMissing = "";
+    for (;;) {
+      const r = this.etcdNetwork();
+      if ("net" in r) return r.net;
+      if (this.stopping) throw new Error("stopped while waiting for the network");
+      if (r.missing !== lastMissing || Date.now() - lastSaid > 10_000) {
+        this.log.info("waiting for etcd", { need: r.missing });
+        lastSaid = Date.now();
+        lastMissing = r.missing;
+      }
+      await new Promise<void>((resolve) => {
+        this.networkChanged = resolve;
+        setTimeout(resolve, 2000).unref();
+      });
+      this.networkChanged = undefined;
+    }
+  }
+
+  private onNetworkInput(): void {
+    this.networkChanged?.();
+    if (this.isReady) this.checkNetwork();
+  }
+
+  /**
+   * Compares what runs with what etcd says. Differences in mode, CIDRs, VNI, port or MTU need
+   * the devices rebuilt: the agent reports them (status, log) and caches etcd's version, so
+   * the next start applies it; it never tears down a working datapath on its own.
+   */
+  private checkNetwork(): void {
+    const r = this.etcdNetwork();
+    if (!("net" in r) || !this.net) return;
+    const current = this.net;
+    const wanted = r.net;
+    const fields = (["mode", "clusterCidr", "podCidr", "vni", "vxlanPort", "mtu"] as const).filter((f) => current[f] !== wanted[f]);
+    for (const p of [...this.problems]) if (p.startsWith("network changed")) this.problems.delete(p);
+    if (fields.length) {
+      const what = fields.map((f) => `${f} ${current[f]} → ${wanted[f]}`).join(", ");
+      this.problems.add(`network changed in etcd (${what}): restart the agent to apply it`);
+      this.log.error("the network in etcd differs from the running one; restart the agent to apply it", { changes: what });
+    }
+    if (JSON.stringify(this.store.loadNetwork()) !== JSON.stringify(wanted)) this.store.saveNetwork(wanted);
+  }
+
+  private currentPeers(): PeerComputation {
+    this.peers = computePeers(this.cfg.hostName, this.net?.podCidr, this.view.nodes, this.view.allocs);
+    return this.peers;
+  }
+
+  private onViewChange(): void {
+    this.tunnelReconciler?.kick();
+    // Our own key gone or overwritten while we run (deleted by hand, or lease trouble): write it again.
+    if (this.registration?.registered && this.view.nodesSynced) {
+      const own = this.view.nodes.get(this.cfg.hostName);
+      if (!this.view.nodes.has(this.cfg.hostName) || own?.incarnation !== this.incarnation) {
+        this.log.warn("our node key was deleted or overwritten; writing it again", { other: own?.incarnation });
+        this.registration.kick();
+      }
+    }
+  }
+
+  private kickEndpoints(): void {
+    for (const r of this.reconcilers) if (r.name !== "tunnel-map") r.kick();
+  }
+
+  async status(): Promise<AgentStatus> {
+    const { cfg } = this;
+    const net = this.net!;
+    const pod = this.pod!;
+    const dp = this.datapath;
+    const devices: DeviceStatus[] = [];
+    const programs: ProgramStatus[] = [];
+    const deviceNames = net.mode === "vxlan" ? [VXLAN_DEVICE, HOST_DEVICE] : [HOST_DEVICE];
+    for (const name of deviceNames) {
+      const l = await getLink(name);
+      devices.push(l ? { name, ifindex: l.ifindex, up: l.up, mtu: l.mtu, ...(l.kind ? { kind: l.kind } : {}) } : { name, up: false });
+      if (l && dp) programs.push(dp.hookStatus(name, l.ifindex, name === VXLAN_DEVICE ? "overlay" : "host"));
+    }
+    const eps = this.endpoints?.list() ?? [];
+    if (dp) for (const ep of eps) if (ep.hostIfindex !== undefined && ep.status !== "lost") programs.push(dp.hookStatus(ep.hostIfname, ep.hostIfindex, "lxc"));
+    const metrics = dp?.maps.metrics.entries() ?? [];
+    const sum = (reason: number) => metrics.filter((m) => m.reason === reason).reduce((a, m) => ({ packets: a.packets + m.packets, bytes: a.bytes + m.bytes }), { packets: 0n, bytes: 0n });
+    const fwd = sum(Verdict.FORWARDED);
+    const passed = sum(Verdict.PASSED);
+    const dropped: Record<string, string> = {};
+    for (const m of metrics.filter((x) => x.reason < 0)) {
+      const name = reasonName(m.reason);
+      dropped[name] = (BigInt(dropped[name] ?? "0") + m.packets).toString();
+    }
+    const tunnels = dp?.maps.tunnel.entries().map(([cidr, t]) => ({ cidr, remote: t.remote })) ?? [];
+    const peers = this.currentPeers();
+    return {
+      agent: {
+        host: cfg.hostName,
+        version: AGENT_VERSION,
+        incarnation: this.incarnation,
+        pid: process.pid,
+        startedAt: this.startedAt.toISOString(),
+        uptimeSeconds: Math.round((Date.now() - this.startedAt.getTime()) / 1000),
+        ready: this.isReady,
+        networkPrefix: cfg.networkPrefix,
+        mode: net.mode,
+        clusterCidr: net.clusterCidr,
+        podCidr: net.podCidr,
+        gateway: pod.gateway,
+        mtu: net.mtu,
+        vni: net.vni,
+        underlayIp: cfg.underlayIp,
+      },
+      etcd: {
+        endpoints: cfg.etcd.endpoints,
+        registered: this.registration?.registered ?? false,
+        ...(this.registration?.currentLeaseId ? { lease: this.registration.currentLeaseId } : {}),
+        viewSynced: this.view.synced,
+        watches: this.watches.map((w) => ({
+          prefix: w.prefix,
+          connected: w.isConnected,
+          revision: w.revision,
+          lists: w.stats.lists,
+          disconnects: w.stats.disconnects,
+          compactions: w.stats.compactions,
+        })),
+      },
+      devices,
+      programs,
+      maps: { endpoints: dp?.maps.endpoints.entries().length ?? 0, tunnel: tunnels.length, metrics: metrics.length },
+      tunnels,
+      peers: peers.peers,
+      endpoints: { total: eps.length, ready: eps.filter((e) => e.status === "ready").length, lost: eps.filter((e) => e.status === "lost").length },
+      counters: {
+        forwarded: { packets: fwd.packets.toString(), bytes: fwd.bytes.toString() },
+        passed: { packets: passed.packets.toString(), bytes: passed.bytes.toString() },
+        dropped,
+      },
+      reconcilers: this.reconcilers.map((r) => ({ name: r.name, ...r.stats })),
+      problems: [...this.problems, ...peers.problems],
+    };
+  }
+}
+
+/** Runs the agent until SIGTERM/SIGINT; resolves with the exit code. */
+export async function runAgent(cfg: AgentConfig, log: Logger): Promise<number> {
+  const agent = new Agent(cfg, log);
+  let stopSignal: string | undefined;
+  const stopped = new Promise<void>((resolve) => {
+    const onSignal = (sig: string) => {
+      if (stopSignal) return;
+      stopSignal = sig;
+      resolve();
+    };
+    process.once("SIGTERM", () => onSignal("SIGTERM"));
+    process.once("SIGINT", () => onSignal("SIGINT"));
+  });
+  // A signal during start wins the race; start() then bails out at its next step.
+  const starting = agent.start();
+  starting.catch(() => undefined);
+  try {
+    await Promise.race([starting, stopped]);
+  } catch (e) {
+    log.error("agent failed to start", { error: e as Error });
+    await agent.stop().catch(() => undefined);
+    return 1;
+  }
+  await stopped;
+  log.info("signal received", { signal: stopSignal });
+  const forced = sleep(10_000).then(() => "timeout");
+  const result = await Promise.race([agent.stop().then(() => "stopped"), forced]);
+  if (result === "timeout") log.warn("shutdown took over 10 s; exiting anyway");
+  return 0;
+}

@@ -1,0 +1,153 @@
+// Desired state → actual state, one reconciler per target (tunnel map, endpoint map, endpoint
+// records in etcd). A reconciler runs when kicked and on a resync timer; a failed pass is
+// retried with backoff. It only prunes when `desired()` is known: a partial etcd view (not yet
+// listed) yields undefined and leaves the target alone, so a restart never empties a map.
+import { Backoff, BackoffOptions, sleep } from "./backoff";
+import { Logger } from "./log";
+
+export interface Diff<V> {
+  upserts: [string, V][];
+  removals: string[];
+}
+
+/** Pure: what to write and what to delete so `actual` becomes `desired`. */
+export function diffState<V>(desired: ReadonlyMap<string, V>, actual: ReadonlyMap<string, V>, equal: (a: V, b: V) => boolean): Diff<V> {
+  const upserts: [string, V][] = [];
+  const removals: string[] = [];
+  for (const [k, v] of desired) {
+    const cur = actual.get(k);
+    if (cur === undefined || !equal(cur, v)) upserts.push([k, v]);
+  }
+  for (const k of actual.keys()) if (!desired.has(k)) removals.push(k);
+  return { upserts, removals };
+}
+
+export interface ReconcileTarget<V> {
+  name: string;
+  /** Undefined while the desired state is unknown (nothing is touched then). */
+  desired(): ReadonlyMap<string, V> | undefined;
+  actual(): Promise<ReadonlyMap<string, V>> | ReadonlyMap<string, V>;
+  equal(a: V, b: V): boolean;
+  upsert(key: string, value: V): Promise<void> | void;
+  remove(key: string): Promise<void> | void;
+}
+
+export interface ReconcilerStats {
+  passes: number;
+  upserts: number;
+  removals: number;
+  errors: number;
+  lastError?: string;
+  lastSuccessAt?: string;
+}
+
+export class Reconciler<V> {
+  readonly stats: ReconcilerStats = { passes: 0, upserts: 0, removals: 0, errors: 0 };
+  private dirty = false;
+  private busy = false;
+  private wake: (() => void) | undefined;
+  private running: Promise<void> | undefined;
+  private readonly abort = new AbortController();
+  private readonly backoff: Backoff;
+  private timer: NodeJS.Timeout | undefined;
+  private readonly idleWaiters: (() => void)[] = [];
+
+  constructor(
+    private readonly target: ReconcileTarget<V>,
+    private readonly log: Logger,
+    private readonly resyncMs: number,
+    backoff: BackoffOptions = {},
+  ) {
+    this.backoff = new Backoff({ initialMs: 200, maxMs: 10_000, ...backoff });
+  }
+
+  get name(): string {
+    return this.target.name;
+  }
+
+  start(): void {
+    if (this.running) return;
+    this.timer = setInterval(() => this.kick(), this.resyncMs);
+    this.timer.unref();
+    this.dirty = true;
+    this.running = this.loop();
+  }
+
+  /** Asks for a pass soon (coalesced with any pending one). */
+  kick(): void {
+    this.dirty = true;
+    this.wake?.();
+  }
+
+  async stop(): Promise<void> {
+    this.abort.abort();
+    if (this.timer) clearInterval(this.timer);
+    this.wake?.();
+    await this.running;
+  }
+
+  /** Resolves once no pass is pending (tests, and the API before answering). */
+  settled(): Promise<void> {
+    if (!this.dirty && !this.busy) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  /** One pass; throws when any change failed (after trying all of them). */
+  async runOnce(): Promise<Diff<V> | undefined> {
+    const desired = this.target.desired();
+    if (desired === undefined) return undefined;
+    const actual = await this.target.actual();
+    const diff = diffState(desired, actual, (a, b) => this.target.equal(a, b));
+    const failures: string[] = [];
+    for (const [key, value] of diff.upserts) {
+      try {
+        await this.target.upsert(key, value);
+        this.stats.upserts++;
+      } catch (e) {
+        failures.push(`upsert ${key}: ${(e as Error).message}`);
+      }
+    }
+    for (const key of diff.removals) {
+      try {
+        await this.target.remove(key);
+        this.stats.removals++;
+      } catch (e) {
+        failures.push(`remove ${key}: ${(e as Error).message}`);
+      }
+    }
+    if (diff.upserts.length || diff.removals.length) {
+      this.log.info("reconciled", { target: this.target.name, upserts: diff.upserts.map(([k]) => k), removals: diff.removals, failed: failures.length });
+    }
+    if (failures.length) throw new Error(failures.join("; "));
+    return diff;
+  }
+
+  private async loop(): Promise<void> {
+    while (!this.abort.signal.aborted) {
+      if (!this.dirty) {
+        for (const w of this.idleWaiters.splice(0)) w();
+        await new Promise<void>((resolve) => (this.wake = resolve));
+        this.wake = undefined;
+        continue;
+      }
+      this.dirty = false;
+      this.busy = true;
+      try {
+        this.stats.passes++;
+        await this.runOnce();
+        this.backoff.reset();
+        this.stats.lastSuccessAt = new Date().toISOString();
+      } catch (e) {
+        this.stats.errors++;
+        this.stats.lastError = (e as Error).message;
+        this.dirty = true;
+        const delay = this.backoff.next();
+        this.log.warn("reconcile failed, retrying", { target: this.target.name, error: e as Error, retryInMs: delay });
+        await sleep(delay, this.abort.signal);
+      } finally {
+        this.busy = false;
+      }
+    }
+    for (const w of this.idleWaiters.splice(0)) w();
+  }
+}

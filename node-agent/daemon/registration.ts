@@ -1,0 +1,120 @@
+// The node's registration: <prefix>/state/nodes/v1/<host>, bound to a lease the agent keeps
+// alive. Losing the lease is normal (etcd leader stalls, long partitions): the key went with
+// it, so a new lease is granted and the key written again. A key deleted by hand while the
+// lease lives is written again too (the agent's view tells us, via kick()).
+//
+// Stopping the agent releases the lease without revoking it: the key stays until the TTL runs
+// out, so a restart (which writes the key again at once) never makes other hosts drop their
+// tunnel entries to this one.
+import type { Etcd3, Lease } from "etcd3";
+import { Backoff, sleep } from "./backoff";
+import { Logger } from "./log";
+
+export interface RegistrationStats {
+  leasesGranted: number;
+  leasesLost: number;
+  writes: number;
+}
+
+export class Registration {
+  readonly stats: RegistrationStats = { leasesGranted: 0, leasesLost: 0, writes: 0 };
+  private lease: Lease | undefined;
+  private leaseId: string | undefined;
+  private dirty = true;
+  private isRegistered = false;
+  private wake: (() => void) | undefined;
+  private readonly abort = new AbortController();
+  private running: Promise<void> | undefined;
+  private readonly backoff = new Backoff({ initialMs: 200, maxMs: 5000 });
+
+  constructor(
+    private readonly client: Etcd3,
+    readonly key: string,
+    private readonly value: () => string,
+    private readonly ttlSeconds: number,
+    private readonly log: Logger,
+  ) {}
+
+  get registered(): boolean {
+    return this.isRegistered;
+  }
+
+  get currentLeaseId(): string | undefined {
+    return this.leaseId;
+  }
+
+  start(): void {
+    if (!this.running) this.running = this.loop();
+  }
+
+  /** Writes the key again (it was deleted or changed by someone else, or our value changed). */
+  kick(): void {
+    this.dirty = true;
+    this.wake?.();
+  }
+
+  /** Stops keepalives; the key expires with the lease unless a new agent writes it first. */
+  async stop(): Promise<void> {
+    this.abort.abort();
+    this.wake?.();
+    await this.running;
+    this.lease?.release();
+  }
+
+  /** Revokes the lease: the key disappears now (used when the host leaves the network). */
+  async deregister(): Promise<void> {
+    await this.stop();
+    await this.lease?.revoke().catch(() => undefined);
+    this.isRegistered = false;
+  }
+
+  private newLease(): Lease {
+    const lease = this.client.lease(this.ttlSeconds, { autoKeepAlive: true });
+    lease.on("lost", (err: Error) => {
+      if (this.lease !== lease) return;
+      this.stats.leasesLost++;
+      this.isRegistered = false;
+      this.lease = undefined;
+      this.leaseId = undefined;
+      this.log.warn("registration lease lost; granting a new one", { error: err });
+      this.kick();
+    });
+    return lease;
+  }
+
+  private async loop(): Promise<void> {
+    while (!this.abort.signal.aborted) {
+      if (!this.dirty && this.lease) {
+        await new Promise<void>((resolve) => (this.wake = resolve));
+        this.wake = undefined;
+        continue;
+      }
+      try {
+        if (!this.lease) {
+          const lease = this.newLease();
+          this.lease = lease;
+          this.leaseId = await lease.grant();
+          this.stats.leasesGranted++;
+          this.log.info("registration lease granted", { lease: this.leaseId, ttlSeconds: this.ttlSeconds });
+        }
+        this.dirty = false;
+        await this.client.put(this.key).value(this.value()).lease(this.leaseId!).exec();
+        this.stats.writes++;
+        this.isRegistered = true;
+        this.backoff.reset();
+        this.log.info("registered", { key: this.key, lease: this.leaseId });
+      } catch (e) {
+        this.dirty = true;
+        const message = (e as Error).message ?? String(e);
+        if (/lease not found/i.test(message) || this.lease?.revoked()) {
+          this.lease?.release();
+          this.lease = undefined;
+          this.leaseId = undefined;
+        }
+        const delay = this.backoff.next();
+        this.log.warn("registration failed, retrying", { error: message, retryInMs: delay });
+        await sleep(delay, this.abort.signal);
+      }
+    }
+  }
+}

@@ -1,0 +1,46 @@
+// Removes everything the agent made on a host (the host leaves the network, or NodeAgent is
+// deleted): endpoint veths, bpfnet devices (their tc hooks go with them), pinned maps, its
+// etcd keys and its state files. The agent must be stopped first.
+import * as fs from "fs";
+import * as path from "path";
+import { AgentClient } from "../api/client";
+import { AgentConfig } from "../config";
+import { endpointsDir, nodeKey } from "../../provider/keys";
+import { EndpointMap, TunnelMap, ConfigMap, MetricsMap } from "../../bpf";
+import { tryIp } from "./exec";
+import { removeDevices } from "./devices";
+import { connectAgentClient } from "./etcd";
+import { Logger } from "./log";
+import { ENDPOINTS_FILE, NETWORK_FILE, StateStore } from "./state";
+
+export async function teardown(cfg: AgentConfig, log: Logger): Promise<void> {
+  const running = await new AgentClient(cfg.apiSocket, 2000).status().then(() => true, () => false);
+  if (running) throw new Error(`an agent is still answering on ${cfg.apiSocket}: stop it before tearing down`);
+
+  const store = new StateStore(cfg.stateDir);
+  let ids: string[] = [];
+  try {
+    const state = store.loadEndpoints();
+    ids = Object.keys(state.endpoints);
+    for (const rec of Object.values(state.endpoints)) await tryIp("link", "del", rec.hostIfname);
+  } catch (e) {
+    log.warn("cannot read the endpoint state; endpoint devices may remain", { error: e as Error });
+  }
+  await removeDevices();
+  for (const name of [EndpointMap.mapName, TunnelMap.mapName, ConfigMap.mapName, MetricsMap.mapName]) {
+    fs.rmSync(path.join(cfg.bpffsDir, name), { force: true });
+  }
+
+  const client = connectAgentClient(cfg.etcd);
+  try {
+    await client.delete().key(nodeKey(cfg.networkPrefix, cfg.hostName)).exec();
+    await client.delete().prefix(endpointsDir(cfg.networkPrefix, cfg.hostName)).exec();
+  } catch (e) {
+    log.warn("cannot remove this host's keys from etcd; they expire (node) or must be removed by hand (endpoints)", { error: e as Error });
+  } finally {
+    client.close();
+  }
+  for (const f of [ENDPOINTS_FILE, NETWORK_FILE]) fs.rmSync(path.join(cfg.stateDir, f), { force: true });
+  fs.rmSync(cfg.apiSocket, { force: true });
+  log.info("torn down", { host: cfg.hostName, endpoints: ids.length });
+}

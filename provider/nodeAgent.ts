@@ -1,0 +1,186 @@
+// NodeAgent: deploys the node agent to a host over SSH: uploads the bundle (agent JS, native
+// addon, BPF objects) with SFTP, unpacks it as a release, writes the agent's config, runs it
+// (systemd unit where the host has systemd, else a supervised process) and waits until the
+// agent has registered in etcd. A new bundle is a new release; delete tears everything down.
+import * as pulumi from "@pulumi/pulumi";
+import { EtcdConnection, withEtcd } from "./etcdClient";
+import { detectSupervisor } from "./etcdMember";
+import { nodeKey } from "./keys";
+import { NodeAgentSpec, agentConfig, agentPaths, agentService, nodeVersionProblem } from "./nodeAgentSpec";
+import { SshSession, withSsh } from "./ssh";
+import { SshConnection, SshEndpoint, connectionOf, sshConnectionProblems } from "./sshConnection";
+import { SSH_SECRET_OUTPUTS, sshResourceInputs } from "./sshInputs";
+import { SupervisorKind, isRunningCommand, serviceFiles, startCommand, stopCommand, supervisorScript, systemdUnit, uninstallCommand } from "./supervisor";
+
+export interface NodeAgentArgs {
+  connection: pulumi.Input<SshConnection>;
+  spec: pulumi.Input<NodeAgentSpec>;
+  etcd: pulumi.Input<EtcdConnection>;
+  /** Local path of the agent bundle (scripts/build-agent-bundle.js) and its sha256. */
+  bundlePath: pulumi.Input<string>;
+  bundleSha256: pulumi.Input<string>;
+  /** How long to wait for the agent's registration in etcd (default 60 s). */
+  readyTimeoutMs?: pulumi.Input<number>;
+}
+
+interface AgentInputs {
+  connection: SshEndpoint;
+  privateKeys: string[];
+  spec: NodeAgentSpec;
+  etcd: EtcdConnection;
+  bundlePath: string;
+  bundleSha256: string;
+  readyTimeoutMs?: number;
+}
+
+interface AgentOutputs extends AgentInputs {
+  supervisor: SupervisorKind;
+  nodeVersion: string;
+  running: boolean;
+  release: string;
+  incarnation: string;
+}
+
+interface Registration {
+  incarnation?: string;
+  underlayIp?: string;
+}
+
+async function registration(inputs: AgentInputs): Promise<Registration | undefined> {
+  const raw = await withEtcd(inputs.etcd, (c) => c.get(nodeKey(inputs.spec.networkPrefix, inputs.spec.hostName)).string(), { callTimeoutMs: 3000 });
+  return raw ? (JSON.parse(raw) as Registration) : undefined;
+}
+
+/** Waits for a registration from a new incarnation of the agent (a restart must re-register). */
+async function waitRegistered(inputs: AgentInputs, previous: string | undefined, s: SshSession, logPath: string): Promise<string> {
+  const timeout = inputs.readyTimeoutMs ?? 60_000;
+  const deadline = Date.now() + timeout;
+  let last = "no registration yet";
+  while (Date.now() < deadline) {
+    try {
+      const reg = await registration(inputs);
+      if (reg?.incarnation && reg.incarnation !== previous) return reg.incarnation;
+    } catch (e) {
+      last = (e as Error).message;
+    }
+    await new Promise((r) => setTimeout(r, 300));
+  }
+  const tail = (await s.exec(`tail -n 25 ${logPath}`)).stdout;
+  throw new Error(`node agent on ${inputs.spec.hostName} did not register in etcd within ${timeout} ms (${last}); its log ends:\n${tail}`);
+}
+
+async function deploy(inputs: AgentInputs): Promise<AgentOutputs> {
+  const { spec, bundleSha256 } = inputs;
+  const p = agentPaths(spec, bundleSha256);
+  const service = agentService(spec, bundleSha256);
+  const fs = require("fs") as typeof import("fs");
+  return withSsh(connectionOf(inputs.connection, inputs.privateKeys), async (s) => {
+    const node = await s.exec(`${spec.nodePath} --version`);
+    const problem = nodeVersionProblem(spec.hostName, spec.nodePath, node);
+    if (problem) throw new Error(problem);
+    const supervisor = await detectSupervisor(s);
+
+    if ((await s.exec(`test -f ${p.release}/.complete`)).code !== 0) {
+      await s.run(`mkdir -p ${spec.installDir}/bundles ${p.release}`);
+      await s.writeFile(p.bundle, fs.readFileSync(inputs.bundlePath), 0o644);
+      const sum = (await s.run(`sha256sum ${p.bundle}`)).split(" ")[0];
+      if (sum !== bundleSha256) throw new Error(`agent bundle on ${spec.hostName} has sha256 ${sum}, expected ${bundleSha256} (upload corrupted?)`);
+      await s.run(`tar -xzf ${p.bundle} -C ${p.release} && touch ${p.release}/.complete && rm -f ${p.bundle}`);
+    }
+    await s.run(`mkdir -p ${p.dir} && chmod 700 ${p.dir}`);
+    await s.writeFile(p.config, agentConfig(spec, inputs.etcd, bundleSha256), 0o600);
+
+    const before = (await registration(inputs).catch(() => undefined))?.incarnation;
+    await s.run(stopCommand(service, supervisor));
+    await s.run(`ln -sfn ${p.release} ${p.current}`);
+    await s.writeFile(serviceFiles(service).supervisor, supervisorScript(service), 0o755);
+    if (supervisor === "systemd") await s.writeFile(serviceFiles(service).unit, systemdUnit(service), 0o644);
+    await s.run(startCommand(service, supervisor));
+    const incarnation = await waitRegistered(inputs, before, s, serviceFiles(service).log);
+    // Older releases are no longer referenced.
+    await s.run(`for r in ${spec.installDir}/releases/*; do [ "$r" = ${p.release} ] || rm -rf "$r"; done`);
+    return { ...inputs, supervisor, nodeVersion: node.stdout.trim(), running: true, release: p.release, incarnation };
+  });
+}
+
+export const nodeAgentProvider: pulumi.dynamic.ResourceProvider = {
+  async check(_olds: AgentInputs, news: AgentInputs) {
+    const failures = sshConnectionProblems(news.connection as Partial<SshConnection>).map((reason) => ({ property: "connection", reason }));
+    const fs = require("fs") as typeof import("fs");
+    if (typeof news.bundlePath === "string" && !news.bundlePath.startsWith("04da6b54") && !fs.existsSync(news.bundlePath)) {
+      failures.push({ property: "bundlePath", reason: `agent bundle ${news.bundlePath} does not exist: run scripts/setup (it builds build/agent-bundle.tgz)` });
+    }
+    return { inputs: news, failures };
+  },
+
+  async diff(_id: string, olds: AgentOutputs, news: AgentInputs) {
+    const replaces = olds.spec.hostName !== news.spec.hostName || olds.connection.host !== news.connection.host ? ["spec"] : [];
+    const changed = (["connection", "privateKeys", "spec", "etcd", "bundleSha256"] as const).some((k) => JSON.stringify(olds[k]) !== JSON.stringify(news[k]));
+    // A stopped agent or a release switched by hand (found by refresh) is repaired by an update.
+    const drifted = !olds.running || olds.release !== agentPaths(news.spec, news.bundleSha256).release;
+    return { changes: changed || drifted || replaces.length > 0, replaces, deleteBeforeReplace: true };
+  },
+
+  async create(inputs: AgentInputs) {
+    return { id: `agent@${inputs.spec.hostName}`, outs: await deploy(inputs) };
+  },
+
+  async update(_id: string, _olds: AgentOutputs, news: AgentInputs) {
+    return { outs: await deploy(news) };
+  },
+
+  async read(id: string, props: AgentOutputs) {
+    const service = agentService(props.spec, props.bundleSha256);
+    const seen = await withSsh(connectionOf(props.connection, props.privateKeys), async (s) => ({
+      running: (await s.run(isRunningCommand(service, props.supervisor))).trim() === "running",
+      release: (await s.exec(`readlink ${agentPaths(props.spec, props.bundleSha256).current}`)).stdout.trim(),
+    }));
+    return { id, props: { ...props, running: seen.running, release: seen.release } };
+  },
+
+  async delete(_id: string, props: AgentOutputs) {
+    const p = agentPaths(props.spec, props.bundleSha256);
+    const service = agentService(props.spec, props.bundleSha256);
+    await withSsh(connectionOf(props.connection, props.privateKeys), async (s) => {
+      await s.run(stopCommand(service, props.supervisor));
+      // The agent removes what it made: programs, devices, endpoints, pins, its state.
+      if ((await s.exec(`test -x ${p.current}/bin/bpfnet`)).code === 0) {
+        await s.run(`${props.spec.nodePath} ${p.current}/bin/bpfnet agent teardown --config ${p.config}`);
+      }
+      await s.run(uninstallCommand(service, props.supervisor));
+      await s.run(`rm -rf ${props.spec.installDir}/releases ${props.spec.installDir}/bundles ${p.current} ${p.dir}`);
+    });
+    // Its registration is lease-bound; remove it now rather than when the lease expires.
+    await withEtcd(props.etcd, (c) => c.delete().key(nodeKey(props.spec.networkPrefix, props.spec.hostName)).exec()).catch(() => undefined);
+  },
+};
+
+export class NodeAgent extends pulumi.dynamic.Resource {
+  declare public readonly nodeVersion: pulumi.Output<string>;
+  declare public readonly release: pulumi.Output<string>;
+  declare public readonly running: pulumi.Output<boolean>;
+  declare public readonly incarnation: pulumi.Output<string>;
+
+  constructor(name: string, args: NodeAgentArgs, opts?: pulumi.CustomResourceOptions) {
+    super(
+      nodeAgentProvider,
+      name,
+      {
+        ...sshResourceInputs(args.connection),
+        spec: args.spec,
+        etcd: pulumi.secret(args.etcd),
+        bundlePath: args.bundlePath,
+        bundleSha256: args.bundleSha256,
+        readyTimeoutMs: args.readyTimeoutMs,
+        supervisor: undefined,
+        nodeVersion: undefined,
+        running: undefined,
+        release: undefined,
+        incarnation: undefined,
+      },
+      { ...opts, additionalSecretOutputs: [...SSH_SECRET_OUTPUTS, "etcd"] },
+      "bpfnet",
+      "NodeAgent",
+    );
+  }
+}

@@ -1,0 +1,82 @@
+// Pure description of a node agent on a host: where its release and state live, its config
+// file, its service, and the checks around it. provider/nodeAgent.ts ships these over SSH.
+import { EtcdConnection } from "./etcdClient";
+import { ServiceSpec } from "./supervisor";
+
+export interface NodeAgentSpec {
+  hostName: string;
+  networkPrefix: string;
+  /** Where releases are unpacked: <installDir>/releases/<sha>, <installDir>/current. */
+  installDir: string;
+  /** The host's state root; the agent keeps its own state in <stateDir>/agent. */
+  stateDir: string;
+  bpffsDir: string;
+  underlayInterface: string;
+  underlayIp: string;
+  /** Node.js on the host (>= 20). */
+  nodePath: string;
+}
+
+export const MIN_NODE_MAJOR = 20;
+
+export const agentPaths = (s: NodeAgentSpec, bundleSha256: string) => {
+  const release = `${s.installDir}/releases/${bundleSha256.slice(0, 16)}`;
+  const dir = `${s.stateDir}/agent`;
+  return {
+    release,
+    bundle: `${s.installDir}/bundles/${bundleSha256.slice(0, 16)}.tgz`,
+    current: `${s.installDir}/current`,
+    dir,
+    config: `${dir}/agent.json`,
+    socket: `${dir}/agent.sock`,
+  };
+};
+
+/** The agent's config file (node-agent/config.ts parses it). */
+export function agentConfig(s: NodeAgentSpec, etcd: EtcdConnection, bundleSha256: string): string {
+  const p = agentPaths(s, bundleSha256);
+  return (
+    JSON.stringify(
+      {
+        hostName: s.hostName,
+        networkPrefix: s.networkPrefix,
+        etcd,
+        stateDir: p.dir,
+        bpffsDir: s.bpffsDir,
+        underlayInterface: s.underlayInterface,
+        underlayIp: s.underlayIp,
+        apiSocket: p.socket,
+      },
+      null,
+      2,
+    ) + "\n"
+  );
+}
+
+export function agentService(s: NodeAgentSpec, bundleSha256: string): ServiceSpec {
+  const p = agentPaths(s, bundleSha256);
+  return {
+    name: `bpfnet-agent`,
+    dir: p.dir,
+    // Through `current`, so the unit and the supervisor survive a roll to a new release.
+    command: `${s.nodePath} ${p.current}/bin/bpfnet agent --config ${p.config}`,
+    description: `bpfnet node agent (${s.hostName})`,
+  };
+}
+
+/** "v20.20.2" → 20; anything else → undefined. */
+export function nodeMajor(versionOutput: string): number | undefined {
+  const m = /^v(\d+)\.\d+\.\d+/.exec(versionOutput.trim());
+  return m ? Number(m[1]) : undefined;
+}
+
+export function nodeVersionProblem(host: string, nodePath: string, probe: { code: number; stdout: string }): string | undefined {
+  if (probe.code !== 0) {
+    return `node agent on ${host} needs Node.js >= ${MIN_NODE_MAJOR} at ${nodePath}, but none was found there (install Debian's nodejs >= ${MIN_NODE_MAJOR} or NodeSource's, or set agent.nodePath)`;
+  }
+  const major = nodeMajor(probe.stdout);
+  if (major === undefined || major < MIN_NODE_MAJOR) {
+    return `node agent on ${host} needs Node.js >= ${MIN_NODE_MAJOR}; found ${probe.stdout.trim() || "an unknown version"} at ${nodePath}`;
+  }
+  return undefined;
+}

@@ -1,0 +1,238 @@
+// Running real agents in a lab: one process per lab host, inside the host's network namespace,
+// from the compiled CLI. Tests rely on dist/ being built (`npx tsc -p .`; scripts/setup runs it
+// before the tests); checkBuilt() fails early with that hint when it is missing or stale.
+import { ChildProcess, execFileSync, spawn, spawnSync } from "child_process";
+import * as fs from "fs";
+import * as path from "path";
+import type { InventoryHost } from "../../../lab/inventory";
+import { AgentClient } from "../../../node-agent/api/client";
+import type { AgentStatus } from "../../../node-agent/api/types";
+import { withEtcd, EtcdConnection } from "../../../provider/etcdClient";
+import { allocate } from "../../../provider/ipamStore";
+import { createConfig } from "../../../provider/networkStore";
+import { checkNetworkSpec, NetworkSpecInputs } from "../../../provider/networkSpec";
+
+export const REPO = path.resolve(__dirname, "..", "..", "..");
+export const CLI = path.join(REPO, "dist", "node-agent", "cli", "main.js");
+
+/** Throws unless dist/ holds a build at least as new as every node-agent source. */
+export function checkBuilt(): void {
+  if (!fs.existsSync(CLI)) throw new Error(`${CLI} is missing: build with \`npx tsc -p .\` (scripts/setup does)`);
+  const newest = (dir: string): number =>
+    fs.readdirSync(dir, { withFileTypes: true }).reduce((m, e) => {
+      const p = path.join(dir, e.name);
+      return Math.max(m, e.isDirectory() ? newest(p) : e.name.endsWith(".ts") ? fs.statSync(p).mtimeMs : 0);
+    }, 0);
+  const built = fs.statSync(CLI).mtimeMs;
+  for (const dir of ["node-agent"]) {
+    if (newest(path.join(REPO, dir)) > built + 1000) throw new Error(`dist/ is older than ${dir}/: rebuild with \`npx tsc -p .\``);
+  }
+}
+
+/** Writes <prefix>/config and one allocation per host, as ContainerNetwork/HostAllocation would. */
+export async function seedNetwork(conn: EtcdConnection, spec: NetworkSpecInputs, hosts: string[]): Promise<Record<string, string>> {
+  const checked = checkNetworkSpec(spec);
+  if (!checked.spec) throw new Error(`bad spec: ${JSON.stringify(checked.failures)}`);
+  const s = checked.spec;
+  return withEtcd(conn, async (c) => {
+    await createConfig(c, s, `net-${s.prefix}`, false);
+    const out: Record<string, string> = {};
+    for (const h of hosts) out[h] = (await allocate(c, { prefix: s.prefix, host: h, allocationId: `alloc-${h}` })).podCidr;
+    return out;
+  });
+}
+
+export interface AgentOptions {
+  prefix: string;
+  etcd: EtcdConnection;
+  leaseTtlSeconds?: number;
+  resyncSeconds?: number;
+}
+
+export class LabAgent {
+  proc: ChildProcess | undefined;
+  readonly configPath: string;
+  readonly logPath: string;
+  readonly client: AgentClient;
+  readonly socket: string;
+
+  constructor(
+    readonly host: InventoryHost,
+    opts: AgentOptions,
+  ) {
+    this.configPath = path.join(host.stateDir, "agent.json");
+    this.logPath = path.join(host.stateDir, "agent.log");
+    this.socket = path.join(host.stateDir, "agent.sock");
+    fs.mkdirSync(host.stateDir, { recursive: true });
+    fs.writeFileSync(
+      this.configPath,
+      JSON.stringify(
+        {
+          hostName: host.name,
+          networkPrefix: opts.prefix,
+          etcd: opts.etcd,
+          stateDir: host.stateDir,
+          bpffsDir: host.bpffsDir,
+          underlayInterface: host.underlayInterface,
+          underlayIp: host.underlayIp,
+          leaseTtlSeconds: opts.leaseTtlSeconds ?? 10,
+          resyncSeconds: opts.resyncSeconds ?? 5,
+          logLevel: "debug",
+        },
+        null,
+        2,
+      ),
+    );
+    this.client = new AgentClient(this.socket, 30_000);
+  }
+
+  get netns(): string {
+    return this.host.netns!;
+  }
+
+  /** Starts the agent in its host's namespace (log appended to agent.log) and waits until it is ready. */
+  async start(timeoutMs = 30_000): Promise<void> {
+    const log = fs.openSync(this.logPath, "a");
+    const proc = spawn("ip", ["netns", "exec", this.netns, process.execPath, CLI, "agent", "--config", this.configPath], {
+      stdio: ["ignore", log, log],
+    });
+    fs.closeSync(log);
+    this.proc = proc;
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      if (proc.exitCode !== null) throw new Error(`agent ${this.host.name} exited with ${proc.exitCode}:\n${this.tail()}`);
+      const s = await this.client.status().catch(() => undefined);
+      if (s?.agent.ready) return;
+      if (Date.now() > deadline) throw new Error(`agent ${this.host.name} not ready within ${timeoutMs} ms:\n${this.tail()}`);
+      await sleep(100);
+    }
+  }
+
+  /** SIGTERM (or another signal), waiting for the process to exit. */
+  async stop(signal: NodeJS.Signals = "SIGTERM"): Promise<number | null> {
+    const proc = this.proc;
+    if (!proc || proc.exitCode !== null || proc.signalCode !== null) return proc?.exitCode ?? null;
+    const exited = new Promise<number | null>((resolve) => proc.once("exit", (code) => resolve(code)));
+    proc.kill(signal);
+    const t = setTimeout(() => proc.kill("SIGKILL"), 15_000);
+    const code = await exited;
+    clearTimeout(t);
+    this.proc = undefined;
+    return code;
+  }
+
+  status(): Promise<AgentStatus> {
+    return this.client.status();
+  }
+
+  /** Runs the CLI against this agent's socket; returns stdout (throws with stderr on failure). */
+  cli(...args: string[]): string {
+    const r = spawnSync(process.execPath, [CLI, ...args, "--socket", this.socket], { encoding: "utf8", timeout: 60_000 });
+    if (r.status !== 0) throw new Error(`bpfnet ${args.join(" ")} exited ${r.status}: ${r.stderr}${r.stdout}`);
+    return r.stdout;
+  }
+
+  tail(lines = 40): string {
+    try {
+      return fs.readFileSync(this.logPath, "utf8").split("\n").slice(-lines).join("\n");
+    } catch {
+      return "(no log)";
+    }
+  }
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+/** Polls `fn` until it returns a truthy value (returned) or the time runs out (throws with `what`). */
+export async function waitFor<T>(what: string, fn: () => Promise<T> | T, timeoutMs = 20_000, everyMs = 100): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await fn();
+      if (v) return v;
+    } catch (e) {
+      last = e;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ""}`);
+    await sleep(everyMs);
+  }
+}
+
+/** Container namespaces of the tests: all named tagtc…, removed by removeContainers(). */
+export function addContainerNetns(name: string): string {
+  if (!name.startsWith("tagtc")) throw new Error(`container netns ${name} must start with tagtc`);
+  spawnSync("ip", ["netns", "del", name]);
+  execFileSync("ip", ["netns", "add", name]);
+  return `/run/netns/${name}`;
+}
+
+export function removeContainers(names: string[]): void {
+  for (const n of names) spawnSync("ip", ["netns", "del", n]);
+}
+
+/** Runs a command in a namespace; returns status and output (never throws). */
+export function inNetns(netns: string, cmd: string[], timeoutMs = 30_000): { status: number | null; stdout: string; stderr: string } {
+  const r = spawnSync("ip", ["netns", "exec", netns, ...cmd], { encoding: "utf8", timeout: timeoutMs });
+  return { status: r.status, stdout: r.stdout ?? "", stderr: r.stderr ?? "" };
+}
+
+export interface PingResult {
+  ok: boolean;
+  transmitted: number;
+  received: number;
+  rttAvgMs?: number;
+  output: string;
+}
+
+export function ping(netns: string, dst: string, count = 3, intervalS = 0.2, waitS = 2): PingResult {
+  const r = inNetns(netns, ["ping", "-n", "-q", "-c", String(count), "-i", String(intervalS), "-W", String(waitS), dst], 120_000);
+  const m = /(\d+) packets transmitted, (\d+) received/.exec(r.stdout);
+  const rtt = /= [\d.]+\/([\d.]+)\//.exec(r.stdout);
+  return {
+    ok: r.status === 0,
+    transmitted: m ? Number(m[1]) : 0,
+    received: m ? Number(m[2]) : 0,
+    ...(rtt ? { rttAvgMs: Number(rtt[1]) } : {}),
+    output: r.stdout + r.stderr,
+  };
+}
+
+export interface TransferResult {
+  sent: number;
+  sha: string;
+  ms: number;
+  /** What the sink counted and hashed. */
+  received: { n: number; sha: string };
+}
+
+/**
+ * Sends `bytes` random bytes over TCP from namespace `from` to a sink in `to` listening on
+ * `ip:port`; the sink answers with the count and sha256 of what it got.
+ */
+export async function tcpTransfer(from: string, to: string, ip: string, bytes: number, port: number, children: ChildProcess[]): Promise<TransferResult> {
+  const sink = spawn("ip", ["netns", "exec", to, process.execPath, "-e", `
+    const net = require("net"), crypto = require("crypto");
+    const srv = net.createServer((sock) => {
+      const h = crypto.createHash("sha256"); let n = 0;
+      sock.on("data", (d) => { n += d.length; h.update(d); });
+      sock.on("end", () => { sock.end(JSON.stringify({ n, sha: h.digest("hex") })); srv.close(); });
+    });
+    srv.listen(${port}, () => console.log("listening"));`], { stdio: ["ignore", "pipe", "inherit"] });
+  children.push(sink);
+  await new Promise<void>((resolve, reject) => {
+    sink.stdout!.on("data", (d) => String(d).includes("listening") && resolve());
+    sink.on("exit", (code) => reject(new Error(`TCP sink exited with ${code}`)));
+  });
+  const send = inNetns(from, [process.execPath, "-e", `
+    const net = require("net"), crypto = require("crypto");
+    const buf = crypto.randomBytes(${bytes}), sha = crypto.createHash("sha256").update(buf).digest("hex");
+    const t0 = Date.now(); let reply = "";
+    const sock = net.connect(${port}, "${ip}", () => sock.end(buf));
+    sock.on("data", (d) => (reply += d));
+    sock.on("end", () => console.log(JSON.stringify({ sent: buf.length, sha, ms: Date.now() - t0, received: JSON.parse(reply) })));`], 60_000);
+  if (send.status !== 0) throw new Error(`TCP transfer failed (${send.status}): ${send.stderr}`);
+  return JSON.parse(send.stdout) as TransferResult;
+}
