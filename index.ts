@@ -33,6 +33,14 @@ const network = new Network("net", {
     : { members: etcdMembersOn(allHosts.slice(0, config.getNumber("etcdHosts") ?? 1)), retainOnDelete: config.getBoolean("etcdRetainOnDelete") },
   // One network's agents per host: a second network on the same hosts (staging) runs without.
   agents: { enabled: config.getBoolean("agents") ?? true },
+  // l3: the inventory's router, programmed with iproute2 ("linux") or FRR's vtysh ("frr").
+  router: inventory.router && (config.get("mode") ?? inventory.topology) === "l3"
+    ? {
+        connection: sshConnectionFor(inventory.router.ssh),
+        driver: (config.get("routerDriver") as "linux" | "frr" | undefined) ?? "frr",
+        vtyshArgs: inventory.router.vtyshArgs,
+      }
+    : undefined,
 });
 
 // Preflight facts about every host (SSH with verified host keys).
@@ -44,4 +52,5 @@ export const etcdConnection = network.etcdConnection; // secret: for stacks that
 export const networkPrefix = network.prefix;
 export const podCidrs = network.podCidrs;
 export const agents = Object.fromEntries(Object.entries(network.agents).map(([h, a]) => [h, a.incarnation]));
+export const routes = Object.fromEntries(Object.entries(network.routes).map(([h, r]) => [h, r.id]));
 export const kernels = Object.fromEntries(probed.map((h, i) => [h.name, probes[i].kernelVersion]));

@@ -11,6 +11,7 @@ import { EtcdConnection } from "../provider/etcdClient";
 import { HostAllocation } from "../provider/hostAllocation";
 import { NetworkMode } from "../provider/networkSpec";
 import { NodeAgent } from "../provider/nodeAgent";
+import { RouterArgs, RouterRoute } from "../provider/routerRoute";
 import { SshConnection } from "../provider/sshConnection";
 import { DEFAULT_STATE_DIR, EtcdCluster, EtcdHostArgs, ExistingEtcdArgs } from "./etcdCluster";
 
@@ -71,6 +72,8 @@ export interface NetworkArgs {
   networkName?: string;
   etcd: NetworkEtcdArgs;
   agents?: NetworkAgentArgs;
+  /** l3 mode: the upstream router that must route each host's pod CIDR to that host. */
+  router?: RouterArgs;
 }
 
 export const DEFAULT_BUNDLE_PATH = path.resolve(__dirname, "..", "build", "agent-bundle.tgz");
@@ -91,6 +94,8 @@ export function validateNetworkArgs(args: NetworkArgs): void {
   const names = args.hosts.map((h) => h.name);
   const dup = names.find((n, i) => names.indexOf(n) !== i);
   if (dup) throw new Error(`Network: host "${dup}" is listed twice`);
+  if (args.mode === "l3" && !args.router) throw new Error("Network: mode l3 needs router: the router between the hosts must route each pod CIDR to its host");
+  if (args.mode === "vxlan" && args.router) throw new Error("Network: router is only for mode l3 (vxlan tunnels between hosts)");
   if (!args.etcd || !!args.etcd.existing === (args.etcd.members?.length ?? 0) > 0) {
     throw new Error("Network: etcd needs exactly one of members (provision etcd on these hosts) or existing (a running etcd)");
   }
@@ -111,6 +116,7 @@ export class Network extends pulumi.ComponentResource implements NetworkOutputs 
   public readonly containerNetwork: ContainerNetwork;
   public readonly allocations: Record<string, HostAllocation>;
   public readonly agents: Record<string, NodeAgent>;
+  public readonly routes: Record<string, RouterRoute>;
 
   constructor(name: string, args: NetworkArgs, opts?: pulumi.ComponentResourceOptions) {
     super("bpfnet:index:Network", name, {}, opts);
@@ -143,6 +149,15 @@ export class Network extends pulumi.ComponentResource implements NetworkOutputs 
       args.hosts.map((h) => [h.name, new HostAllocation(`${name}-${h.name}`, { network: this.containerNetwork, host: h.name }, { parent: this })]),
     );
 
+    // l3: a route per allocation, created after it and deleted before its CIDR is released.
+    this.routes = Object.fromEntries(
+      args.mode === "l3" && args.router
+        ? args.hosts.map((h) => [
+            h.name,
+            new RouterRoute(`${name}-route-${h.name}`, { router: args.router!, prefix: this.allocations[h.name].podCidr, nextHop: h.underlayIp }, { parent: this, dependsOn: [this.allocations[h.name]] }),
+          ])
+        : [],
+    );
     this.agents = args.agents?.enabled === false ? {} : this.deployAgents(name, args);
 
     this.etcdEndpoints = this.etcd.endpoints;

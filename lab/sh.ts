@@ -1,5 +1,6 @@
 // Synchronous command helpers for the lab: every failure names the command and its stderr.
 import { spawnSync } from "child_process";
+import * as fs from "fs";
 
 export interface RunResult {
   ok: boolean;
@@ -37,10 +38,17 @@ export function pidsInNetns(netns: string): number[] {
   return r.ok ? r.stdout.split("\n").filter(Boolean).map(Number) : [];
 }
 
+/** Whether a process lives; a zombie (killed, not yet reaped by a PID 1 that may never reap) does not. */
 export function pidAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
+  } catch {
+    return false;
+  }
+  try {
+    // /proc/PID/stat: "pid (comm) STATE …"; comm may hold spaces and parentheses.
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
+    return stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3) !== "Z";
   } catch {
     return false;
   }

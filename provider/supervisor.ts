@@ -66,24 +66,31 @@ export function startCommand(s: ServiceSpec, kind: SupervisorKind): string {
   return `rm -f ${f.stop} && setsid -f sh ${f.supervisor} </dev/null >/dev/null 2>&1`;
 }
 
+/**
+ * Shell: true when the pid in file $1 is a live process. A zombie is dead: where PID 1 does not
+ * reap orphans (containers, some sandboxes), a killed daemon lingers as one and `kill -0` still
+ * succeeds on it.
+ */
+const ALIVE = `alive() { [ -f "$1" ] && p=$(cat "$1") && [ -n "$p" ] && [ -r /proc/$p/status ] && ! grep -q '^State:.*Z' /proc/$p/status; }`;
+
 export function stopCommand(s: ServiceSpec, kind: SupervisorKind): string {
   const f = serviceFiles(s);
   if (kind === "systemd") return `systemctl disable --now ${s.name}.service >/dev/null 2>&1; true`;
   // Stop the supervisor first so it cannot restart the daemon, then the daemon; wait until both are gone.
   const pids = `${f.supervisorPid} ${f.pid}`;
   return [
+    ALIVE,
     `mkdir -p ${s.dir} && touch ${f.stop}`,
-    `for p in ${pids}; do [ -f $p ] && kill $(cat $p) 2>/dev/null; done`,
-    `for i in $(seq 100); do alive=0; for p in ${pids}; do [ -f $p ] && kill -0 $(cat $p) 2>/dev/null && alive=1; done; [ $alive = 0 ] && break; sleep 0.1; done`,
-    `for p in ${pids}; do [ -f $p ] && kill -9 $(cat $p) 2>/dev/null; done; true`,
+    `for f in ${pids}; do alive $f && kill $(cat $f) 2>/dev/null; done`,
+    `for i in $(seq 100); do up=0; for f in ${pids}; do alive $f && up=1; done; [ $up = 0 ] && break; sleep 0.1; done`,
+    `for f in ${pids}; do alive $f && kill -9 $(cat $f) 2>/dev/null; done; true`,
   ].join("; ");
 }
 
 /** Shell: prints "running" when the daemon's process is alive. */
 export function isRunningCommand(s: ServiceSpec, kind: SupervisorKind): string {
   if (kind === "systemd") return `systemctl is-active --quiet ${s.name}.service && echo running || echo stopped`;
-  const f = serviceFiles(s);
-  return `[ -f ${f.pid} ] && kill -0 $(cat ${f.pid}) 2>/dev/null && echo running || echo stopped`;
+  return `${ALIVE}; alive ${serviceFiles(s).pid} && echo running || echo stopped`;
 }
 
 /** Shell: removes the unit file (systemd) after a stop. */

@@ -97,6 +97,8 @@ describe("root project: etcd + network + allocations through the real CLI", () =
     expect(etcdProcesses()).toHaveLength(2);
     const refresh = await stack.refresh();
     expect(refresh.summary.resourceChanges?.update ?? 0).toBeGreaterThanOrEqual(1);
+    const h3 = (await stack.exportStack()).deployment.resources.find((r: { urn: string }) => r.urn.endsWith("net-etcd-h3"));
+    expect(h3.outputs.running).toBe(false);
     await stack.up();
     expect(etcdProcesses()).toHaveLength(3);
     expect((await stack.preview()).changeSummary).not.toHaveProperty("update");
