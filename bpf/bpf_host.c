@@ -17,28 +17,14 @@
 
 static __always_inline int handle_from_host(struct __sk_buff *skb)
 {
-	const struct bpfnet_endpoint *ep;
-	const struct bpfnet_tunnel *tun;
-	const struct bpfnet_config *cfg;
 	struct pkt pkt;
-	int ret;
+	int ret = parse_ipv4(skb, &pkt);
 
-	ret = parse_ipv4(skb, &pkt);
 	if (ret == PKT_NOT_IPV4)
 		return TC_ACT_OK;
 	if (ret < 0)
 		return ret;
-
-	ep = endpoint_lookup(pkt.ip4->daddr);
-	if (ep)
-		return local_deliver(&pkt, ep, false);
-
-	cfg = config_get();
-	tun = tunnel_route(cfg, pkt.ip4->daddr);
-	if (cfg && tun)
-		return tunnel_encap(skb, cfg, tun);
-
-	return DROP_NO_ROUTE;	/* bpfnet_host leads nowhere else */
+	return forward_to_pod(skb, &pkt, false, DROP_NO_ROUTE);	/* bpfnet_host leads nowhere else */
 }
 
 SEC("tc")

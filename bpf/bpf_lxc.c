@@ -16,28 +16,15 @@
 
 static __always_inline int handle_from_container(struct __sk_buff *skb)
 {
-	const struct bpfnet_endpoint *ep;
-	const struct bpfnet_tunnel *tun;
-	const struct bpfnet_config *cfg;
 	struct pkt pkt;
-	int ret;
+	int ret = parse_ipv4(skb, &pkt);
 
-	ret = parse_ipv4(skb, &pkt);
 	if (ret == PKT_NOT_IPV4)
 		return TC_ACT_OK;	/* ARP for the gateway etc.: the host stack answers */
 	if (ret < 0)
 		return ret;
-
-	ep = endpoint_lookup(pkt.ip4->daddr);
-	if (ep)
-		return local_deliver(&pkt, ep, true);
-
-	cfg = config_get();
-	tun = tunnel_route(cfg, pkt.ip4->daddr);
-	if (cfg && tun)
-		return tunnel_encap(skb, cfg, tun);
-
-	return TC_ACT_OK;	/* the host, the outside world, or l3 mode: routed by the host */
+	/* Not a pod: the host, the outside world, or l3 mode, all routed by the host. */
+	return forward_to_pod(skb, &pkt, true, TC_ACT_OK);
 }
 
 SEC("tc")

@@ -1,6 +1,7 @@
 // EtcdCluster: etcd for bpfnet, either provisioned on hosts over SSH (TLS on for clients and
 // peers, certificates made by the program, keys kept secret) or an etcd the user already runs.
 import * as pulumi from "@pulumi/pulumi";
+import { EtcdConnectionArgs } from "../provider/containerNetwork";
 import { EtcdConnection } from "../provider/etcdClient";
 import { EtcdHealth } from "../provider/etcdHealth";
 import { EtcdMember } from "../provider/etcdMember";
@@ -19,14 +20,8 @@ export interface EtcdHostArgs {
   stateDir?: string;
 }
 
-export interface ExistingEtcdArgs {
-  endpoints: pulumi.Input<pulumi.Input<string>[]>;
-  caPem?: pulumi.Input<string>;
-  certPem?: pulumi.Input<string>;
-  keyPem?: pulumi.Input<string>;
-  username?: pulumi.Input<string>;
-  password?: pulumi.Input<string>;
-}
+/** A running etcd: its client URLs and credentials (any field may be a Pulumi input). */
+export type ExistingEtcdArgs = EtcdConnectionArgs;
 
 export interface EtcdClusterArgs {
   /** Hosts that each run a member: an odd number (1, 3, 5). Leave out when using `existing`. */

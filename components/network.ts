@@ -6,7 +6,7 @@ import * as crypto from "crypto";
 import * as fs from "fs";
 import * as path from "path";
 import * as pulumi from "@pulumi/pulumi";
-import { ContainerNetwork } from "../provider/containerNetwork";
+import { ContainerNetwork, ContainerNetworkArgs } from "../provider/containerNetwork";
 import { EtcdConnection } from "../provider/etcdClient";
 import { HostAllocation } from "../provider/hostAllocation";
 import { NetworkMode } from "../provider/networkSpec";
@@ -55,19 +55,13 @@ export interface NetworkAgentArgs {
   nodePath?: string;
 }
 
-export interface NetworkArgs {
+/** The network's spec: the fields of ContainerNetwork (CIDRs, VNI, port, MTU), documented there. */
+type NetworkSpecArgs = Pick<ContainerNetworkArgs, "clusterCidr" | "hostPrefixLength" | "vni" | "vxlanPort" | "mtu" | "underlayMtu" | "serviceCidr">;
+
+export interface NetworkArgs extends NetworkSpecArgs {
   hosts: NetworkHostArgs[];
   /** "vxlan": tunnel between hosts. "l3": routed; the router must route each pod CIDR to its host. */
   mode: NetworkMode;
-  /** The pod address pool, e.g. "10.244.0.0/16". */
-  clusterCidr: string;
-  /** Size of each host's pod subnet (default 24). */
-  hostPrefixLength?: number;
-  vni?: number;
-  vxlanPort?: number;
-  mtu?: number;
-  underlayMtu?: number;
-  serviceCidr?: string;
   /** Names the network; its etcd prefix is /bpfnet/<networkName> (default: the component's name). */
   networkName?: string;
   etcd: NetworkEtcdArgs;
@@ -127,21 +121,10 @@ export class Network extends pulumi.ComponentResource implements NetworkOutputs 
       { parent: this, retainOnDelete: args.etcd.retainOnDelete },
     );
 
+    const { hosts, etcd: _etcd, agents: _agents, router: _router, networkName, ...spec } = args;
     this.containerNetwork = new ContainerNetwork(
       `${name}-spec`,
-      {
-        connection: this.etcd.connection,
-        networkName: args.networkName ?? name,
-        mode: args.mode,
-        clusterCidr: args.clusterCidr,
-        hostPrefixLength: args.hostPrefixLength,
-        vni: args.vni,
-        vxlanPort: args.vxlanPort,
-        mtu: args.mtu,
-        underlayMtu: args.underlayMtu,
-        serviceCidr: args.serviceCidr,
-        hostAddresses: args.hosts.map((h) => h.underlayIp),
-      },
+      { ...spec, connection: this.etcd.connection, networkName: networkName ?? name, hostAddresses: hosts.map((h) => h.underlayIp) },
       { parent: this },
     );
 

@@ -35,10 +35,11 @@ async function observe(inputs: HealthInputs): Promise<Observation> {
       inputs.connection,
       async (client) => {
         const members = (await client.cluster.memberList({})).members;
-        const names = members.map((m) => m.name).sort();
-        const expected = [...inputs.expectedMembers].sort();
-        if (JSON.stringify(names) !== JSON.stringify(expected)) {
-          return { healthy: false, leader: "", clusterVersion: "", detail: `members ${names.join(",") || "(none)"} != expected ${expected.join(",")}` };
+        // Every expected member listed (a member on its way out may still be): growth waits here.
+        const names = members.map((m) => m.name);
+        const missing = inputs.expectedMembers.filter((n) => !names.includes(n));
+        if (missing.length) {
+          return { healthy: false, leader: "", clusterVersion: "", detail: `members ${names.join(",") || "(none)"} lack ${missing.join(",")}` };
         }
         // Ask every member itself, not just whichever endpoint the client picked.
         const leaders = new Set<string>();

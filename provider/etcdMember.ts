@@ -4,7 +4,19 @@
 // config; `pulumi up` restarts or rewrites it.
 import * as pulumi from "@pulumi/pulumi";
 import { withEtcd } from "./etcdClient";
-import { EtcdMemberSpec, clientUrl, memberConfig, memberFiles, memberProblems, memberService, waitListeningCommand } from "./etcdMemberSpec";
+import {
+  Bootstrap,
+  EtcdMemberSpec,
+  clientUrl,
+  memberConfig,
+  memberFiles,
+  memberProblems,
+  memberService,
+  newClusterBootstrap,
+  peerUrl,
+  runtimeConfig,
+  waitListeningCommand,
+} from "./etcdMemberSpec";
 import { SshSession, withSsh } from "./ssh";
 import { SshConnection, SshEndpoint, connectionOf, sshConnectionProblems } from "./sshConnection";
 import { SSH_SECRET_OUTPUTS, sshResourceInputs } from "./sshInputs";
@@ -54,7 +66,7 @@ export async function detectSupervisor(s: SshSession): Promise<SupervisorKind> {
 }
 
 /** Writes every file of the member and (re)starts it; returns what create/update record. */
-async function install(inputs: MemberInputs, fresh: boolean): Promise<MemberOutputs> {
+async function install(inputs: MemberInputs, fresh: boolean, bootstrap: Bootstrap = newClusterBootstrap(inputs.spec)): Promise<MemberOutputs> {
   const spec = inputs.spec;
   const f = memberFiles(spec.dir);
   const service = memberService(spec);
@@ -67,7 +79,7 @@ async function install(inputs: MemberInputs, fresh: boolean): Promise<MemberOutp
     await s.run(stopCommand(service, supervisor));
     if (fresh) await s.run(`rm -rf ${f.data}`); // a create never joins with stale data
     await s.run(`mkdir -p ${spec.dir}/pki ${f.data} && chmod 700 ${spec.dir} ${spec.dir}/pki ${f.data}`);
-    const config = memberConfig(spec);
+    const config = memberConfig(spec, bootstrap);
     await s.writeFile(f.ca, inputs.caPem, 0o644);
     await s.writeFile(f.cert, inputs.certPem, 0o644);
     await s.writeFile(f.key, inputs.keyPem, 0o600);
@@ -80,7 +92,7 @@ async function install(inputs: MemberInputs, fresh: boolean): Promise<MemberOutp
       ...inputs,
       supervisor,
       running: true,
-      configSha256: sha256(config),
+      configSha256: sha256(runtimeConfig(config)),
       etcdVersion: probe.stdout.trim().replace(/^etcd Version:\s*/, ""),
       clientUrl: clientUrl(spec.address, spec.clientPort),
     };
@@ -91,17 +103,53 @@ function memberConnection(inputs: MemberInputs, address: string) {
   return { endpoints: [clientUrl(address, inputs.spec.clientPort)], caPem: inputs.caPem, certPem: inputs.certPem, keyPem: inputs.keyPem };
 }
 
-/** Whether some member (this one or a peer) reports a leader: the cluster has quorum. */
-async function clusterHasLeader(inputs: MemberInputs): Promise<boolean> {
+/** The address of a member (optionally not this one) that reports a leader: the cluster has quorum. */
+async function memberWithLeader(inputs: MemberInputs, excludeSelf = false): Promise<string | undefined> {
   for (const peer of inputs.spec.peers) {
+    if (excludeSelf && peer.name === inputs.spec.name) continue;
     try {
       const status = await withEtcd(memberConnection(inputs, peer.address), (c) => c.maintenance.status(), { callTimeoutMs: 1500 });
-      if (status.leader !== "0") return true;
+      if (status.leader !== "0") return peer.address;
     } catch {
       // try the next peer
     }
   }
-  return false;
+  return undefined;
+}
+
+/**
+ * Adds this member to a running cluster (once: a retry finds its peer URL already listed) and
+ * returns how it must start: joining, with the members etcd lists.
+ */
+async function joinCluster(inputs: MemberInputs, via: string): Promise<Bootstrap> {
+  const self = peerUrl(inputs.spec.address, inputs.spec.peerPort);
+  for (let attempt = 0; ; attempt++) {
+    try {
+      // A fresh client each try: etcd3's circuit breaker stays open after a refused call.
+      const members = await withEtcd(memberConnection(inputs, via), async (c) => {
+        const listed = (await c.cluster.memberList({ linearizable: true })).members;
+        return listed.some((m) => m.peerURLs.includes(self)) ? listed : (await c.cluster.memberAdd({ peerURLs: [self] })).members;
+      });
+      const initialCluster: Record<string, string> = {};
+      for (const m of members) initialCluster[m.peerURLs.includes(self) ? inputs.spec.name : m.name] = m.peerURLs[0];
+      return { state: "existing", initialCluster };
+    } catch (e) {
+      // "unhealthy cluster": a member added just before is still catching up; give it time.
+      if (attempt >= 40 || !/unhealthy cluster/.test((e as Error).message)) throw e;
+      await new Promise((r) => setTimeout(r, 500));
+    }
+  }
+}
+
+/** Takes this member out of the cluster's membership, through another member, before it stops. */
+async function leaveCluster(inputs: MemberInputs): Promise<void> {
+  const via = await memberWithLeader(inputs, true);
+  if (!via) return; // the last member, or the others are gone too: nothing to leave
+  const self = peerUrl(inputs.spec.address, inputs.spec.peerPort);
+  await withEtcd(memberConnection(inputs, via), async (c) => {
+    const me = (await c.cluster.memberList({ linearizable: true })).members.find((m) => m.peerURLs.includes(self));
+    if (me) await c.cluster.memberRemove({ ID: me.ID });
+  });
 }
 
 /** Waits until this member answers with a leader known: the roll goes on only past a healthy member. */
@@ -138,12 +186,18 @@ export const etcdMemberProvider: pulumi.dynamic.ResourceProvider = {
     const same = (k: keyof MemberInputs) => JSON.stringify(olds[k]) === JSON.stringify(news[k]);
     const inputsChanged = !(["connection", "privateKeys", "spec", "caPem", "certPem", "keyPem"] as const).every(same);
     // Drift found by refresh (stopped, or config edited by hand) is repaired by an update.
-    const drifted = !olds.running || olds.configSha256 !== sha256(memberConfig(news.spec));
+    const drifted = !olds.running || olds.configSha256 !== sha256(runtimeConfig(memberConfig(news.spec)));
     return { changes: inputsChanged || drifted || replaces.length > 0, replaces, deleteBeforeReplace: true };
   },
 
   async create(inputs: MemberInputs) {
-    const outs = await install(inputs, true);
+    // A member created beside a running cluster (the cluster grows) joins it; otherwise the
+    // members bootstrap a new cluster together.
+    const via = await memberWithLeader(inputs, true);
+    const outs = await install(inputs, true, via ? await joinCluster(inputs, via) : newClusterBootstrap(inputs.spec));
+    // A joined member must be in step before the next change: etcd refuses to add another
+    // member while one it added is not yet connected.
+    if (via) await waitHealthy(inputs);
     return { id: `${inputs.spec.name}@${inputs.connection.host}`, outs };
   },
 
@@ -153,14 +207,20 @@ export const etcdMemberProvider: pulumi.dynamic.ResourceProvider = {
       running: (await s.run(isRunningCommand(memberService(props.spec), props.supervisor))).trim() === "running",
       config: (await s.exec(`cat ${f.config}`)).stdout,
     }));
-    return { id, props: { ...props, running: state.running, configSha256: sha256(state.config) } };
+    return { id, props: { ...props, running: state.running, configSha256: sha256(runtimeConfig(state.config)) } };
   },
 
-  async update(_id: string, _olds: MemberOutputs, news: MemberInputs) {
+  async update(_id: string, olds: MemberOutputs, news: MemberInputs) {
+    // Membership lives in etcd's log: a change of peers alone needs no restart of this member.
+    const restart =
+      !olds.running ||
+      olds.configSha256 !== sha256(runtimeConfig(memberConfig(news.spec))) ||
+      (["connection", "privateKeys", "caPem", "certPem", "keyPem"] as const).some((k) => JSON.stringify(olds[k]) !== JSON.stringify(news[k]));
+    if (!restart) return { outs: { ...olds, ...news } };
     // Rolling: when the cluster had quorum before this member restarts, wait until the member is
     // back with a leader before the next one goes. A cluster that was down (every member
     // stopped) has no quorum to wait for until the others restart too.
-    const hadQuorum = await clusterHasLeader(news);
+    const hadQuorum = (await memberWithLeader(news)) !== undefined;
     // Data is kept: an update restarts the member with its new config and certificates.
     const outs = await install(news, false);
     if (hadQuorum) await waitHealthy(news);
@@ -168,6 +228,7 @@ export const etcdMemberProvider: pulumi.dynamic.ResourceProvider = {
   },
 
   async delete(_id: string, props: MemberOutputs) {
+    await leaveCluster(props);
     await withSsh(connectionOf(props.connection, props.privateKeys), async (s) => {
       const service = memberService(props.spec);
       await s.run(stopCommand(service, props.supervisor));

@@ -56,11 +56,40 @@ export function memberProblems(s: Partial<EtcdMemberSpec>): string[] {
   return p;
 }
 
+export const peerUrl = (address: string, port: number) => `https://${address}:${port}`;
+
+/**
+ * How a member starts the first time: with the whole new cluster ("new", every peer listed), or
+ * joining a running one it was just added to ("existing", the cluster's members as etcd lists
+ * them). Only the first start reads these; etcd keeps membership in its log afterwards.
+ */
+export interface Bootstrap {
+  state: "new" | "existing";
+  /** name → peer URL of every member, this one included. */
+  initialCluster: Record<string, string>;
+}
+
+export function newClusterBootstrap(s: EtcdMemberSpec): Bootstrap {
+  return { state: "new", initialCluster: Object.fromEntries(s.peers.map((p) => [p.name, peerUrl(p.address, s.peerPort)])) };
+}
+
+const BOOTSTRAP_KEYS = /^initial-cluster(-state)?: /;
+
+/** The config without its bootstrap lines: what decides whether a running member must restart. */
+export function runtimeConfig(config: string): string {
+  return config
+    .split("\n")
+    .filter((l) => !BOOTSTRAP_KEYS.test(l))
+    .join("\n");
+}
+
 /** etcd's YAML config file: TLS with client-certificate auth on both the client and peer sides. */
-export function memberConfig(s: EtcdMemberSpec): string {
+export function memberConfig(s: EtcdMemberSpec, bootstrap: Bootstrap = newClusterBootstrap(s)): string {
   const f = memberFiles(s.dir);
   const tls = [`  cert-file: ${f.cert}`, `  key-file: ${f.key}`, `  trusted-ca-file: ${f.ca}`, "  client-cert-auth: true"];
-  const initialCluster = s.peers.map((p) => `${p.name}=https://${p.address}:${s.peerPort}`).join(",");
+  const initialCluster = Object.entries(bootstrap.initialCluster)
+    .map(([name, url]) => `${name}=${url}`)
+    .join(",");
   const lines = [
     "# Written by bpfnet (EtcdMember); changes here are overwritten on the next pulumi up.",
     `name: ${s.name}`,
@@ -71,7 +100,7 @@ export function memberConfig(s: EtcdMemberSpec): string {
     `initial-advertise-peer-urls: https://${s.address}:${s.peerPort}`,
     `initial-cluster: ${initialCluster}`,
     `initial-cluster-token: ${s.clusterToken}`,
-    "initial-cluster-state: new",
+    `initial-cluster-state: ${bootstrap.state}`,
     "client-transport-security:",
     ...tls,
     "peer-transport-security:",

@@ -57,4 +57,26 @@ tunnel_route(const struct bpfnet_config *cfg, __be32 daddr)
 	return tunnel_lookup(daddr);
 }
 
+/*
+ * Sends an IPv4 packet to the pod that owns its destination: a local endpoint
+ * by redirect, a pod on another host through the tunnel (vxlan mode). Any
+ * other destination returns `no_pod`: each attach point decides what that
+ * means (the host stack for a container's packets, a drop on bpfnet_host).
+ */
+static __always_inline int forward_to_pod(struct __sk_buff *skb, struct pkt *pkt, bool dec_ttl,
+					  int no_pod)
+{
+	const struct bpfnet_endpoint *ep = endpoint_lookup(pkt->ip4->daddr);
+	const struct bpfnet_config *cfg;
+	const struct bpfnet_tunnel *tun;
+
+	if (ep)
+		return local_deliver(pkt, ep, dec_ttl);
+	cfg = config_get();
+	tun = tunnel_route(cfg, pkt->ip4->daddr);
+	if (cfg && tun)
+		return tunnel_encap(skb, cfg, tun);
+	return no_pod;
+}
+
 #endif /* BPFNET_FORWARD_H */

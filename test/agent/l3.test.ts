@@ -16,6 +16,7 @@ import { endpointsDir, nodeKey } from "../../provider/keys";
 import { startTestLab, TestLab } from "../support/lab";
 import { LabEtcd, startEtcdOn } from "./support/etcd";
 import { addContainerNetns, checkBuilt, CLI, inNetns, LabAgent, ping, removeContainers, seedNetwork, tcpTransfer, waitFor } from "./support/agents";
+import { cleanupAll } from "../support/cleanup";
 
 const LAB = "tagt2";
 const OCTET = 232;
@@ -62,13 +63,7 @@ afterAll(async () => {
     () => etcd?.stop(),
     () => lab?.down(),
   ];
-  for (const step of steps) {
-    try {
-      await step();
-    } catch {
-      /* keep cleaning */
-    }
-  }
+  await cleanupAll(steps);
 }, 60_000);
 
 test("l3 mode: no VXLAN device, no tunnel entries, only bpf_host and bpf_lxc", async () => {

@@ -19,6 +19,7 @@ import { withEtcd } from "../../provider/etcdClient";
 import { startTestLab, TestLab } from "../support/lab";
 import { LabEtcd, startEtcdOn } from "./support/etcd";
 import { addContainerNetns, checkBuilt, inNetns, LabAgent, ping, REPO, removeContainers, seedNetwork, sleep, tcpTransfer, waitFor } from "./support/agents";
+import { cleanupAll } from "../support/cleanup";
 
 const LAB = "tagt1";
 const OCTET = 231;
@@ -74,13 +75,7 @@ afterAll(async () => {
     () => netconfDir && fs.rmSync(netconfDir, { recursive: true, force: true }),
     () => !cniCacheExisted && fs.rmSync("/var/lib/cni", { recursive: true, force: true }),
   ];
-  for (const step of steps) {
-    try {
-      await step();
-    } catch {
-      /* keep cleaning */
-    }
-  }
+  await cleanupAll(steps);
 }, 60_000);
 
 test("agents register on leases, learn their peers and program the tunnel map", async () => {
