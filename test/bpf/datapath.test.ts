@@ -18,6 +18,7 @@ import { mountTempBpffs, TempBpffs } from "./support/bpffs";
 import { ensureBuilt } from "./support/build";
 import { execInNetns, ip, linkInfo } from "./support/netns";
 import { addContainer, addNetns, Container, deleteNetns } from "./support/topology";
+import { cleanupAll } from "../support/cleanup";
 
 const HOST = "bfth";
 const C1 = "bftc1";
@@ -69,7 +70,7 @@ beforeAll(() => {
   }
 });
 
-afterAll(() => {
+afterAll(async () => {
   // Each step on its own: one failure must not leave the rest behind.
   const steps = [
     ...hooks.map((h) => () => void h.destroy()),
@@ -78,15 +79,7 @@ afterAll(() => {
     () => deleteNetns(C1, C2, HOST),
     () => bpffs?.cleanup(),
   ];
-  const errors: unknown[] = [];
-  for (const step of steps) {
-    try {
-      step();
-    } catch (err) {
-      errors.push(err);
-    }
-  }
-  if (errors.length) throw errors[0];
+  await cleanupAll(steps);
 });
 
 test("without the datapath the containers cannot reach each other", () => {

@@ -20,6 +20,7 @@ import { mountTempBpffs, TempBpffs } from "./support/bpffs";
 import { ensureBuilt } from "./support/build";
 import { execInNetns, ip, linkInfo } from "./support/netns";
 import { addContainer, addNetns, Container, deleteNetns } from "./support/topology";
+import { cleanupAll } from "../support/cleanup";
 
 interface Host {
   netns: string;
@@ -89,17 +90,9 @@ beforeAll(() => {
   b.maps.tunnel.set(a.podCidr, { remote: a.underlay });
 });
 
-afterAll(() => {
+afterAll(async () => {
   const steps = [...cleanups.reverse(), () => deleteNetns(...NAMESPACES), () => bpffs?.cleanup()];
-  const errors: unknown[] = [];
-  for (const step of steps) {
-    try {
-      step();
-    } catch (err) {
-      errors.push(err);
-    }
-  }
-  if (errors.length) throw errors[0];
+  await cleanupAll(steps);
 });
 
 function counter(host: Host, ifindex: number, reason: number): bigint {

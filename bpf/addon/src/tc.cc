@@ -115,13 +115,19 @@ Napi::Value TcAttach(const Napi::CallbackInfo& info) {
   return Attachment(env, opts);
 }
 
+// The filter a detach or query names: args (…, handle, priority) at positions 2 and 3.
+bpf_tc_opts FilterOpts(const Napi::CallbackInfo& info) {
+  auto opts = ZeroOpts<bpf_tc_opts>();
+  opts.handle = ArgU32(info, 2, "handle");
+  opts.priority = ArgU32(info, 3, "priority");
+  return opts;
+}
+
 // tcDetach(ifindex, direction, handle, priority, netns?)
 Napi::Value TcDetach(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   bpf_tc_hook hook = Hook(info, ArgAttachPoint(info, 1));
-  auto opts = ZeroOpts<bpf_tc_opts>();
-  opts.handle = ArgU32(info, 2, "handle");
-  opts.priority = ArgU32(info, 3, "priority");
+  bpf_tc_opts opts = FilterOpts(info);
   NetnsScope netns(env, ArgOptString(info, 4));
   BeginOp();
   Check(env, "bpf_tc_detach", bpf_tc_detach(&hook, &opts), Subject(hook));
@@ -132,9 +138,7 @@ Napi::Value TcDetach(const Napi::CallbackInfo& info) {
 Napi::Value TcQuery(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   bpf_tc_hook hook = Hook(info, ArgAttachPoint(info, 1));
-  auto opts = ZeroOpts<bpf_tc_opts>();
-  opts.handle = ArgU32(info, 2, "handle");
-  opts.priority = ArgU32(info, 3, "priority");
+  bpf_tc_opts opts = FilterOpts(info);
   NetnsScope netns(env, ArgOptString(info, 4));
   BeginOp();
   int err = bpf_tc_query(&hook, &opts);
