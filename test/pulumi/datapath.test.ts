@@ -3,7 +3,7 @@
 // plugin (the reference cnitool); traffic between containers on two hosts flows through our
 // programs (counters grow; detached, it fails); removing a host removes its agent and its
 // tunnel entries everywhere; destroy leaves no device, program, pin or process behind.
-import { spawnSync } from "child_process";
+import { spawn, spawnSync } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
@@ -121,6 +121,42 @@ describe("datapath through the real CLI: agents deployed by pulumi, containers b
     await stack.refresh();
     const again = await stack.up();
     expect(Object.keys(again.summary.resourceChanges ?? {})).toEqual(["same"]);
+  });
+
+  test("a new agent bundle rolls out host by host while traffic keeps flowing", async () => {
+    // Another bundle: the same content plus a marker file, so its sha256 differs.
+    const work = fs.mkdtempSync(path.join(os.tmpdir(), "tdp-bundle-"));
+    try {
+      spawnSync("tar", ["-xzf", path.join(REPO, "build", "agent-bundle.tgz"), "-C", work]);
+      fs.writeFileSync(path.join(work, "UPGRADE-MARKER"), `${Date.now()}\n`);
+      const bundle = path.join(work, "..", `tdp-bundle-${process.pid}.tgz`);
+      spawnSync("tar", ["-czf", bundle, "-C", work, "."]);
+      const before = Object.fromEntries(lab.inventory.hosts.map((h) => [h.name, status(h).agent.incarnation]));
+      // 30 s of pings at 20/s from A to B while every agent is replaced.
+      const flow = spawn("ip", ["netns", "exec", CONTAINERS.h1, "ping", "-n", "-q", "-i", "0.05", "-w", "30", ips[CONTAINERS.h2]], { stdio: ["ignore", "pipe", "ignore"] });
+      children.push(flow);
+      let pingOut = "";
+      flow.stdout.on("data", (d: Buffer) => (pingOut += d));
+      const done = new Promise<void>((resolve) => flow.on("exit", () => resolve()));
+      await stack.setConfig("bpfnet:agentBundle", { value: bundle });
+      const up = await stack.up();
+      expect(up.summary.resourceChanges).toHaveProperty("update", 3);
+      const after = lab.inventory.hosts.map((h) => status(h));
+      for (const s of after) expect(s.agent.incarnation).not.toBe(before[s.agent.host]);
+      // One host at a time: each agent started after the previous one had registered.
+      const started = after.map((s) => Date.parse(s.agent.startedAt));
+      expect(started[0]).toBeLessThan(started[1]);
+      expect(started[1]).toBeLessThan(started[2]);
+      for (const h of lab.inventory.hosts) expect(fs.existsSync(`${h.installDir}/current/UPGRADE-MARKER`)).toBe(true);
+      await done;
+      const m = /(\d+) packets transmitted, (\d+) received/.exec(pingOut);
+      expect(m).not.toBeNull();
+      expect(Number(m![2])).toBe(Number(m![1])); // the pinned datapath forwarded throughout
+      await stack.removeConfig("bpfnet:agentBundle");
+      fs.rmSync(bundle, { force: true });
+    } finally {
+      fs.rmSync(work, { recursive: true, force: true });
+    }
   });
 
   test("removing a host removes its agent and its tunnel entries everywhere", async () => {
