@@ -92,7 +92,8 @@ export const LAYOUTS = {
     vxlan_ifindex: [8, 4],
     host_ifindex: [12, 4],
     flags: [16, 4],
-    pad: [20, 12],
+    gateway_ip4: [20, 4],
+    pad: [24, 8],
   }),
   metricsKey: layout("bpfnet_metrics_key", 8, { id: [0, 4], direction: [4, 1], reason: [5, 1], pad: [6, 2] }),
   metricsValue: layout("bpfnet_metrics_value", 16, { packets: [0, 8], bytes: [8, 8] }),
@@ -221,6 +222,11 @@ export interface DatapathConfig {
   vxlanIfindex: number;
   /** bpfnet_host. */
   hostIfindex: number;
+  /**
+   * This host's gateway address (on bpfnet_host, the source of host traffic to pods): tunnelled
+   * packets to it go to the host stack. Absent or "0.0.0.0": unset.
+   */
+  gateway?: string;
   flags?: number;
 }
 
@@ -240,6 +246,7 @@ export function encodeConfig(cfg: DatapathConfig): Buffer {
   writeU32(buf, f.vni, cfg.vni, "vni");
   writeU32(buf, f.vxlan_ifindex, cfg.vxlanIfindex, "vxlanIfindex");
   writeU32(buf, f.host_ifindex, cfg.hostIfindex, "hostIfindex");
+  parseIPv4(cfg.gateway ?? "0.0.0.0").copy(buf, f.gateway_ip4.offset);
   writeU32(buf, f.flags, cfg.flags ?? 0, "flags");
   return buf;
 }
@@ -255,6 +262,7 @@ export function decodeConfig(buf: Buffer): DatapathConfig {
     vni: readU32(buf, f.vni),
     vxlanIfindex: readU32(buf, f.vxlan_ifindex),
     hostIfindex: readU32(buf, f.host_ifindex),
+    gateway: formatIPv4(buf, f.gateway_ip4.offset),
     flags: readU32(buf, f.flags),
   };
 }

@@ -3,7 +3,7 @@
  *
  *   const dp = loadDatapathObjects(DEFAULT_PIN_ROOT);      // build/bpf/*.o, maps shared via pins
  *   const maps = openDatapathMaps(DEFAULT_PIN_ROOT);
- *   maps.config.set({ mode: "vxlan", vni: 2, vxlanIfindex, hostIfindex });
+ *   maps.config.set({ mode: "vxlan", vni: 2, vxlanIfindex, hostIfindex, gateway: "10.1.0.1" });
  *   maps.endpoints.set("10.1.0.5", { ifindex, endpointId, mac, nodeMac });
  *   TcHook.open(vethIfindex, "ingress").attach(dp.programs.lxc);
  *   dp.close();                                            // attachments and pins stay

@@ -74,7 +74,8 @@ struct bpfnet_config {
 	__u32 vxlan_ifindex;	/* VXLAN device in external (collect-metadata) mode */
 	__u32 host_ifindex;	/* bpfnet_host */
 	__u32 flags;
-	__u32 pad[3];
+	__be32 gateway_ip4;	/* this host's gateway address (on bpfnet_host); 0 = unset */
+	__u32 pad[2];
 };
 
 struct bpfnet_metrics_key {

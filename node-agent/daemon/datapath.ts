@@ -66,7 +66,12 @@ export class Datapath {
 
   setConfig(config: DatapathConfig): void {
     const cur = this.maps.config.get();
-    const same = cur.mode === config.mode && cur.vni === config.vni && cur.vxlanIfindex === config.vxlanIfindex && cur.hostIfindex === config.hostIfindex;
+    const same =
+      cur.mode === config.mode &&
+      cur.vni === config.vni &&
+      cur.vxlanIfindex === config.vxlanIfindex &&
+      cur.hostIfindex === config.hostIfindex &&
+      cur.gateway === (config.gateway ?? "0.0.0.0"); // "0.0.0.0" in a slot written before the field existed
     if (!same) {
       this.maps.config.set(config);
       this.log.info("datapath config set", { ...config });

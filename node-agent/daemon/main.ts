@@ -102,7 +102,7 @@ export class Agent {
     // 3. Programs and the config map.
     const dp = Datapath.load(cfg.bpffsDir, cfg.bpfObjectDir, log.child("datapath"));
     this.datapath = dp;
-    dp.setConfig({ mode: net.mode, vni: net.vni, vxlanIfindex, hostIfindex });
+    dp.setConfig({ mode: net.mode, vni: net.vni, vxlanIfindex, hostIfindex, gateway: this.pod.gateway });
 
     // 4. Endpoints.
     const eps = new EndpointManager(this.store, this.pod, net.mtu, dp, cfg.hostName, cfg.networkPrefix, log.child("endpoints"), () => this.kickEndpoints());

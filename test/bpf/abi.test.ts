@@ -155,8 +155,18 @@ describe("encoders", () => {
   test("config round-trips and stores mode codes", () => {
     const buf = encodeConfig({ mode: "l3", vni: 77, vxlanIfindex: 0, hostIfindex: 12 });
     expect(buf.readUInt32LE(0)).toBe(ABI_CONSTANTS.BPFNET_MODE_L3);
-    expect(decodeConfig(buf)).toEqual({ mode: "l3", vni: 77, vxlanIfindex: 0, hostIfindex: 12, flags: 0 });
+    expect(decodeConfig(buf)).toEqual({ mode: "l3", vni: 77, vxlanIfindex: 0, hostIfindex: 12, gateway: "0.0.0.0", flags: 0 });
     expect(decodeConfig(Buffer.alloc(32)).mode).toBe("none");
+  });
+
+  test("the gateway address is stored in network order in what was padding", () => {
+    const buf = encodeConfig({ mode: "vxlan", vni: 7, vxlanIfindex: 3, hostIfindex: 4, gateway: "10.80.146.1" });
+    expect(buf.subarray(20, 24).toString("hex")).toBe("0a509201");
+    expect(buf.subarray(24).every((b) => b === 0)).toBe(true);
+    expect(decodeConfig(buf).gateway).toBe("10.80.146.1");
+    // A slot written by an agent from before the field: its padding was zero, so the gateway reads as unset.
+    expect(decodeConfig(Buffer.alloc(32)).gateway).toBe("0.0.0.0");
+    expect(() => encodeConfig({ mode: "vxlan", vni: 7, vxlanIfindex: 3, hostIfindex: 4, gateway: "10.80.146" })).toThrow(TypeError);
   });
 
   test("metrics keys store drop reasons by absolute value and decode them back", () => {

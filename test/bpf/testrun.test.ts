@@ -30,6 +30,7 @@ const POD_B: Endpoint = {
 };
 const REMOTE_POD = "10.251.128.5"; // in another host's prefix
 const REMOTE_PREFIX = "10.251.128.0/24";
+const LOCAL_GATEWAY = "10.251.1.254"; // this host's gateway address (on bpfnet_host)
 const LOOPBACK = 1; // test runs see the packet on lo unless told otherwise
 
 let bpffs: TempBpffs;
@@ -52,7 +53,7 @@ afterAll(() => {
 beforeEach(() => {
   for (const [ip] of maps.endpoints.entries()) maps.endpoints.delete(ip);
   for (const [cidr] of maps.tunnel.entries()) maps.tunnel.delete(cidr);
-  maps.config.set({ mode: "vxlan", vni: 42, vxlanIfindex: 4343, hostIfindex: 4444 });
+  maps.config.set({ mode: "vxlan", vni: 42, vxlanIfindex: 4343, hostIfindex: 4444, gateway: LOCAL_GATEWAY });
   maps.endpoints.set(POD_B_IP, POD_B);
   maps.tunnel.set(REMOTE_PREFIX, { remote: "192.0.2.10" });
   maps.metrics.clear();
@@ -102,7 +103,7 @@ describe("pinned maps", () => {
     expect(maps.endpoints.get(POD_B_IP)).toEqual({ ...POD_B, flags: 0 });
     expect(maps.endpoints.entries().map(([ip]) => ip)).toEqual([POD_B_IP]);
     expect(maps.tunnel.entries()).toEqual([[REMOTE_PREFIX, { remote: "192.0.2.10", flags: 0 }]]);
-    expect(maps.config.get()).toEqual({ mode: "vxlan", vni: 42, vxlanIfindex: 4343, hostIfindex: 4444, flags: 0 });
+    expect(maps.config.get()).toEqual({ mode: "vxlan", vni: 42, vxlanIfindex: 4343, hostIfindex: 4444, gateway: LOCAL_GATEWAY, flags: 0 });
     expect(maps.endpoints.delete(POD_B_IP)).toBe(true);
     expect(maps.endpoints.delete(POD_B_IP)).toBe(false);
     expect(maps.endpoints.get(POD_B_IP)).toBeUndefined();
@@ -182,6 +183,12 @@ describe("bpf_lxc (from_container)", () => {
     expect(counted("ingress", DropReason.NO_TUNNEL_DEVICE).packets).toBe(1n);
   });
 
+  test("its own host's gateway address goes to the host stack", () => {
+    const result = testRun(prog, fromPodA(LOCAL_GATEWAY));
+    expect(result.retval).toBe(TcAction.OK);
+    expect(counted("ingress", Verdict.PASSED).packets).toBe(1n);
+  });
+
   test("unknown destination goes to the host stack", () => {
     const result = testRun(prog, fromPodA("198.51.100.1"));
     expect(result.retval).toBe(TcAction.OK);
@@ -237,6 +244,27 @@ describe("bpf_overlay (from_overlay)", () => {
       bytes: before.bytes + BigInt(packet.length),
     });
     expect(counted("ingress", Verdict.FORWARDED).packets).toBe(0n);
+  });
+
+  test("this host's gateway address (a reply to a host process): to the host stack, untouched", () => {
+    const packet = icmpEcho({ srcMac: "0a:0a:0a:0a:0a:0a", dstMac: "0b:0b:0b:0b:0b:0b", src: REMOTE_POD, dst: LOCAL_GATEWAY, ttl: 63 });
+    const result = testRun(prog, packet);
+    expect(result.retval).toBe(TcAction.OK);
+    expect(result.data).toEqual(packet); // no TTL decrement, no MAC rewrite: the stack is the last hop
+    expect(counted("ingress", Verdict.PASSED)).toEqual({ packets: 1n, bytes: BigInt(packet.length) });
+    expect(counted("ingress", DropReason.UNKNOWN_ENDPOINT).packets).toBe(0n);
+    expect(counted("ingress", Verdict.FORWARDED).packets).toBe(0n);
+  });
+
+  test("another host's gateway, or any address with no gateway configured, is still an unknown endpoint", () => {
+    const to = (dst: string) => icmpEcho({ srcMac: "0a:0a:0a:0a:0a:0a", dstMac: "0b:0b:0b:0b:0b:0b", src: REMOTE_POD, dst });
+    expect(testRun(prog, to("10.251.128.1")).retval).toBe(TcAction.SHOT);
+    maps.config.set({ mode: "vxlan", vni: 42, vxlanIfindex: 4343, hostIfindex: 4444 }); // gateway unset (0.0.0.0)
+    expect(maps.config.get().gateway).toBe("0.0.0.0");
+    expect(testRun(prog, to(LOCAL_GATEWAY)).retval).toBe(TcAction.SHOT);
+    expect(testRun(prog, to("0.0.0.0")).retval).toBe(TcAction.SHOT);
+    expect(counted("ingress", DropReason.UNKNOWN_ENDPOINT).packets).toBe(3n);
+    expect(counted("ingress", Verdict.PASSED).packets).toBe(0n);
   });
 
   test("non-IPv4 is passed to the stack", () => {
