@@ -1,4 +1,6 @@
-// Labs for tests: each test file takes its own name and /16 so files never collide.
+// Labs for tests and benchmarks: each file takes its own name and /16 so files never collide.
+// Test labs are named t*: .ci/run tears down only those, never the demo's (bpfnet) or a
+// benchmark's (b*) lab.
 import * as path from "path";
 import { labDown, labUp } from "../../lab/lab";
 import { Inventory } from "../../lab/inventory";

@@ -1,0 +1,749 @@
+// Datapath benchmark: bpfnet beside a plain-kernel baseline in the same lab, in the same run,
+// reported as absolute figures and bpfnet/baseline ratios (never as absolute claims).
+//
+//   npx tsc -p .                                          (the agents run from dist/)
+//   npx ts-node bench/datapath.ts [--mode vxlan|l3|all] [--quick] [--write|--no-write]
+//
+// vxlan: a 2-host vxlan lab (bdpv). bpfnet: real agents, endpoints through the agent API,
+//   bpf_lxc → tunnel → bpf_overlay. Baseline: a kernel VXLAN device per host (VNI 100, port
+//   4789, static FDB/neighbour), containers on veths with plain routes, ip_forward, no BPF.
+//   Also: endpoint add → first answered packet (100 endpoints), and a new host's allocation in
+//   etcd → every agent's tunnel entry (20 joins).
+// l3: a 2-host l3 lab (bdpl, hosts in their own subnets behind the router namespace). bpfnet
+//   agents in l3 mode (pod CIDRs routed on the router by hand) vs plain kernel routing with
+//   static routes on hosts and router.
+// Measured per path, interleaved (ABBA) so drift hits both alike: iperf3 TCP throughput
+// (median of N runs), a TCP request/response ping-pong of 64-byte messages (p50/p99/mean),
+// ping RTT (idle and back to back), and an idle-ping comparison of several paths in the same
+// rounds (an A/A baseline pair; in l3, bpfnet with bpf_lxc or the bpfnet_host hop cut out).
+// Results go to stdout and to docs/benchmarks.md (full runs; --quick only with --write); the
+// method and findings are in docs/benchmarks.md.
+//
+// Lab names bdpv/bdpl, lab subnet 10.212.0.0/16 (one lab at a time), container namespaces bdpc….
+// Everything is removed in `finally` and on SIGINT/SIGTERM/SIGHUP; every wait is bounded.
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
+import { randomBytes } from "crypto";
+import type { Etcd3 } from "etcd3";
+import { DatapathMaps, openDatapathMaps, reasonName } from "../bpf";
+import { killNetnsProcesses, netnsExists, run, tryRun } from "../lab/sh";
+import { connect, EtcdConnection } from "../provider/etcdClient";
+import { allocate } from "../provider/ipamStore";
+import { cidrKey, hostKey, nodeKey } from "../provider/keys";
+import { checkBuilt, LabAgent, seedNetwork } from "../test/agent/support/agents";
+import type { EndpointView } from "../node-agent/api/types";
+import { LabEtcd, startEtcdOn } from "../test/agent/support/etcd";
+import { startTestLab, TestLab } from "../test/support/lab";
+import { addNetns, addPlainContainer, addPlainVxlan, addRouterRoutes, BASELINE_VXLAN_DEVICE, bpfAttachments } from "./lib/baseline";
+import { Children, msSince, now, sleep } from "./lib/proc";
+import { LatencySamples, ModeResult, PathResult, PingVariant, renderMode, RunInfo, writeDoc } from "./lib/report";
+import { fmt, mean, median } from "./lib/stats";
+import { iperf, pingRtts, requestResponse, startEchoServer, startIperfServer, startProber } from "./lib/traffic";
+
+const REPO = path.resolve(__dirname, "..");
+const DOC = path.join(REPO, "docs", "benchmarks.md");
+const IPERF_PORT = 5201;
+const ECHO_PORT = 7100;
+const BASELINE_VNI = 100;
+const BASELINE_VXLAN_PORT = 4789;
+
+export type Mode = "vxlan" | "l3";
+
+interface Params {
+  iperfRuns: number;
+  iperfSeconds: number;
+  rrChunks: number;
+  rrPerChunk: number;
+  pingChunks: number;
+  pingPerChunk: number;
+  pingInterval: number;
+  pingFastPerChunk: number;
+  variantRounds: number;
+  variantPings: number;
+  endpoints: number;
+  joins: number;
+  deadlineMin: number;
+}
+
+const FULL: Params = { iperfRuns: 5, iperfSeconds: 5, rrChunks: 5, rrPerChunk: 1000, pingChunks: 5, pingPerChunk: 100, pingInterval: 0.01, pingFastPerChunk: 1000, variantRounds: 6, variantPings: 120, endpoints: 100, joins: 20, deadlineMin: 40 };
+const QUICK: Params = { iperfRuns: 3, iperfSeconds: 2, rrChunks: 2, rrPerChunk: 500, pingChunks: 2, pingPerChunk: 20, pingInterval: 0.01, pingFastPerChunk: 200, variantRounds: 2, variantPings: 50, endpoints: 20, joins: 5, deadlineMin: 15 };
+
+interface Args {
+  modes: Mode[];
+  quick: boolean;
+  write: boolean;
+  octet: number;
+}
+
+function parseArgs(argv: string[]): Args {
+  const a: Args = { modes: ["vxlan", "l3"], quick: false, write: true, octet: 212 };
+  let write: boolean | undefined;
+  for (let i = 0; i < argv.length; i++) {
+    const k = argv[i];
+    if (k === "--quick") a.quick = true;
+    else if (k === "--write") write = true;
+    else if (k === "--no-write") write = false;
+    else if (k === "--mode" || k.startsWith("--mode=")) {
+      const v = k.includes("=") ? k.split("=")[1] : argv[++i];
+      if (v === "all") a.modes = ["vxlan", "l3"];
+      else if (v === "vxlan" || v === "l3") a.modes = [v];
+      else throw new Error(`--mode must be vxlan, l3 or all, got ${v}`);
+    } else if (k === "--help" || k === "-h") {
+      console.log("usage: npx ts-node bench/datapath.ts [--mode vxlan|l3|all] [--quick] [--write|--no-write]");
+      process.exit(0);
+    } else throw new Error(`unknown argument ${k}`);
+  }
+  // A quick run is a smoke test: it does not replace the recorded figures unless asked to.
+  a.write = write ?? !a.quick;
+  return a;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Everything a mode creates, torn down in a fixed order by cleanup() (idempotent).
+
+export interface Ctx {
+  children: Children;
+  agents: LabAgent[];
+  maps: DatapathMaps[];
+  netns: Set<string>;
+  etcdClient?: Etcd3;
+  etcd?: LabEtcd;
+  lab?: TestLab;
+}
+
+export const newCtx = (): Ctx => ({ children: new Children(), agents: [], maps: [], netns: new Set() });
+let active: Ctx | undefined;
+let cleaning: Promise<void> | undefined;
+
+async function step(what: string, fn: () => unknown, timeoutMs = 30_000): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    const timeout = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`timed out after ${timeoutMs} ms`)), timeoutMs)));
+    await Promise.race([Promise.resolve().then(fn), timeout]);
+  } catch (e) {
+    console.error(`cleanup: ${what}: ${(e as Error).message}`);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+export async function cleanup(ctx: Ctx): Promise<void> {
+  await step("children", () => ctx.children.killAll());
+  await step("etcd client", () => ctx.etcdClient?.close());
+  ctx.etcdClient = undefined;
+  for (const a of ctx.agents.splice(0)) await step(`agent ${a.host.name}`, () => a.stop());
+  for (const m of ctx.maps.splice(0)) await step("maps", () => m.close());
+  for (const ns of [...ctx.netns]) {
+    await step(`netns ${ns}`, () => {
+      if (netnsExists(ns)) {
+        killNetnsProcesses(ns, 1000);
+        run("ip", ["netns", "del", ns]);
+      }
+      ctx.netns.delete(ns);
+    });
+  }
+  const etcd = ctx.etcd;
+  ctx.etcd = undefined;
+  if (etcd) await step("etcd", () => etcd.stop());
+  const lab = ctx.lab;
+  ctx.lab = undefined;
+  if (lab) await step("lab", () => lab.down(), 120_000);
+}
+
+function cleanupActive(): Promise<void> {
+  if (!active) return Promise.resolve();
+  const ctx = active;
+  cleaning ??= cleanup(ctx).finally(() => {
+    cleaning = undefined;
+    if (active === ctx) active = undefined;
+  });
+  return cleaning;
+}
+
+// ---------------------------------------------------------------------------------------------
+
+function ensureSubnetFree(octet: number, ownBridges: string[]): void {
+  const used = tryRun("ip", ["-4", "-o", "addr", "show"])
+    .stdout.split("\n")
+    .filter((l) => l.includes(` 10.${octet}.`) && !ownBridges.some((b) => l.includes(` ${b} `)));
+  if (used.length) throw new Error(`10.${octet}.0.0/16 is in use in the root namespace (another lab?): ${used.join("; ")}`);
+}
+
+function addNs(ctx: Ctx, name: string): string {
+  ctx.netns.add(name);
+  addNetns(name);
+  return `/run/netns/${name}`;
+}
+
+function delNs(ctx: Ctx, name: string): void {
+  killNetnsProcesses(name, 500);
+  tryRun("ip", ["netns", "del", name]);
+  ctx.netns.delete(name);
+}
+
+/** Packets counted by every bpfnet program on every host, by "host-index ifindex direction reason". */
+function bpfCounters(ctx: Ctx): Map<string, bigint> {
+  const out = new Map<string, bigint>();
+  ctx.maps.forEach((m, i) => m.metrics.entries().forEach((e) => out.set(`${i} ${e.id} ${e.direction} ${e.reason}`, e.packets)));
+  return out;
+}
+
+/** after − before, per key, only what grew. */
+function counterDelta(before: Map<string, bigint>, after: Map<string, bigint>): Map<string, bigint> {
+  const d = new Map<string, bigint>();
+  for (const [k, v] of after) if (v > (before.get(k) ?? 0n)) d.set(k, v - (before.get(k) ?? 0n));
+  return d;
+}
+
+/** "h1 bn0123… ingress passed: 2" for counter keys (ifindexes named from the hosts' links). */
+function describeCounters(d: Map<string, bigint>, hostNetns: string[]): string {
+  const names = hostNetns.map((ns) => new Map((JSON.parse(run("ip", ["-n", ns, "-j", "link", "show"])) as { ifindex: number; ifname: string }[]).map((l) => [l.ifindex, l.ifname])));
+  return [...d]
+    .map(([k, v]) => {
+      const [host, id, dir, reason] = k.split(" ");
+      return `h${Number(host) + 1} ${names[Number(host)]?.get(Number(id)) ?? `if${id}`} ${dir} ${reasonName(Number(reason))}: ${v}`;
+    })
+    .join(", ");
+}
+
+function linkTxBytes(netns: string, dev: string): number {
+  const j = JSON.parse(run("ip", ["-n", netns, "-s", "-j", "link", "show", "dev", dev])) as { stats64?: { tx?: { bytes?: number } } }[];
+  return j[0]?.stats64?.tx?.bytes ?? 0;
+}
+
+export interface Path {
+  name: "bpfnet" | "baseline";
+  client: string;
+  server: string;
+  serverIp: string;
+}
+
+const emptyPath = (): PathResult => ({ throughput: [], rr: [], ping: [], pingFast: [], pingLost: 0, bpfPackets: 0n });
+
+interface Measured {
+  res: [PathResult, PathResult];
+  /** bpfnet counters that moved while the baseline carried the traffic, by key. */
+  duringBaseline: Map<string, bigint>;
+}
+
+/** Throughput, request/response and ping on both paths, alternating A B / B A between rounds. */
+async function measurePaths(ctx: Ctx, paths: [Path, Path], P: Params, log: (s: string) => void): Promise<Measured> {
+  const res: [PathResult, PathResult] = [emptyPath(), emptyPath()];
+  const duringBaseline = new Map<string, bigint>();
+  for (const p of paths) {
+    await startIperfServer(ctx.children, p.server, IPERF_PORT);
+    await startEchoServer(ctx.children, p.server, ECHO_PORT);
+    // Warm up: neighbour/route caches, TCP metrics, the JIT of the echo server.
+    await pingRtts(ctx.children, p.client, p.serverIp, 3, 0.05);
+    await requestResponse(ctx.children, p.client, p.serverIp, ECHO_PORT, 100);
+  }
+  const counted = async <T>(i: number, fn: () => Promise<T>): Promise<T> => {
+    const before = bpfCounters(ctx);
+    const v = await fn();
+    for (const [k, n] of counterDelta(before, bpfCounters(ctx))) {
+      res[i].bpfPackets += n;
+      if (paths[i].name === "baseline") duringBaseline.set(k, (duringBaseline.get(k) ?? 0n) + n);
+    }
+    return v;
+  };
+  const order = (round: number) => (round % 2 === 0 ? [0, 1] : [1, 0]);
+  for (let r = 0; r < P.iperfRuns; r++) {
+    for (const i of order(r)) {
+      const t = await counted(i, () => iperf(ctx.children, paths[i].client, paths[i].serverIp, IPERF_PORT, P.iperfSeconds));
+      res[i].throughput.push(t);
+      log(`  iperf3 ${r + 1}/${P.iperfRuns} ${paths[i].name.padEnd(8)} ${fmt(t.gbps, 2)} Gbit/s, ${t.retransmits} retransmits`);
+    }
+  }
+  for (let r = 0; r < P.rrChunks; r++) {
+    for (const i of order(r)) {
+      res[i].rr.push(...(await counted(i, () => requestResponse(ctx.children, paths[i].client, paths[i].serverIp, ECHO_PORT, P.rrPerChunk))));
+    }
+  }
+  log(`  request/response p50: bpfnet ${fmt(median(res[0].rr))} µs, baseline ${fmt(median(res[1].rr))} µs (${res[0].rr.length} each)`);
+  for (let r = 0; r < P.pingChunks; r++) {
+    for (const i of order(r)) {
+      const p = await counted(i, () => pingRtts(ctx.children, paths[i].client, paths[i].serverIp, P.pingPerChunk, P.pingInterval));
+      res[i].ping.push(...p.rtts);
+      res[i].pingLost += p.lost;
+      const f = await counted(i, () => pingRtts(ctx.children, paths[i].client, paths[i].serverIp, P.pingFastPerChunk, 0.0002));
+      res[i].pingFast.push(...f.rtts);
+      res[i].pingLost += f.lost;
+    }
+  }
+  log(`  ping p50 every 10 ms: bpfnet ${fmt(median(res[0].ping) * 1000, 0)} µs, baseline ${fmt(median(res[1].ping) * 1000, 0)} µs; back to back: ${fmt(median(res[0].pingFast) * 1000)} µs, ${fmt(median(res[1].pingFast) * 1000)} µs`);
+  return { res, duringBaseline };
+}
+
+async function startAgents(ctx: Ctx, lab: TestLab, conn: EtcdConnection, prefix: string): Promise<LabAgent[]> {
+  const agents = lab.inventory.hosts.map((h) => new LabAgent(h, { prefix, etcd: conn, leaseTtlSeconds: 10, resyncSeconds: 30 }));
+  ctx.agents.push(...agents);
+  await Promise.all(agents.map((a) => a.start(60_000)));
+  for (const h of lab.inventory.hosts) ctx.maps.push(openDatapathMaps(h.bpffsDir));
+  return agents;
+}
+
+async function waitUntil(what: string, fn: () => boolean | Promise<boolean>, timeoutMs: number, everyMs = 50): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await fn())) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await sleep(everyMs);
+  }
+}
+
+/** Checks that no BPF program sits on the baseline's devices and lists what bpfnet attached. */
+function baselineBpfCheck(hostNetns: string[], baselineDevs: string[], containerNetns: string[], extraNetns: string[] = []): string {
+  const onBaseline: string[] = [];
+  const bpfnet = new Map<string, number>();
+  for (const ns of [...hostNetns, ...extraNetns]) {
+    for (const a of bpfAttachments(ns)) {
+      // In the hosts only the baseline's devices count; anything at all on the router would.
+      if (baselineDevs.includes(a.dev) || extraNetns.includes(ns)) onBaseline.push(`${ns}: ${a.dev} ${a.kind} ${a.program}`);
+      else bpfnet.set(`${a.program} (${a.kind})`, (bpfnet.get(`${a.program} (${a.kind})`) ?? 0) + 1);
+    }
+  }
+  for (const ns of containerNetns) for (const a of bpfAttachments(ns)) onBaseline.push(`${ns}: ${a.dev} ${a.kind} ${a.program}`);
+  if (onBaseline.length) throw new Error(`BPF programs on the baseline path: ${onBaseline.join("; ")}`);
+  const own = [...bpfnet].map(([p, n]) => `${n}× ${p}`).join(", ");
+  return `no BPF program on the baseline path (\`bpftool net show\` in both hosts${extraNetns.length ? ", the router" : ""} and the baseline containers: nothing on ${baselineDevs.join(", ")}); bpfnet's own attachments: ${own}`;
+}
+
+function pathChecks(m: Measured, hostNetns: string[]): string[] {
+  const [b, k] = m.res;
+  if (b.bpfPackets === 0n) throw new Error("bpfnet's counters did not move while the bpfnet path carried traffic");
+  return [
+    `bpfnet's counters (all programs, both hosts): +${b.bpfPackets.toLocaleString("en")} packets during the bpfnet runs, +${k.bpfPackets} during the baseline runs` +
+      (k.bpfPackets > 0n ? ` (${describeCounters(m.duringBaseline, hostNetns)})` : ""),
+    `ping loss: bpfnet ${b.pingLost}, baseline ${k.pingLost}`,
+  ];
+}
+
+// ---------------------------------------------------------------------------------------------
+// Control-plane latencies (vxlan mode).
+
+/** endpoint add (API call start) → the new container's first answered UDP datagram from a container on the other host. */
+async function endpointAddBench(ctx: Ctx, agent: LabAgent, targetIp: string, n: number, log: (s: string) => void): Promise<LatencySamples> {
+  const first: number[] = [];
+  const api: number[] = [];
+  const probes: number[] = [];
+  let failures = 0;
+  for (let i = 0; i < n; i++) {
+    const ns = `bdpce${i}`;
+    const id = `bdp-e${i}`;
+    addNs(ctx, ns);
+    const prober = await startProber(ctx.children, ns, targetIp, ECHO_PORT, 15_000);
+    const t0 = now();
+    await agent.client.addEndpoint({ id, netns: `/run/netns/${ns}` });
+    const tApi = now();
+    const r = await prober.result;
+    api.push(msSince(t0, tApi));
+    if (r.t !== undefined) {
+      first.push(msSince(t0, r.t));
+      probes.push(r.sent);
+    } else failures++;
+    await agent.client.deleteEndpoint(id);
+    delNs(ctx, ns);
+    if ((i + 1) % 20 === 0) log(`  endpoints ${i + 1}/${n}: first answer p50 so far ${fmt(median(first))} ms`);
+  }
+  return {
+    what: `endpoint add → first answered packet (container on the other host)`,
+    samples: first,
+    failures,
+    extra: [{ what: "of which the API call (POST /v1/endpoints)", samples: api }],
+  };
+}
+
+/** A new host's allocation written to etcd → its pod CIDR in every agent's pinned tunnel map. */
+async function joinBench(ctx: Ctx, conn: EtcdConnection, prefix: string, octet: number, n: number, log: (s: string) => void): Promise<LatencySamples> {
+  const client = connect(conn);
+  ctx.etcdClient = client;
+  const fromStart: number[] = [];
+  const fromCommit: number[] = [];
+  const leave: number[] = [];
+  let failures = 0;
+  const everyAgent = (cidr: string, remote: string | undefined) => ctx.maps.every((m) => m.tunnel.get(cidr)?.remote === remote);
+  const pollUntil = async (pred: () => boolean, timeoutMs: number): Promise<bigint | undefined> => {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      if (pred()) return now();
+      if (Date.now() > deadline) return undefined;
+      await sleep(1);
+    }
+  };
+  for (let i = 0; i < n; i++) {
+    const host = `bdpj${i}`;
+    const underlayIp = `10.${octet}.1.${100 + i}`;
+    // The fake host's registration goes first (as its agent would write it, minus the lease),
+    // so the allocation is the last fact the agents need: that write starts the clock.
+    await client.put(nodeKey(prefix, host)).value(
+      JSON.stringify({ schema: 1, host, underlayIp, podCidr: "", agentVersion: "bench", incarnation: randomBytes(4).toString("hex"), startedAt: new Date().toISOString() }),
+    );
+    await sleep(100);
+    const t0 = now();
+    const a = await allocate(client, { prefix, host, allocationId: `bench-${host}` });
+    const t1 = now();
+    const seen = await pollUntil(() => everyAgent(a.podCidr, underlayIp), 15_000);
+    if (seen === undefined) failures++;
+    else {
+      fromStart.push(msSince(t0, seen));
+      fromCommit.push(msSince(t1, seen));
+    }
+    // The host leaves: its allocation is released (both IPAM keys, as HostAllocation delete does).
+    const t2 = now();
+    await client.delete().key(hostKey(prefix, host)).exec();
+    await client.delete().key(cidrKey(prefix, a.podCidr)).exec();
+    const gone = await pollUntil(() => everyAgent(a.podCidr, undefined), 15_000);
+    if (gone !== undefined) leave.push(msSince(t2, gone));
+    await client.delete().key(nodeKey(prefix, host)).exec();
+    await sleep(50);
+  }
+  log(`  joins: p50 ${fmt(median(fromStart))} ms from allocate() start (${fromStart.length}/${n})`);
+  ctx.etcdClient = undefined;
+  client.close();
+  return {
+    what: "host allocation in etcd → tunnel entry in every agent's map, from allocate() start",
+    samples: fromStart,
+    failures,
+    extra: [
+      { what: "from allocate() returned (transaction committed)", samples: fromCommit },
+      { what: "release (both IPAM keys deleted) → entry gone everywhere", samples: leave },
+    ],
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+
+/** Both paths of one mode, set up side by side in one lab, ready to measure. */
+export interface ModeSetup {
+  lab: TestLab;
+  agents: LabAgent[];
+  prefix: string;
+  conn: EtcdConnection;
+  hostNetns: [string, string];
+  routerNetns?: string;
+  /** bpfnet first, baseline second. */
+  paths: [Path, Path];
+  bpfnetEndpoints: [EndpointView, EndpointView];
+  checks: string[];
+  describe: { bpfnet: string; baseline: string };
+}
+
+/** Lab, etcd, agents, one bpfnet endpoint per host; cleanup(ctx) removes it all. */
+async function setupBpfnet(ctx: Ctx, mode: Mode, octet: number, log: (s: string) => void) {
+  const o = octet;
+  const labName = mode === "vxlan" ? "bdpv" : "bdpl";
+  log(`${mode}: lab ${labName} (10.${o}.0.0/16, 2 hosts${mode === "l3" ? " behind a router" : ""}), etcd, agents`);
+  ensureSubnetFree(o, [`${labName}-mgmt`]);
+  const lab = (ctx.lab = await startTestLab(labName, o, mode, 2));
+  const etcd = (ctx.etcd = await startEtcdOn(`10.${o}.0.254`));
+  const prefix = `/bpfnet/${labName}`;
+  const cidrs = await seedNetwork(etcd.connection, { prefix, mode, clusterCidr: `10.${o}.128.0/17` }, ["h1", "h2"]);
+  const agents = await startAgents(ctx, lab, etcd.connection, prefix);
+  const [h1, h2] = lab.inventory.hosts;
+  const routerNetns = lab.inventory.router?.netns;
+  if (mode === "vxlan") {
+    await waitUntil("both agents' tunnel entries", () => ctx.maps[0].tunnel.get(cidrs.h2) !== undefined && ctx.maps[1].tunnel.get(cidrs.h1) !== undefined, 20_000);
+  } else {
+    // What an operator (or RouterRoute) does in l3 mode: each pod CIDR routed to its host.
+    for (const h of [h1, h2]) run("ip", ["-n", routerNetns!, "route", "add", cidrs[h.name], "via", h.underlayIp]);
+  }
+  const c = mode === "vxlan" ? "v" : "l";
+  const e1 = (await agents[0].client.addEndpoint({ id: `bdp-${c}1a`, netns: addNs(ctx, `bdpc${c}1a`) })).endpoint;
+  const e2 = (await agents[1].client.addEndpoint({ id: `bdp-${c}2a`, netns: addNs(ctx, `bdpc${c}2a`) })).endpoint;
+  return { lab, agents, prefix, conn: etcd.connection, h1, h2, routerNetns, e1, e2, c };
+}
+
+export async function setupMode(ctx: Ctx, mode: Mode, octet: number, log: (s: string) => void): Promise<ModeSetup> {
+  const { lab, agents, prefix, conn, h1, h2, routerNetns, e1, e2, c } = await setupBpfnet(ctx, mode, octet, log);
+  const o = octet;
+  const base = [`10.${o}.64`, `10.${o}.65`];
+  const [n1, n2] = [`bdpc${c}1b`, `bdpc${c}2b`];
+  ctx.netns.add(n1).add(n2);
+  log(mode === "vxlan" ? `vxlan: baseline (kernel VXLAN id ${BASELINE_VNI} port ${BASELINE_VXLAN_PORT}, static FDB, veths, plain routes)` : "l3: baseline (veths, static routes on hosts and router)");
+  addPlainContainer({ netns: n1, hostNetns: h1.netns!, hostIfname: "bdpb0", ip: `${base[0]}.2`, gateway: `${base[0]}.1`, mtu: e1.mtu });
+  const b2 = addPlainContainer({ netns: n2, hostNetns: h2.netns!, hostIfname: "bdpb0", ip: `${base[1]}.2`, gateway: `${base[1]}.1`, mtu: e2.mtu });
+  let checks: string[];
+  let describe: ModeSetup["describe"];
+  if (mode === "vxlan") {
+    addPlainVxlan(
+      [
+        { hostNetns: h1.netns!, underlayIp: h1.underlayIp, linkIp: `10.${o}.70.1`, podCidr: `${base[0]}.0/24` },
+        { hostNetns: h2.netns!, underlayIp: h2.underlayIp, linkIp: `10.${o}.70.2`, podCidr: `${base[1]}.0/24` },
+      ],
+      { vni: BASELINE_VNI, port: BASELINE_VXLAN_PORT, mtu: e1.mtu },
+    );
+    checks = [baselineBpfCheck([h1.netns!, h2.netns!], ["bdpb0", BASELINE_VXLAN_DEVICE, "eth0"], [n1, n2])];
+    const s = (await agents[0].status()).agent;
+    describe = {
+      bpfnet: `agents, endpoints through the API; bpf_lxc (tunnel key, redirect) → bpfnet_vxlan (external, VNI ${s.vni}, port 8472) → bpf_overlay → veth; MTU ${e1.mtu}`,
+      baseline: `kernel VXLAN device (VNI ${BASELINE_VNI}, port ${BASELINE_VXLAN_PORT}, static FDB and neighbour entries), veth + /32 routes, ip_forward; MTU ${e1.mtu}`,
+    };
+  } else {
+    addRouterRoutes(routerNetns!, [
+      { podCidr: `${base[0]}.0/24`, via: h1.underlayIp },
+      { podCidr: `${base[1]}.0/24`, via: h2.underlayIp },
+    ]);
+    checks = [baselineBpfCheck([h1.netns!, h2.netns!], ["bdpb0", "eth0"], [n1, n2], [routerNetns!])];
+    describe = {
+      bpfnet: `agents in l3 mode, endpoints through the API; bpf_lxc passes to the host stack → eth0 → router (pod CIDR routes added by hand) → host 2's stack → bpfnet_host, bpf_host redirects to the veth; MTU ${e1.mtu}`,
+      baseline: `veth + /32 routes on the hosts, static routes for the baseline pod CIDRs on the router, ip_forward; MTU ${e1.mtu}`,
+    };
+  }
+  return {
+    lab,
+    agents,
+    prefix,
+    conn,
+    hostNetns: [h1.netns!, h2.netns!],
+    ...(routerNetns ? { routerNetns } : {}),
+    paths: [
+      { name: "bpfnet", client: `bdpc${c}1a`, server: `bdpc${c}2a`, serverIp: e2.ip },
+      { name: "baseline", client: n1, server: n2, serverIp: b2.ip },
+    ],
+    bpfnetEndpoints: [e1, e2],
+    checks,
+    describe,
+  };
+}
+
+/**
+ * Idle-ping attribution: one ping every 10 ms on several paths in the same rounds (rotating
+ * order): bpfnet, the baseline, a second baseline pair (an A/A comparison: how far two identical
+ * paths differ here), and in l3 mode bpfnet endpoints with parts of the datapath taken out of
+ * the path by hand — bpf_lxc detached, the bpfnet_host hop bypassed by /32 routes to the veths,
+ * or both. These extra endpoints are only for this comparison.
+ */
+async function pingVariants(ctx: Ctx, s: ModeSetup, mode: Mode, octet: number, P: Params, log: (s: string) => void): Promise<PingVariant[]> {
+  const c = mode === "vxlan" ? "v" : "l";
+  const [h1, h2] = s.hostNetns;
+  const mtu = s.bpfnetEndpoints[0].mtu;
+  ctx.netns.add(`bdpc${c}1c`).add(`bdpc${c}2c`);
+  addPlainContainer({ netns: `bdpc${c}1c`, hostNetns: h1, hostIfname: "bdpb1", ip: `10.${octet}.64.3`, gateway: `10.${octet}.64.1`, mtu });
+  addPlainContainer({ netns: `bdpc${c}2c`, hostNetns: h2, hostIfname: "bdpb1", ip: `10.${octet}.65.3`, gateway: `10.${octet}.65.1`, mtu });
+  const variants: { what: string; path: Path }[] = [
+    { what: "bpfnet", path: s.paths[0] },
+    { what: "baseline", path: s.paths[1] },
+    { what: "baseline, second pair (A/A)", path: { name: "baseline", client: `bdpc${c}1c`, server: `bdpc${c}2c`, serverIp: `10.${octet}.65.3` } },
+  ];
+  const detached: { ns: string; dev: string }[] = [];
+  if (mode === "l3") {
+    const cuts = [
+      { tag: "x", what: "bpfnet without bpf_lxc (detached by hand)", noLxc: true, bypass: false },
+      { tag: "y", what: "bpfnet without the bpfnet_host hop (/32 routes to the veths)", noLxc: false, bypass: true },
+      { tag: "z", what: "bpfnet endpoints with neither (no BPF on the path)", noLxc: true, bypass: true },
+    ];
+    for (const cut of cuts) {
+      const eps: EndpointView[] = [];
+      for (const [i, h] of [h1, h2].entries()) {
+        const ns = `bdpc${c}${i + 1}${cut.tag}`;
+        const e = (await s.agents[i].client.addEndpoint({ id: `bdp-${c}${i + 1}${cut.tag}`, netns: addNs(ctx, ns) })).endpoint;
+        eps.push(e);
+        if (cut.noLxc) {
+          run("ip", ["netns", "exec", h, "tc", "qdisc", "del", "dev", e.hostIfname, "clsact"]);
+          detached.push({ ns: h, dev: e.hostIfname });
+        }
+        if (cut.bypass) {
+          run("ip", ["-n", h, "neigh", "replace", e.ip, "lladdr", e.mac!, "dev", e.hostIfname, "nud", "permanent"]);
+          run("ip", ["-n", h, "route", "add", `${e.ip}/32`, "dev", e.hostIfname]);
+        }
+      }
+      variants.push({ what: cut.what, path: { name: "bpfnet", client: `bdpc${c}1${cut.tag}`, server: `bdpc${c}2${cut.tag}`, serverIp: eps[1].ip } });
+    }
+  }
+  log(`${mode}: idle ping, ${variants.length} paths in the same rounds (${P.variantRounds} × ${P.variantPings} each)`);
+  for (const v of variants) await pingRtts(ctx.children, v.path.client, v.path.serverIp, 10, 0.01);
+  const samples: number[][] = variants.map(() => []);
+  const roundRatios: number[][] = variants.map(() => []);
+  for (let r = 0; r < P.variantRounds; r++) {
+    const p50: number[] = [];
+    for (let k = 0; k < variants.length; k++) {
+      const i = (k + r) % variants.length;
+      const got = await pingRtts(ctx.children, variants[i].path.client, variants[i].path.serverIp, P.variantPings, 0.01);
+      samples[i].push(...got.rtts);
+      p50[i] = median(got.rtts);
+    }
+    variants.forEach((_, i) => roundRatios[i].push(p50[i] / p50[1]));
+  }
+  // The agent attaches bpf_lxc only on start and add: the detached ones must have stayed so.
+  const back = detached.filter((d) => bpfAttachments(d.ns).some((a) => a.dev === d.dev));
+  if (back.length) throw new Error(`bpf_lxc came back on ${back.map((d) => d.dev).join(", ")} during the ping rounds`);
+  const base = median(samples[1]);
+  return variants.map((v, i) => ({
+    what: v.what,
+    p50: median(samples[i]) * 1000,
+    mean: mean(samples[i]) * 1000,
+    n: samples[i].length,
+    ratio: median(samples[i]) / base,
+    roundRatios: roundRatios[i],
+  }));
+}
+
+/** What the namespaces look like, for the error report of a failed run. */
+function diagnostics(ctx: Ctx): string {
+  const nss = [...(ctx.lab ? planNamespacesOf(ctx.lab) : []), ...ctx.netns];
+  const present = new Set(tryRun("ip", ["netns", "list"]).stdout.split("\n").map((l) => l.split(" ")[0]));
+  return nss
+    .map((ns) => {
+      if (!present.has(ns)) return `${ns}: MISSING`;
+      const links = tryRun("ip", ["-n", ns, "-br", "link"]).stdout.trim().replace(/\n/g, "; ");
+      const routes = tryRun("ip", ["-n", ns, "route"]).stdout.trim().replace(/\n/g, "; ");
+      return `${ns}: links ${links}\n  routes ${routes}`;
+    })
+    .join("\n");
+}
+
+function planNamespacesOf(lab: TestLab): string[] {
+  return [...lab.inventory.hosts.map((h) => h.netns!), ...(lab.inventory.router?.netns ? [lab.inventory.router.netns] : [])];
+}
+
+async function runMode(ctx: Ctx, mode: Mode, P: Params, octet: number, log: (s: string) => void): Promise<ModeResult> {
+  try {
+    return await measureMode(ctx, mode, P, octet, log);
+  } catch (e) {
+    const diag = diagnostics(ctx);
+    const vanished = ctx.lab && planNamespacesOf(ctx.lab).some((ns) => !netnsExists(ns));
+    console.error(
+      `${mode} failed: ${(e as Error).message}` +
+        (vanished ? "\n(the lab's host namespaces are gone: something outside this benchmark removed them while it ran)" : "") +
+        `\nnamespaces at the time:\n${diag}`,
+    );
+    throw e;
+  }
+}
+
+/** Jiffies from the first line of /proc/stat: all CPUs, all processes. */
+function cpuTimes(): { busy: number; idle: number; steal: number } {
+  const f = fs.readFileSync("/proc/stat", "utf8").split("\n")[0].trim().split(/\s+/).slice(1).map(Number);
+  const [user, nice, system, idle, iowait, irq, softirq, steal] = f;
+  return { busy: user + nice + system + irq + softirq, idle: idle + iowait, steal: steal ?? 0 };
+}
+
+function cpuSince(a: ReturnType<typeof cpuTimes>): string {
+  const b = cpuTimes();
+  const total = b.busy - a.busy + (b.idle - a.idle) + (b.steal - a.steal);
+  const pct = (x: number) => `${total > 0 ? ((100 * x) / total).toFixed(0) : "?"}%`;
+  return `CPUs busy ${pct(b.busy - a.busy)} of the time (every process on the machine, this benchmark's included), steal ${pct(b.steal - a.steal)}`;
+}
+
+async function measureMode(ctx: Ctx, mode: Mode, P: Params, octet: number, log: (s: string) => void): Promise<ModeResult> {
+  const t0 = Date.now();
+  const cpu0 = cpuTimes();
+  const s = await setupMode(ctx, mode, octet, log);
+  const { checks } = s;
+  log(`${mode}: measuring (bpfnet and baseline interleaved)`);
+  const vxBefore = mode === "vxlan" ? linkTxBytes(s.hostNetns[0], BASELINE_VXLAN_DEVICE) : 0;
+  const measured = await measurePaths(ctx, s.paths, P, log);
+  checks.push(...pathChecks(measured, s.hostNetns));
+  const control: LatencySamples[] = [];
+  if (mode === "vxlan") {
+    checks.push(`the baseline's traffic crossed its own VXLAN device: ${BASELINE_VXLAN_DEVICE} on h1 sent ${(linkTxBytes(s.hostNetns[0], BASELINE_VXLAN_DEVICE) - vxBefore).toLocaleString("en")} bytes`);
+    log(`vxlan: endpoint add → first packet (${P.endpoints} endpoints on h1)`);
+    control.push(await endpointAddBench(ctx, s.agents[0], s.bpfnetEndpoints[1].ip, P.endpoints, log));
+    log(`vxlan: host joins (${P.joins})`);
+    control.push(await joinBench(ctx, s.conn, s.prefix, octet, P.joins, log));
+  } else {
+    const routes = run("ip", ["-n", s.routerNetns!, "route", "show"]).split("\n").filter((l) => l.includes(" via "));
+    checks.push(`router routes: ${routes.map((r) => r.trim()).join("; ")}`);
+  }
+  const variants = P.variantRounds > 0 ? await pingVariants(ctx, s, mode, octet, P, log) : [];
+  checks.push(await agentProblems(s.agents));
+  return {
+    mode,
+    title: mode === "vxlan" ? "VXLAN mode: container ↔ container across two hosts" : "L3 mode: container ↔ container across two hosts and the router",
+    bpfnet: measured.res[0],
+    baseline: measured.res[1],
+    paths: s.describe,
+    params: runParams(P),
+    control,
+    variants,
+    checks,
+    cpu: cpuSince(cpu0),
+    seconds: (Date.now() - t0) / 1000,
+  };
+}
+
+async function agentProblems(agents: LabAgent[]): Promise<string> {
+  const problems: string[] = [];
+  for (const a of agents) for (const p of (await a.status()).problems) problems.push(`${a.host.name}: ${p}`);
+  return problems.length ? `agents reported problems: ${problems.join("; ")}` : `both agents ready, no problems in their status`;
+}
+
+function runParams(P: Params): string {
+  return (
+    `iperf3: ${P.iperfRuns} runs × ${P.iperfSeconds} s per path (1 s omitted warm-up, one TCP stream, container on h1 → container on h2), ` +
+    `request/response: ${P.rrChunks} × ${P.rrPerChunk} round trips of 64 B per path (node client/server, TCP_NODELAY, 200 unrecorded warm-up round trips each), ` +
+    `ping: ${P.pingChunks} × (${P.pingPerChunk} at ${P.pingInterval * 1000} ms + ${P.pingFastPerChunk} back to back at 0.2 ms); the two paths alternate run by run (A B, B A, …)`
+  );
+}
+
+function loadavg(): string {
+  return os
+    .loadavg()
+    .map((l) => l.toFixed(2))
+    .join(" ");
+}
+
+async function main(): Promise<void> {
+  const args = parseArgs(process.argv.slice(2));
+  const P = args.quick ? QUICK : FULL;
+  if (process.getuid?.() !== 0) throw new Error("the datapath benchmark needs root (network namespaces, BPF)");
+  checkBuilt();
+  for (const tool of ["iperf3", "bpftool", "ping"]) if (!tryRun("sh", ["-c", `command -v ${tool}`]).ok) throw new Error(`${tool} is not installed`);
+
+  const log = (s: string) => console.log(`[${new Date().toISOString().slice(11, 19)}] ${s}`);
+  let interrupted = false;
+  const onSignal = (sig: NodeJS.Signals) => {
+    if (interrupted) return;
+    interrupted = true;
+    console.error(`\n${sig}: cleaning up (agents, etcd, namespaces, lab)…`);
+    void cleanupActive().finally(() => process.exit(130));
+  };
+  for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"] as const) process.on(sig, onSignal);
+  const watchdog = setTimeout(() => {
+    console.error(`the benchmark exceeded ${P.deadlineMin} minutes: cleaning up`);
+    void cleanupActive().finally(() => process.exit(3));
+  }, P.deadlineMin * 60_000);
+  watchdog.unref();
+
+  const info: RunInfo = {
+    date: new Date().toISOString().replace(/\.\d+Z$/, "Z"),
+    kernel: os.release(),
+    cpus: os.cpus().length,
+    cpuModel: os.cpus()[0]?.model.trim() ?? "?",
+    loadBefore: loadavg(),
+    command: `npx ts-node bench/datapath.ts${process.argv.length > 2 ? " " + process.argv.slice(2).join(" ") : ""}`,
+    quick: args.quick,
+  };
+  const started = Date.now();
+  const results: ModeResult[] = [];
+  for (const mode of args.modes) {
+    const ctx = (active = newCtx());
+    try {
+      results.push(await runMode(ctx, mode, P, args.octet, log));
+    } finally {
+      log(`${mode}: cleaning up`);
+      await cleanupActive();
+    }
+    if (interrupted) return;
+  }
+  info.loadAfter = loadavg();
+  const blocks = results.map((m) => ({ mode: m.mode, text: renderMode(m, info) }));
+  console.log("");
+  for (const b of blocks) console.log(b.text);
+  console.log(`total ${fmt((Date.now() - started) / 1000, 0)} s`);
+  if (args.write) {
+    writeDoc(DOC, blocks);
+    console.log(`written to ${path.relative(process.cwd(), DOC)}`);
+  } else console.log("(not written to docs/benchmarks.md: --quick runs need --write)");
+}
+
+if (require.main === module) {
+  main().then(
+    () => process.exit(0),
+    async (e) => {
+      console.error(e instanceof Error ? e.stack ?? e.message : e);
+      await cleanupActive();
+      process.exit(1);
+    },
+  );
+}
