@@ -144,8 +144,8 @@ export const nodeAgentProvider: pulumi.dynamic.ResourceProvider = {
     await withSsh(connectionOf(props.connection, props.privateKeys), async (s) => {
       await s.run(stopCommand(service, props.supervisor));
       // The agent removes what it made: programs, devices, endpoints, pins, its state.
-      if ((await s.exec(`test -x ${p.current}/bin/bpfnet`)).code === 0) {
-        await s.run(`${props.spec.nodePath} ${p.current}/bin/bpfnet agent teardown --config ${p.config}`);
+      if ((await s.exec(`test -x ${p.cli}`)).code === 0) {
+        await s.run(`${props.spec.nodePath} ${p.cli} agent teardown --config ${p.config}`);
       }
       await s.run(uninstallCommand(service, props.supervisor));
       await s.run(`rm -rf ${props.spec.installDir}/releases ${props.spec.installDir}/bundles ${p.current} ${p.dir}`);

@@ -19,18 +19,17 @@ export interface NodeAgentSpec {
 
 export const MIN_NODE_MAJOR = 20;
 
-export const agentPaths = (s: NodeAgentSpec, bundleSha256: string) => {
-  const release = `${s.installDir}/releases/${bundleSha256.slice(0, 16)}`;
-  const dir = `${s.stateDir}/agent`;
-  return {
-    release,
-    bundle: `${s.installDir}/bundles/${bundleSha256.slice(0, 16)}.tgz`,
-    current: `${s.installDir}/current`,
-    dir,
-    config: `${dir}/agent.json`,
-    socket: `${dir}/agent.sock`,
-  };
+/** Where a deployed agent lives on a host, whatever its release: what operators' tools call. */
+export const agentHostPaths = (installDir: string, stateDir: string) => {
+  const dir = `${stateDir}/agent`;
+  return { current: `${installDir}/current`, cli: `${installDir}/current/bin/bpfnet`, dir, config: `${dir}/agent.json`, socket: `${dir}/agent.sock` };
 };
+
+export const agentPaths = (s: NodeAgentSpec, bundleSha256: string) => ({
+  ...agentHostPaths(s.installDir, s.stateDir),
+  release: `${s.installDir}/releases/${bundleSha256.slice(0, 16)}`,
+  bundle: `${s.installDir}/bundles/${bundleSha256.slice(0, 16)}.tgz`,
+});
 
 /** The agent's config file (node-agent/config.ts parses it). */
 export function agentConfig(s: NodeAgentSpec, etcd: EtcdConnection, bundleSha256: string): string {
@@ -59,7 +58,7 @@ export function agentService(s: NodeAgentSpec, bundleSha256: string): ServiceSpe
     name: `bpfnet-agent`,
     dir: p.dir,
     // Through `current`, so the unit and the supervisor survive a roll to a new release.
-    command: `${s.nodePath} ${p.current}/bin/bpfnet agent --config ${p.config}`,
+    command: `${s.nodePath} ${p.cli} agent --config ${p.config}`,
     description: `bpfnet node agent (${s.hostName})`,
   };
 }

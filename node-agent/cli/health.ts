@@ -3,6 +3,7 @@
 // hosts: reachability, each agent's status, and a real container-to-container ping between two
 // hosts through temporary endpoints that are removed afterwards.
 import { Inventory, InventoryHost, readInventory, sshConnectionFor } from "../../lab/inventory";
+import { agentHostPaths } from "../../provider/nodeAgentSpec";
 import { SshSession, withSsh } from "../../provider/ssh";
 import type { AgentStatus } from "../api/types";
 
@@ -22,8 +23,8 @@ export interface ConnectivityResult {
   detail: string;
 }
 
-const agentCli = (h: InventoryHost) => `${process.env.BPFNET_NODE ?? "/usr/bin/node"} ${h.installDir}/current/bin/bpfnet`;
-const agentConfig = (h: InventoryHost) => `${h.stateDir}/agent/agent.json`;
+const agentCli = (h: InventoryHost) => `${process.env.BPFNET_NODE ?? "/usr/bin/node"} ${agentHostPaths(h.installDir, h.stateDir).cli}`;
+const agentConfig = (h: InventoryHost) => agentHostPaths(h.installDir, h.stateDir).config;
 
 export async function hostHealth(h: InventoryHost): Promise<HostHealth> {
   try {
