@@ -4,8 +4,8 @@ import * as pulumi from "@pulumi/pulumi";
 import { Network, etcdMembersOn } from "./components/network";
 import { ExistingEtcdArgs } from "./components/etcdCluster";
 import { networkHostsOf, readInventory, sshConnectionFor } from "./lab/inventory";
-import { EtcdConnection } from "./provider/etcdClient";
-import { HostProbe } from "./provider/hostProbe";
+import { EtcdConnection } from "./provider/etcd/etcdClient";
+import { HostProbe } from "./provider/host/hostProbe";
 
 const config = new pulumi.Config("bpfnet");
 const inventory = readInventory(config.require("inventory"));

@@ -4,13 +4,13 @@
 //   BENCH_TMPFS=1 npx ts-node bench/ipam.ts   (data dir on /dev/shm)
 import * as os from "os";
 import type { Etcd3 } from "etcd3";
-import { formatCidr, nthSubnet, parseCidr, subnetCount } from "../provider/cidr";
-import { containerNetworkProvider } from "../provider/containerNetwork";
-import { EtcdConnection, connect } from "../provider/etcdClient";
-import { listPrefix } from "../provider/etcdOps";
-import { hostAllocationProvider } from "../provider/hostAllocation";
-import { allocate, audit } from "../provider/ipamStore";
-import { cidrFromKey, cidrKey, hostKey, ipamCidrsDir, ipamHostsDir } from "../provider/keys";
+import { formatCidr, nthSubnet, parseCidr, subnetCount } from "../provider/ipam/cidr";
+import { containerNetworkProvider } from "../provider/network/containerNetwork";
+import { EtcdConnection, connect } from "../provider/etcd/etcdClient";
+import { listPrefix } from "../provider/etcd/etcdOps";
+import { hostAllocationProvider } from "../provider/ipam/hostAllocation";
+import { allocate, audit } from "../provider/ipam/ipamStore";
+import { cidrFromKey, cidrKey, hostKey, ipamCidrsDir, ipamHostsDir } from "../provider/etcd/keys";
 import { startEtcd } from "../test/support/etcd";
 
 const HOSTS = 1000;

@@ -1,13 +1,13 @@
 // EtcdCluster: etcd for bpfnet, either provisioned on hosts over SSH (TLS on for clients and
 // peers, certificates made by the program, keys kept secret) or an etcd the user already runs.
 import * as pulumi from "@pulumi/pulumi";
-import { EtcdConnectionArgs } from "../provider/containerNetwork";
-import { EtcdConnection } from "../provider/etcdClient";
-import { EtcdHealth } from "../provider/etcdHealth";
-import { EtcdMember } from "../provider/etcdMember";
-import { DEFAULT_CLIENT_PORT, DEFAULT_ETCD_BINARY, DEFAULT_PEER_PORT, EtcdMemberSpec, clientUrl } from "../provider/etcdMemberSpec";
-import { EtcdPki } from "../provider/etcdPki";
-import { SshConnection } from "../provider/sshConnection";
+import { EtcdConnectionArgs } from "../provider/network/containerNetwork";
+import { EtcdConnection } from "../provider/etcd/etcdClient";
+import { EtcdHealth } from "../provider/etcd/etcdHealth";
+import { EtcdMember } from "../provider/etcd/etcdMember";
+import { DEFAULT_CLIENT_PORT, DEFAULT_ETCD_BINARY, DEFAULT_PEER_PORT, EtcdMemberSpec, clientUrl } from "../provider/etcd/etcdMemberSpec";
+import { EtcdPki } from "../provider/etcd/etcdPki";
+import { SshConnection } from "../provider/host/sshConnection";
 
 export interface EtcdHostArgs {
   /** Member name; also the host's name in the network. */

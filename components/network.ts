@@ -6,13 +6,13 @@ import * as crypto from "crypto";
 import * as fs from "fs";
 import * as path from "path";
 import * as pulumi from "@pulumi/pulumi";
-import { ContainerNetwork, ContainerNetworkArgs } from "../provider/containerNetwork";
-import { EtcdConnection } from "../provider/etcdClient";
-import { HostAllocation } from "../provider/hostAllocation";
-import { NetworkMode } from "../provider/networkSpec";
-import { NodeAgent } from "../provider/nodeAgent";
-import { RouterArgs, RouterRoute } from "../provider/routerRoute";
-import { SshConnection } from "../provider/sshConnection";
+import { ContainerNetwork, ContainerNetworkArgs } from "../provider/network/containerNetwork";
+import { EtcdConnection } from "../provider/etcd/etcdClient";
+import { HostAllocation } from "../provider/ipam/hostAllocation";
+import { NetworkMode } from "../provider/network/networkSpec";
+import { NodeAgent } from "../provider/agent/nodeAgent";
+import { RouterArgs, RouterRoute } from "../provider/router/routerRoute";
+import { SshConnection } from "../provider/host/sshConnection";
 import { DEFAULT_STATE_DIR, EtcdCluster, EtcdHostArgs, ExistingEtcdArgs } from "./etcdCluster";
 
 /** A Linux host that joins the network. */

@@ -2,7 +2,7 @@
 // so a stack moves from the lab to a datacenter by pointing at another inventory file.
 import * as fs from "fs";
 import type { NetworkHostArgs } from "../components/network";
-import type { SshConnection } from "../provider/sshConnection";
+import type { SshConnection } from "../provider/host/sshConnection";
 
 export interface InventorySsh {
   host: string;

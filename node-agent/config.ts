@@ -2,9 +2,9 @@
 // so every message names the field and the value it got.
 import * as fs from "fs";
 import * as path from "path";
-import { connectionProblems, EtcdConnection } from "../provider/etcdClient";
-import { nameProblem, prefixProblem } from "../provider/keys";
-import { parseIpv4 } from "../provider/cidr";
+import { connectionProblems, EtcdConnection } from "../provider/etcd/etcdClient";
+import { nameProblem, prefixProblem } from "../provider/etcd/keys";
+import { parseIpv4 } from "../provider/ipam/cidr";
 
 export interface AgentConfig {
   /** This host's name in the network: its key under ipam/v1/hosts/ and state/nodes/v1/. */

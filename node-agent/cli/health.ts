@@ -3,8 +3,8 @@
 // hosts: reachability, each agent's status, and a real container-to-container ping between two
 // hosts through temporary endpoints that are removed afterwards.
 import { Inventory, InventoryHost, readInventory, sshConnectionFor } from "../../lab/inventory";
-import { agentHostPaths } from "../../provider/nodeAgentSpec";
-import { SshSession, withSsh } from "../../provider/ssh";
+import { agentHostPaths } from "../../provider/agent/nodeAgentSpec";
+import { SshSession, withSsh } from "../../provider/host/ssh";
 import type { AgentStatus } from "../api/types";
 
 export interface HostHealth {

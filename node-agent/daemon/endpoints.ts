@@ -10,7 +10,7 @@ import * as fs from "fs";
 import * as path from "path";
 import { Endpoint } from "../../bpf";
 import { encodeMetricsKey } from "../../bpf/abi";
-import { endpointKey, endpointsDir, SCHEMA_VERSION } from "../../provider/keys";
+import { endpointKey, endpointsDir, SCHEMA_VERSION } from "../../provider/etcd/keys";
 import { Datapath } from "./datapath";
 import { ip, ipIn, tryIp } from "./exec";
 import { isAssignable, nextFreeIp, PodNetwork } from "./ipam";

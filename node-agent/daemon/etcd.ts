@@ -2,7 +2,7 @@
 // the agent: etcd3's per-host circuit breaker would refuse every call for 5 s after three
 // failures, which only delays recovery of a single-endpoint cluster; our loops back off anyway.
 import type { Etcd3, IOptions } from "etcd3";
-import { clientOptions, EtcdConnection } from "../../provider/etcdClient";
+import { clientOptions, EtcdConnection } from "../../provider/etcd/etcdClient";
 
 /**
  * A fault-handling policy that runs the call as is (cockatiel's noop, without importing it).

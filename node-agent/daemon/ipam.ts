@@ -1,6 +1,6 @@
 // Addresses inside this host's pod CIDR. Pure: the endpoint manager records every address in
 // its durable state before using it, so "used" is always the state's view.
-import { blockSize, formatIpv4, parseCidr, parseIpv4 } from "../../provider/cidr";
+import { blockSize, formatIpv4, parseCidr, parseIpv4 } from "../../provider/ipam/cidr";
 
 export interface PodNetwork {
   cidr: string;

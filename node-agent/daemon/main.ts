@@ -12,9 +12,9 @@
 import { randomUUID } from "crypto";
 import type { Etcd3 } from "etcd3";
 import { reasonName, Verdict, Endpoint } from "../../bpf";
-import { configKey, ipamHostsDir, nodeKey, nodesDir, SCHEMA_VERSION } from "../../provider/keys";
-import { listPrefix } from "../../provider/etcdOps";
-import { parseStoredConfig } from "../../provider/networkSpec";
+import { configKey, ipamHostsDir, nodeKey, nodesDir, SCHEMA_VERSION } from "../../provider/etcd/keys";
+import { listPrefix } from "../../provider/etcd/etcdOps";
+import { parseStoredConfig } from "../../provider/network/networkSpec";
 import { AgentConfig } from "../config";
 import { AGENT_VERSION } from "../version";
 import { ApiServer } from "../api/server";

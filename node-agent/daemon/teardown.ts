@@ -5,7 +5,7 @@ import * as fs from "fs";
 import * as path from "path";
 import { AgentClient } from "../api/client";
 import { AgentConfig } from "../config";
-import { endpointsDir, nodeKey } from "../../provider/keys";
+import { endpointsDir, nodeKey } from "../../provider/etcd/keys";
 import { EndpointMap, TunnelMap, ConfigMap, MetricsMap } from "../../bpf";
 import { tryIp } from "./exec";
 import { removeDevices } from "./devices";

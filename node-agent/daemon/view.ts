@@ -1,7 +1,7 @@
 // The agent's view of the network in etcd and the desired datapath state computed from it.
 // Pure: records in, desired map contents out; the reconcilers do the I/O.
-import { parseCidr, parseIpv4, overlaps } from "../../provider/cidr";
-import { HostRecord, hostFromKey, nodesDir, parseHostRecord, SCHEMA_VERSION } from "../../provider/keys";
+import { parseCidr, parseIpv4, overlaps } from "../../provider/ipam/cidr";
+import { HostRecord, hostFromKey, nodesDir, parseHostRecord, SCHEMA_VERSION } from "../../provider/etcd/keys";
 import type { WatchBatch } from "./watch";
 
 /** Value of <prefix>/state/nodes/v1/<host>, bound to the agent's lease. */

@@ -10,7 +10,7 @@
 //    reported deleted, changed or new keys are reported put, and the watch restarts at R' + 1.
 //    It never simply restarts at the compact revision: the deletes in between would be lost.
 import type { Etcd3, IWatchResponse } from "etcd3";
-import { rangeEnd, toKv } from "../../provider/etcdOps";
+import { rangeEnd, toKv } from "../../provider/etcd/etcdOps";
 import { Backoff, BackoffOptions, sleep } from "./backoff";
 import { Logger } from "./log";
 

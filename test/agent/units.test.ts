@@ -16,7 +16,7 @@ import { diffState, Reconciler } from "../../node-agent/daemon/reconcile";
 import { StateStore, writeFileAtomic } from "../../node-agent/daemon/state";
 import { computePeers, desiredTunnels, NetworkView, NodeRecord, parseNodeRecord } from "../../node-agent/daemon/view";
 import { relistDifference } from "../../node-agent/daemon/watch";
-import { HostRecord } from "../../provider/keys";
+import { HostRecord } from "../../provider/etcd/keys";
 
 const baseConfig = {
   hostName: "h1",

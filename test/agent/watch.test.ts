@@ -7,7 +7,7 @@ import { connectAgentClient } from "../../node-agent/daemon/etcd";
 import { silentLogger } from "../../node-agent/daemon/log";
 import { Registration } from "../../node-agent/daemon/registration";
 import { PrefixWatch, WatchBatch } from "../../node-agent/daemon/watch";
-import { listPrefix } from "../../provider/etcdOps";
+import { listPrefix } from "../../provider/etcd/etcdOps";
 import { freePort, startEtcd, TestEtcd } from "../support/etcd";
 import { waitFor } from "./support/agents";
 

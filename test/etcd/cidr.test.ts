@@ -15,8 +15,8 @@ import {
   parseIpv4,
   subnetCount,
   subnetIndex,
-} from "../../provider/cidr";
-import { fnv1a, pickFree } from "../../provider/ipamStore";
+} from "../../provider/ipam/cidr";
+import { fnv1a, pickFree } from "../../provider/ipam/ipamStore";
 
 const c = (s: string) => parseCidr(s)!;
 

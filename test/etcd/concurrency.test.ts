@@ -2,11 +2,11 @@
 // a full pool fails cleanly, and killed clients or a frozen etcd leave nothing duplicated or leaked.
 import { ChildProcess, spawn } from "child_process";
 import * as path from "path";
-import { containsCidr, parseCidr } from "../../provider/cidr";
-import { containerNetworkProvider } from "../../provider/containerNetwork";
-import { EtcdConnection, withEtcd } from "../../provider/etcdClient";
-import { audit } from "../../provider/ipamStore";
-import { ipamCidrsDir, ipamHostsDir } from "../../provider/keys";
+import { containsCidr, parseCidr } from "../../provider/ipam/cidr";
+import { containerNetworkProvider } from "../../provider/network/containerNetwork";
+import { EtcdConnection, withEtcd } from "../../provider/etcd/etcdClient";
+import { audit } from "../../provider/ipam/ipamStore";
+import { ipamCidrsDir, ipamHostsDir } from "../../provider/etcd/keys";
 import { startEtcd, TestEtcd } from "../support/etcd";
 import { keysUnder } from "./helpers";
 

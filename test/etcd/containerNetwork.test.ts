@@ -1,13 +1,13 @@
 // ContainerNetwork provider methods called directly against a real etcd.
-import { ContainerNetworkInputs, ContainerNetworkOutputs, containerNetworkProvider as provider } from "../../provider/containerNetwork";
-import * as etcdClient from "../../provider/etcdClient";
-import { EtcdConnection, withEtcd } from "../../provider/etcdClient";
-import { hostAllocationProvider } from "../../provider/hostAllocation";
-import { audit } from "../../provider/ipamStore";
-import { configKey, nodeKey } from "../../provider/keys";
-import * as networkStore from "../../provider/networkStore";
-import { readConfig } from "../../provider/networkStore";
-import { UNKNOWN } from "../../provider/unknown";
+import { ContainerNetworkInputs, ContainerNetworkOutputs, containerNetworkProvider as provider } from "../../provider/network/containerNetwork";
+import * as etcdClient from "../../provider/etcd/etcdClient";
+import { EtcdConnection, withEtcd } from "../../provider/etcd/etcdClient";
+import { hostAllocationProvider } from "../../provider/ipam/hostAllocation";
+import { audit } from "../../provider/ipam/ipamStore";
+import { configKey, nodeKey } from "../../provider/etcd/keys";
+import * as networkStore from "../../provider/network/networkStore";
+import { readConfig } from "../../provider/network/networkStore";
+import { UNKNOWN } from "../../provider/common/unknown";
 import { startEtcd, TestEtcd } from "../support/etcd";
 import { deleteKey, dumpAll, getValue, keysUnder, lossyClient, putValue } from "./helpers";
 

@@ -1,6 +1,6 @@
 // Shared helpers for the etcd tests: whole-store snapshots and direct key edits.
-import { EtcdConnection, withEtcd } from "../../provider/etcdClient";
-import { listPrefix } from "../../provider/etcdOps";
+import { EtcdConnection, withEtcd } from "../../provider/etcd/etcdClient";
+import { listPrefix } from "../../provider/etcd/etcdOps";
 
 export interface Dump {
   revision: number;

@@ -1,13 +1,13 @@
 // HostAllocation provider methods called directly against a real etcd.
-import { parseCidr, containsCidr } from "../../provider/cidr";
-import { containerNetworkProvider } from "../../provider/containerNetwork";
-import * as etcdClient from "../../provider/etcdClient";
-import { EtcdConnection, withEtcd } from "../../provider/etcdClient";
-import { HostAllocationInputs, HostAllocationOutputs, hostAllocationProvider as provider } from "../../provider/hostAllocation";
-import * as ipamStore from "../../provider/ipamStore";
-import { audit } from "../../provider/ipamStore";
-import { cidrKey, hostKey } from "../../provider/keys";
-import { UNKNOWN } from "../../provider/unknown";
+import { parseCidr, containsCidr } from "../../provider/ipam/cidr";
+import { containerNetworkProvider } from "../../provider/network/containerNetwork";
+import * as etcdClient from "../../provider/etcd/etcdClient";
+import { EtcdConnection, withEtcd } from "../../provider/etcd/etcdClient";
+import { HostAllocationInputs, HostAllocationOutputs, hostAllocationProvider as provider } from "../../provider/ipam/hostAllocation";
+import * as ipamStore from "../../provider/ipam/ipamStore";
+import { audit } from "../../provider/ipam/ipamStore";
+import { cidrKey, hostKey } from "../../provider/etcd/keys";
+import { UNKNOWN } from "../../provider/common/unknown";
 import { startEtcd, TestEtcd } from "../support/etcd";
 import { deleteKey, deletePrefix, dumpAll, getValue, lossyClient } from "./helpers";
 

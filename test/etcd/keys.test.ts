@@ -15,8 +15,8 @@ import {
   parseCidrRecord,
   parseHostRecord,
   prefixProblem,
-} from "../../provider/keys";
-import { rangeEnd } from "../../provider/etcdOps";
+} from "../../provider/etcd/keys";
+import { rangeEnd } from "../../provider/etcd/etcdOps";
 
 describe("key layout", () => {
   const p = defaultPrefix("dev");

@@ -5,10 +5,10 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import * as pulumi from "@pulumi/pulumi";
-import { ContainerNetwork, containerNetworkProvider } from "../../provider/containerNetwork";
-import { EtcdConnection } from "../../provider/etcdClient";
-import { HostAllocation, hostAllocationProvider } from "../../provider/hostAllocation";
-import { cidrKey, hostKey } from "../../provider/keys";
+import { ContainerNetwork, containerNetworkProvider } from "../../provider/network/containerNetwork";
+import { EtcdConnection } from "../../provider/etcd/etcdClient";
+import { HostAllocation, hostAllocationProvider } from "../../provider/ipam/hostAllocation";
+import { cidrKey, hostKey } from "../../provider/etcd/keys";
 import { startEtcd, TestEtcd } from "../support/etcd";
 import { getValue, keysUnder } from "./helpers";
 

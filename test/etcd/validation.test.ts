@@ -1,8 +1,8 @@
 // Pure validation: every bad input gets a message naming the field and the value.
-import { checkAllocationSpec } from "../../provider/allocationSpec";
-import { clientOptions, connectionProblems, normalizeEndpoints } from "../../provider/etcdClient";
-import { checkNetworkSpec, NetworkSpecInputs } from "../../provider/networkSpec";
-import { UNKNOWN } from "../../provider/unknown";
+import { checkAllocationSpec } from "../../provider/ipam/allocationSpec";
+import { clientOptions, connectionProblems, normalizeEndpoints } from "../../provider/etcd/etcdClient";
+import { checkNetworkSpec, NetworkSpecInputs } from "../../provider/network/networkSpec";
+import { UNKNOWN } from "../../provider/common/unknown";
 
 const base: NetworkSpecInputs = { networkName: "dev", mode: "vxlan", clusterCidr: "10.244.0.0/16" };
 

@@ -3,7 +3,7 @@ import * as fs from "fs";
 import { sshConnectionFor } from "../../lab/inventory";
 import { labUp } from "../../lab/lab";
 import { tryRun } from "../../lab/sh";
-import { withSsh } from "../../provider/ssh";
+import { withSsh } from "../../provider/host/ssh";
 import { startTestLab, TestLab } from "../support/lab";
 
 function leftovers(lab: string, stateDir: string) {

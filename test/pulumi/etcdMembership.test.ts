@@ -3,7 +3,7 @@
 // stop), one host at a time, with the data intact and the cluster answering throughout.
 import { Stack } from "@pulumi/pulumi/automation";
 import { inventoryPath } from "../../lab/lab";
-import { EtcdConnection, withEtcd } from "../../provider/etcdClient";
+import { EtcdConnection, withEtcd } from "../../provider/etcd/etcdClient";
 import { startTestLab, TestLab } from "../support/lab";
 import { removeStack, rootProjectStack } from "../support/pulumi";
 

@@ -3,7 +3,7 @@
 // Destroying the first leaves the second's keys untouched.
 import { Stack } from "@pulumi/pulumi/automation";
 import { inventoryPath } from "../../lab/lab";
-import { EtcdConnection, withEtcd } from "../../provider/etcdClient";
+import { EtcdConnection, withEtcd } from "../../provider/etcd/etcdClient";
 import { startTestLab, TestLab } from "../support/lab";
 import { removeStack, rootProjectStack } from "../support/pulumi";
 

@@ -6,7 +6,7 @@ import * as path from "path";
 import { Stack } from "@pulumi/pulumi/automation";
 import { inventoryPath } from "../../lab/lab";
 import { tryRun } from "../../lab/sh";
-import { EtcdConnection, withEtcd } from "../../provider/etcdClient";
+import { EtcdConnection, withEtcd } from "../../provider/etcd/etcdClient";
 import { startTestLab, TestLab } from "../support/lab";
 import { REPO, removeStack, rootProjectStack } from "../support/pulumi";
 

@@ -6,8 +6,8 @@ import * as path from "path";
 import { execFileSync } from "child_process";
 import * as pulumi from "@pulumi/pulumi";
 import { sshConnectionFor } from "../../lab/inventory";
-import { endpointOf, keysOf } from "../../provider/sshConnection";
-import { hostProbeProvider } from "../../provider/hostProbe";
+import { endpointOf, keysOf } from "../../provider/host/sshConnection";
+import { hostProbeProvider } from "../../provider/host/hostProbe";
 import { startTestLab, TestLab } from "../support/lab";
 import { REPO } from "../support/pulumi";
 

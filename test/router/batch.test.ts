@@ -2,9 +2,9 @@
 // engine does in one `pulumi up`) go over one SSH connection in a few batched round trips. The
 // connection count comes from both sides: the pool's counters and the router's sshd log.
 import { performance } from "perf_hooks";
-import { routerRouteProvider as provider } from "../../provider/routerRoute";
-import { closeRouterChannels, routerChannelStats, RouterChannelStats } from "../../provider/routerDrivers/channel";
-import type { RouterRouteOutputs } from "../../provider/routerRouteSpec";
+import { routerRouteProvider as provider } from "../../provider/router/routerRoute";
+import { closeRouterChannels, routerChannelStats, RouterChannelStats } from "../../provider/router/drivers/channel";
+import type { RouterRouteOutputs } from "../../provider/router/routerRouteSpec";
 import { startTestLab, TestLab } from "../support/lab";
 import { Driver, acceptedConnections, asOutputs, eventually, frrStatics, kernelRoutes, routeInputs } from "./helpers";
 

@@ -1,11 +1,11 @@
 // The drivers without a router: the commands they send, how they read the router's answers, and
 // the batch script that carries many commands in one exec (run here through a local sh).
 import { spawnSync } from "child_process";
-import type { CommandResult, RouterShell } from "../../provider/routerDrivers/driver";
-import { frrDriver, parseStaticRoutes } from "../../provider/routerDrivers/frr";
-import { routerDriver, routerDriverNames } from "../../provider/routerDrivers";
-import { linuxDriver, normalDst, observedRoutes } from "../../provider/routerDrivers/linux";
-import { batchScript, parseBatchOutput, shellQuote } from "../../provider/routerDrivers/shell";
+import type { CommandResult, RouterShell } from "../../provider/router/drivers/driver";
+import { frrDriver, parseStaticRoutes } from "../../provider/router/drivers/frr";
+import { routerDriver, routerDriverNames } from "../../provider/router/drivers";
+import { linuxDriver, normalDst, observedRoutes } from "../../provider/router/drivers/linux";
+import { batchScript, parseBatchOutput, shellQuote } from "../../provider/router/drivers/shell";
 
 /** Runs a batch the way the channel does, on this machine's sh. */
 function runLocally(commands: string[]): CommandResult[] {

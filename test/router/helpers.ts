@@ -4,8 +4,8 @@ import * as fs from "fs";
 import * as net from "net";
 import { InventoryRouter, sshConnectionFor } from "../../lab/inventory";
 import { pidAlive, run, tryRun } from "../../lab/sh";
-import type { RouterRouteInputs, RouterRouteOutputs } from "../../provider/routerRouteSpec";
-import { SshConnection, endpointOf, keysOf } from "../../provider/sshConnection";
+import type { RouterRouteInputs, RouterRouteOutputs } from "../../provider/router/routerRouteSpec";
+import { SshConnection, endpointOf, keysOf } from "../../provider/host/sshConnection";
 
 export type Driver = "linux" | "frr";
 

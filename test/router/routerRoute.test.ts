@@ -4,9 +4,9 @@
 import * as fs from "fs";
 import * as path from "path";
 import { sshConnectionFor } from "../../lab/inventory";
-import { routerRouteProvider as provider } from "../../provider/routerRoute";
-import { IDLE_CLOSE_MS, closeRouterChannels, routerChannelStats, setRouterIdleCloseMs } from "../../provider/routerDrivers/channel";
-import type { RouterRouteOutputs } from "../../provider/routerRouteSpec";
+import { routerRouteProvider as provider } from "../../provider/router/routerRoute";
+import { IDLE_CLOSE_MS, closeRouterChannels, routerChannelStats, setRouterIdleCloseMs } from "../../provider/router/drivers/channel";
+import type { RouterRouteOutputs } from "../../provider/router/routerRouteSpec";
 import { startTestLab, TestLab } from "../support/lab";
 import {
   Driver,

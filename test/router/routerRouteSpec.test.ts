@@ -1,6 +1,6 @@
 // RouterRoute's pure rules: input validation, replace decisions, and what create/update/delete/read
 // do given the routes a router has for a prefix.
-import type { ObservedRoute } from "../../provider/routerDrivers/driver";
+import type { ObservedRoute } from "../../provider/router/drivers/driver";
 import {
   RouterRouteInputs,
   RouterRouteOutputs,
@@ -10,8 +10,8 @@ import {
   planEnsure,
   routerConnection,
   routerRouteProblems,
-} from "../../provider/routerRouteSpec";
-import { UNKNOWN } from "../../provider/unknown";
+} from "../../provider/router/routerRouteSpec";
+import { UNKNOWN } from "../../provider/common/unknown";
 
 const FP = "SHA256:" + "A".repeat(43);
 const endpoint = { host: "10.0.0.1", port: 22, user: "root", hostKeyFingerprint: FP };

@@ -6,7 +6,7 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import * as pulumi from "@pulumi/pulumi";
-import { routerRouteProvider } from "../../provider/routerRoute";
+import { routerRouteProvider } from "../../provider/router/routerRoute";
 import { startTestLab, TestLab } from "../support/lab";
 import { REPO } from "../support/pulumi";
 import { eventually, frrStatics, kernelRoutes, routeInputs } from "./helpers";

@@ -7,7 +7,7 @@ import * as fs from "fs";
 import * as net from "net";
 import * as os from "os";
 import * as path from "path";
-import type { EtcdConnection } from "../../provider/etcdClient";
+import type { EtcdConnection } from "../../provider/etcd/etcdClient";
 
 export const ETCD_BINARY = process.env.BPFNET_ETCD ?? "/usr/bin/etcd";
 const ETCDCTL = process.env.BPFNET_ETCDCTL ?? "/usr/bin/etcdctl";

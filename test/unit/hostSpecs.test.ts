@@ -1,9 +1,9 @@
 // Pure specs of what bpfnet runs on hosts: the agent's Node.js check, etcd's config and its
 // bootstrap lines, and the supervisor's liveness test (a zombie is not alive).
 import { execFileSync } from "child_process";
-import { memberConfig, newClusterBootstrap, runtimeConfig, EtcdMemberSpec } from "../../provider/etcdMemberSpec";
-import { nodeMajor, nodeVersionProblem } from "../../provider/nodeAgentSpec";
-import { isRunningCommand } from "../../provider/supervisor";
+import { memberConfig, newClusterBootstrap, runtimeConfig, EtcdMemberSpec } from "../../provider/etcd/etcdMemberSpec";
+import { nodeMajor, nodeVersionProblem } from "../../provider/agent/nodeAgentSpec";
+import { isRunningCommand } from "../../provider/host/supervisor";
 
 const member: EtcdMemberSpec = {
   name: "h1",

@@ -7,10 +7,10 @@ import * as path from "path";
 import type { InventoryHost } from "../../../lab/inventory";
 import { AgentClient } from "../../../node-agent/api/client";
 import type { AgentStatus } from "../../../node-agent/api/types";
-import { withEtcd, EtcdConnection } from "../../../provider/etcdClient";
-import { allocate } from "../../../provider/ipamStore";
-import { createConfig } from "../../../provider/networkStore";
-import { checkNetworkSpec, NetworkSpecInputs } from "../../../provider/networkSpec";
+import { withEtcd, EtcdConnection } from "../../../provider/etcd/etcdClient";
+import { allocate } from "../../../provider/ipam/ipamStore";
+import { createConfig } from "../../../provider/network/networkStore";
+import { checkNetworkSpec, NetworkSpecInputs } from "../../../provider/network/networkSpec";
 
 export const REPO = path.resolve(__dirname, "..", "..", "..");
 import { sleep } from "../../support/traffic";

@@ -6,7 +6,7 @@ import * as fs from "fs";
 import * as net from "net";
 import * as os from "os";
 import * as path from "path";
-import type { EtcdConnection } from "../../../provider/etcdClient";
+import type { EtcdConnection } from "../../../provider/etcd/etcdClient";
 import { ETCD_BINARY } from "../../support/etcd";
 
 export interface LabEtcd {

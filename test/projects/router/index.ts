@@ -2,7 +2,7 @@
 // everything else. Driven by test/router/cli.test.ts through the Automation API.
 import * as pulumi from "@pulumi/pulumi";
 import { readInventory, sshConnectionFor } from "../../../lab/inventory";
-import { RouterRoute } from "../../../provider/routerRoute";
+import { RouterRoute } from "../../../provider/router/routerRoute";
 
 const config = new pulumi.Config("routertest");
 const inventory = readInventory(config.require("inventory"));

@@ -1,6 +1,6 @@
 // SSH connection settings shared by every resource that reaches a host or a router.
 // Pure: validation and splitting of the secret part, no I/O.
-import { isUnknown } from "./unknown";
+import { isUnknown } from "../common/unknown";
 
 /** How to reach a machine over SSH. The host key is always verified against `hostKeyFingerprint`. */
 export interface SshConnection {

@@ -1,13 +1,13 @@
 // RouterRoute: in host-L3 mode the upstream router must send each host's pod CIDR to that host.
-// This resource programs that one route over SSH, with a driver per router kind (routerDrivers/).
+// This resource programs that one route over SSH, with a driver per router kind (drivers/).
 // All RouterRoutes on a router share one pooled connection and batched command queue
-// (routerDrivers/channel.ts); the decisions (what is ours, what to add or remove) are pure
+// (drivers/channel.ts); the decisions (what is ours, what to add or remove) are pure
 // (routerRouteSpec.ts). Ownership is marked on the router itself, so an interrupted run is
 // recognised and finished by the next one, and a route someone else made is never removed.
 import * as pulumi from "@pulumi/pulumi";
-import { routerDriver } from "./routerDrivers";
-import { routerChannel } from "./routerDrivers/channel";
-import type { RouterOptions } from "./routerDrivers/driver";
+import { routerDriver } from "./drivers";
+import { routerChannel } from "./drivers/channel";
+import type { RouterOptions } from "./drivers/driver";
 import {
   RouterRouteInputs,
   RouterRouteOutputs,
@@ -20,8 +20,8 @@ import {
   routerConnection,
   routerRouteProblems,
 } from "./routerRouteSpec";
-import { SshConnection, SshEndpoint } from "./sshConnection";
-import { SSH_SECRET_OUTPUTS, sshResourceInputs } from "./sshInputs";
+import { SshConnection, SshEndpoint } from "../host/sshConnection";
+import { SSH_SECRET_OUTPUTS, sshResourceInputs } from "../host/sshInputs";
 
 /** A router and how to program it. */
 export interface RouterArgs {

@@ -4,8 +4,8 @@
 // Work queued while the connection is busy is merged into one batch per (operation, driver), so
 // 50 routes created at once cost a handful of round trips on one connection, not 50 sessions.
 // The connection closes after a short idle time, so the provider process can exit.
-import { SshSession, withSsh } from "../ssh";
-import type { SshConnection } from "../sshConnection";
+import { SshSession, withSsh } from "../../host/ssh";
+import type { SshConnection } from "../../host/sshConnection";
 import type { CommandResult, ItemError, ObservedRoute, RouteSpec, RouterDriver, RouterOp, RouterShell } from "./driver";
 import { batchScript, parseBatchOutput } from "./shell";
 

@@ -3,8 +3,8 @@
 // dynamic providers are serialized, so nothing here may hold a handle at module scope, and
 // `require("etcd3")` happens inside `connect`, at call time.
 import type { Etcd3, IOptions } from "etcd3";
-import type { Failure } from "./networkSpec";
-import { isUnknown } from "./unknown";
+import type { Failure } from "../network/networkSpec";
+import { isUnknown } from "../common/unknown";
 
 /** How to reach etcd. `keyPem` and `password` are stored as Pulumi secrets by the resources. */
 export interface EtcdConnection {

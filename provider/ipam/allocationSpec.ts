@@ -1,9 +1,9 @@
 // Validation of HostAllocation inputs. Pure; what can only be judged against the stored network
 // config (the pool when clusterCidr is not given, whether a CIDR is free) is judged at create.
 import { Cidr, containsCidr, formatCidr } from "./cidr";
-import { nameProblem } from "./keys";
-import { Failure, checkCidr, checkPool, resolvePrefix } from "./networkSpec";
-import { isUnknown } from "./unknown";
+import { nameProblem } from "../etcd/keys";
+import { Failure, checkCidr, checkPool, resolvePrefix } from "../network/networkSpec";
+import { isUnknown } from "../common/unknown";
 
 export interface AllocationSpecInputs {
   prefix?: string;

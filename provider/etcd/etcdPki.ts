@@ -3,7 +3,7 @@
 // certificate, so a rolling update never mixes two CAs.
 import * as pulumi from "@pulumi/pulumi";
 import { CertAndKey, MemberIdentity, certMatches, generateCa, issueClientCert, issueMemberCert } from "./pki";
-import { isUnknown } from "./unknown";
+import { isUnknown } from "../common/unknown";
 
 export interface EtcdPkiArgs {
   clusterName: pulumi.Input<string>;

@@ -17,9 +17,9 @@ import {
   runtimeConfig,
   waitListeningCommand,
 } from "./etcdMemberSpec";
-import { SshSession, withSsh } from "./ssh";
-import { SshConnection, SshEndpoint, connectionOf, sshConnectionProblems } from "./sshConnection";
-import { SSH_SECRET_OUTPUTS, sshResourceInputs } from "./sshInputs";
+import { SshSession, withSsh } from "../host/ssh";
+import { SshConnection, SshEndpoint, connectionOf, sshConnectionProblems } from "../host/sshConnection";
+import { SSH_SECRET_OUTPUTS, sshResourceInputs } from "../host/sshInputs";
 import {
   DETECT_SUPERVISOR,
   SupervisorKind,
@@ -30,7 +30,7 @@ import {
   supervisorScript,
   systemdUnit,
   uninstallCommand,
-} from "./supervisor";
+} from "../host/supervisor";
 
 export interface EtcdMemberArgs {
   connection: pulumi.Input<SshConnection>;

@@ -8,9 +8,9 @@ import {
   parseCidrLoose,
   parseIpv4,
   subnetCount,
-} from "./cidr";
-import { defaultPrefix, nameProblem, prefixProblem, SCHEMA_VERSION } from "./keys";
-import { isUnknown } from "./unknown";
+} from "../ipam/cidr";
+import { defaultPrefix, nameProblem, prefixProblem, SCHEMA_VERSION } from "../etcd/keys";
+import { isUnknown } from "../common/unknown";
 
 export type NetworkMode = "vxlan" | "l3";
 

@@ -3,14 +3,14 @@
 // (systemd unit where the host has systemd, else a supervised process) and waits until the
 // agent has registered in etcd. A new bundle is a new release; delete tears everything down.
 import * as pulumi from "@pulumi/pulumi";
-import { EtcdConnection, withEtcd } from "./etcdClient";
-import { detectSupervisor } from "./etcdMember";
-import { nodeKey } from "./keys";
+import { EtcdConnection, withEtcd } from "../etcd/etcdClient";
+import { detectSupervisor } from "../etcd/etcdMember";
+import { nodeKey } from "../etcd/keys";
 import { NodeAgentSpec, agentConfig, agentPaths, agentService, nodeVersionProblem } from "./nodeAgentSpec";
-import { SshSession, withSsh } from "./ssh";
-import { SshConnection, SshEndpoint, connectionOf, sshConnectionProblems } from "./sshConnection";
-import { SSH_SECRET_OUTPUTS, sshResourceInputs } from "./sshInputs";
-import { SupervisorKind, isRunningCommand, serviceFiles, startCommand, stopCommand, supervisorScript, systemdUnit, uninstallCommand } from "./supervisor";
+import { SshSession, withSsh } from "../host/ssh";
+import { SshConnection, SshEndpoint, connectionOf, sshConnectionProblems } from "../host/sshConnection";
+import { SSH_SECRET_OUTPUTS, sshResourceInputs } from "../host/sshInputs";
+import { SupervisorKind, isRunningCommand, serviceFiles, startCommand, stopCommand, supervisorScript, systemdUnit, uninstallCommand } from "../host/supervisor";
 
 export interface NodeAgentArgs {
   connection: pulumi.Input<SshConnection>;

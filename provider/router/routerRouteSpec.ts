@@ -1,12 +1,12 @@
 // RouterRoute's pure logic: what the inputs must look like, and what to do given the routes the
 // router has for a prefix. No I/O: the resource reads the router, asks these functions, and runs
 // what they decide, so every ownership rule is unit-tested without a router.
-import { parseCidrLoose, formatCidr, parseIpv4 } from "./cidr";
-import type { Failure } from "./networkSpec";
-import type { ObservedRoute, RouteSpec, RouterOptions } from "./routerDrivers/driver";
-import { routerDriverKind, routerDriverNames } from "./routerDrivers";
-import { SshConnection, SshEndpoint, connectionOf, sshConnectionProblems } from "./sshConnection";
-import { isUnknown } from "./unknown";
+import { parseCidrLoose, formatCidr, parseIpv4 } from "../ipam/cidr";
+import type { Failure } from "../network/networkSpec";
+import type { ObservedRoute, RouteSpec, RouterOptions } from "./drivers/driver";
+import { routerDriverKind, routerDriverNames } from "./drivers";
+import { SshConnection, SshEndpoint, connectionOf, sshConnectionProblems } from "../host/sshConnection";
+import { isUnknown } from "../common/unknown";
 
 /** The router as RouterRoute stores it: driver options in plain view, the key kept apart. */
 export type StoredRouter = RouterOptions & { connection: SshEndpoint };

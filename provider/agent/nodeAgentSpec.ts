@@ -1,7 +1,7 @@
 // Pure description of a node agent on a host: where its release and state live, its config
 // file, its service, and the checks around it. provider/nodeAgent.ts ships these over SSH.
-import { EtcdConnection } from "./etcdClient";
-import { ServiceSpec } from "./supervisor";
+import { EtcdConnection } from "../etcd/etcdClient";
+import { ServiceSpec } from "../host/supervisor";
 
 export interface NodeAgentSpec {
   hostName: string;

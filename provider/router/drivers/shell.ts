@@ -3,14 +3,7 @@
 // exit code. Pure: building the script and reading its output back.
 import type { CommandResult } from "./driver";
 
-/** Quotes a word for POSIX sh. */
-export function shellQuote(word: string): string {
-  return /^[A-Za-z0-9_@%+=:,./-]+$/.test(word) ? word : `'${word.replace(/'/g, `'\\''`)}'`;
-}
-
-export function shellWords(words: (string | number)[]): string {
-  return words.map((w) => shellQuote(String(w))).join(" ");
-}
+export { shellQuote, shellWords } from "../../common/shell";
 
 const markerLine = (nonce: string, index: number) => new RegExp(`^@@bpfnet-${nonce} ${index} (-?[0-9]+)$`);
 

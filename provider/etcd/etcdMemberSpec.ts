@@ -1,7 +1,7 @@
 // Pure description of one etcd member on a host: its files, its config, its supervisor, and the
 // shell commands that start, stop and inspect it. The provider (etcdMember.ts) only ships these.
-import { ServiceSpec, serviceFiles } from "./supervisor";
-import { isUnknown } from "./unknown";
+import { ServiceSpec, serviceFiles } from "../host/supervisor";
+import { isUnknown } from "../common/unknown";
 
 export interface EtcdPeer {
   name: string;

@@ -3,11 +3,11 @@
 // time, plain-JSON outputs.
 import * as pulumi from "@pulumi/pulumi";
 import { checkAllocationSpec } from "./allocationSpec";
-import { ContainerNetwork, EtcdConnectionArgs, secretConnection, withSecretConnection } from "./containerNetwork";
-import { EtcdConnection, connectionProblems, plainConnection, withEtcd } from "./etcdClient";
+import { ContainerNetwork, EtcdConnectionArgs, secretConnection, withSecretConnection } from "../network/containerNetwork";
+import { EtcdConnection, connectionProblems, plainConnection, withEtcd } from "../etcd/etcdClient";
 import { Allocation, allocate, inspectHost, isIpamError, release } from "./ipamStore";
-import { hostKey } from "./keys";
-import { isUnknown } from "./unknown";
+import { hostKey } from "../etcd/keys";
+import { isUnknown } from "../common/unknown";
 import { canonicalCidr, gatewayIp, parseCidr } from "./cidr";
 
 export interface HostAllocationInputs {

@@ -3,11 +3,11 @@
 // its methods use only the local helper modules (captured by value) and require("etcd3") at
 // call time; their outputs are plain JSON without undefined values.
 import * as pulumi from "@pulumi/pulumi";
-import { EtcdConnection, connectionProblems, plainConnection, withEtcd } from "./etcdClient";
-import { configKey } from "./keys";
+import { EtcdConnection, connectionProblems, plainConnection, withEtcd } from "../etcd/etcdClient";
+import { configKey } from "../etcd/keys";
 import { NetworkMode, NetworkSpec, NetworkSpecInputs, StoredConfig, checkNetworkSpec } from "./networkSpec";
 import { createConfig, deleteNetwork, readConfig, updateConfig } from "./networkStore";
-import { isUnknown } from "./unknown";
+import { isUnknown } from "../common/unknown";
 
 /** An EtcdConnection whose fields may be Pulumi inputs. */
 export interface EtcdConnectionArgs {

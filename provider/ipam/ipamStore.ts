@@ -16,8 +16,8 @@ import {
   subnetCount,
   subnetIndex,
 } from "./cidr";
-import { isTransient } from "./etcdClient";
-import { Kv, cmp, op, rangeCount, rangeKvs, revisionOf, txn } from "./etcdOps";
+import { isTransient } from "../etcd/etcdClient";
+import { Kv, cmp, op, rangeCount, rangeKvs, revisionOf, txn } from "../etcd/etcdOps";
 import {
   CidrRecord,
   HostRecord,
@@ -31,8 +31,8 @@ import {
   ipamHostsDir,
   parseCidrRecord,
   parseHostRecord,
-} from "./keys";
-import { StoredConfig, parseStoredConfig } from "./networkSpec";
+} from "../etcd/keys";
+import { StoredConfig, parseStoredConfig } from "../network/networkSpec";
 
 export type IpamErrorCode =
   | "no-network"

@@ -2,9 +2,9 @@
 // carries a networkId: a ContainerNetwork only overwrites or deletes the config it wrote, so two
 // stacks that picked the same prefix by mistake fail loudly instead of sharing a network.
 import type { Etcd3 } from "etcd3";
-import { isTransient } from "./etcdClient";
-import { cmp, op, rangeKvs, revisionOf, txn, Kv } from "./etcdOps";
-import { configKey, hostFromKey, ipamHostsDir, networkRange } from "./keys";
+import { isTransient } from "../etcd/etcdClient";
+import { cmp, op, rangeKvs, revisionOf, txn, Kv } from "../etcd/etcdOps";
+import { configKey, hostFromKey, ipamHostsDir, networkRange } from "../etcd/keys";
 import { NetworkSpec, StoredConfig, parseStoredConfig, toStoredConfig } from "./networkSpec";
 
 export const NETWORK_DEADLINE_MS = 30_000;
