@@ -93,6 +93,26 @@ export function endpointKey(prefix: string, host: string, id: string): string {
   return `${endpointsDir(prefix, host)}${id}`;
 }
 
+/** Security identities: label set → numeric identity, shared by every host (policy). */
+export function identitiesDir(prefix: string): string {
+  return `${prefix}/identities/v1/`;
+}
+
+/** Network policies (NetworkPolicy resources), one key per policy. */
+export function policiesDir(prefix: string): string {
+  return `${prefix}/policies/v1/`;
+}
+
+/** Services (Service resources) and their allocated virtual IPs. */
+export function servicesDir(prefix: string): string {
+  return `${prefix}/services/v1/`;
+}
+
+/** Health results a host's agent publishes about its peers, one subtree per host. */
+export function healthDir(prefix: string, host?: string): string {
+  return host === undefined ? `${prefix}/state/health/v1/` : `${prefix}/state/health/v1/${host}/`;
+}
+
 /** True when `key` belongs to the network at `prefix` (segment boundary respected). */
 export function belongsTo(prefix: string, key: string): boolean {
   return key.startsWith(networkRange(prefix));
