@@ -4,7 +4,8 @@ module.exports = {
   roots: ["<rootDir>/test"],
   testMatch: ["**/*.test.ts"],
   transform: { "^.+\\.ts$": ["ts-jest", { tsconfig: "tsconfig.json" }] },
-  // Lab tests own network namespaces and ports: run files one at a time.
+  // Every lab test file takes its own lab name and /16 (test/support/lab.ts), etcd ports are
+  // picked free, Pulumi stacks are per test: files run in parallel. scripts/test sets the count.
   maxWorkers: 1,
   testTimeout: 120000,
   reporters: ["default", "<rootDir>/test/support/summary-reporter.js"],
