@@ -5,6 +5,7 @@
 //   network/  the network's spec in etcd (ContainerNetwork)
 //   router/   routes on the upstream router (RouterRoute) and its drivers
 //   agent/    the node agent's deployment (NodeAgent)
+//   policy/   network policy (NetworkPolicy): spec, validation, its record in etcd
 //   host/     SSH, daemons on hosts (supervisor), HostProbe
 //   common/   shell quoting, Pulumi's unknown sentinel
 export type { EtcdConnection } from "./etcd/etcdClient";
@@ -23,6 +24,9 @@ export { RouterRoute } from "./router/routerRoute";
 export type { RouterArgs } from "./router/routerRoute";
 export { NodeAgent } from "./agent/nodeAgent";
 export type { NodeAgentArgs } from "./agent/nodeAgent";
+export { NetworkPolicy } from "./policy/networkPolicy";
+export type { NetworkPolicyArgs, PolicyNetwork } from "./policy/networkPolicy";
+export type { EgressRule, Entity, HttpRule, IngressRule, PortRule, Protocol, Selector } from "./policy/policySpec";
 export { HostProbe } from "./host/hostProbe";
 export type { HostProbeArgs } from "./host/hostProbe";
 export type { SshConnection } from "./host/sshConnection";

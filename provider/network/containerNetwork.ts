@@ -74,7 +74,7 @@ function specFromStored(prefix: string, c: StoredConfig): NetworkSpec {
 }
 
 /** Stable comparison of two plain values; an unknown new value always counts as a change. */
-function differs(a: unknown, b: unknown): boolean {
+export function differs(a: unknown, b: unknown): boolean {
   if (isUnknown(b)) return true;
   return canonical(a) !== canonical(b);
 }

@@ -129,7 +129,7 @@ export async function deleteNetwork(client: Etcd3, prefix: string, networkId: st
  * deadline. Writes go through `write`: one that fails without an answer may have landed, so a
  * final failure then reports an unknown outcome.
  */
-async function retrying<T>(
+export async function retrying<T>(
   what: string,
   step: (write: <R>(send: () => Promise<R>) => Promise<R>) => Promise<T | undefined>,
   deadlineMs = NETWORK_DEADLINE_MS,
