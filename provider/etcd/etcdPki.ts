@@ -2,7 +2,7 @@
 // The CA outlives membership changes: adding or re-addressing a member issues only its own
 // certificate, so a rolling update never mixes two CAs.
 import * as pulumi from "@pulumi/pulumi";
-import { CertAndKey, MemberIdentity, certMatches, generateCa, issueClientCert, issueMemberCert } from "./pki";
+import { CertAndKey, ETCD_ROOT_USER, MemberIdentity, certFacts, certMatches, generateCa, issueClientCert, issueMemberCert } from "./pki";
 import { isUnknown } from "../common/unknown";
 
 export interface EtcdPkiArgs {
@@ -24,9 +24,12 @@ interface PkiOutputs extends PkiInputs {
   clientKeyPem: string;
 }
 
+/** The admin certificate is kept while it is root's (one from before etcd auth was on is re-issued). */
+const adminCertCurrent = (prior: PkiOutputs) => certFacts(prior.clientCertPem).commonName === ETCD_ROOT_USER;
+
 function issue(inputs: PkiInputs, prior?: PkiOutputs): PkiOutputs {
   const ca: CertAndKey = prior ? { certPem: prior.caPem, keyPem: prior.caKeyPem } : generateCa(inputs.clusterName);
-  const client = prior ? { certPem: prior.clientCertPem, keyPem: prior.clientKeyPem } : issueClientCert(ca, inputs.clusterName);
+  const client = prior && adminCertCurrent(prior) ? { certPem: prior.clientCertPem, keyPem: prior.clientKeyPem } : issueClientCert(ca, inputs.clusterName);
   const memberCerts: Record<string, string> = {};
   const memberKeys: Record<string, string> = {};
   for (const m of inputs.members) {
@@ -51,7 +54,9 @@ export const etcdPkiProvider: pulumi.dynamic.ResourceProvider = {
   },
   async diff(_id: string, olds: PkiOutputs, news: PkiInputs) {
     const replaces = olds.clusterName !== news.clusterName ? ["clusterName"] : [];
-    return { changes: replaces.length > 0 || JSON.stringify(olds.members) !== JSON.stringify(news.members), replaces };
+    const ca = { certPem: olds.caPem, keyPem: olds.caKeyPem };
+    const stale = !adminCertCurrent(olds) || olds.members.some((m) => !olds.memberCerts[m.name] || !certMatches(ca, { certPem: olds.memberCerts[m.name], keyPem: "" }, m));
+    return { changes: replaces.length > 0 || stale || JSON.stringify(olds.members) !== JSON.stringify(news.members), replaces };
   },
   async create(inputs: PkiInputs) {
     return { id: `${inputs.clusterName}-pki`, outs: issue(inputs) };
@@ -66,6 +71,8 @@ export const etcdPkiProvider: pulumi.dynamic.ResourceProvider = {
 
 export class EtcdPki extends pulumi.dynamic.Resource {
   declare public readonly caPem: pulumi.Output<string>;
+  /** Secret: signs the per-host client certificates (EtcdHostAccess). */
+  declare public readonly caKeyPem: pulumi.Output<string>;
   declare public readonly memberCerts: pulumi.Output<Record<string, string>>;
   declare public readonly memberKeys: pulumi.Output<Record<string, string>>;
   declare public readonly clientCertPem: pulumi.Output<string>;

@@ -23,6 +23,8 @@ export interface TlsMaterial {
 export interface StartOptions {
   /** Serve clients over TLS and require client certificates. */
   tls?: boolean;
+  /** TLS from this material instead of a fresh makeTls() (e.g. a CA whose key the test holds). */
+  tlsMaterial?: TlsMaterial;
   /** Enable password auth with this root user. */
   auth?: { username: string; password: string };
   /** Where the data dir goes (default /dev/shm when present: fsync on tmpfs is cheap). */
@@ -94,7 +96,7 @@ async function startOnce(opts: StartOptions): Promise<TestEtcd> {
   ];
   let tls: TlsMaterial | undefined;
   if (opts.tls) {
-    tls = makeTls();
+    tls = opts.tlsMaterial ?? makeTls();
     const write = (name: string, text: string) => {
       const p = path.join(dir, name);
       fs.writeFileSync(p, text, { mode: 0o600 });
