@@ -13,7 +13,7 @@ const ADDON_FILE = join("bpf", "addon", "build", "Release", "bpfnet_native.node"
  * agent bundle keeps the repository layout, so walking up finds the build
  * outputs in every case.
  */
-function findUp(relative: string): string | undefined {
+export function findUp(relative: string): string | undefined {
   for (let dir = __dirname; ; dir = dirname(dir)) {
     const candidate = join(dir, relative);
     if (existsSync(candidate)) return candidate;

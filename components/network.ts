@@ -13,6 +13,7 @@ import { NetworkMode } from "../provider/network/networkSpec";
 import { NodeAgent } from "../provider/agent/nodeAgent";
 import { RouterArgs, RouterRoute } from "../provider/router/routerRoute";
 import { SshConnection } from "../provider/host/sshConnection";
+import { findUp } from "../bpf/paths";
 import { DEFAULT_STATE_DIR, EtcdCluster, EtcdHostArgs, ExistingEtcdArgs } from "./etcdCluster";
 
 /** A Linux host that joins the network. */
@@ -70,7 +71,8 @@ export interface NetworkArgs extends NetworkSpecArgs {
   router?: RouterArgs;
 }
 
-export const DEFAULT_BUNDLE_PATH = path.resolve(__dirname, "..", "build", "agent-bundle.tgz");
+/** build/agent-bundle.tgz of this package: found by walking up, from components/ (repository) or dist/components/ (installed package). */
+export const DEFAULT_BUNDLE_PATH = findUp(path.join("build", "agent-bundle.tgz")) ?? path.resolve(__dirname, "..", "build", "agent-bundle.tgz");
 
 /** What a Network hands back. */
 export interface NetworkOutputs {

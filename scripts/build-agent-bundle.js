@@ -53,7 +53,7 @@ const inputs = [
   "package.json",
   "bin/bpfnet",
   "bin/bpfnet-cni",
-  ...listFiles("dist", (f) => !/^dist\/(test|bench)\//.test(f) && !f.endsWith(".map")),
+  ...listFiles("dist", (f) => !/^dist\/(test|bench|deploy|examples)\//.test(f) && !f.endsWith(".map") && !f.endsWith(".d.ts") && !f.endsWith(".tsbuildinfo")),
   ...listFiles("build/bpf", (f) => f.endsWith(".o")),
   "bpf/addon/build/Release/bpfnet_native.node",
   ...closure(RUNTIME_DEPS).flatMap((d) => listFiles(d)),
