@@ -104,9 +104,15 @@ export function assignCidrIdentities(policies: PolicySpec[], previous: Map<strin
 }
 
 /** Ports of a rule as (dport, proto, http) triples; ANY with a port means TCP and UDP on it. */
-function l4Of(ports: PortRule[] | undefined): { dport: number; proto: number; http: boolean }[] {
+interface L4 {
+  dport: number;
+  proto: number;
+  http: boolean;
+}
+
+function l4Of(ports: PortRule[] | undefined): L4[] {
   if (!ports || ports.length === 0) return [{ dport: 0, proto: PROTO.ANY, http: false }];
-  return ports.flatMap((p) => {
+  return ports.flatMap((p): L4[] => {
     const proto = p.protocol ?? "ANY";
     const dport = p.port ?? 0;
     const http = (p.http?.length ?? 0) > 0;

@@ -1,7 +1,7 @@
 // Pure policy computation: selectors → identities, enforcement semantics, the policy-map rows
 // of the datapath contract, CIDR identities, the ipcache, and the gap-free apply order.
 import { checkPolicySpec, PolicySpec, PolicySpecInputs } from "../../provider/policy/policySpec";
-import { ACTION, computePolicy, DIRECTION, ENDPOINT_FLAGS as F, EndpointPolicy, PolicyEntry, PROTO } from "../../node-agent/policy/compute";
+import { ACTION, computePolicy, DIRECTION, ENDPOINT_FLAGS as F, EndpointPolicy, PolicyEndpoint, PolicyEntry, PROTO } from "../../node-agent/policy/compute";
 import { buildIpcache } from "../../node-agent/policy/ipcache";
 import { diffRows, isEmptyPlan, planEndpoint } from "../../node-agent/policy/plan";
 import { CIDR_IDENTITY_BASE, labelsFromKey, labelsKey, selects } from "../../node-agent/policy/identity";
@@ -22,7 +22,7 @@ const identities = new Map<number, Record<string, string>>([
   [CANARY, { app: "web", track: "canary" }],
   [INTRUDER, {}],
 ]);
-const endpoints = [
+const endpoints: PolicyEndpoint[] = [
   { endpointId: 1, labels: { app: "web" } },
   { endpointId: 2, labels: { app: "api" } },
   { endpointId: 3, labels: { app: "db" } },
