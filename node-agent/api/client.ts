@@ -1,5 +1,6 @@
 // A small client of the agent API for the CLI, the CNI plugin and tests.
 import * as http from "http";
+import type { AppliedLogView } from "../daemon/appliedLog";
 import type { AddEndpointRequest, AddEndpointResponse, AgentStatus, DeleteEndpointResponse, EndpointView } from "./types";
 
 export class ApiError extends Error {
@@ -42,6 +43,11 @@ export class AgentClient {
 
   deleteEndpoint(id: string): Promise<DeleteEndpointResponse> {
     return this.request("DELETE", `/v1/endpoints/${encodeURIComponent(id)}`);
+  }
+
+  /** The etcd changes the agent applied, in order (daemon/appliedLog.ts). */
+  applied(): Promise<AppliedLogView> {
+    return this.request("GET", "/v1/debug/applied");
   }
 
   request<T>(method: string, path: string, body?: unknown): Promise<T> {

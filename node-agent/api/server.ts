@@ -5,6 +5,7 @@
 //   GET    /v1/endpoints/<id>     { endpoint } | 404
 //   POST   /v1/endpoints          AddEndpointRequest → 201 { endpoint, created: true } | 200 (exists)
 //   DELETE /v1/endpoints/<id>     { deleted, endpoint? } (200 either way: deleting twice is fine)
+//   GET    /v1/debug/applied      AppliedLogView: the etcd changes applied, in order
 //
 // Errors are { error: { code, message } } with a 4xx/5xx status.
 import * as fs from "fs";
@@ -22,6 +23,8 @@ export interface ApiHandlers {
   deleteEndpoint(id: string): Promise<unknown>;
   /** False until the datapath is up: endpoint changes answer 503 meanwhile. */
   ready(): boolean;
+  /** The applied-changes log (daemon/appliedLog.ts). */
+  applied(): unknown;
 }
 
 const MAX_BODY = 64 * 1024;
@@ -91,6 +94,7 @@ export class ApiServer {
       if (rest.length) return fail(404, "not-found", `unknown path ${url.pathname}`);
       const method = req.method ?? "GET";
       if (resource === "status" && !id && method === "GET") return send(200, await this.handlers.status());
+      if (resource === "debug" && id === "applied" && method === "GET") return send(200, this.handlers.applied());
       if (resource !== "endpoints") return fail(404, "not-found", `unknown path ${url.pathname}`);
       if (!id && method === "GET") return send(200, { endpoints: this.handlers.listEndpoints() });
       if (id && method === "GET") {

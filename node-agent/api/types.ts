@@ -83,6 +83,13 @@ export interface AgentStatus {
   };
   etcd: {
     endpoints: string[];
+    /**
+     * "degraded" while any watch has no stream to etcd (etcd down or unreachable): the
+     * datapath keeps forwarding on the last known state, and nothing new is learned.
+     */
+    state: "connected" | "degraded";
+    /** Since when (ISO time) the agent has been degraded. */
+    degradedSince?: string;
     registered: boolean;
     lease?: string;
     viewSynced: boolean;

@@ -67,7 +67,7 @@ export function formatStatus(s: AgentStatus): string {
   const out: string[] = [];
   out.push(`agent     ${a.host} ${a.ready ? "ready" : "starting"}, version ${a.version}, pid ${a.pid}, up ${a.uptimeSeconds}s (incarnation ${a.incarnation.slice(0, 8)})`);
   out.push(`network   ${a.networkPrefix} mode ${a.mode}, cluster ${a.clusterCidr}, pods ${a.podCidr} via ${a.gateway}, mtu ${a.mtu}${a.mode === "vxlan" ? `, vni ${a.vni}` : ""}`);
-  out.push(`etcd      ${s.etcd.registered ? "registered" : "NOT registered"}${s.etcd.lease ? ` (lease ${s.etcd.lease})` : ""}, view ${s.etcd.viewSynced ? "synced" : "syncing"}; ` +
+  out.push(`etcd      ${s.etcd.state === "degraded" ? `DEGRADED since ${s.etcd.degradedSince} (forwarding on the last known state), ` : ""}${s.etcd.registered ? "registered" : "NOT registered"}${s.etcd.lease ? ` (lease ${s.etcd.lease})` : ""}, view ${s.etcd.viewSynced ? "synced" : "syncing"}; ` +
     s.etcd.watches.map((w) => `${w.prefix.slice(a.networkPrefix.length + 1)}@${w.revision}${w.connected ? "" : " (disconnected)"}`).join(", "));
   out.push(`devices   ${s.devices.map((d) => `${d.name}${d.ifindex ? `#${d.ifindex}` : ""} ${d.up ? "up" : "DOWN"}${d.mtu ? ` mtu ${d.mtu}` : ""}`).join(", ")}`);
   const stale = s.programs.filter((p) => !p.current);

@@ -19,6 +19,7 @@ import { AgentConfig } from "../config";
 import { AGENT_VERSION } from "../version";
 import { ApiServer } from "../api/server";
 import type { AgentStatus, DeviceStatus, ProgramStatus } from "../api/types";
+import { AppliedLog } from "./appliedLog";
 import { sleep } from "./backoff";
 import { Datapath } from "./datapath";
 import { EnsuredDevices, ensureDevices, HOST_DEVICE, planDevices, VXLAN_DEVICE } from "./devices";
@@ -30,7 +31,7 @@ import { Logger } from "./log";
 import { Reconciler } from "./reconcile";
 import { Registration } from "./registration";
 import { NetworkCache, StateStore } from "./state";
-import { computePeers, desiredTunnels, NetworkView, NodeRecord, PeerComputation } from "./view";
+import { computePeers, desiredTunnels, NetworkView, newerAgent, NodeRecord, PeerComputation } from "./view";
 import { PrefixWatch, WatchBatch } from "./watch";
 
 /** The network as etcd states it right now (config + this host's allocation), or why not. */
@@ -43,6 +44,7 @@ export class Agent {
   private readonly client: Etcd3;
   private readonly view: NetworkView;
   private readonly watches: PrefixWatch[] = [];
+  private readonly applied = new AppliedLog();
   private configText: string | undefined;
   private configSynced = false;
   private net: NetworkCache | undefined;
@@ -147,7 +149,8 @@ export class Agent {
     const records = new Reconciler<string>(
       {
         name: "endpoint-records",
-        desired: () => eps.desiredRecords(),
+        // A newer agent of this host owns its records: a stale one never prunes or rewrites them.
+        desired: () => (this.registration?.superseded ? undefined : eps.desiredRecords()),
         actual: async () => new Map((await listPrefix(this.client, eps.recordsDir)).map((kv) => [kv.key, kv.value])),
         equal: (a, b) => a === b,
         upsert: async (key, value) => void (await this.client.put(key).value(value).exec()),
@@ -159,7 +162,14 @@ export class Agent {
     this.reconcilers.push(this.tunnelReconciler as Reconciler<unknown>, endpointMap as Reconciler<unknown>, records as Reconciler<unknown>);
     for (const r of this.reconcilers) r.start();
 
-    this.registration = new Registration(this.client, nodeKey(cfg.networkPrefix, cfg.hostName), () => JSON.stringify(this.nodeRecord()), cfg.leaseTtlSeconds, log.child("registration"));
+    this.registration = new Registration(
+      this.client,
+      nodeKey(cfg.networkPrefix, cfg.hostName),
+      () => JSON.stringify(this.nodeRecord()),
+      cfg.leaseTtlSeconds,
+      log.child("registration"),
+      (existing) => newerAgent(existing, this.incarnation, this.startedAt),
+    );
     this.registration.start();
 
     this.api = new ApiServer(cfg.apiSocket, {
@@ -184,6 +194,7 @@ export class Agent {
     this.networkChanged?.();
     this.log.info("agent stopping; the datapath keeps forwarding");
     await this.api?.close();
+      applied: () => this.applied.view(),
     for (const r of this.reconcilers) await r.stop();
     await Promise.all(this.watches.map((w) => w.stop()));
     await this.registration?.stop();
@@ -208,7 +219,11 @@ export class Agent {
     const prefix = cfg.networkPrefix;
     const cfgKey = configKey(prefix);
     const watch = (p: string, onBatch: (b: WatchBatch) => void) => {
-      const w = new PrefixWatch({ client: this.client, prefix: p, onBatch, log: this.log.child("watch") });
+      const record = (b: WatchBatch) => {
+        this.applied.record(p, b);
+        onBatch(b);
+      };
+      const w = new PrefixWatch({ client: this.client, prefix: p, onBatch: record, log: this.log.child("watch") });
       this.watches.push(w);
       w.start();
     };
@@ -364,6 +379,10 @@ export class Agent {
         mtu: net.mtu,
         vni: net.vni,
         underlayIp: cfg.underlayIp,
+    const downSince = this.watches.map((w) => w.disconnectedSince).filter((d): d is Date => d !== undefined).sort((a, b) => a.getTime() - b.getTime())[0];
+    const etcdProblems = downSince ? [`etcd unreachable since ${downSince.toISOString()}: forwarding on the last known state, changes in etcd are not seen`] : [];
+    const superseded = this.registration?.superseded;
+    if (superseded) etcdProblems.push(`superseded: ${superseded}; this agent no longer writes the host's registration or endpoint records`);
       },
       etcd: {
         endpoints: cfg.etcd.endpoints,
@@ -384,6 +403,8 @@ export class Agent {
       maps: { endpoints: dp?.maps.endpoints.entries().length ?? 0, tunnel: tunnels.length, metrics: metrics.length },
       tunnels,
       peers: peers.peers,
+        state: downSince ? "degraded" : "connected",
+        ...(downSince ? { degradedSince: downSince.toISOString() } : {}),
       endpoints: { total: eps.length, ready: eps.filter((e) => e.status === "ready").length, lost: eps.filter((e) => e.status === "lost").length },
       counters: {
         forwarded: { packets: fwd.packets.toString(), bytes: fwd.bytes.toString() },
@@ -391,7 +412,7 @@ export class Agent {
         dropped,
       },
       reconcilers: this.reconcilers.map((r) => ({ name: r.name, ...r.stats })),
-      problems: [...this.problems, ...peers.problems],
+      problems: [...etcdProblems, ...this.problems, ...peers.problems],
     };
   }
 }

@@ -3,6 +3,11 @@
 // it, so a new lease is granted and the key written again. A key deleted by hand while the
 // lease lives is written again too (the agent's view tells us, via kick()).
 //
+// A record written by a NEWER agent of the same host is never overwritten (a host that was
+// frozen or cut off and comes back must not undo its replacement): each write is a
+// compare-and-put against the revision just read, and `newerThanUs` judges what is there.
+// The registration then stands down (`superseded`) until kicked again.
+//
 // Stopping the agent releases the lease without revoking it: the key stays until the TTL runs
 // out, so a restart (which writes the key again at once) never makes other hosts drop their
 // tunnel entries to this one.
@@ -14,10 +19,16 @@ export interface RegistrationStats {
   leasesGranted: number;
   leasesLost: number;
   writes: number;
+  /** Writes not made because a newer agent's record was there. */
+  refusals: number;
 }
 
+/** Why the record in etcd must not be overwritten by us, or undefined when we may write. */
+export type NewerCheck = (existing: string) => string | undefined;
+
 export class Registration {
-  readonly stats: RegistrationStats = { leasesGranted: 0, leasesLost: 0, writes: 0 };
+  readonly stats: RegistrationStats = { leasesGranted: 0, leasesLost: 0, writes: 0, refusals: 0 };
+  private supersededBy: string | undefined;
   private lease: Lease | undefined;
   private leaseId: string | undefined;
   private dirty = true;
@@ -33,7 +44,13 @@ export class Registration {
     private readonly value: () => string,
     private readonly ttlSeconds: number,
     private readonly log: Logger,
+    private readonly newerThanUs: NewerCheck = () => undefined,
   ) {}
+
+  /** Set when a newer agent's record holds the key: why we stood down. */
+  get superseded(): string | undefined {
+    return this.supersededBy;
+  }
 
   get registered(): boolean {
     return this.isRegistered;
@@ -98,11 +115,13 @@ export class Registration {
           this.log.info("registration lease granted", { lease: this.leaseId, ttlSeconds: this.ttlSeconds });
         }
         this.dirty = false;
-        await this.client.put(this.key).value(this.value()).lease(this.leaseId!).exec();
-        this.stats.writes++;
-        this.isRegistered = true;
+        if (await this.writeUnlessNewer()) {
+          this.stats.writes++;
+          this.isRegistered = true;
+          this.supersededBy = undefined;
+          this.log.info("registered", { key: this.key, lease: this.leaseId });
+        }
         this.backoff.reset();
-        this.log.info("registered", { key: this.key, lease: this.leaseId });
       } catch (e) {
         this.dirty = true;
         const message = (e as Error).message ?? String(e);
@@ -115,6 +134,25 @@ export class Registration {
         this.log.warn("registration failed, retrying", { error: message, retryInMs: delay });
         await sleep(delay, this.abort.signal);
       }
+    }
+  }
+
+  /** Puts our record unless a newer one is there; false when we stood down. */
+  private async writeUnlessNewer(): Promise<boolean> {
+    for (;;) {
+      const cur = (await this.client.get(this.key).exec()).kvs[0];
+      const newer = cur ? this.newerThanUs(cur.value.toString()) : undefined;
+      if (newer) {
+        this.stats.refusals++;
+        this.isRegistered = false;
+        if (this.supersededBy !== newer) this.log.error("a newer agent holds this host's registration; not overwriting it", { key: this.key, newer });
+        this.supersededBy = newer;
+        return false;
+      }
+      const put = this.client.put(this.key).value(this.value()).lease(this.leaseId!);
+      const cmp = cur ? this.client.if(this.key, "Mod", "==", cur.mod_revision) : this.client.if(this.key, "Create", "==", 0);
+      if ((await cmp.then(put).commit()).succeeded) return true;
+      // Someone wrote between our read and our put: judge again.
     }
   }
 }

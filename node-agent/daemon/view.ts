@@ -37,6 +37,20 @@ export function parseNodeRecord(text: string | undefined): NodeRecord | undefine
   };
 }
 
+/**
+ * Pure: why the node record `existing` must not be overwritten by the agent (`incarnation`,
+ * started at `startedAt`), or undefined when it may be. Only a record of another incarnation
+ * that started later wins: a restart overwrites its predecessor's key, a host coming back from
+ * a freeze or a partition never overwrites its replacement's.
+ */
+export function newerAgent(existing: string, incarnation: string, startedAt: Date): string | undefined {
+  const rec = parseNodeRecord(existing);
+  if (!rec || rec.incarnation === incarnation) return undefined;
+  const theirs = Date.parse(rec.startedAt);
+  if (!(theirs > startedAt.getTime())) return undefined;
+  return `agent ${rec.incarnation} (version ${rec.agentVersion}, started ${rec.startedAt}, underlay ${rec.underlayIp}) started after this one (${startedAt.toISOString()})`;
+}
+
 /** Inverse of keys.nodeKey. */
 export function nodeHostFromKey(prefix: string, key: string): string | undefined {
   const dir = nodesDir(prefix);

@@ -82,6 +82,8 @@ export class PrefixWatch {
   private cursor = 0;
   private everSynced = false;
   private connected = false;
+  /** When the stream was last lost (or the watch started), while not connected. */
+  private downSince: Date | undefined = new Date();
   private readonly abort = new AbortController();
   private cancelStream: (() => void) | undefined;
   private running: Promise<void> | undefined;
@@ -106,6 +108,17 @@ export class PrefixWatch {
 
   get isConnected(): boolean {
     return this.connected;
+  }
+
+  /** Since when the watch has had no stream (undefined while connected). */
+  get disconnectedSince(): Date | undefined {
+    return this.downSince;
+  }
+
+  private setConnected(up: boolean): void {
+    if (up) this.downSince = undefined;
+    else if (this.connected || !this.downSince) this.downSince = new Date();
+    this.connected = up;
   }
 
   /** A copy of the current view (key → value). */
@@ -133,7 +146,7 @@ export class PrefixWatch {
           needList = false;
         }
         const end = await this.watchFrom(this.cursor + 1);
-        this.connected = false;
+        this.setConnected(false);
         if (end.kind === "stopped") break;
         if (end.kind === "compacted") {
           this.stats.compactions++;
@@ -151,7 +164,7 @@ export class PrefixWatch {
           needList = true;
         }
       } catch (e) {
-        this.connected = false;
+        this.setConnected(false);
         log.warn("etcd list/watch failed", { prefix: this.opts.prefix, error: e as Error, attempt: this.backoff.failures + 1 });
       }
       await sleep(this.backoff.next(), this.abort.signal);
@@ -205,7 +218,7 @@ export class PrefixWatch {
           return;
         }
         if (res.created) {
-          this.connected = true;
+          this.setConnected(true);
           this.backoff.reset();
           log.debug("watching", { prefix, from: start });
         }

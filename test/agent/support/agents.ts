@@ -146,7 +146,7 @@ export class LabAgent {
 
 /** Container namespaces of the tests: all named tagtc…, removed by removeContainers(). */
 export function addContainerNetns(name: string): string {
-  if (!name.startsWith("tagtc")) throw new Error(`container netns ${name} must start with tagtc`);
+  if (!/^(tagtc|trelc)/.test(name)) throw new Error(`container netns ${name} must start with tagtc (agent tests) or trelc (reliability tests)`);
   spawnSync("ip", ["netns", "del", name]);
   execFileSync("ip", ["netns", "add", name]);
   return `/run/netns/${name}`;

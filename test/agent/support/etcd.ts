@@ -13,6 +13,10 @@ export interface LabEtcd {
   connection: EtcdConnection;
   pid: number;
   stop(): Promise<void>;
+  /** Stops etcd (SIGTERM), keeping its data: an outage. */
+  halt(): Promise<void>;
+  /** Starts it again on the same ports and data (after halt()). */
+  restart(): Promise<void>;
 }
 
 async function freePortOn(host: string): Promise<number> {
@@ -33,53 +37,69 @@ export async function startEtcdOn(host: string): Promise<LabEtcd> {
   const [client, peer, metrics] = [await freePortOn(host), await freePortOn("127.0.0.1"), await freePortOn("127.0.0.1")];
   const clientUrl = `http://${host}:${client}`;
   const peerUrl = `http://127.0.0.1:${peer}`;
-  const child: ChildProcess = spawn(
-    ETCD_BINARY,
-    [
-      "--name=agent-test",
-      `--data-dir=${path.join(dir, "data")}`,
-      `--listen-client-urls=${clientUrl}`,
-      `--advertise-client-urls=${clientUrl}`,
-      `--listen-peer-urls=${peerUrl}`,
-      `--initial-advertise-peer-urls=${peerUrl}`,
-      `--initial-cluster=agent-test=${peerUrl}`,
-      "--initial-cluster-state=new",
-      `--listen-metrics-urls=http://127.0.0.1:${metrics}`,
-      "--logger=zap",
-      "--log-level=error",
-    ],
-    { stdio: ["ignore", "ignore", "pipe"] },
-  );
+  const args = [
+    "--name=agent-test",
+    `--data-dir=${path.join(dir, "data")}`,
+    `--listen-client-urls=${clientUrl}`,
+    `--advertise-client-urls=${clientUrl}`,
+    `--listen-peer-urls=${peerUrl}`,
+    `--initial-advertise-peer-urls=${peerUrl}`,
+    `--initial-cluster=agent-test=${peerUrl}`,
+    "--initial-cluster-state=new",
+    `--listen-metrics-urls=http://127.0.0.1:${metrics}`,
+    "--logger=zap",
+    "--log-level=error",
+  ];
+  let child: ChildProcess;
   let stderr = "";
-  child.stderr!.on("data", (d) => (stderr = (stderr + d.toString()).slice(-4000)));
-  let exited = false;
-  const exit = new Promise<void>((resolve) => child.on("exit", () => ((exited = true), resolve())));
-  const stop = async () => {
+  let exited = true;
+  let exit: Promise<void> = Promise.resolve();
+  const halt = async () => {
     if (!exited) {
       child.kill("SIGTERM");
       const t = setTimeout(() => child.kill("SIGKILL"), 5000);
       await exit;
       clearTimeout(t);
     }
+  };
+  const stop = async () => {
+    await halt();
     fs.rmSync(dir, { recursive: true, force: true });
   };
-  const deadline = Date.now() + 20_000;
-  for (;;) {
-    if (exited) {
-      await stop();
-      throw new Error(`etcd exited during start: ${stderr}`);
+  const launch = async () => {
+    child = spawn(ETCD_BINARY, args, { stdio: ["ignore", "ignore", "pipe"] });
+    exited = false;
+    child.stderr!.on("data", (d) => (stderr = (stderr + d.toString()).slice(-4000)));
+    exit = new Promise<void>((resolve) => child.on("exit", () => ((exited = true), resolve())));
+    const deadline = Date.now() + 20_000;
+    for (;;) {
+      if (exited) {
+        await stop();
+        throw new Error(`etcd exited during start: ${stderr}`);
+      }
+      try {
+        const r = await fetch(`http://127.0.0.1:${metrics}/health`);
+        if (((await r.json()) as { health?: string }).health === "true") break;
+      } catch {
+        /* not yet */
+      }
+      if (Date.now() > deadline) {
+        await stop();
+        throw new Error(`etcd did not become healthy: ${stderr}`);
+      }
+      await new Promise((r) => setTimeout(r, 50));
     }
-    try {
-      const r = await fetch(`http://127.0.0.1:${metrics}/health`);
-      if (((await r.json()) as { health?: string }).health === "true") break;
-    } catch {
-      /* not yet */
-    }
-    if (Date.now() > deadline) {
-      await stop();
-      throw new Error(`etcd did not become healthy: ${stderr}`);
-    }
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  return { connection: { endpoints: [clientUrl] }, pid: child.pid!, stop };
+  };
+  await launch();
+  const handle: LabEtcd = {
+    connection: { endpoints: [clientUrl] },
+    pid: child!.pid!,
+    stop,
+    halt,
+    restart: async () => {
+      await launch();
+      handle.pid = child.pid!;
+    },
+  };
+  return handle;
 }
