@@ -98,6 +98,20 @@ export function identitiesDir(prefix: string): string {
   return `${prefix}/identities/v1/`;
 }
 
+/** <identities>/id/<n> → the label set of identity n (created once, guarded by create_revision 0). */
+export function identityIdKey(prefix: string, id: number): string {
+  return `${identitiesDir(prefix)}id/${id}`;
+}
+
+/** <identities>/value/<labels>/ → one key per host using the label set, bound to its agent's lease. */
+export function identityUsersDir(prefix: string, labelsSegment: string): string {
+  return `${identitiesDir(prefix)}value/${labelsSegment}/`;
+}
+
+export function identityUserKey(prefix: string, labelsSegment: string, host: string): string {
+  return `${identityUsersDir(prefix, labelsSegment)}${host}`;
+}
+
 /** Network policies (NetworkPolicy resources), one key per policy. */
 export function policiesDir(prefix: string): string {
   return `${prefix}/policies/v1/`;
