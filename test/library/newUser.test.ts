@@ -1,0 +1,84 @@
+// The new user (issue 12), step by step: `npm pack` of this repository, a fresh program
+// directory outside it with its own package.json, `npm install` of the tarball, the program of
+// README.md's "Using it from a Pulumi program" section copied verbatim (extracted here, so the
+// README cannot drift), `pulumi up` onto a 2-host vxlan lab, a ping between containers on the
+// two hosts through `npx bpfnet health`, and `pulumi destroy`.
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
+import { inventoryPath } from "../../lab/lab";
+import { tryRun } from "../../lab/sh";
+import { cleanupAll } from "../support/cleanup";
+import { startTestLab, TestLab } from "../support/lab";
+import { createUserProject, packPackage, readmeProgram, stackOutputs, UserProject } from "./support/userProject";
+
+jest.setTimeout(900_000);
+
+describe("a new user installs the packed bpfnet and runs the README's program", () => {
+  let lab: TestLab;
+  let project: UserProject;
+  let packDir: string;
+  let deployed = false;
+  const program = readmeProgram("Using it from a Pulumi program");
+  const labProcesses = () => tryRun("pgrep", ["-af", lab.stateDir]).stdout.split("\n").filter((l) => /etcd|agent/.test(l));
+
+  beforeAll(async () => {
+    lab = await startTestLab("tlib1", 173, "vxlan", 2);
+    packDir = fs.mkdtempSync(path.join(os.tmpdir(), "bpfnet-pack-"));
+    project = createUserProject("my-network", packPackage(packDir), program);
+  });
+
+  afterAll(() =>
+    cleanupAll([
+      () => deployed && project.pulumi(["destroy", "--yes", "--skip-preview"]),
+      () => project?.remove(),
+      () => packDir && fs.rmSync(packDir, { recursive: true, force: true }),
+      () => lab?.down(),
+    ]),
+  );
+
+  test("the README's program imports the package by name and reads the inventory from config", () => {
+    expect(program).toMatch(/from "bpfnet"/);
+    expect(program).toMatch(/config\.require\("inventory"\)/);
+  });
+
+  test("npm installed bpfnet and the libraries its providers require where the program resolves them", () => {
+    const installed = path.join(project.dir, "node_modules", "bpfnet");
+    expect(fs.lstatSync(installed).isSymbolicLink()).toBe(false); // a copy of the tarball, not a link to the repository
+    for (const f of ["dist/index.js", "dist/index.d.ts", "build/agent-bundle.tgz", "bin/bpfnet"]) expect(fs.existsSync(path.join(installed, f))).toBe(true);
+    for (const dep of ["ssh2", "etcd3", "node-forge", "@pulumi/pulumi"]) {
+      expect(require.resolve(dep, { paths: [project.dir] })).toContain(path.join(project.dir, "node_modules"));
+    }
+  });
+
+  test("pulumi up deploys etcd, the network and an agent on every host", () => {
+    expect(project.pulumi(["stack", "init", "dev"]).status).toBe(0);
+    expect(project.pulumi(["config", "set", "inventory", inventoryPath(lab.stateDir)]).status).toBe(0);
+    const up = project.pulumi(["up", "--yes", "--skip-preview"]);
+    deployed = true;
+    expect(up.stderr + up.stdout).toMatch(/Resources:\s+\+ \d+ created/);
+    expect(up.status).toBe(0);
+    const outputs = stackOutputs(project);
+    const podCidrs = outputs.podCidrs as Record<string, string>;
+    expect(Object.keys(podCidrs).sort()).toEqual(["h1", "h2"]);
+    for (const cidr of Object.values(podCidrs)) expect(cidr).toMatch(/^10\.244\.\d+\.0\/24$/);
+    expect(podCidrs.h1).not.toBe(podCidrs.h2);
+    expect(outputs.etcdEndpoints).toEqual([`https://${lab.inventory.hosts[0].ssh.host}:2379`]);
+  });
+
+  test("npx bpfnet health: both agents ready and containers on h1 and h2 ping each other", () => {
+    const health = project.npx(["bpfnet", "health", "--inventory", inventoryPath(lab.stateDir)]);
+    expect(health.stdout).toMatch(/2\/2 agents ready/);
+    expect(health.stdout).toMatch(/container on h1 → container on h2 \(10\.244\.\d+\.\d+\): 3\/3 pings/);
+    expect(health.status).toBe(0);
+  });
+
+  test("pulumi destroy removes everything it made on the hosts", () => {
+    const destroy = project.pulumi(["destroy", "--yes", "--skip-preview"]);
+    expect(destroy.stdout).toMatch(/\d+ deleted/);
+    expect(destroy.status).toBe(0);
+    deployed = false;
+    expect(labProcesses()).toEqual([]);
+    for (const h of lab.inventory.hosts) expect(fs.existsSync(path.join(h.stateDir, "etcd"))).toBe(false);
+  });
+});
