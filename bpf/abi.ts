@@ -22,9 +22,14 @@ export const ABI_CONSTANTS = {
   DROP_TUNNEL_KEY: -134,
   DROP_NO_TUNNEL_DEVICE: -135,
   DROP_UNSPEC: -136,
+  DROP_SPOOFED_SOURCE: -137,
+  DROP_UNKNOWN_PEER: -138,
+  DROP_BAD_VNI: -139,
+  DROP_NO_TUNNEL_INFO: -140,
   BPFNET_ENDPOINTS_MAX: 16384,
   BPFNET_TUNNEL_MAX: 4096,
   BPFNET_METRICS_MAX: 8192,
+  BPFNET_PEERS_MAX: 4096,
 } as const;
 
 /** Drop reasons (negative, as the datapath returns them). */
@@ -36,6 +41,14 @@ export const DropReason = {
   TUNNEL_KEY: ABI_CONSTANTS.DROP_TUNNEL_KEY,
   NO_TUNNEL_DEVICE: ABI_CONSTANTS.DROP_NO_TUNNEL_DEVICE,
   UNSPEC: ABI_CONSTANTS.DROP_UNSPEC,
+  /** bpf_lxc: the source address is not the sending endpoint's own. */
+  SPOOFED_SOURCE: ABI_CONSTANTS.DROP_SPOOFED_SOURCE,
+  /** bpf_overlay: the outer source is no member host's underlay address. */
+  UNKNOWN_PEER: ABI_CONSTANTS.DROP_UNKNOWN_PEER,
+  /** bpf_overlay: the VNI is not the network's. */
+  BAD_VNI: ABI_CONSTANTS.DROP_BAD_VNI,
+  /** bpf_overlay: no tunnel metadata (the device is not in external mode). */
+  NO_TUNNEL_INFO: ABI_CONSTANTS.DROP_NO_TUNNEL_INFO,
 } as const;
 
 /** Metric reasons of packets that were not dropped. */
@@ -95,6 +108,8 @@ export const LAYOUTS = {
     gateway_ip4: [20, 4],
     pad: [24, 8],
   }),
+  peerKey: layout("bpfnet_peer_key", 4, { ip4: [0, 4] }),
+  peer: layout("bpfnet_peer", 8, { flags: [0, 4], pad: [4, 4] }),
   metricsKey: layout("bpfnet_metrics_key", 8, { id: [0, 4], direction: [4, 1], reason: [5, 1], pad: [6, 2] }),
   metricsValue: layout("bpfnet_metrics_value", 16, { packets: [0, 8], bytes: [8, 8] }),
 } as const;
@@ -207,6 +222,34 @@ export function decodeTunnel(buf: Buffer): TunnelEntry {
   expectSize(buf, LAYOUTS.tunnel);
   const f = LAYOUTS.tunnel.fields;
   return { remote: formatIPv4(buf, f.remote_ip4.offset), flags: readU32(buf, f.flags) };
+}
+
+// --- bpfnet_peers -----------------------------------------------------------
+
+export interface PeerEntry {
+  flags?: number;
+}
+
+export function encodePeerKey(ip: string): Buffer {
+  const key = Buffer.alloc(LAYOUTS.peerKey.size);
+  parseIPv4(ip).copy(key, LAYOUTS.peerKey.fields.ip4.offset);
+  return key;
+}
+
+export function decodePeerKey(key: Buffer): string {
+  expectSize(key, LAYOUTS.peerKey);
+  return formatIPv4(key, LAYOUTS.peerKey.fields.ip4.offset);
+}
+
+export function encodePeer(entry: PeerEntry): Buffer {
+  const buf = Buffer.alloc(LAYOUTS.peer.size);
+  writeU32(buf, LAYOUTS.peer.fields.flags, entry.flags ?? 0, "flags");
+  return buf;
+}
+
+export function decodePeer(buf: Buffer): PeerEntry {
+  expectSize(buf, LAYOUTS.peer);
+  return { flags: readU32(buf, LAYOUTS.peer.fields.flags) };
 }
 
 // --- bpfnet_config ----------------------------------------------------------

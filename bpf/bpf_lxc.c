@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * tc ingress on a container's host-side veth: every packet the container
- * sends. Local endpoints are reached by redirect, other hosts' pods through
+ * sends, from its own address only. Local endpoints are reached by redirect, other hosts' pods through
  * the tunnel (vxlan mode); everything else goes to the host stack.
  */
 #include <linux/bpf.h>
@@ -14,6 +14,19 @@
 #include "lib/forward.h"
 #include "lib/verdict.h"
 
+/*
+ * Anti-spoofing: the source address must be an endpoint of this host whose
+ * veth is the one the packet came in on, so no container can send with
+ * another's address (and, with policy, claim another's identity).
+ */
+static __always_inline const struct bpfnet_endpoint *source_endpoint(struct __sk_buff *skb,
+								     const struct pkt *pkt)
+{
+	const struct bpfnet_endpoint *ep = endpoint_lookup(pkt->ip4->saddr);
+
+	return ep && ep->ifindex == skb->ifindex ? ep : NULL;
+}
+
 static __always_inline int handle_from_container(struct __sk_buff *skb)
 {
 	struct pkt pkt;
@@ -23,6 +36,8 @@ static __always_inline int handle_from_container(struct __sk_buff *skb)
 		return TC_ACT_OK;	/* ARP for the gateway etc.: the host stack answers */
 	if (ret < 0)
 		return ret;
+	if (!source_endpoint(skb, &pkt))
+		return DROP_SPOOFED_SOURCE;
 	/* Not a pod: the host, the outside world, or l3 mode, all routed by the host. */
 	return forward_to_pod(skb, &pkt, true, TC_ACT_OK);
 }

@@ -20,12 +20,13 @@ export type {
   Endpoint,
   FieldLayout,
   MetricsKey,
+  PeerEntry,
   StructLayout,
   TunnelEntry,
 } from "./abi";
 export { BpfObject, BpfProgram, DATAPATH_PROGRAMS, loadDatapathObjects, objectPath } from "./object";
 export type { DatapathObjects, DatapathProgram, LoadOptions } from "./object";
-export { BpfMap, ConfigMap, EndpointMap, MetricsMap, openDatapathMaps, TunnelMap } from "./maps";
+export { BpfMap, ConfigMap, EndpointMap, MetricsMap, openDatapathMaps, PeerMap, TunnelMap } from "./maps";
 export type { DatapathMaps, MapInfo, MetricsEntry, UpdateMode } from "./maps";
 export { DEFAULT_TC_HANDLE, DEFAULT_TC_PRIORITY, TcHook } from "./tc";
 export type { TcAttachment, TcAttachOptions, TcDirection, TcFilterOptions, TcHookOptions } from "./tc";

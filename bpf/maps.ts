@@ -11,17 +11,22 @@ import {
   decodeEndpoint,
   decodeEndpointKey,
   decodeMetricsKey,
+  decodePeer,
+  decodePeerKey,
   decodeTunnel,
   decodeTunnelKey,
   encodeConfig,
   encodeEndpoint,
   encodeEndpointKey,
   encodeMetricsKey,
+  encodePeer,
+  encodePeerKey,
   encodeTunnel,
   encodeTunnelKey,
   Endpoint,
   LAYOUTS,
   MetricsKey,
+  PeerEntry,
   StructLayout,
   sumPerCpuCounters,
   TunnelEntry,
@@ -137,6 +142,14 @@ abstract class TypedMap {
     return this.map;
   }
 
+  /** Every entry, decoded; a key deleted between listing and lookup is skipped. */
+  protected decodedEntries<K, V>(decodeKey: (key: Buffer) => K, decodeValue: (value: Buffer) => V): [K, V][] {
+    return this.map.keys().flatMap((key) => {
+      const value = this.map.lookup(key);
+      return value ? [[decodeKey(key), decodeValue(value)] as [K, V]] : [];
+    });
+  }
+
   close(): void {
     this.map.close();
   }
@@ -169,10 +182,7 @@ export class EndpointMap extends TypedMap {
   }
 
   entries(): [string, Endpoint][] {
-    return this.map.keys().flatMap((key) => {
-      const value = this.map.lookup(key);
-      return value ? [[decodeEndpointKey(key), decodeEndpoint(value)] as [string, Endpoint]] : [];
-    });
+    return this.decodedEntries(decodeEndpointKey, decodeEndpoint);
   }
 }
 
@@ -204,10 +214,41 @@ export class TunnelMap extends TypedMap {
   }
 
   entries(): [string, TunnelEntry][] {
-    return this.map.keys().flatMap((key) => {
-      const value = this.map.lookup(key);
-      return value ? [[decodeTunnelKey(key), decodeTunnel(value)] as [string, TunnelEntry]] : [];
-    });
+    return this.decodedEntries(decodeTunnelKey, decodeTunnel);
+  }
+}
+
+/**
+ * bpfnet_peers: underlay IPv4 addresses of the network's other hosts. bpf_overlay drops
+ * tunnelled packets from any other outer source (DropReason.UNKNOWN_PEER).
+ */
+export class PeerMap extends TypedMap {
+  static readonly mapName = "bpfnet_peers";
+
+  constructor(map: BpfMap) {
+    super(map);
+    checkShape(map, PeerMap.mapName, MapType.HASH, LAYOUTS.peerKey, LAYOUTS.peer);
+  }
+
+  static open(pinRoot: string): PeerMap {
+    return openPinned(pinRoot, PeerMap.mapName, (map) => new PeerMap(map));
+  }
+
+  get(ip: string): PeerEntry | undefined {
+    const value = this.map.lookup(encodePeerKey(ip));
+    return value && decodePeer(value);
+  }
+
+  set(ip: string, entry: PeerEntry = {}): void {
+    this.map.update(encodePeerKey(ip), encodePeer(entry));
+  }
+
+  delete(ip: string): boolean {
+    return this.map.delete(encodePeerKey(ip));
+  }
+
+  entries(): [string, PeerEntry][] {
+    return this.decodedEntries(decodePeerKey, decodePeer);
   }
 }
 
@@ -270,10 +311,11 @@ export class MetricsMap extends TypedMap {
   }
 }
 
-/** The four shared maps of one host, opened from its pin root. */
+/** The shared maps of one host, opened from its pin root. */
 export interface DatapathMaps {
   endpoints: EndpointMap;
   tunnel: TunnelMap;
+  peers: PeerMap;
   config: ConfigMap;
   metrics: MetricsMap;
   close(): void;
@@ -286,6 +328,7 @@ export function openDatapathMaps(pinRoot: string): DatapathMaps {
     return {
       endpoints: track(EndpointMap.open(pinRoot)),
       tunnel: track(TunnelMap.open(pinRoot)),
+      peers: track(PeerMap.open(pinRoot)),
       config: track(ConfigMap.open(pinRoot)),
       metrics: track(MetricsMap.open(pinRoot)),
       close: () => opened.forEach((m) => m.close()),

@@ -100,7 +100,7 @@ export interface NativeBinding {
     netns?: string | null,
   ): NativeTcAttachment | null;
   progInfo(fd: number): NativeProgInfo;
-  progTestRun(fd: number, data: Buffer, repeat: number, ifindex: number): NativeTestRun;
+  progTestRun(fd: number, data: Buffer, repeat: number, ifindex: number, cb?: number[]): NativeTestRun;
 }
 
 let binding: NativeBinding | undefined;

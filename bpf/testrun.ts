@@ -6,6 +6,8 @@ export interface TestRunOptions {
   repeat?: number;
   /** Device the packet appears on (skb->ifindex); default loopback (1). */
   ifindex?: number;
+  /** skb->cb words (up to 5 u32) the program starts with; test builds read metadata from them. */
+  cb?: number[];
 }
 
 export interface TestRunResult {
@@ -28,6 +30,10 @@ export function testRun(prog: BpfProgram, packet: Buffer, options: TestRunOption
   if (!Number.isInteger(repeat) || repeat < 1) throw new RangeError(`bad repeat ${repeat}`);
   if (!Number.isInteger(ifindex) || ifindex < 0) throw new RangeError(`bad ifindex ${ifindex}`);
   if (packet.length < 14) throw new RangeError("packet must hold at least an Ethernet header");
-  const out = native().progTestRun(prog.fd, packet, repeat, ifindex);
+  // The addon checks too; this gives callers a RangeError of their own realm.
+  if (options.cb && (options.cb.length > 5 || options.cb.some((w) => !Number.isInteger(w) || w < 0 || w > 0xffffffff))) {
+    throw new RangeError(`cb must be at most 5 u32 words, got ${JSON.stringify(options.cb)}`);
+  }
+  const out = native().progTestRun(prog.fd, packet, repeat, ifindex, options.cb);
   return { retval: out.retval, data: out.data, durationNs: out.duration };
 }

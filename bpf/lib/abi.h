@@ -37,12 +37,17 @@
 #define DROP_TUNNEL_KEY		-134	/* bpf_skb_set_tunnel_key failed */
 #define DROP_NO_TUNNEL_DEVICE	-135	/* vxlan mode, but no VXLAN ifindex configured */
 #define DROP_UNSPEC		-136	/* a helper returned TC_ACT_SHOT on its own */
+#define DROP_SPOOFED_SOURCE	-137	/* lxc: source address is not the sending endpoint's own */
+#define DROP_UNKNOWN_PEER	-138	/* overlay: outer source is no member host's underlay address */
+#define DROP_BAD_VNI		-139	/* overlay: the VNI is not the network's */
+#define DROP_NO_TUNNEL_INFO	-140	/* overlay: no tunnel metadata (device not in external mode) */
 
 /* bpfnet_endpoint.flags: reserved, none defined yet. */
 
 #define BPFNET_ENDPOINTS_MAX	16384
 #define BPFNET_TUNNEL_MAX	4096
 #define BPFNET_METRICS_MAX	8192
+#define BPFNET_PEERS_MAX	4096
 
 struct bpfnet_endpoint_key {
 	__be32 ip4;
@@ -78,6 +83,16 @@ struct bpfnet_config {
 	__u32 pad[2];
 };
 
+/* The network's member hosts, by underlay address: the only outer sources bpf_overlay accepts. */
+struct bpfnet_peer_key {
+	__be32 ip4;
+};
+
+struct bpfnet_peer {
+	__u32 flags;		/* none defined yet */
+	__u32 pad;
+};
+
 struct bpfnet_metrics_key {
 	__u32 id;		/* ifindex the packet was seen on */
 	__u8  direction;	/* METRIC_INGRESS / METRIC_EGRESS */
@@ -95,6 +110,8 @@ _Static_assert(sizeof(struct bpfnet_endpoint) == 32, "endpoint value ABI");
 _Static_assert(sizeof(struct bpfnet_tunnel_key) == 8, "tunnel key ABI");
 _Static_assert(sizeof(struct bpfnet_tunnel) == 8, "tunnel value ABI");
 _Static_assert(sizeof(struct bpfnet_config) == 32, "config ABI");
+_Static_assert(sizeof(struct bpfnet_peer_key) == 4, "peer key ABI");
+_Static_assert(sizeof(struct bpfnet_peer) == 8, "peer value ABI");
 _Static_assert(sizeof(struct bpfnet_metrics_key) == 8, "metrics key ABI");
 _Static_assert(sizeof(struct bpfnet_metrics_value) == 16, "metrics value ABI");
 

@@ -32,6 +32,15 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } bpfnet_tunnel SEC(".maps");
 
+/* Underlay addresses of the network's other hosts (the agent fills it from their registrations). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__type(key, struct bpfnet_peer_key);
+	__type(value, struct bpfnet_peer);
+	__uint(max_entries, BPFNET_PEERS_MAX);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} bpfnet_peers SEC(".maps");
+
 /* A single slot: the host's datapath settings. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -69,6 +78,13 @@ static __always_inline const struct bpfnet_tunnel *tunnel_lookup(__be32 ip4)
 	struct bpfnet_tunnel_key key = { .prefixlen = 32, .ip4 = ip4 };
 
 	return bpf_map_lookup_elem(&bpfnet_tunnel, &key);
+}
+
+static __always_inline const struct bpfnet_peer *peer_lookup(__be32 ip4)
+{
+	struct bpfnet_peer_key key = { .ip4 = ip4 };
+
+	return bpf_map_lookup_elem(&bpfnet_peers, &key);
 }
 
 #endif /* BPFNET_MAPS_H */

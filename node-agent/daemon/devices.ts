@@ -20,7 +20,8 @@ export interface RoutePlan {
 
 export interface DevicePlan {
   mode: "vxlan" | "l3";
-  vxlan?: { name: string; port: number; mtu: number };
+  /** `local`: the device is bound to the host's underlay address (sends from it, nowhere else). */
+  vxlan?: { name: string; port: number; mtu: number; local: string };
   host: { name: string; peer: string; address: string; mtu: number };
   routes: RoutePlan[];
   /** /proc/sys paths (relative to /proc/sys/) and values. */
@@ -32,7 +33,7 @@ export interface DevicePlan {
  * tunnels. l3: only this host's pod CIDR does; other hosts' pods are reached through the
  * host's routing (the router between hosts knows every pod CIDR).
  */
-export function planDevices(net: NetworkCache): DevicePlan {
+export function planDevices(net: NetworkCache, underlayIp: string): DevicePlan {
   const pod = podNetwork(net.podCidr);
   const sysctls: [string, string][] = [
     ["net/ipv4/ip_forward", "1"],
@@ -49,7 +50,7 @@ export function planDevices(net: NetworkCache): DevicePlan {
     sysctls,
   };
   if (net.mode === "vxlan") {
-    plan.vxlan = { name: VXLAN_DEVICE, port: net.vxlanPort, mtu: net.mtu };
+    plan.vxlan = { name: VXLAN_DEVICE, port: net.vxlanPort, mtu: net.mtu, local: underlayIp };
     sysctls.push([`net/ipv4/conf/${VXLAN_DEVICE}/rp_filter`, "0"]);
   }
   return plan;
@@ -79,7 +80,7 @@ export async function ensureDevices(plan: DevicePlan, log: Logger): Promise<Ensu
     if (link && link.kind !== "vxlan") {
       throw new Error(`${v.name} exists but is a ${link.kind ?? "device of unknown kind"}, not a VXLAN device; remove it by hand`);
     }
-    const fits = link && link.data?.external === true && Number(link.data?.port) === v.port;
+    const fits = link && link.data?.external === true && Number(link.data?.port) === v.port && link.data?.local === v.local;
     if (link && !fits) {
       // A device of ours with other settings (e.g. the port changed): only a new one fits.
       log.warn("replacing a VXLAN device that does not match the network", { device: v.name, kind: link.kind, data: link.data });
@@ -87,8 +88,8 @@ export async function ensureDevices(plan: DevicePlan, log: Logger): Promise<Ensu
       link = undefined;
     }
     if (!link) {
-      await ip("link", "add", v.name, "mtu", String(v.mtu), "type", "vxlan", "external", "dstport", String(v.port));
-      log.info("created VXLAN device", { device: v.name, port: v.port, mtu: v.mtu });
+      await ip("link", "add", v.name, "mtu", String(v.mtu), "type", "vxlan", "external", "dstport", String(v.port), "local", v.local);
+      log.info("created VXLAN device", { device: v.name, port: v.port, mtu: v.mtu, local: v.local });
     }
     await ip("link", "set", v.name, "mtu", String(v.mtu), "up");
     vxlan = await getLink(v.name);

@@ -31,7 +31,7 @@ import { Logger } from "./log";
 import { Reconciler } from "./reconcile";
 import { Registration } from "./registration";
 import { NetworkCache, StateStore } from "./state";
-import { computePeers, desiredTunnels, NetworkView, newerAgent, NodeRecord, PeerComputation } from "./view";
+import { computePeers, desiredPeers, desiredTunnels, NetworkView, newerAgent, NodeRecord, PeerComputation } from "./view";
 import { PrefixWatch, WatchBatch } from "./watch";
 
 /** The network as etcd states it right now (config + this host's allocation), or why not. */
@@ -55,6 +55,7 @@ export class Agent {
   private registration: Registration | undefined;
   private readonly reconcilers: Reconciler<unknown>[] = [];
   private tunnelReconciler: Reconciler<string> | undefined;
+  private peerReconciler: Reconciler<true> | undefined;
   private api: ApiServer | undefined;
   private isReady = false;
   private stopping = false;
@@ -96,7 +97,7 @@ export class Agent {
     this.pod = podNetwork(net.podCidr);
 
     // 2. Devices.
-    this.devices = await ensureDevices(planDevices(net), log.child("devices"));
+    this.devices = await ensureDevices(planDevices(net, cfg.underlayIp), log.child("devices"));
     if (this.stopping) return;
     const hostIfindex = this.devices.host.ifindex;
     const vxlanIfindex = this.devices.vxlan?.ifindex ?? 0;
@@ -127,7 +128,10 @@ export class Agent {
     await endpointMap.runOnce(); // before bpf_host/bpf_overlay go in: they deliver by this map
     if (this.stopping) return;
 
-    // 5. The device programs (replace in place).
+    // 5. The device programs (replace in place). bpf_overlay admits only the hosts in the peer
+    // map: one created by this start (an upgrade) begins with the hosts the pinned tunnel map
+    // already routes to, so they are not cut off until etcd is read.
+    if (dp.maps.peers.entries().length === 0) for (const [, t] of dp.maps.tunnel.entries()) dp.maps.peers.set(t.remote);
     if (net.mode === "vxlan" && this.devices.vxlan) dp.attach("overlay", vxlanIfindex);
     dp.attach("host", hostIfindex);
     log.info("programs attached", { hostIfindex, vxlanIfindex, endpoints: restored.restored });
@@ -146,6 +150,18 @@ export class Agent {
       log.child("reconcile"),
       cfg.resyncSeconds * 1000,
     );
+    this.peerReconciler = new Reconciler<true>(
+      {
+        name: "peer-map",
+        desired: () => (this.view.synced ? new Map([...desiredPeers(net.mode, this.currentPeers().peers)].map((ip) => [ip, true as const])) : undefined),
+        actual: () => new Map(dp.maps.peers.entries().map(([ip]) => [ip, true as const])),
+        equal: () => true,
+        upsert: (ip) => dp.maps.peers.set(ip),
+        remove: (ip) => void dp.maps.peers.delete(ip),
+      },
+      log.child("reconcile"),
+      cfg.resyncSeconds * 1000,
+    );
     const records = new Reconciler<string>(
       {
         name: "endpoint-records",
@@ -159,7 +175,7 @@ export class Agent {
       log.child("reconcile"),
       cfg.resyncSeconds * 1000,
     );
-    this.reconcilers.push(this.tunnelReconciler as Reconciler<unknown>, endpointMap as Reconciler<unknown>, records as Reconciler<unknown>);
+    this.reconcilers.push(this.tunnelReconciler as Reconciler<unknown>, this.peerReconciler as Reconciler<unknown>, endpointMap as Reconciler<unknown>, records as Reconciler<unknown>);
     for (const r of this.reconcilers) r.start();
 
     this.registration = new Registration(
@@ -322,6 +338,7 @@ export class Agent {
 
   private onViewChange(): void {
     this.tunnelReconciler?.kick();
+    this.peerReconciler?.kick();
     // Our own key gone or overwritten while we run (deleted by hand, or lease trouble): write it again.
     if (this.registration?.registered && this.view.nodesSynced) {
       const own = this.view.nodes.get(this.cfg.hostName);

@@ -126,6 +126,14 @@ export function desiredTunnels(mode: "vxlan" | "l3", peers: readonly Peer[]): Ma
 }
 
 /**
+ * The peer map's desired contents (vxlan mode only): the underlay addresses of the peers, the
+ * only outer sources bpf_overlay accepts. A host leaves it with its tunnel route.
+ */
+export function desiredPeers(mode: "vxlan" | "l3", peers: readonly Peer[]): Set<string> {
+  return new Set(desiredTunnels(mode, peers).values());
+}
+
+/**
  * The etcd view of the nodes and allocations, fed by the two prefix watches. `synced` turns
  * true once both were listed: before that the view is partial and must not prune anything.
  */

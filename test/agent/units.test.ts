@@ -14,7 +14,7 @@ import { isAssignable, nextFreeIp, podNetwork } from "../../node-agent/daemon/ip
 import { silentLogger } from "../../node-agent/daemon/log";
 import { diffState, Reconciler } from "../../node-agent/daemon/reconcile";
 import { StateStore, writeFileAtomic } from "../../node-agent/daemon/state";
-import { computePeers, desiredTunnels, NetworkView, NodeRecord, parseNodeRecord } from "../../node-agent/daemon/view";
+import { computePeers, desiredPeers, desiredTunnels, NetworkView, NodeRecord, parseNodeRecord } from "../../node-agent/daemon/view";
 import { relistDifference } from "../../node-agent/daemon/watch";
 import { HostRecord } from "../../provider/etcd/keys";
 
@@ -101,6 +101,9 @@ describe("desired state from the etcd view", () => {
     expect(problems).toEqual([]);
     expect(desiredTunnels("vxlan", peers)).toEqual(new Map([["10.1.2.0/24", "10.0.1.2"]]));
     expect(desiredTunnels("l3", peers).size).toBe(0);
+    // The overlay admits exactly the peers' underlay addresses (vxlan only: l3 has no overlay).
+    expect(desiredPeers("vxlan", peers)).toEqual(new Set(["10.0.1.2"]));
+    expect(desiredPeers("l3", peers).size).toBe(0);
   });
 
   test("unreadable, overlapping and duplicate records are skipped with a reason", () => {
@@ -193,11 +196,12 @@ describe("diffs, relists and reconcilers", () => {
 describe("devices and endpoints", () => {
   test("vxlan routes the cluster CIDR to bpfnet_host, l3 only the host's pod CIDR", () => {
     const net = { schema: 1, mode: "vxlan" as const, clusterCidr: "10.1.0.0/16", vni: 7, vxlanPort: 8472, mtu: 1450, podCidr: "10.1.2.0/24" };
-    const vx = planDevices(net);
-    expect(vx.vxlan).toEqual({ name: "bpfnet_vxlan", port: 8472, mtu: 1450 });
+    const vx = planDevices(net, "10.0.1.7");
+    // Bound to the host's underlay address.
+    expect(vx.vxlan).toEqual({ name: "bpfnet_vxlan", port: 8472, mtu: 1450, local: "10.0.1.7" });
     expect(vx.routes).toEqual([{ dst: "10.1.0.0/16", dev: "bpfnet_host", src: "10.1.2.1" }]);
     expect(vx.host.address).toBe("10.1.2.1/32");
-    const l3 = planDevices({ ...net, mode: "l3" });
+    const l3 = planDevices({ ...net, mode: "l3" }, "10.0.1.7");
     expect(l3.vxlan).toBeUndefined();
     expect(l3.routes).toEqual([{ dst: "10.1.2.0/24", dev: "bpfnet_host", src: "10.1.2.1" }]);
     expect(l3.sysctls).toContainEqual(["net/ipv4/ip_forward", "1"]);

@@ -3,9 +3,11 @@
  * real maps pinned in a private bpffs: verdicts, rewritten packets, counters.
  */
 import { readdirSync, readFileSync } from "fs";
+import { join } from "path";
 import {
   BpfObject,
   DatapathMaps,
+  defaultObjectDir,
   DatapathObjects,
   DropReason,
   loadDatapathObjects,
@@ -20,7 +22,10 @@ import { ensureBuilt } from "./support/build";
 import { arpRequest, icmpEcho, parseIpv4Frame, udp } from "./support/packets";
 
 const GATEWAY_MAC = "02:00:00:00:00:fe"; // what containers address frames to
+const LOOPBACK = 1; // test runs see the packet on lo unless told otherwise
 const POD_A = { ip: "10.251.1.1", mac: "02:00:00:00:01:01" };
+/** POD_A as an endpoint of this host: its veth is where test runs see packets (lo). */
+const POD_A_ENDPOINT: Endpoint = { ifindex: LOOPBACK, endpointId: 6, mac: POD_A.mac, nodeMac: "0a:00:00:00:01:01" };
 const POD_B_IP = "10.251.1.2";
 const POD_B: Endpoint = {
   ifindex: 4242, // test runs never really redirect, so any ifindex works
@@ -31,20 +36,34 @@ const POD_B: Endpoint = {
 const REMOTE_POD = "10.251.128.5"; // in another host's prefix
 const REMOTE_PREFIX = "10.251.128.0/24";
 const LOCAL_GATEWAY = "10.251.1.254"; // this host's gateway address (on bpfnet_host)
-const LOOPBACK = 1; // test runs see the packet on lo unless told otherwise
+const VNI = 42;
+const PEER_UNDERLAY = "192.0.2.10"; // the member host owning REMOTE_PREFIX
+const STRANGER_UNDERLAY = "192.0.2.66"; // on the underlay, not a member
+
+/**
+ * skb->cb for the test build of bpf_overlay: tunnel metadata as the VXLAN device would report
+ * it (BPF_PROG_TEST_RUN cannot attach real metadata).
+ */
+function tunnelCb(remote: string, vni = VNI): number[] {
+  return [1, remote.split(".").reduce((a, o) => a * 256 + Number(o), 0), vni];
+}
 
 let bpffs: TempBpffs;
 let dp: DatapathObjects;
 let maps: DatapathMaps;
+/** bpf_overlay built to take its tunnel metadata from skb->cb, sharing the same pinned maps. */
+let overlayTest: BpfObject;
 
 beforeAll(() => {
   ensureBuilt();
   bpffs = mountTempBpffs();
   dp = loadDatapathObjects(bpffs.dir);
   maps = openDatapathMaps(bpffs.dir);
+  overlayTest = BpfObject.load(join(defaultObjectDir(), "test", "bpf_overlay.o"), { pinRoot: bpffs.dir });
 });
 
 afterAll(() => {
+  overlayTest?.close();
   maps?.close();
   dp?.close();
   bpffs?.cleanup();
@@ -53,9 +72,12 @@ afterAll(() => {
 beforeEach(() => {
   for (const [ip] of maps.endpoints.entries()) maps.endpoints.delete(ip);
   for (const [cidr] of maps.tunnel.entries()) maps.tunnel.delete(cidr);
-  maps.config.set({ mode: "vxlan", vni: 42, vxlanIfindex: 4343, hostIfindex: 4444, gateway: LOCAL_GATEWAY });
+  for (const [ip] of maps.peers.entries()) maps.peers.delete(ip);
+  maps.config.set({ mode: "vxlan", vni: VNI, vxlanIfindex: 4343, hostIfindex: 4444, gateway: LOCAL_GATEWAY });
+  maps.endpoints.set(POD_A.ip, POD_A_ENDPOINT);
   maps.endpoints.set(POD_B_IP, POD_B);
-  maps.tunnel.set(REMOTE_PREFIX, { remote: "192.0.2.10" });
+  maps.tunnel.set(REMOTE_PREFIX, { remote: PEER_UNDERLAY });
+  maps.peers.set(PEER_UNDERLAY);
   maps.metrics.clear();
 });
 
@@ -99,9 +121,19 @@ describe("pinned maps", () => {
     }
   });
 
+  test("the test build of bpf_overlay shares the pinned maps", () => {
+    const peers = overlayTest.map("bpfnet_peers");
+    try {
+      expect(peers.info.id).toBe(maps.peers.raw.info.id);
+    } finally {
+      peers.close();
+    }
+  });
+
   test("typed maps round-trip their entries", () => {
     expect(maps.endpoints.get(POD_B_IP)).toEqual({ ...POD_B, flags: 0 });
-    expect(maps.endpoints.entries().map(([ip]) => ip)).toEqual([POD_B_IP]);
+    expect(maps.endpoints.entries().map(([ip]) => ip).sort()).toEqual([POD_A.ip, POD_B_IP]);
+    expect(maps.peers.entries()).toEqual([[PEER_UNDERLAY, { flags: 0 }]]);
     expect(maps.tunnel.entries()).toEqual([[REMOTE_PREFIX, { remote: "192.0.2.10", flags: 0 }]]);
     expect(maps.config.get()).toEqual({ mode: "vxlan", vni: 42, vxlanIfindex: 4343, hostIfindex: 4444, gateway: LOCAL_GATEWAY, flags: 0 });
     expect(maps.endpoints.delete(POD_B_IP)).toBe(true);
@@ -223,12 +255,15 @@ describe("bpf_lxc (from_container)", () => {
 });
 
 describe("bpf_overlay (from_overlay)", () => {
-  let prog: BpfProgram;
-  beforeAll(() => (prog = dp.programs.overlay));
+  // From the member host with the network's VNI unless a test says otherwise.
+  let testProg: BpfProgram;
+  beforeAll(() => (testProg = overlayTest.program("from_overlay")));
+  const run = (packet: Buffer, remote = PEER_UNDERLAY, vni = VNI) => testRun(testProg, packet, { cb: tunnelCb(remote, vni) });
+  const fromRemotePod = (dst: string, src = REMOTE_POD) => icmpEcho({ srcMac: "0a:0a:0a:0a:0a:0a", dstMac: "0b:0b:0b:0b:0b:0b", src, dst });
 
   test("local endpoint: redirect with MAC rewrite and TTL decrement", () => {
     const packet = icmpEcho({ srcMac: "0a:0a:0a:0a:0a:0a", dstMac: "0b:0b:0b:0b:0b:0b", src: REMOTE_POD, dst: POD_B_IP });
-    const result = testRun(prog, packet);
+    const result = run(packet);
     expect(result.retval).toBe(TcAction.REDIRECT);
     const out = parseIpv4Frame(result.data);
     expect([out.dstMac, out.srcMac, out.ttl, out.checksumValid]).toEqual([POD_B.mac, POD_B.nodeMac, 63, true]);
@@ -237,7 +272,7 @@ describe("bpf_overlay (from_overlay)", () => {
   test("unknown endpoint: dropped, and the drop counted under its reason", () => {
     const packet = icmpEcho({ srcMac: "0a:0a:0a:0a:0a:0a", dstMac: "0b:0b:0b:0b:0b:0b", src: REMOTE_POD, dst: "10.251.1.99" });
     const before = counted("ingress", DropReason.UNKNOWN_ENDPOINT);
-    const result = testRun(prog, packet);
+    const result = run(packet);
     expect(result.retval).toBe(TcAction.SHOT);
     expect(counted("ingress", DropReason.UNKNOWN_ENDPOINT)).toEqual({
       packets: before.packets + 1n,
@@ -248,7 +283,7 @@ describe("bpf_overlay (from_overlay)", () => {
 
   test("this host's gateway address (a reply to a host process): to the host stack, untouched", () => {
     const packet = icmpEcho({ srcMac: "0a:0a:0a:0a:0a:0a", dstMac: "0b:0b:0b:0b:0b:0b", src: REMOTE_POD, dst: LOCAL_GATEWAY, ttl: 63 });
-    const result = testRun(prog, packet);
+    const result = run(packet);
     expect(result.retval).toBe(TcAction.OK);
     expect(result.data).toEqual(packet); // no TTL decrement, no MAC rewrite: the stack is the last hop
     expect(counted("ingress", Verdict.PASSED)).toEqual({ packets: 1n, bytes: BigInt(packet.length) });
@@ -258,17 +293,96 @@ describe("bpf_overlay (from_overlay)", () => {
 
   test("another host's gateway, or any address with no gateway configured, is still an unknown endpoint", () => {
     const to = (dst: string) => icmpEcho({ srcMac: "0a:0a:0a:0a:0a:0a", dstMac: "0b:0b:0b:0b:0b:0b", src: REMOTE_POD, dst });
-    expect(testRun(prog, to("10.251.128.1")).retval).toBe(TcAction.SHOT);
+    expect(run(to("10.251.128.1")).retval).toBe(TcAction.SHOT);
     maps.config.set({ mode: "vxlan", vni: 42, vxlanIfindex: 4343, hostIfindex: 4444 }); // gateway unset (0.0.0.0)
     expect(maps.config.get().gateway).toBe("0.0.0.0");
-    expect(testRun(prog, to(LOCAL_GATEWAY)).retval).toBe(TcAction.SHOT);
-    expect(testRun(prog, to("0.0.0.0")).retval).toBe(TcAction.SHOT);
+    expect(run(to(LOCAL_GATEWAY)).retval).toBe(TcAction.SHOT);
+    expect(run(to("0.0.0.0")).retval).toBe(TcAction.SHOT);
     expect(counted("ingress", DropReason.UNKNOWN_ENDPOINT).packets).toBe(3n);
     expect(counted("ingress", Verdict.PASSED).packets).toBe(0n);
   });
 
   test("non-IPv4 is passed to the stack", () => {
-    expect(testRun(prog, arpRequest("0a:0a:0a:0a:0a:0a", "10.251.128.5", POD_B_IP)).retval).toBe(TcAction.OK);
+    expect(run(arpRequest("0a:0a:0a:0a:0a:0a", "10.251.128.5", POD_B_IP)).retval).toBe(TcAction.OK);
+  });
+});
+
+describe("a closed overlay: only member hosts, only the network's VNI", () => {
+  let testProg: BpfProgram;
+  beforeAll(() => (testProg = overlayTest.program("from_overlay")));
+  const toPodB = () => icmpEcho({ srcMac: "0a:0a:0a:0a:0a:0a", dstMac: "0b:0b:0b:0b:0b:0b", src: REMOTE_POD, dst: POD_B_IP });
+  const run = (packet: Buffer, remote: string, vni = VNI) => testRun(testProg, packet, { cb: tunnelCb(remote, vni) });
+
+  test("a non-member sending with the right VNI to a local pod: dropped as unknown-peer", () => {
+    const packet = toPodB();
+    const result = run(packet, STRANGER_UNDERLAY);
+    expect(result.retval).toBe(TcAction.SHOT);
+    expect(result.data).toEqual(packet); // not rewritten: dropped before delivery
+    expect(counted("ingress", DropReason.UNKNOWN_PEER)).toEqual({ packets: 1n, bytes: BigInt(packet.length) });
+    expect(counted("ingress", Verdict.FORWARDED).packets).toBe(0n);
+    // Non-IPv4 from a stranger is not handed to the stack either.
+    expect(run(arpRequest("0a:0a:0a:0a:0a:0a", REMOTE_POD, POD_B_IP), STRANGER_UNDERLAY).retval).toBe(TcAction.SHOT);
+    expect(counted("ingress", DropReason.UNKNOWN_PEER).packets).toBe(2n);
+  });
+
+  test("a member with another VNI: dropped as bad-vni", () => {
+    for (const vni of [VNI + 1, 0, (1 << 24) - 1]) expect(run(toPodB(), PEER_UNDERLAY, vni).retval).toBe(TcAction.SHOT);
+    expect(counted("ingress", DropReason.BAD_VNI).packets).toBe(3n);
+    expect(counted("ingress", Verdict.FORWARDED).packets).toBe(0n);
+    expect(run(toPodB(), PEER_UNDERLAY, VNI).retval).toBe(TcAction.REDIRECT);
+  });
+
+  test("membership follows the peer map: a removed host is refused, an added one admitted", () => {
+    expect(run(toPodB(), PEER_UNDERLAY).retval).toBe(TcAction.REDIRECT);
+    expect(maps.peers.delete(PEER_UNDERLAY)).toBe(true);
+    expect(run(toPodB(), PEER_UNDERLAY).retval).toBe(TcAction.SHOT);
+    maps.peers.set(STRANGER_UNDERLAY);
+    expect(run(toPodB(), STRANGER_UNDERLAY).retval).toBe(TcAction.REDIRECT);
+    expect(counted("ingress", DropReason.UNKNOWN_PEER).packets).toBe(1n);
+    expect(counted("ingress", Verdict.FORWARDED).packets).toBe(2n);
+  });
+
+  test("no tunnel metadata at all: dropped as no-tunnel-info (the production build in a test run)", () => {
+    const result = testRun(dp.programs.overlay, toPodB());
+    expect(result.retval).toBe(TcAction.SHOT);
+    expect(counted("ingress", DropReason.NO_TUNNEL_INFO).packets).toBe(1n);
+    expect(testRun(testProg, toPodB(), { cb: [0, 0, 0] }).retval).toBe(TcAction.SHOT);
+    expect(counted("ingress", DropReason.NO_TUNNEL_INFO).packets).toBe(2n);
+  });
+});
+
+describe("anti-spoofing at bpf_lxc", () => {
+  let prog: BpfProgram;
+  beforeAll(() => (prog = dp.programs.lxc));
+  const from = (src: string, dst = POD_B_IP) => icmpEcho({ srcMac: POD_A.mac, dstMac: GATEWAY_MAC, src, dst });
+
+  test("a container sending with another endpoint's address is dropped as spoofed-source", () => {
+    // POD_B's veth is ifindex 4242; this packet arrives on POD_A's (lo).
+    for (const dst of [POD_B_IP, REMOTE_POD, "10.252.0.1", LOCAL_GATEWAY]) {
+      expect(testRun(prog, from(POD_B_IP, dst)).retval).toBe(TcAction.SHOT);
+    }
+    expect(counted("ingress", DropReason.SPOOFED_SOURCE).packets).toBe(4n);
+    expect(counted("ingress", Verdict.FORWARDED).packets).toBe(0n);
+    expect(counted("ingress", Verdict.PASSED).packets).toBe(0n);
+  });
+
+  test("an address that is no endpoint at all, or 0.0.0.0, is dropped too", () => {
+    expect(testRun(prog, from("10.251.1.77")).retval).toBe(TcAction.SHOT);
+    expect(testRun(prog, from("0.0.0.0")).retval).toBe(TcAction.SHOT);
+    expect(testRun(prog, from("192.0.2.10", REMOTE_POD)).retval).toBe(TcAction.SHOT); // an underlay address
+    expect(counted("ingress", DropReason.SPOOFED_SOURCE).packets).toBe(3n);
+  });
+
+  test("the endpoint's own address from its own veth passes; the same address from another veth does not", () => {
+    expect(testRun(prog, from(POD_A.ip)).retval).toBe(TcAction.REDIRECT);
+    maps.endpoints.set(POD_A.ip, { ...POD_A_ENDPOINT, ifindex: 4343 }); // the endpoint moved to another veth
+    expect(testRun(prog, from(POD_A.ip)).retval).toBe(TcAction.SHOT);
+    expect(counted("ingress", DropReason.SPOOFED_SOURCE).packets).toBe(1n);
+    expect(counted("ingress", Verdict.FORWARDED).packets).toBe(1n);
+  });
+
+  test("non-IPv4 (ARP for the gateway) still goes to the host stack", () => {
+    expect(testRun(prog, arpRequest(POD_A.mac, POD_B_IP, LOCAL_GATEWAY)).retval).toBe(TcAction.OK);
   });
 });
 
@@ -308,10 +422,19 @@ describe("testRun options", () => {
     const ifindex = Number(readFileSync(`/sys/class/net/${dev}/ifindex`, "utf8"));
 
     const packet = fromPodA(POD_B_IP);
+    maps.endpoints.set(POD_A.ip, { ...POD_A_ENDPOINT, ifindex }); // POD_A's veth is now that device
     expect(testRun(dp.programs.lxc, packet, { ifindex }).retval).toBe(TcAction.REDIRECT);
     expect(maps.metrics.get({ id: ifindex, direction: "ingress", reason: Verdict.FORWARDED }).packets).toBe(1n);
     expect(counted("ingress", Verdict.FORWARDED).packets).toBe(0n);
     expect(() => testRun(dp.programs.lxc, packet, { ifindex: 0x7ffffff0 })).toThrow(expect.objectContaining({ code: "ENODEV" }));
+  });
+
+  test("cb presets skb->cb; bad words are refused before the kernel sees them", () => {
+    const toPodB = icmpEcho({ srcMac: "0a:0a:0a:0a:0a:0a", dstMac: "0b:0b:0b:0b:0b:0b", src: REMOTE_POD, dst: POD_B_IP });
+    expect(testRun(overlayTest.program("from_overlay"), toPodB, { cb: tunnelCb(PEER_UNDERLAY) }).retval).toBe(TcAction.REDIRECT);
+    expect(() => testRun(dp.programs.lxc, toPodB, { cb: [1, 2, 3, 4, 5, 6] })).toThrow(RangeError);
+    expect(() => testRun(dp.programs.lxc, toPodB, { cb: [-1] })).toThrow(RangeError);
+    expect(() => testRun(dp.programs.lxc, toPodB, { cb: [2 ** 32] })).toThrow(RangeError);
   });
 
   test("reports a duration", () => {

@@ -88,6 +88,8 @@ beforeAll(() => {
   const [a, b] = hosts;
   a.maps.tunnel.set(b.podCidr, { remote: b.underlay });
   b.maps.tunnel.set(a.podCidr, { remote: a.underlay });
+  a.maps.peers.set(b.underlay);
+  b.maps.peers.set(a.underlay);
 });
 
 afterAll(async () => {
@@ -115,6 +117,31 @@ test("a packet for a pod the remote host does not have is dropped there as unkno
   const before = counter(b, b.vxlanIfindex, DropReason.UNKNOWN_ENDPOINT);
   expect(execInNetns(a.container.netns, ["ping", "-n", "-q", "-c", "1", "-W", "1", "10.251.2.99"])).not.toBe(0);
   expect(counter(b, b.vxlanIfindex, DropReason.UNKNOWN_ENDPOINT)).toBe(before + 1n);
+});
+
+test("real tunnel metadata: a sender missing from the peer map is dropped as unknown-peer, a wrong VNI as bad-vni", () => {
+  const [a, b] = hosts;
+  const ping = () => execInNetns(a.container.netns, ["ping", "-n", "-q", "-c", "1", "-W", "1", b.container.ip]);
+  const delivered = counter(b, b.container.hostSide.ifindex, Verdict.FORWARDED);
+  expect(b.maps.peers.delete(a.underlay)).toBe(true);
+  try {
+    const before = counter(b, b.vxlanIfindex, DropReason.UNKNOWN_PEER);
+    expect(ping()).not.toBe(0);
+    expect(counter(b, b.vxlanIfindex, DropReason.UNKNOWN_PEER)).toBe(before + 1n);
+  } finally {
+    b.maps.peers.set(a.underlay);
+  }
+  const cfg = a.maps.config.get();
+  a.maps.config.set({ ...cfg, vni: VNI + 1 });
+  try {
+    const before = counter(b, b.vxlanIfindex, DropReason.BAD_VNI);
+    expect(ping()).not.toBe(0);
+    expect(counter(b, b.vxlanIfindex, DropReason.BAD_VNI)).toBe(before + 1n);
+  } finally {
+    a.maps.config.set(cfg);
+  }
+  expect(counter(b, b.container.hostSide.ifindex, Verdict.FORWARDED)).toBe(delivered); // nothing reached B's pod
+  expect(ping()).toBe(0);
 });
 
 test("without a tunnel entry the packet goes to the host stack instead", () => {

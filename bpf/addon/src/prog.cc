@@ -33,8 +33,9 @@ Napi::Value ProgInfo(const Napi::CallbackInfo& info) {
   return out;
 }
 
-// progTestRun(fd, data, repeat, ifindex) → { retval, data, duration }
+// progTestRun(fd, data, repeat, ifindex, cb?) → { retval, data, duration }
 // ifindex > 1 makes the packet appear on that device (skb->ifindex); else loopback.
+// cb (up to 5 u32) presets skb->cb, e.g. for test builds that read metadata from it.
 Napi::Value ProgTestRun(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int fd = ArgFd(info, 0, "fd");
@@ -46,6 +47,19 @@ Napi::Value ProgTestRun(const Napi::CallbackInfo& info) {
   __sk_buff ctx;
   std::memset(&ctx, 0, sizeof(ctx));
   ctx.ifindex = ifindex;
+  bool has_cb = info.Length() > 4 && !info[4].IsUndefined() && !info[4].IsNull();
+  if (has_cb) {
+    if (!info[4].IsArray()) throw Napi::TypeError::New(env, "cb must be an array of u32");
+    Napi::Array cb = info[4].As<Napi::Array>();
+    if (cb.Length() > 5) throw Napi::RangeError::New(env, "cb holds at most 5 words");
+    for (uint32_t i = 0; i < cb.Length(); i++) {
+      Napi::Value v = cb.Get(i);
+      double d = v.IsNumber() ? v.As<Napi::Number>().DoubleValue() : -1;
+      if (d < 0 || d > 4294967295.0 || d != static_cast<double>(static_cast<uint32_t>(d)))
+        throw Napi::RangeError::New(env, "cb words must be u32");
+      ctx.cb[i] = static_cast<uint32_t>(d);
+    }
+  }
 
   auto opts = ZeroOpts<bpf_test_run_opts>();
   opts.data_in = data.Data();
@@ -53,7 +67,7 @@ Napi::Value ProgTestRun(const Napi::CallbackInfo& info) {
   opts.data_out = out.data();
   opts.data_size_out = static_cast<uint32_t>(out.size());
   opts.repeat = static_cast<int>(repeat);
-  if (ifindex > 1) {
+  if (ifindex > 1 || has_cb) {
     opts.ctx_in = &ctx;
     opts.ctx_size_in = sizeof(ctx);
   }
