@@ -1,0 +1,244 @@
+// The agent's policy side: gives this host's endpoints their security identities (restoring the
+// ones they held before allocating anything), watches policies, identities and every host's
+// endpoint records, computes each local endpoint's enforcement and policy-map rows plus the
+// ipcache, and hands them to the datapath sink. The BPF maps behind the sink are the
+// datapath's (docs/policy.md); without a sink the result is computed and reported only.
+import * as fs from "fs";
+import type { Etcd3 } from "etcd3";
+import { endpointsDir, identitiesDir, policiesDir } from "../../provider/etcd/keys";
+import { ComputedPolicy, computePolicy, ENDPOINT_FLAGS } from "../policy/compute";
+import { Labels } from "../policy/identity";
+import { IdentityAllocator, labelsSegment } from "../policy/identityAllocator";
+import { buildIpcache } from "../policy/ipcache";
+import { PolicyInputs } from "../policy/view";
+import { Logger } from "./log";
+import { writeFileAtomic } from "./state";
+import { PrefixWatch, WatchBatch } from "./watch";
+
+export interface LocalEndpoint {
+  id: string;
+  /** The datapath's endpoint_id. */
+  number: number;
+  ip: string;
+  labels: Labels;
+}
+
+/** Where computed policy goes: the datapath's maps (ipcache, policy map, endpoint flags). */
+export interface PolicySink {
+  apply(computed: ComputedPolicy, ipcache: Map<string, number>): Promise<void> | void;
+}
+
+export interface PolicyAgentOptions {
+  client: Etcd3;
+  prefix: string;
+  host: string;
+  /** The agent's current etcd lease (its registration's). */
+  leaseId: () => string | undefined;
+  /** This host's ready endpoints. */
+  localEndpoints: () => LocalEndpoint[];
+  /** Host addresses: this host's (identity host) and the other hosts' (remote-node). */
+  hostAddresses: () => { local: string[]; remote: string[] };
+  /** File keeping which identity each local endpoint holds, for restore after a restart. */
+  stateFile: string;
+  log: Logger;
+  sink?: PolicySink;
+  /** Unused identities are deleted after this long (default 15 min). */
+  gcGraceMs?: number;
+  gcIntervalMs?: number;
+  /** Called when an endpoint's identity changed, so its etcd record is rewritten. */
+  onIdentities?: () => void;
+}
+
+type Direction = "open" | "enforced" | "audit";
+
+export interface EndpointPolicyView {
+  identity?: number;
+  ingress: Direction;
+  egress: Direction;
+  policies: string[];
+}
+
+interface Held {
+  labels: Labels;
+  id: number;
+}
+
+export class PolicyAgent {
+  readonly inputs: PolicyInputs;
+  private readonly allocator: IdentityAllocator;
+  private readonly watches: PrefixWatch[] = [];
+  /** Local endpoint id → the identity it holds. */
+  private held = new Map<string, Held>();
+  private restored = false;
+  private computed: ComputedPolicy | undefined;
+  private applied = false;
+  private queue: Promise<void> = Promise.resolve();
+  private pending = false;
+  private timer: NodeJS.Timeout | undefined;
+  private stopped = false;
+  readonly stats = { passes: 0, errors: 0, allocations: 0, releases: 0, lastError: "" };
+
+  constructor(private readonly o: PolicyAgentOptions) {
+    this.inputs = new PolicyInputs(o.prefix);
+    this.allocator = new IdentityAllocator(o.client, o.prefix, o.host, o.leaseId);
+  }
+
+  start(): void {
+    const watch = (dir: string, apply: (b: WatchBatch) => void) => {
+      const w = new PrefixWatch({ client: this.o.client, prefix: dir, log: this.o.log.child("watch"), onBatch: (b) => (apply(b), this.kick()) });
+      this.watches.push(w);
+      w.start();
+    };
+    watch(policiesDir(this.o.prefix), (b) => this.inputs.applyPolicies(b));
+    watch(`${identitiesDir(this.o.prefix)}id/`, (b) => this.inputs.applyIdentities(b));
+    watch(endpointsDir(this.o.prefix), (b) => this.inputs.applyEndpoints(b));
+    const gcEvery = this.o.gcIntervalMs ?? 60_000;
+    this.timer = setInterval(() => {
+      this.kick();
+      if (this.o.leaseId() !== undefined) {
+        this.allocator.gc(Date.now(), this.o.gcGraceMs ?? 15 * 60_000).then(
+          (ids) => ids.length && this.o.log.info("unused identities deleted", { ids }),
+          (e) => this.o.log.warn("identity gc failed", { error: e }),
+        );
+      }
+    }, gcEvery);
+    this.timer.unref();
+    this.kick();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.timer) clearInterval(this.timer);
+    await Promise.all(this.watches.map((w) => w.stop()));
+    await this.queue;
+  }
+
+  /** Something changed (endpoints, lease, etcd): run a pass soon; passes never overlap. */
+  kick(): Promise<void> {
+    if (this.pending) return this.queue;
+    this.pending = true;
+    this.queue = this.queue.then(async () => {
+      this.pending = false;
+      if (this.stopped) return;
+      try {
+        await this.pass();
+        this.stats.passes++;
+      } catch (e) {
+        this.stats.errors++;
+        this.stats.lastError = (e as Error).message;
+        this.o.log.warn("policy pass failed", { error: e });
+      }
+    });
+    return this.queue;
+  }
+
+  /** The lease was replaced: this host's identity uses are written again under the new one. */
+  async leaseRenewed(): Promise<void> {
+    await this.allocator.reassert();
+  }
+
+  identityOf(endpointId: string): number | undefined {
+    return this.held.get(endpointId)?.id;
+  }
+
+  endpointView(endpointId: string, number: number): EndpointPolicyView {
+    const ep = this.computed?.endpoints.find((e) => e.endpointId === number);
+    const dir = (enforce: number, audit: number): Direction => (!ep || !(ep.flags & enforce) ? "open" : ep.flags & audit ? "audit" : "enforced");
+    const identity = this.identityOf(endpointId);
+    return {
+      ...(identity !== undefined ? { identity } : {}),
+      ingress: dir(ENDPOINT_FLAGS.ENFORCE_INGRESS, ENDPOINT_FLAGS.AUDIT_INGRESS),
+      egress: dir(ENDPOINT_FLAGS.ENFORCE_EGRESS, ENDPOINT_FLAGS.AUDIT_EGRESS),
+      policies: ep?.policies ?? [],
+    };
+  }
+
+  status() {
+    return {
+      synced: this.inputs.allSynced,
+      policies: this.inputs.policies.size,
+      identities: this.inputs.identities.size,
+      problems: [...this.inputs.problems].map(([name, why]) => `policy ${name}: ${why.join("; ")}`),
+      warnings: this.computed?.warnings ?? [],
+      /** True once a sink took the computed state; false means computed only (no datapath maps). */
+      applied: this.applied,
+      ...this.stats,
+    };
+  }
+
+  private async pass(): Promise<void> {
+    const local = this.o.localEndpoints();
+    if (this.o.leaseId() !== undefined) await this.syncIdentities(local);
+    if (!this.inputs.allSynced) return;
+    // Endpoints without an identity yet stay out of the computation: they are open, as before.
+    const withIds = local.filter((e) => this.held.has(e.id));
+    const computed = computePolicy({
+      policies: [...this.inputs.policies.values()],
+      endpoints: withIds.map((e) => ({ endpointId: e.number, labels: e.labels })),
+      identities: this.inputs.identities,
+      ...(this.computed ? { previousCidrIdentities: this.computed.cidrIdentities } : {}),
+    });
+    const hosts = this.o.hostAddresses();
+    const ipcache = buildIpcache({
+      endpoints: [...this.inputs.endpoints.values(), ...withIds.map((e) => ({ ip: e.ip, identity: this.held.get(e.id)!.id }))],
+      localHostIps: hosts.local,
+      remoteHostIps: hosts.remote,
+      cidrIdentities: computed.cidrIdentities,
+    });
+    for (const w of computed.warnings) if (!this.computed?.warnings.includes(w)) this.o.log.warn(w);
+    this.computed = computed;
+    if (this.o.sink) {
+      await this.o.sink.apply(computed, ipcache);
+      this.applied = true;
+    }
+  }
+
+  /** Restore first (once), then allocate for new endpoints and release for gone ones. */
+  private async syncIdentities(local: LocalEndpoint[]): Promise<void> {
+    if (!this.restored) {
+      const saved = this.load();
+      const back = await this.allocator.restore([...saved.values()]);
+      for (const [epId, h] of saved) {
+        // One reference per endpoint: restore took one per label set.
+        if (back.get(labelsSegment(h.labels)) !== h.id) continue;
+        if ([...this.held.values()].some((x) => x.id === h.id)) await this.allocator.allocate(h.labels);
+        this.held.set(epId, h);
+      }
+      this.restored = true;
+    }
+    let changed = false;
+    const present = new Map(local.map((e) => [e.id, e]));
+    for (const [epId, h] of [...this.held]) {
+      const ep = present.get(epId);
+      if (ep && labelsSegment(ep.labels) === labelsSegment(h.labels)) continue;
+      await this.allocator.release(h.labels);
+      this.held.delete(epId);
+      this.stats.releases++;
+      changed = true;
+    }
+    for (const ep of local) {
+      if (this.held.has(ep.id)) continue;
+      const id = await this.allocator.allocate(ep.labels);
+      this.held.set(ep.id, { labels: ep.labels, id });
+      this.stats.allocations++;
+      changed = true;
+    }
+    if (changed) {
+      writeFileAtomic(this.o.stateFile, JSON.stringify({ schema: 1, endpoints: Object.fromEntries(this.held) }));
+      this.o.onIdentities?.();
+    }
+  }
+
+  private load(): Map<string, Held> {
+    try {
+      const v = JSON.parse(fs.readFileSync(this.o.stateFile, "utf8"));
+      const out = new Map<string, Held>();
+      for (const [k, h] of Object.entries((v?.endpoints ?? {}) as Record<string, Held>)) {
+        if (h && typeof h.id === "number" && h.labels && typeof h.labels === "object") out.set(k, { labels: h.labels, id: h.id });
+      }
+      return out;
+    } catch {
+      return new Map();
+    }
+  }
+}
