@@ -3,10 +3,12 @@
 import * as pulumi from "@pulumi/pulumi";
 import { EtcdConnectionArgs } from "../provider/network/containerNetwork";
 import { EtcdConnection } from "../provider/etcd/etcdClient";
+import { EtcdAuth } from "../provider/etcd/etcdAuth";
 import { EtcdHealth } from "../provider/etcd/etcdHealth";
 import { EtcdMember } from "../provider/etcd/etcdMember";
 import { DEFAULT_CLIENT_PORT, DEFAULT_ETCD_BINARY, DEFAULT_PEER_PORT, EtcdMemberSpec, clientUrl } from "../provider/etcd/etcdMemberSpec";
 import { EtcdPki } from "../provider/etcd/etcdPki";
+import { CertAndKey } from "../provider/etcd/pki";
 import { SshConnection } from "../provider/host/sshConnection";
 
 export interface EtcdHostArgs {
@@ -55,10 +57,12 @@ export function validateEtcdClusterArgs(args: EtcdClusterArgs): void {
 export class EtcdCluster extends pulumi.ComponentResource {
   /** Client URLs of the members. */
   public readonly endpoints: pulumi.Output<string[]>;
-  /** Everything a client needs, credentials included (secret). */
+  /** The admin connection (root), credentials included (secret). Hosts get their own (EtcdHostAccess). */
   public readonly connection: pulumi.Output<EtcdConnection>;
   /** Resolves once the cluster is whole and has a leader (provisioned clusters). */
   public readonly ready: pulumi.Output<boolean>;
+  /** The CA that signs per-host client certificates (secret); provisioned clusters only. */
+  public readonly clientCa?: pulumi.Output<CertAndKey>;
 
   constructor(name: string, args: EtcdClusterArgs, opts?: pulumi.ComponentResourceOptions) {
     super("bpfnet:index:EtcdCluster", name, {}, opts);
@@ -119,9 +123,13 @@ export class EtcdCluster extends pulumi.ComponentResource {
       pulumi.all([this.endpoints, pki.caPem, pki.clientCertPem, pki.clientKeyPem]).apply(([endpoints, caPem, certPem, keyPem]) => ({ endpoints, caPem, certPem, keyPem })),
     );
     const health = new EtcdHealth(`${name}-health`, { connection, expectedMembers: hosts.map((h) => h.name) }, { parent: this, dependsOn: members });
-    this.ready = health.healthy;
-    // Handed out through the health check, so whoever uses the connection waits for a whole cluster.
-    this.connection = pulumi.secret(pulumi.all([health.healthy, connection]).apply(([, c]) => c));
+    // Auth on once the members are healthy: from then on each client is what its role allows.
+    const auth = new EtcdAuth(`${name}-auth`, { connection }, { parent: this, dependsOn: [health] });
+    this.ready = pulumi.all([health.healthy, auth.enabled]).apply(([healthy, enabled]) => healthy && enabled);
+    // Handed out through the health check and auth, so whoever uses the connection waits for a
+    // whole cluster with auth on (and is removed before auth's resource on destroy).
+    this.connection = pulumi.secret(pulumi.all([this.ready, connection]).apply(([, c]) => c));
+    this.clientCa = pulumi.secret(pulumi.all([pki.caPem, pki.caKeyPem, this.ready]).apply(([certPem, keyPem]) => ({ certPem, keyPem })));
     this.registerOutputs({ endpoints: this.endpoints, ready: this.ready });
   }
 }

@@ -8,6 +8,7 @@ import * as path from "path";
 import * as pulumi from "@pulumi/pulumi";
 import { ContainerNetwork, ContainerNetworkArgs } from "../provider/network/containerNetwork";
 import { EtcdConnection } from "../provider/etcd/etcdClient";
+import { EtcdHostAccess } from "../provider/etcd/etcdHostAccess";
 import { HostAllocation } from "../provider/ipam/hostAllocation";
 import { NetworkMode } from "../provider/network/networkSpec";
 import { NodeAgent } from "../provider/agent/nodeAgent";
@@ -34,6 +35,8 @@ export interface NetworkHostArgs {
   bpffsDir?: string;
   /** Address etcd members and clients use on this host (default: the SSH host). */
   controlAddress?: string;
+  /** Any value; changing it re-issues this host's etcd credentials now (e.g. after a suspected leak). */
+  credentialRotation?: string;
 }
 
 export interface NetworkEtcdArgs {
@@ -45,6 +48,21 @@ export interface NetworkEtcdArgs {
   flags?: Record<string, string>;
   /** Keep provisioned etcd running when this stack is destroyed (other stacks share it). */
   retainOnDelete?: boolean;
+  /**
+   * What each host's agent authenticates to etcd as (docs/security.md, "Least privilege in etcd").
+   * "per-host" (default): its own user, which reads the network and writes only its own keys
+   * (a client certificate from the cluster's CA; for `existing`, a password user made with the
+   * given admin login). "shared": every agent uses the cluster's connection as given. Default
+   * for `existing` without a `username`: "shared" (bpfnet holds no CA key nor an admin login there).
+   */
+  hostCredentials?: "per-host" | "shared";
+  /** Any value; changing it re-issues every host's etcd credentials now. */
+  credentialRotation?: string;
+  /** Lifetime of a host's certificate (default 365 days); `pulumi up` renews it within renewBeforeDays (default 30) of expiry. */
+  credentialValidityDays?: number;
+  renewBeforeDays?: number;
+  /** `existing` + per-host: a TLS client certificate for the agents' transport when that etcd requires one (never the admin's). */
+  agentTransport?: pulumi.Input<{ certPem: string; keyPem: string }>;
 }
 
 export interface NetworkAgentArgs {
@@ -112,6 +130,8 @@ export class Network extends pulumi.ComponentResource implements NetworkOutputs 
   public readonly containerNetwork: ContainerNetwork;
   public readonly allocations: Record<string, HostAllocation>;
   public readonly agents: Record<string, NodeAgent>;
+  /** Each host's own etcd identity (empty with hostCredentials "shared"). */
+  public readonly hostAccess: Record<string, EtcdHostAccess>;
   public readonly routes: Record<string, RouterRoute>;
 
   constructor(name: string, args: NetworkArgs, opts?: pulumi.ComponentResourceOptions) {
@@ -143,6 +163,7 @@ export class Network extends pulumi.ComponentResource implements NetworkOutputs 
           ])
         : [],
     );
+    this.hostAccess = args.agents?.enabled === false ? {} : this.grantHostAccess(name, args);
     this.agents = args.agents?.enabled === false ? {} : this.deployAgents(name, args);
 
     this.etcdEndpoints = this.etcd.endpoints;
@@ -150,6 +171,40 @@ export class Network extends pulumi.ComponentResource implements NetworkOutputs 
     this.prefix = this.containerNetwork.prefix;
     this.podCidrs = pulumi.all(Object.fromEntries(Object.entries(this.allocations).map(([h, a]) => [h, a.podCidr]))) as pulumi.Output<Record<string, string>>;
     this.registerOutputs({ etcdEndpoints: this.etcdEndpoints, prefix: this.prefix, podCidrs: this.podCidrs });
+  }
+
+  /** Each host's own etcd user and credentials; none when every agent shares the cluster's connection. */
+  private grantHostAccess(name: string, args: NetworkArgs): Record<string, EtcdHostAccess> {
+    if (hostCredentialsMode(args.etcd) === "shared") {
+      if (args.etcd.existing && args.etcd.hostCredentials === undefined) {
+        pulumi.log.warn(
+          `Network ${name}: every agent uses the given etcd connection (full access of that identity): give etcd.existing a username/password with the root role ` +
+            `so bpfnet can make one user per host, or set etcd.hostCredentials: "shared" to say this is intended (docs/security.md)`,
+          this,
+        );
+      }
+      return {};
+    }
+    const e = args.etcd;
+    return Object.fromEntries(
+      args.hosts.map((h) => [
+        h.name,
+        new EtcdHostAccess(
+          `${name}-access-${h.name}`,
+          {
+            connection: this.etcd.connection,
+            networkPrefix: this.containerNetwork.prefix,
+            hostName: h.name,
+            ca: this.etcd.clientCa,
+            transport: this.etcd.clientCa ? undefined : e.agentTransport,
+            validityDays: e.credentialValidityDays,
+            renewBeforeDays: e.renewBeforeDays,
+            rotation: rotationOf(e.credentialRotation, h.credentialRotation),
+          },
+          { parent: this, dependsOn: [this.containerNetwork] },
+        ),
+      ]),
+    );
   }
 
   /** One agent per host, each after its host's allocation, one host at a time (a new bundle rolls). */
@@ -164,7 +219,8 @@ export class Network extends pulumi.ComponentResource implements NetworkOutputs 
         `${name}-agent-${h.name}`,
         {
           connection: h.connection,
-          etcd: this.etcd.connection,
+          // Its own identity (least privilege), else the cluster's connection (hostCredentials "shared").
+          etcd: this.hostAccess[h.name]?.agentConnection ?? this.etcd.connection,
           bundlePath,
           bundleSha256,
           spec: pulumi.output({
@@ -183,6 +239,17 @@ export class Network extends pulumi.ComponentResource implements NetworkOutputs 
     }
     return agents;
   }
+}
+
+/** "per-host" unless asked otherwise, or when bpfnet can neither issue certificates nor make users (existing etcd without an admin login). */
+export function hostCredentialsMode(etcd: NetworkEtcdArgs): "per-host" | "shared" {
+  if (etcd.hostCredentials) return etcd.hostCredentials;
+  return etcd.existing && etcd.existing.username === undefined ? "shared" : "per-host";
+}
+
+/** One rotation value from the network's and the host's triggers: either changing rotates. */
+export function rotationOf(all: string | undefined, host: string | undefined): string | undefined {
+  return all === undefined && host === undefined ? undefined : JSON.stringify([all ?? "", host ?? ""]);
 }
 
 /** Reads the bundle once, here in the program: its hash decides whether hosts roll. */

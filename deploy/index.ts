@@ -30,7 +30,7 @@ const network = new Network("net", {
   networkName: config.get("networkName") ?? pulumi.getStack(),
   etcd: existing
     ? { existing }
-    : { members: etcdMembersOn(allHosts.slice(0, config.getNumber("etcdHosts") ?? 1)), retainOnDelete: config.getBoolean("etcdRetainOnDelete") },
+    : { members: etcdMembersOn(allHosts.slice(0, config.getNumber("etcdHosts") ?? 1)), retainOnDelete: config.getBoolean("etcdRetainOnDelete"), credentialRotation: config.get("credentialRotation") },
   // One network's agents per host: a second network on the same hosts (staging) runs without.
   agents: { enabled: config.getBoolean("agents") ?? true, bundlePath: config.get("agentBundle") },
   // l3: the inventory's router, programmed with iproute2 ("linux") or FRR's vtysh ("frr").

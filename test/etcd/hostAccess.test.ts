@@ -13,7 +13,11 @@ import { connectAgentClient } from "../../node-agent/daemon/etcd";
 import { Registration } from "../../node-agent/daemon/registration";
 import { PrefixWatch, WatchBatch } from "../../node-agent/daemon/watch";
 import { silentLogger } from "../../node-agent/daemon/log";
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
 import { startEtcd, TestEtcd } from "../support/etcd";
+import { callFresh, serialize } from "../support/serialized";
 
 jest.setTimeout(120_000);
 
@@ -214,6 +218,29 @@ describe("per-host etcd identities with auth on", () => {
     await client(renewed.agentConnection).put(nodeKey(PREFIX, "h3")).value("{}").exec();
     await expect(client(short.agentConnection).put(nodeKey(PREFIX, "h3")).value("{}").exec()).rejects.toThrow(DENIED);
     await etcdHostAccessProvider.delete!(renewed.roleName, renewed);
+  });
+
+  test("EtcdAuth and EtcdHostAccess run from their serialized text in a fresh process (as the provider host runs them)", async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "tacl-serialized-"));
+    try {
+      const authFile = (await serialize(dir, "auth", etcdAuthProvider)).file;
+      const accessText = await serialize(dir, "access", etcdHostAccessProvider);
+      expect(accessText.text).toContain('require("etcd3")');
+      expect(accessText.text).toContain('require("node-forge")');
+      expect(accessText.text).not.toContain("@pulumi/pulumi");
+      expect((await callFresh(authFile, "read", "etcd-auth", { connection: admin, enabled: true })).props.enabled).toBe(true);
+      const inputs = { connection: admin, networkPrefix: PREFIX, hostName: "h4", ca };
+      const created = await callFresh(accessText.file, "create", inputs);
+      expect(certFacts(created.outs.agentConnection.certPem, ca).commonName).toBe(created.outs.userName);
+      const c4 = client(created.outs.agentConnection);
+      await c4.put(nodeKey(PREFIX, "h4")).value("{}").exec();
+      await expect(c4.put(nodeKey(PREFIX, "h1")).value("{}").exec()).rejects.toThrow(DENIED);
+      expect((await callFresh(accessText.file, "read", created.id, created.outs)).props.drift).toBe("");
+      await callFresh(accessText.file, "delete", created.id, created.outs);
+      await expect(c4.get(configKey(PREFIX)).string()).rejects.toThrow(DENIED);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   test("after h2's access is deleted, h2's credentials are refused for everything", async () => {

@@ -1,6 +1,5 @@
 // The providers survive Pulumi's closure serialization and run in a fresh Node process the way
 // the dynamic provider host loads them (require-from-string of the text, then `.handler()`).
-import { execFile } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
@@ -10,9 +9,9 @@ import { EtcdConnection } from "../../provider/etcd/etcdClient";
 import { HostAllocation, hostAllocationProvider } from "../../provider/ipam/hostAllocation";
 import { cidrKey, hostKey } from "../../provider/etcd/keys";
 import { startEtcd, TestEtcd } from "../support/etcd";
+import { callFresh, serialize as serializeInto } from "../support/serialized";
 import { getValue, keysUnder } from "./helpers";
 
-const ROOT = path.resolve(__dirname, "../..");
 let etcd: TestEtcd;
 let conn: EtcdConnection;
 let dir: string;
@@ -27,28 +26,7 @@ afterAll(async () => {
   fs.rmSync(dir, { recursive: true, force: true });
 });
 
-async function serialize(name: string, provider: object): Promise<{ file: string; text: string }> {
-  const sf = await pulumi.runtime.serializeFunction(() => provider, { allowSecrets: true });
-  const file = path.join(dir, `${name}.js`);
-  fs.writeFileSync(file, sf.text);
-  return { file, text: sf.text };
-}
-
-/** Loads the serialized provider in a fresh node (cwd = the project, like the provider host) and calls one method. */
-function callFresh(file: string, method: string, ...args: unknown[]): Promise<any> {
-  const driver = `
-    const text = require("fs").readFileSync(${JSON.stringify(file)}, "utf8");
-    const provider = require("require-from-string")(text).handler();
-    const args = JSON.parse(process.argv[1]);
-    provider[${JSON.stringify(method)}](...args).then(
-      (r) => { process.stdout.write(JSON.stringify(r === undefined ? null : r)); process.exit(0); },
-      (e) => { process.stderr.write(String(e && e.message)); process.exit(2); });`;
-  return new Promise((resolve, reject) =>
-    execFile(process.execPath, ["-e", driver, JSON.stringify(args)], { cwd: ROOT, env: { ...process.env, NODE_OPTIONS: "" } }, (err, out, errText) =>
-      err ? reject(new Error(`fresh ${method} failed: ${errText || err.message}`)) : resolve(JSON.parse(out)),
-    ),
-  );
-}
+const serialize = (name: string, provider: object) => serializeInto(dir, name, provider);
 
 test("the serialized text requires etcd3 at run time and captures no module internals or paths", async () => {
   for (const [name, p] of [
