@@ -223,7 +223,8 @@ export class Network extends pulumi.ComponentResource implements NetworkOutputs 
           etcd: this.hostAccess[h.name]?.agentConnection ?? this.etcd.connection,
           bundlePath,
           bundleSha256,
-          spec: pulumi.output({
+          // A plain object, not one Output: its known fields are checked at preview while the prefix is unknown.
+          spec: {
             hostName: h.name,
             networkPrefix: this.containerNetwork.prefix,
             installDir: h.installDir ?? "/opt/bpfnet",
@@ -232,7 +233,7 @@ export class Network extends pulumi.ComponentResource implements NetworkOutputs 
             underlayInterface: h.underlayInterface ?? "eth0",
             underlayIp: h.underlayIp,
             nodePath: args.agents?.nodePath ?? "/usr/bin/node",
-          }),
+          },
         },
         { parent: this, dependsOn: [allocation, ...(previous ? [previous] : [])] },
       );

@@ -5,6 +5,7 @@
 import { Inventory, InventoryHost, readInventory, sshConnectionFor } from "../../lab/inventory";
 import { agentHostPaths } from "../../provider/agent/nodeAgentSpec";
 import { SshSession, withSsh } from "../../provider/host/ssh";
+import { shellWords } from "../../provider/common/shell";
 import type { AgentStatus } from "../api/types";
 
 export interface HostHealth {
@@ -23,13 +24,16 @@ export interface ConnectivityResult {
   detail: string;
 }
 
-const agentCli = (h: InventoryHost) => `${process.env.BPFNET_NODE ?? "/usr/bin/node"} ${agentHostPaths(h.installDir, h.stateDir).cli}`;
-const agentConfig = (h: InventoryHost) => agentHostPaths(h.installDir, h.stateDir).config;
+/** The agent's CLI on a host with these arguments, every word quoted (inventory values are input). */
+const agentCli = (h: InventoryHost, args: (string | number)[]) => {
+  const p = agentHostPaths(h.installDir, h.stateDir);
+  return shellWords([process.env.BPFNET_NODE ?? "/usr/bin/node", p.cli, ...args, "--config", p.config]);
+};
 
 export async function hostHealth(h: InventoryHost): Promise<HostHealth> {
   try {
     return await withSsh(sshConnectionFor(h.ssh), async (s) => {
-      const r = await s.exec(`${agentCli(h)} status --config ${agentConfig(h)} --json`);
+      const r = await s.exec(agentCli(h, ["status", "--json"]));
       if (r.code !== 0) return { host: h.name, reachable: true, detail: `agent: ${(r.stderr || r.stdout).trim().split("\n")[0] || "not running"}` };
       const agent = JSON.parse(r.stdout) as AgentStatus;
       return { host: h.name, reachable: true, agent, detail: agent.agent.ready ? "ready" : `not ready: ${agent.problems.join("; ")}` };
@@ -44,18 +48,19 @@ export async function containerPing(a: InventoryHost, b: InventoryHost, count = 
   const tag = `bpfnet-health-${process.pid}`;
   const result: ConnectivityResult = { from: a.name, to: b.name, sent: count, received: 0, detail: "" };
   const add = async (s: SshSession, h: InventoryHost) => {
-    await s.run(`ip netns add ${tag}-${h.name}`);
-    const out = await s.run(`${agentCli(h)} endpoint add --config ${agentConfig(h)} --netns /run/netns/${tag}-${h.name} --id ${tag}-${h.name} --json`);
+    const ns = `${tag}-${h.name}`;
+    await s.run(shellWords(["ip", "netns", "add", ns]));
+    const out = await s.run(agentCli(h, ["endpoint", "add", "--netns", `/run/netns/${ns}`, "--id", ns, "--json"]));
     return (JSON.parse(out) as { endpoint: { address: string } }).endpoint.address.split("/")[0];
   };
   const remove = (s: SshSession, h: InventoryHost) =>
-    s.exec(`${agentCli(h)} endpoint del --config ${agentConfig(h)} --id ${tag}-${h.name}; ip netns del ${tag}-${h.name}`);
+    s.exec(`${agentCli(h, ["endpoint", "del", "--id", `${tag}-${h.name}`])}; ${shellWords(["ip", "netns", "del", `${tag}-${h.name}`])}`);
   await withSsh(sshConnectionFor(a.ssh), (sa) =>
     withSsh(sshConnectionFor(b.ssh), async (sb) => {
       try {
         await add(sa, a);
         const target = await add(sb, b);
-        const ping = await sa.exec(`ip netns exec ${tag}-${a.name} ping -c ${count} -i 0.2 -W 1 ${target}`);
+        const ping = await sa.exec(shellWords(["ip", "netns", "exec", `${tag}-${a.name}`, "ping", "-c", count, "-i", "0.2", "-W", 1, target]));
         const m = /(\d+) received/.exec(ping.stdout);
         result.received = m ? Number(m[1]) : 0;
         const rtt = /= [\d.]+\/([\d.]+)\//.exec(ping.stdout);

@@ -6,7 +6,9 @@ import * as pulumi from "@pulumi/pulumi";
 import { EtcdConnection, withEtcd } from "../etcd/etcdClient";
 import { detectSupervisor } from "../etcd/etcdMember";
 import { nodeKey } from "../etcd/keys";
-import { NodeAgentSpec, agentConfig, agentPaths, agentService, nodeVersionProblem } from "./nodeAgentSpec";
+import { NodeAgentSpec, agentConfig, agentPaths, agentService, agentSpecProblems, nodeVersionProblem } from "./nodeAgentSpec";
+import { shellQuote, shellWords } from "../common/shell";
+import { requireModes } from "../host/fileModes";
 import { SshSession, withSsh } from "../host/ssh";
 import { SshConnection, SshEndpoint, connectionOf, sshConnectionProblems } from "../host/sshConnection";
 import { SSH_SECRET_OUTPUTS, sshResourceInputs } from "../host/sshInputs";
@@ -14,7 +16,8 @@ import { SupervisorKind, isRunningCommand, serviceFiles, startCommand, stopComma
 
 export interface NodeAgentArgs {
   connection: pulumi.Input<SshConnection>;
-  spec: pulumi.Input<NodeAgentSpec>;
+  /** Field by field, so preview checks every known field even while another (the prefix) is unknown. */
+  spec: pulumi.Input<{ [K in keyof NodeAgentSpec]: pulumi.Input<NodeAgentSpec[K]> }>;
   etcd: pulumi.Input<EtcdConnection>;
   /** Local path of the agent bundle (scripts/build-agent-bundle.js) and its sha256. */
   bundlePath: pulumi.Input<string>;
@@ -65,7 +68,7 @@ async function waitRegistered(inputs: AgentInputs, previous: string | undefined,
     }
     await new Promise((r) => setTimeout(r, 300));
   }
-  const tail = (await s.exec(`tail -n 25 ${logPath}`)).stdout;
+  const tail = (await s.exec(shellWords(["tail", "-n", 25, logPath]))).stdout;
   throw new Error(`node agent on ${inputs.spec.hostName} did not register in etcd within ${timeout} ms (${last}); its log ends:\n${tail}`);
 }
 
@@ -75,37 +78,43 @@ async function deploy(inputs: AgentInputs): Promise<AgentOutputs> {
   const service = agentService(spec, bundleSha256);
   const fs = require("fs") as typeof import("fs");
   return withSsh(connectionOf(inputs.connection, inputs.privateKeys), async (s) => {
-    const node = await s.exec(`${spec.nodePath} --version`);
+    const node = await s.exec(shellWords([spec.nodePath, "--version"]));
     const problem = nodeVersionProblem(spec.hostName, spec.nodePath, node);
     if (problem) throw new Error(problem);
     const supervisor = await detectSupervisor(s);
 
-    if ((await s.exec(`test -f ${p.release}/.complete`)).code !== 0) {
-      await s.run(`mkdir -p ${spec.installDir}/bundles ${p.release}`);
+    const complete = `${p.release}/.complete`;
+    if ((await s.exec(shellWords(["test", "-f", complete]))).code !== 0) {
+      await s.run(shellWords(["mkdir", "-p", `${spec.installDir}/bundles`, p.release]));
       await s.writeFile(p.bundle, fs.readFileSync(inputs.bundlePath), 0o644);
-      const sum = (await s.run(`sha256sum ${p.bundle}`)).split(" ")[0];
+      const sum = (await s.run(shellWords(["sha256sum", p.bundle]))).split(" ")[0];
       if (sum !== bundleSha256) throw new Error(`agent bundle on ${spec.hostName} has sha256 ${sum}, expected ${bundleSha256} (upload corrupted?)`);
-      await s.run(`tar -xzf ${p.bundle} -C ${p.release} && touch ${p.release}/.complete && rm -f ${p.bundle}`);
+      await s.run(`${shellWords(["tar", "-xzf", p.bundle, "-C", p.release])} && ${shellWords(["touch", complete])} && ${shellWords(["rm", "-f", p.bundle])}`);
     }
-    await s.run(`mkdir -p ${p.dir} && chmod 700 ${p.dir}`);
+    await s.run(`${shellWords(["mkdir", "-p", p.dir])} && ${shellWords(["chmod", "700", p.dir])}`);
     await s.writeFile(p.config, agentConfig(spec, inputs.etcd, bundleSha256), 0o600);
+    // agent.json holds the etcd client key.
+    await requireModes(s, spec.hostName, [p.config], "600");
 
     const before = (await registration(inputs).catch(() => undefined))?.incarnation;
     await s.run(stopCommand(service, supervisor));
-    await s.run(`ln -sfn ${p.release} ${p.current}`);
+    await s.run(shellWords(["ln", "-sfn", p.release, p.current]));
     await s.writeFile(serviceFiles(service).supervisor, supervisorScript(service), 0o755);
     if (supervisor === "systemd") await s.writeFile(serviceFiles(service).unit, systemdUnit(service), 0o644);
     await s.run(startCommand(service, supervisor));
     const incarnation = await waitRegistered(inputs, before, s, serviceFiles(service).log);
     // Older releases are no longer referenced.
-    await s.run(`for r in ${spec.installDir}/releases/*; do [ "$r" = ${p.release} ] || rm -rf "$r"; done`);
+    await s.run(`for r in ${shellQuote(spec.installDir)}/releases/*; do [ "$r" = ${shellQuote(p.release)} ] || rm -rf "$r"; done`);
     return { ...inputs, supervisor, nodeVersion: node.stdout.trim(), running: true, release: p.release, incarnation };
   });
 }
 
 export const nodeAgentProvider: pulumi.dynamic.ResourceProvider = {
   async check(_olds: AgentInputs, news: AgentInputs) {
-    const failures = sshConnectionProblems(news.connection as Partial<SshConnection>).map((reason) => ({ property: "connection", reason }));
+    const failures = [
+      ...sshConnectionProblems(news.connection as Partial<SshConnection>).map((reason) => ({ property: "connection", reason })),
+      ...agentSpecProblems(news.spec, news.bundleSha256).map((reason) => ({ property: reason.startsWith("bundleSha256") ? "bundleSha256" : "spec", reason })),
+    ];
     const fs = require("fs") as typeof import("fs");
     if (typeof news.bundlePath === "string" && !news.bundlePath.startsWith("04da6b54") && !fs.existsSync(news.bundlePath)) {
       failures.push({ property: "bundlePath", reason: `agent bundle ${news.bundlePath} does not exist: run scripts/setup (it builds build/agent-bundle.tgz)` });
@@ -133,7 +142,7 @@ export const nodeAgentProvider: pulumi.dynamic.ResourceProvider = {
     const service = agentService(props.spec, props.bundleSha256);
     const seen = await withSsh(connectionOf(props.connection, props.privateKeys), async (s) => ({
       running: (await s.run(isRunningCommand(service, props.supervisor))).trim() === "running",
-      release: (await s.exec(`readlink ${agentPaths(props.spec, props.bundleSha256).current}`)).stdout.trim(),
+      release: (await s.exec(shellWords(["readlink", agentPaths(props.spec, props.bundleSha256).current]))).stdout.trim(),
     }));
     return { id, props: { ...props, running: seen.running, release: seen.release } };
   },
@@ -144,11 +153,11 @@ export const nodeAgentProvider: pulumi.dynamic.ResourceProvider = {
     await withSsh(connectionOf(props.connection, props.privateKeys), async (s) => {
       await s.run(stopCommand(service, props.supervisor));
       // The agent removes what it made: programs, devices, endpoints, pins, its state.
-      if ((await s.exec(`test -x ${p.cli}`)).code === 0) {
-        await s.run(`${props.spec.nodePath} ${p.cli} agent teardown --config ${p.config}`);
+      if ((await s.exec(shellWords(["test", "-x", p.cli]))).code === 0) {
+        await s.run(shellWords([props.spec.nodePath, p.cli, "agent", "teardown", "--config", p.config]));
       }
       await s.run(uninstallCommand(service, props.supervisor));
-      await s.run(`rm -rf ${props.spec.installDir}/releases ${props.spec.installDir}/bundles ${p.current} ${p.dir}`);
+      await s.run(shellWords(["rm", "-rf", `${props.spec.installDir}/releases`, `${props.spec.installDir}/bundles`, p.current, p.dir]));
     });
     // Its registration is lease-bound; remove it now rather than when the lease expires.
     await withEtcd(props.etcd, (c) => c.delete().key(nodeKey(props.spec.networkPrefix, props.spec.hostName)).exec()).catch(() => undefined);

@@ -1,7 +1,10 @@
 // Pure description of a node agent on a host: where its release and state live, its config
 // file, its service, and the checks around it. provider/nodeAgent.ts ships these over SSH.
 import { EtcdConnection } from "../etcd/etcdClient";
+import { nameProblem, prefixProblem } from "../etcd/keys";
 import { ServiceSpec } from "../host/supervisor";
+import { checkKnown, hostPathProblem, interfaceNameProblem, isKnown, sha256Problem } from "../common/validate";
+import { parseIpv4 } from "../ipam/cidr";
 
 export interface NodeAgentSpec {
   hostName: string;
@@ -58,7 +61,7 @@ export function agentService(s: NodeAgentSpec, bundleSha256: string): ServiceSpe
     name: `bpfnet-agent`,
     dir: p.dir,
     // Through `current`, so the unit and the supervisor survive a roll to a new release.
-    command: `${s.nodePath} ${p.cli} agent --config ${p.config}`,
+    argv: [s.nodePath, p.cli, "agent", "--config", p.config],
     description: `bpfnet node agent (${s.hostName})`,
   };
 }
@@ -78,4 +81,21 @@ export function nodeVersionProblem(host: string, nodePath: string, probe: { code
     return `node agent on ${host} needs Node.js >= ${MIN_NODE_MAJOR}; found ${probe.stdout.trim() || "an unknown version"} at ${nodePath}`;
   }
   return undefined;
+}
+
+/**
+ * Every host-side field of a spec (and the bundle digest, which names the release directory),
+ * each problem naming `spec.<field>` and the value; values unknown at preview pass.
+ */
+export function agentSpecProblems(s: Partial<NodeAgentSpec> | undefined, bundleSha256?: unknown): string[] {
+  if (!isKnown(s)) return [];
+  if (s === null || typeof s !== "object") return [`spec must be an object, got ${JSON.stringify(s)}`];
+  const p: string[] = [];
+  checkKnown(p, s.hostName, (v) => nameProblem("spec.hostName", v));
+  checkKnown(p, s.networkPrefix, (v) => prefixProblem("spec.networkPrefix", v));
+  for (const k of ["installDir", "stateDir", "bpffsDir", "nodePath"] as const) checkKnown(p, s[k], (v) => hostPathProblem(`spec.${k}`, v));
+  checkKnown(p, s.underlayInterface, (v) => interfaceNameProblem("spec.underlayInterface", v));
+  checkKnown(p, s.underlayIp, (v) => (typeof v === "string" && parseIpv4(v) !== undefined ? undefined : `spec.underlayIp must be an IPv4 address, got ${JSON.stringify(v)}`));
+  checkKnown(p, bundleSha256, (v) => sha256Problem("bundleSha256", v));
+  return p;
 }

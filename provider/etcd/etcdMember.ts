@@ -18,6 +18,8 @@ import {
   waitListeningCommand,
 } from "./etcdMemberSpec";
 import { SshSession, withSsh } from "../host/ssh";
+import { requireModes } from "../host/fileModes";
+import { shellWords } from "../common/shell";
 import { SshConnection, SshEndpoint, connectionOf, sshConnectionProblems } from "../host/sshConnection";
 import { SSH_SECRET_OUTPUTS, sshResourceInputs } from "../host/sshInputs";
 import {
@@ -72,18 +74,20 @@ async function install(inputs: MemberInputs, fresh: boolean, bootstrap: Bootstra
   const service = memberService(spec);
   return withSsh(connectionOf(inputs.connection, inputs.privateKeys), async (s) => {
     const supervisor = await detectSupervisor(s);
-    const probe = await s.exec(`test -x ${spec.binary} && ${spec.binary} --version | head -n1`);
+    const probe = await s.exec(`${shellWords(["test", "-x", spec.binary])} && ${shellWords([spec.binary, "--version"])} | head -n1`);
     if (probe.code !== 0) {
       throw new Error(`etcd binary ${spec.binary} not found on ${inputs.connection.host}: install Debian's etcd-server there, or set etcdBinary`);
     }
     await s.run(stopCommand(service, supervisor));
-    if (fresh) await s.run(`rm -rf ${f.data}`); // a create never joins with stale data
-    await s.run(`mkdir -p ${spec.dir}/pki ${f.data} && chmod 700 ${spec.dir} ${spec.dir}/pki ${f.data}`);
+    if (fresh) await s.run(shellWords(["rm", "-rf", f.data])); // a create never joins with stale data
+    const dirs = [spec.dir, `${spec.dir}/pki`, f.data];
+    await s.run(`${shellWords(["mkdir", "-p", ...dirs])} && ${shellWords(["chmod", "700", ...dirs])}`);
     const config = memberConfig(spec, bootstrap);
     await s.writeFile(f.ca, inputs.caPem, 0o644);
     await s.writeFile(f.cert, inputs.certPem, 0o644);
     await s.writeFile(f.key, inputs.keyPem, 0o600);
     await s.writeFile(f.config, config, 0o600);
+    await requireModes(s, inputs.connection.host, [f.key, f.config], "600");
     await s.writeFile(serviceFiles(service).supervisor, supervisorScript(service), 0o755);
     if (supervisor === "systemd") await s.writeFile(serviceFiles(service).unit, systemdUnit(service), 0o644);
     await s.run(startCommand(service, supervisor));
@@ -174,7 +178,7 @@ export const etcdMemberProvider: pulumi.dynamic.ResourceProvider = {
   async check(_olds: MemberInputs, news: MemberInputs) {
     const failures = [
       ...sshConnectionProblems(news.connection as Partial<SshConnection>).map((reason) => ({ property: "connection", reason })),
-      ...memberProblems(news.spec ?? {}).map((reason) => ({ property: "spec", reason })),
+      ...memberProblems(news.spec ?? {}).map((reason) => ({ property: "spec", reason: `spec.${reason}` })),
     ];
     return { inputs: news, failures };
   },
@@ -205,7 +209,7 @@ export const etcdMemberProvider: pulumi.dynamic.ResourceProvider = {
     const f = memberFiles(props.spec.dir);
     const state = await withSsh(connectionOf(props.connection, props.privateKeys), async (s) => ({
       running: (await s.run(isRunningCommand(memberService(props.spec), props.supervisor))).trim() === "running",
-      config: (await s.exec(`cat ${f.config}`)).stdout,
+      config: (await s.exec(shellWords(["cat", f.config]))).stdout,
     }));
     return { id, props: { ...props, running: state.running, configSha256: sha256(runtimeConfig(state.config)) } };
   },
@@ -233,7 +237,7 @@ export const etcdMemberProvider: pulumi.dynamic.ResourceProvider = {
       const service = memberService(props.spec);
       await s.run(stopCommand(service, props.supervisor));
       await s.run(uninstallCommand(service, props.supervisor));
-      await s.run(`rm -rf ${props.spec.dir}`);
+      await s.run(shellWords(["rm", "-rf", props.spec.dir]));
     });
   },
 };

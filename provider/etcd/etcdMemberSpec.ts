@@ -2,6 +2,9 @@
 // shell commands that start, stop and inspect it. The provider (etcdMember.ts) only ships these.
 import { ServiceSpec, serviceFiles } from "../host/supervisor";
 import { isUnknown } from "../common/unknown";
+import { shellQuote } from "../common/shell";
+import { addressProblem, checkKnown, hostPathProblem, isKnown } from "../common/validate";
+import { etcdFlagProblems } from "./etcdFlags";
 
 export interface EtcdPeer {
   name: string;
@@ -39,19 +42,34 @@ export const memberFiles = (dir: string) => ({
 
 export const clientUrl = (address: string, port: number) => `https://${address}:${port}`;
 
+const MEMBER_NAME = /^[a-z0-9][a-z0-9.-]{0,62}$/;
+const TOKEN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
+
+/** Every field of a member spec, each problem naming `spec.<field>` and the value; unknowns pass. */
 export function memberProblems(s: Partial<EtcdMemberSpec>): string[] {
   const p: string[] = [];
-  const known = (v: unknown) => v !== undefined && !isUnknown(v);
-  if (known(s.name) && !/^[a-z0-9][a-z0-9.-]{0,62}$/.test(String(s.name))) p.push(`name must be a DNS label-like member name, got ${JSON.stringify(s.name)}`);
+  const memberName = (field: string) => (v: unknown) => (typeof v === "string" && MEMBER_NAME.test(v) ? undefined : `${field} must be a DNS label-like member name, got ${JSON.stringify(v)}`);
+  checkKnown(p, s.name, memberName("name"));
+  checkKnown(p, s.address, (v) => addressProblem("address", v));
   for (const k of ["clientPort", "peerPort"] as const) {
     const v = s[k];
-    if (known(v) && !(Number.isInteger(v) && (v as number) >= 1 && (v as number) <= 65535)) p.push(`${k} must be 1-65535, got ${JSON.stringify(v)}`);
+    if (isKnown(v) && !(Number.isInteger(v) && (v as number) >= 1 && (v as number) <= 65535)) p.push(`${k} must be 1-65535, got ${JSON.stringify(v)}`);
   }
-  if (known(s.clientPort) && s.clientPort === s.peerPort) p.push(`clientPort and peerPort must differ, both are ${s.clientPort}`);
-  if (known(s.dir) && !String(s.dir).startsWith("/")) p.push(`dir must be an absolute path, got ${JSON.stringify(s.dir)}`);
-  if (known(s.binary) && !String(s.binary).startsWith("/")) p.push(`binary must be an absolute path, got ${JSON.stringify(s.binary)}`);
-  if (Array.isArray(s.peers) && known(s.name) && !s.peers.some((peer) => isUnknown(peer) || peer.name === s.name)) {
-    p.push(`peers must include this member "${s.name}"`);
+  if (isKnown(s.clientPort) && s.clientPort === s.peerPort) p.push(`clientPort and peerPort must differ, both are ${s.clientPort}`);
+  checkKnown(p, s.clusterToken, (v) => (typeof v === "string" && TOKEN.test(v) ? undefined : `clusterToken must be 1-128 characters of letters, digits, ".", "_", "-", got ${JSON.stringify(v)}`));
+  checkKnown(p, s.dir, (v) => hostPathProblem("dir", v));
+  checkKnown(p, s.binary, (v) => hostPathProblem("binary", v));
+  p.push(...etcdFlagProblems("flags", s.flags));
+  if (isKnown(s.peers)) {
+    if (!Array.isArray(s.peers)) p.push(`peers must be a list of {name, address}, got ${JSON.stringify(s.peers)}`);
+    else {
+      s.peers.forEach((peer, i) => {
+        if (isUnknown(peer)) return;
+        checkKnown(p, peer?.name, memberName(`peers[${i}].name`));
+        checkKnown(p, peer?.address, (v) => addressProblem(`peers[${i}].address`, v));
+      });
+      if (isKnown(s.name) && !s.peers.some((peer) => isUnknown(peer) || peer?.name === s.name)) p.push(`peers must include this member "${s.name}"`);
+    }
   }
   return p;
 }
@@ -120,7 +138,7 @@ export function memberService(s: EtcdMemberSpec): ServiceSpec {
   return {
     name: `bpfnet-etcd-${s.name}`,
     dir: s.dir,
-    command: `${s.binary} --config-file ${memberFiles(s.dir).config}`,
+    argv: [s.binary, "--config-file", memberFiles(s.dir).config],
     description: `bpfnet etcd member ${s.name}`,
   };
 }
@@ -128,5 +146,6 @@ export function memberService(s: EtcdMemberSpec): ServiceSpec {
 /** Shell: waits until the member listens on its client port; fails with the log's tail. */
 export function waitListeningCommand(s: EtcdMemberSpec): string {
   const log = serviceFiles(memberService(s)).log;
-  return `for i in $(seq 150); do ss -Hltn "sport = :${s.clientPort}" | grep -q . && exit 0; sleep 0.1; done; echo "etcd ${s.name} did not listen on :${s.clientPort}" >&2; tail -n 20 ${log} >&2; exit 1`;
+  const port = Number(s.clientPort);
+  return `for i in $(seq 150); do ss -Hltn "sport = :${port}" | grep -q . && exit 0; sleep 0.1; done; echo ${shellQuote(`etcd ${s.name} did not listen on :${port}`)} >&2; tail -n 20 ${shellQuote(log)} >&2; exit 1`;
 }

@@ -103,10 +103,18 @@ function session(client: Client, conn: SshConnection): SshSession {
       new Promise<void>((resolve, reject) => {
         client.sftp((err: Error | undefined, sftp: SFTPWrapper) => {
           if (err) return reject(new Error(`ssh ${where}: sftp: ${err.message}`));
+          // The mode given to open() only applies to a new file: chmod so an existing file
+          // (a key rewritten by an update, one loosened by hand) gets it too.
           sftp.writeFile(path, data, { mode }, (werr) => {
-            sftp.end();
-            if (werr) reject(new Error(`ssh ${where}: writing ${path}: ${werr.message}`));
-            else resolve();
+            if (werr) {
+              sftp.end();
+              return reject(new Error(`ssh ${where}: writing ${path}: ${werr.message}`));
+            }
+            sftp.chmod(path, mode, (cerr) => {
+              sftp.end();
+              if (cerr) reject(new Error(`ssh ${where}: chmod ${mode.toString(8)} ${path}: ${cerr.message}`));
+              else resolve();
+            });
           });
         });
       }),

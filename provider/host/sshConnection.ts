@@ -1,6 +1,7 @@
 // SSH connection settings shared by every resource that reaches a host or a router.
 // Pure: validation and splitting of the secret part, no I/O.
 import { isUnknown } from "../common/unknown";
+import { addressProblem } from "../common/validate";
 
 /** How to reach a machine over SSH. The host key is always verified against `hostKeyFingerprint`. */
 export interface SshConnection {
@@ -21,15 +22,19 @@ export interface SshConnection {
 export type SshEndpoint = Omit<SshConnection, "privateKey" | "jump"> & { jump?: SshEndpoint };
 
 const FINGERPRINT = /^SHA256:[A-Za-z0-9+/]{43}$/;
+const IPV6 = /^[0-9A-Fa-f:.]{2,45}$/;
+const USER = /^[A-Za-z_][A-Za-z0-9_.-]{0,31}$/;
 
 /** Problems with a connection, each naming the field and its value; unknown (preview) values pass. */
 export function sshConnectionProblems(c: Partial<SshConnection> | undefined, field = "connection"): string[] {
   if (c === undefined || c === null || typeof c !== "object") return [`${field} is required`];
   const problems: string[] = [];
   const known = (v: unknown) => v !== undefined && !isUnknown(v);
-  if (!isUnknown(c.host) && (typeof c.host !== "string" || c.host.trim() === "")) problems.push(`${field}.host must be a host name or address, got ${JSON.stringify(c.host)}`);
+  if (!isUnknown(c.host) && !(typeof c.host === "string" && (addressProblem(`${field}.host`, c.host) === undefined || IPV6.test(c.host)))) {
+    problems.push(`${field}.host must be a host name or address, got ${JSON.stringify(c.host)}`);
+  }
   if (known(c.port) && !(Number.isInteger(c.port) && c.port! >= 1 && c.port! <= 65535)) problems.push(`${field}.port must be 1-65535, got ${JSON.stringify(c.port)}`);
-  if (!isUnknown(c.user) && (typeof c.user !== "string" || c.user === "")) problems.push(`${field}.user is required`);
+  if (!isUnknown(c.user) && !(typeof c.user === "string" && USER.test(c.user))) problems.push(`${field}.user must be a user name (letters, digits, "_", ".", "-"), got ${JSON.stringify(c.user)}`);
   if (!isUnknown(c.hostKeyFingerprint) && !FINGERPRINT.test(String(c.hostKeyFingerprint ?? ""))) {
     problems.push(`${field}.hostKeyFingerprint must look like "SHA256:" + 43 base64 characters (ssh-keygen -lf), got ${JSON.stringify(c.hostKeyFingerprint)}`);
   }

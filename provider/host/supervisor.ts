@@ -1,14 +1,17 @@
 // How bpfnet keeps a daemon running on a host: a systemd unit where systemd is PID 1, else a tiny
 // supervisor shell loop in its own session with pid files. Pure: the scripts and commands only;
-// providers ship them over SSH. Used for etcd members and node agents alike.
+// providers ship them over SSH. Used for etcd members and node agents alike. Every path and word
+// reaches the shell through shellQuote and the unit file through systemdWords, so even a value
+// that slipped past validation stays one inert word.
+import { shellQuote, shellWords } from "../common/shell";
 
 export interface ServiceSpec {
   /** Unit/service name, e.g. "bpfnet-etcd-h1". */
   name: string;
   /** Directory holding the supervisor script, pid files, the stop marker and the log. */
   dir: string;
-  /** The command line to keep running (absolute paths). */
-  command: string;
+  /** The command to keep running, one word per element (absolute paths). */
+  argv: string[];
   description: string;
 }
 
@@ -31,13 +34,13 @@ export function supervisorScript(s: ServiceSpec): string {
   const f = serviceFiles(s);
   return [
     "#!/bin/sh",
-    `# bpfnet supervisor for ${s.name}: keeps it running; stop leaves ${f.stop} behind first.`,
-    `echo $$ > ${f.supervisorPid}`,
-    `while [ ! -e ${f.stop} ]; do`,
-    `  ${s.command} >>${f.log} 2>&1 &`,
-    `  echo $! > ${f.pid}`,
+    `# bpfnet supervisor for ${oneLine(s.name)}: keeps it running; stop leaves its STOP file behind first.`,
+    `echo $$ > ${shellQuote(f.supervisorPid)}`,
+    `while [ ! -e ${shellQuote(f.stop)} ]; do`,
+    `  ${shellWords(s.argv)} >>${shellQuote(f.log)} 2>&1 &`,
+    `  echo $! > ${shellQuote(f.pid)}`,
     "  wait $!",
-    `  [ -e ${f.stop} ] || sleep 1`,
+    `  [ -e ${shellQuote(f.stop)} ] || sleep 1`,
     "done",
     "",
   ].join("\n");
@@ -46,10 +49,10 @@ export function supervisorScript(s: ServiceSpec): string {
 export function systemdUnit(s: ServiceSpec): string {
   return [
     "[Unit]",
-    `Description=${s.description}`,
+    `Description=${oneLine(s.description)}`,
     "After=network-online.target",
     "[Service]",
-    `ExecStart=${s.command}`,
+    `ExecStart=${systemdWords(s.argv)}`,
     "Restart=always",
     "RestartSec=1",
     "LimitNOFILE=65536",
@@ -59,11 +62,33 @@ export function systemdUnit(s: ServiceSpec): string {
   ].join("\n");
 }
 
+/** A unit-file value stays on its line: a newline would start a new directive. */
+const oneLine = (text: string) => text.replace(/[\r\n]+/g, " ");
+
+/**
+ * Words for systemd's ExecStart: each double-quoted with C escapes, "%" doubled (specifiers) and
+ * "$" doubled (variable expansion), so each word reaches execve() exactly as given.
+ */
+export function systemdWords(words: string[]): string {
+  const esc = (w: string) =>
+    w
+      .replace(/\\/g, "\\\\")
+      .replace(/"/g, '\\"')
+      .replace(/\n/g, "\\n")
+      .replace(/\r/g, "\\r")
+      .replace(/\t/g, "\\t")
+      .replace(/%/g, "%%")
+      .replace(/\$/g, "$$$$");
+  return words.map((w) => `"${esc(w)}"`).join(" ");
+}
+
+const unitName = (s: ServiceSpec) => shellQuote(`${s.name}.service`);
+
 export function startCommand(s: ServiceSpec, kind: SupervisorKind): string {
   const f = serviceFiles(s);
-  if (kind === "systemd") return `systemctl daemon-reload && systemctl enable ${s.name}.service >/dev/null 2>&1 && systemctl restart ${s.name}.service`;
+  if (kind === "systemd") return `systemctl daemon-reload && systemctl enable ${unitName(s)} >/dev/null 2>&1 && systemctl restart ${unitName(s)}`;
   // setsid -f forks: the SSH channel closes at once, the supervisor lives on in its own session.
-  return `rm -f ${f.stop} && setsid -f sh ${f.supervisor} </dev/null >/dev/null 2>&1`;
+  return `rm -f ${shellQuote(f.stop)} && setsid -f sh ${shellQuote(f.supervisor)} </dev/null >/dev/null 2>&1`;
 }
 
 /**
@@ -75,25 +100,25 @@ const ALIVE = `alive() { [ -f "$1" ] && p=$(cat "$1") && [ -n "$p" ] && [ -r /pr
 
 export function stopCommand(s: ServiceSpec, kind: SupervisorKind): string {
   const f = serviceFiles(s);
-  if (kind === "systemd") return `systemctl disable --now ${s.name}.service >/dev/null 2>&1; true`;
+  if (kind === "systemd") return `systemctl disable --now ${unitName(s)} >/dev/null 2>&1; true`;
   // Stop the supervisor first so it cannot restart the daemon, then the daemon; wait until both are gone.
-  const pids = `${f.supervisorPid} ${f.pid}`;
+  const pids = shellWords([f.supervisorPid, f.pid]);
   return [
     ALIVE,
-    `mkdir -p ${s.dir} && touch ${f.stop}`,
-    `for f in ${pids}; do alive $f && kill $(cat $f) 2>/dev/null; done`,
-    `for i in $(seq 100); do up=0; for f in ${pids}; do alive $f && up=1; done; [ $up = 0 ] && break; sleep 0.1; done`,
-    `for f in ${pids}; do alive $f && kill -9 $(cat $f) 2>/dev/null; done; true`,
+    `mkdir -p ${shellQuote(s.dir)} && touch ${shellQuote(f.stop)}`,
+    `for f in ${pids}; do alive "$f" && kill $(cat "$f") 2>/dev/null; done`,
+    `for i in $(seq 100); do up=0; for f in ${pids}; do alive "$f" && up=1; done; [ $up = 0 ] && break; sleep 0.1; done`,
+    `for f in ${pids}; do alive "$f" && kill -9 $(cat "$f") 2>/dev/null; done; true`,
   ].join("; ");
 }
 
 /** Shell: prints "running" when the daemon's process is alive. */
 export function isRunningCommand(s: ServiceSpec, kind: SupervisorKind): string {
-  if (kind === "systemd") return `systemctl is-active --quiet ${s.name}.service && echo running || echo stopped`;
-  return `${ALIVE}; alive ${serviceFiles(s).pid} && echo running || echo stopped`;
+  if (kind === "systemd") return `systemctl is-active --quiet ${unitName(s)} && echo running || echo stopped`;
+  return `${ALIVE}; alive ${shellQuote(serviceFiles(s).pid)} && echo running || echo stopped`;
 }
 
 /** Shell: removes the unit file (systemd) after a stop. */
 export function uninstallCommand(s: ServiceSpec, kind: SupervisorKind): string {
-  return kind === "systemd" ? `rm -f ${serviceFiles(s).unit} && systemctl daemon-reload` : "true";
+  return kind === "systemd" ? `rm -f ${shellQuote(serviceFiles(s).unit)} && systemctl daemon-reload` : "true";
 }

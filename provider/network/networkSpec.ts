@@ -74,6 +74,9 @@ export function resolvePrefix(raw: { prefix?: unknown; networkName?: unknown }, 
   if (raw.prefix !== undefined && raw.prefix !== null) {
     const p = prefixProblem("prefix", raw.prefix);
     if (p) failures.push({ property: "prefix", reason: p });
+    // A name given beside the prefix is still stored and shown: it must be a name too.
+    const n = raw.networkName === undefined || raw.networkName === null || isUnknown(raw.networkName) ? undefined : nameProblem("networkName", raw.networkName);
+    if (n) failures.push({ property: "networkName", reason: n });
     return p ? undefined : (raw.prefix as string);
   }
   if (raw.networkName === undefined || raw.networkName === null) {

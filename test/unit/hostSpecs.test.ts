@@ -53,7 +53,7 @@ describe("etcd member config", () => {
 describe("supervisor liveness", () => {
   test("a live process is running, a zombie is not", () => {
     const dir = execFileSync("mktemp", ["-d"], { encoding: "utf8" }).trim();
-    const svc = { name: "t", dir, command: "sleep 30", description: "t" };
+    const svc = { name: "t", dir, argv: ["sleep", "30"], description: "t" };
     // sh starts a child, records its pid, kills it and does not reap it: a zombie while sh sleeps.
     const out = execFileSync("sh", ["-c", `sleep 30 & echo $! > ${dir}/t.pid; ${isRunningCommand(svc, "process")}; kill -9 $!; sleep 0.3; ${isRunningCommand(svc, "process")}`], {
       encoding: "utf8",
