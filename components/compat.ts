@@ -5,6 +5,7 @@
 export const MIN_NODE_MAJOR = 20;
 /** Supported @pulumi/pulumi: 3.x from this version up (the peerDependency range says the same). */
 export const MIN_PULUMI_VERSION = "3.248.0";
+/** The @pulumi/pulumi versions bpfnet supports, as an npm range (package.json's peerDependencies). */
 export const PULUMI_PEER_RANGE = `>=${MIN_PULUMI_VERSION} <4`;
 
 const parts = (v: string) => /^v?(\d+)\.(\d+)\.(\d+)/.exec(v)?.slice(1).map(Number);

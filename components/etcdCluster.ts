@@ -11,6 +11,7 @@ import { EtcdPki } from "../provider/etcd/etcdPki";
 import { CertAndKey } from "../provider/etcd/pki";
 import { SshConnection } from "../provider/host/sshConnection";
 
+/** A host that runs one etcd member (provisioned over SSH). */
 export interface EtcdHostArgs {
   /** Member name; also the host's name in the network. */
   name: string;
@@ -25,6 +26,7 @@ export interface EtcdHostArgs {
 /** A running etcd: its client URLs and credentials (any field may be a Pulumi input). */
 export type ExistingEtcdArgs = EtcdConnectionArgs;
 
+/** EtcdCluster's arguments: `hosts` to provision etcd, or `existing` to use a running one. */
 export interface EtcdClusterArgs {
   /** Hosts that each run a member: an odd number (1, 3, 5). Leave out when using `existing`. */
   hosts?: EtcdHostArgs[];
@@ -54,6 +56,10 @@ export function validateEtcdClusterArgs(args: EtcdClusterArgs): void {
   }
 }
 
+/**
+ * etcd for bpfnet: provisioned on 1, 3 or 5 hosts over SSH (TLS for clients and peers, certificates
+ * made by the program and kept secret, members rolled one at a time), or an etcd the user already runs.
+ */
 export class EtcdCluster extends pulumi.ComponentResource {
   /** Client URLs of the members. */
   public readonly endpoints: pulumi.Output<string[]>;

@@ -4,6 +4,7 @@ import * as fs from "fs";
 import type { NetworkHostArgs } from "../components/network";
 import type { SshConnection } from "../provider/host/sshConnection";
 
+/** How to reach a machine of the inventory over SSH. */
 export interface InventorySsh {
   host: string;
   port: number;
@@ -14,6 +15,7 @@ export interface InventorySsh {
   hostKeyFingerprint: string;
 }
 
+/** A host of the inventory: SSH access, data-plane address and interface, per-host paths. */
 export interface InventoryHost {
   name: string;
   ssh: InventorySsh;
@@ -27,6 +29,7 @@ export interface InventoryHost {
   netns?: string;
 }
 
+/** The router of an l3 inventory: SSH access, its address on each host's subnet, FRR's vtysh arguments. */
 export interface InventoryRouter {
   name: string;
   ssh: InventorySsh;
@@ -37,6 +40,7 @@ export interface InventoryRouter {
   netns?: string;
 }
 
+/** The machines a network deploys onto: what `bpfnet lab up` writes (`inventory.json`), or the same shape for real hosts. */
 export interface Inventory {
   lab: string;
   topology: "vxlan" | "l3";
@@ -45,6 +49,7 @@ export interface Inventory {
   router?: InventoryRouter;
 }
 
+/** Reads and checks an inventory file; the error says how to make one when it is missing. */
 export function readInventory(path: string): Inventory {
   let raw: string;
   try {

@@ -3,6 +3,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import { EtcdConnection, withEtcd } from "./etcdClient";
 
+/** EtcdHealth's arguments: the cluster's connection and the members it must have. */
 export interface EtcdHealthArgs {
   connection: pulumi.Input<EtcdConnection>;
   expectedMembers: pulumi.Input<pulumi.Input<string>[]>;
@@ -97,6 +98,7 @@ export const etcdHealthProvider: pulumi.dynamic.ResourceProvider = {
   },
 };
 
+/** Waits until an etcd cluster has all its members and a leader; refresh shows a cluster that lost them. */
 export class EtcdHealth extends pulumi.dynamic.Resource {
   declare public readonly healthy: pulumi.Output<boolean>;
   declare public readonly leader: pulumi.Output<string>;

@@ -5,6 +5,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { CertAndKey, ETCD_ROOT_USER, MemberIdentity, certFacts, certMatches, generateCa, issueClientCert, issueMemberCert } from "./pki";
 import { isUnknown } from "../common/unknown";
 
+/** EtcdPki's arguments: the cluster's name and each member's name and addresses (put in its certificate). */
 export interface EtcdPkiArgs {
   clusterName: pulumi.Input<string>;
   members: pulumi.Input<pulumi.Input<MemberIdentity>[]>;
@@ -69,6 +70,7 @@ export const etcdPkiProvider: pulumi.dynamic.ResourceProvider = {
   },
 };
 
+/** The etcd cluster's CA, member certificates and client certificate, made by the program; keys are secret outputs. */
 export class EtcdPki extends pulumi.dynamic.Resource {
   declare public readonly caPem: pulumi.Output<string>;
   /** Secret: signs the per-host client certificates (EtcdHostAccess). */

@@ -6,6 +6,7 @@ import { withSsh } from "./ssh";
 import { SshConnection, SshEndpoint, connectionOf, sshConnectionProblems } from "./sshConnection";
 import { SSH_SECRET_OUTPUTS, sshResourceInputs } from "./sshInputs";
 
+/** HostProbe's arguments. */
 export interface HostProbeArgs {
   /** How to reach the host; its host key must match `hostKeyFingerprint`. */
   connection: pulumi.Input<SshConnection>;
@@ -66,6 +67,7 @@ export const hostProbeProvider: pulumi.dynamic.ResourceProvider = {
   },
 };
 
+/** Proves a host is reachable over SSH with a verified host key; records its hostname, kernel and OS. */
 export class HostProbe extends pulumi.dynamic.Resource {
   declare public readonly hostname: pulumi.Output<string>;
   declare public readonly kernelVersion: pulumi.Output<string>;

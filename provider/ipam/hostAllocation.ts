@@ -166,6 +166,7 @@ export const hostAllocationProvider: pulumi.dynamic.ResourceProvider<HostAllocat
   },
 };
 
+/** HostAllocation's arguments: the network (or its prefix and connection) and the host. */
 export interface HostAllocationArgs {
   /** Take connection, prefix and pool from this network (explicit args win). */
   network?: ContainerNetwork;

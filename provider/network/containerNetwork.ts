@@ -143,6 +143,7 @@ export const containerNetworkProvider: pulumi.dynamic.ResourceProvider<Container
   },
 };
 
+/** ContainerNetwork's arguments: the spec (mode, CIDRs, VNI, port, MTU), validated at preview, and etcd. */
 export interface ContainerNetworkArgs {
   /** How to reach etcd. Stored as a secret (it may hold a client key or a password). */
   connection: pulumi.Input<EtcdConnectionArgs>;
