@@ -246,6 +246,10 @@ describe("per-host etcd identities with auth on", () => {
   test("after h2's access is deleted, h2's credentials are refused for everything", async () => {
     const h2 = client(access.h2.agentConnection);
     await h2.put(nodeKey(PREFIX, "h2")).value("{}").exec(); // still works before
+    // A watch opened before the revocation (docs/security.md, limits).
+    const early: string[] = [];
+    const watcher = await h2.watch().prefix(`${PREFIX}/`).create();
+    watcher.on("put", (kv) => early.push(kv.key.toString()));
     await etcdHostAccessProvider.delete!(access.h2.roleName, access.h2);
     await expect(h2.get(configKey(PREFIX)).string()).rejects.toThrow(DENIED);
     await expect(h2.put(nodeKey(PREFIX, "h2")).value("{}").exec()).rejects.toThrow(DENIED);
@@ -257,6 +261,10 @@ describe("per-host etcd identities with auth on", () => {
     });
     // h1 is untouched.
     await client(access.h1.agentConnection).put(nodeKey(PREFIX, "h1")).value("{}").exec();
+    // etcd checks a watch's permission when it is created only: the early watch still sees h1's
+    // write, which is why removing a host stops its agent before revoking its user.
+    await waitFor("the early watch to see h1's write", () => early.includes(nodeKey(PREFIX, "h1")));
+    await watcher.cancel();
     // Deleting again (a retried destroy) is fine.
     await etcdHostAccessProvider.delete!(access.h2.roleName, access.h2);
   });

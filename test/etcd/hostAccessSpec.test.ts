@@ -137,6 +137,9 @@ describe("Network: which identity the agents get", () => {
     expect(hostCredentialsMode({ existing: { endpoints: ["https://e:2379"] } })).toBe("shared");
     expect(hostCredentialsMode({ existing: { endpoints: ["https://e:2379"], username: "root", password: "pw" } })).toBe("per-host");
     expect(hostCredentialsMode({ members: [], hostCredentials: "shared" })).toBe("shared");
+    for (const v of ["per host", "shared; rm -rf /", "$(id)", ""]) {
+      expect(() => hostCredentialsMode({ members: [], hostCredentials: v as "shared" })).toThrow(`etcd.hostCredentials must be "per-host" or "shared", got ${JSON.stringify(v)}`);
+    }
   });
 
   test("rotationOf: either trigger changing changes the value; none set leaves it unset", () => {
