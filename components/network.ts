@@ -15,6 +15,7 @@ import { NodeAgent } from "../provider/agent/nodeAgent";
 import { RouterArgs, RouterRoute } from "../provider/router/routerRoute";
 import { SshConnection } from "../provider/host/sshConnection";
 import { findUp } from "../bpf/paths";
+import { validateNetworkArgs } from "./networkValidation";
 import { DEFAULT_STATE_DIR, EtcdCluster, EtcdHostArgs, ExistingEtcdArgs } from "./etcdCluster";
 
 /** A Linux host that joins the network. */
@@ -39,6 +40,7 @@ export interface NetworkHostArgs {
   credentialRotation?: string;
 }
 
+/** Where the network's etcd runs: provisioned on some hosts (`members`) or `existing`. */
 export interface NetworkEtcdArgs {
   /** Hosts that run an etcd member: 1, 3 or 5 (often some of the network's hosts: see etcdMembersOn). */
   members?: EtcdHostArgs[];
@@ -65,6 +67,7 @@ export interface NetworkEtcdArgs {
   agentTransport?: pulumi.Input<{ certPem: string; keyPem: string }>;
 }
 
+/** The node agents Network deploys to every host. */
 export interface NetworkAgentArgs {
   /** Deploy a node agent to every host (default true). */
   enabled?: boolean;
@@ -77,6 +80,7 @@ export interface NetworkAgentArgs {
 /** The network's spec: the fields of ContainerNetwork (CIDRs, VNI, port, MTU), documented there. */
 type NetworkSpecArgs = Pick<ContainerNetworkArgs, "clusterCidr" | "hostPrefixLength" | "vni" | "vxlanPort" | "mtu" | "underlayMtu" | "serviceCidr">;
 
+/** Network's arguments: the hosts, the mode and CIDRs, etcd, the agents and (l3) the router. Checked at construction, naming the field and value. */
 export interface NetworkArgs extends NetworkSpecArgs {
   hosts: NetworkHostArgs[];
   /** "vxlan": tunnel between hosts. "l3": routed; the router must route each pod CIDR to its host. */
@@ -103,23 +107,19 @@ export interface NetworkOutputs {
   podCidrs: pulumi.Output<Record<string, string>>;
 }
 
-export function validateNetworkArgs(args: NetworkArgs): void {
-  if (!args.hosts?.length) throw new Error("Network: hosts must list at least one host");
-  const names = args.hosts.map((h) => h.name);
-  const dup = names.find((n, i) => names.indexOf(n) !== i);
-  if (dup) throw new Error(`Network: host "${dup}" is listed twice`);
-  if (args.mode === "l3" && !args.router) throw new Error("Network: mode l3 needs router: the router between the hosts must route each pod CIDR to its host");
-  if (args.mode === "vxlan" && args.router) throw new Error("Network: router is only for mode l3 (vxlan tunnels between hosts)");
-  if (!args.etcd || !!args.etcd.existing === (args.etcd.members?.length ?? 0) > 0) {
-    throw new Error("Network: etcd needs exactly one of members (provision etcd on these hosts) or existing (a running etcd)");
-  }
-}
+/** Network's argument checks (in the user's field names) live in networkValidation.ts. */
+export { networkArgsProblems, validateNetworkArgs } from "./networkValidation";
 
 /** Etcd members on some of the network's hosts, at their control addresses and state roots. */
 export function etcdMembersOn(hosts: NetworkHostArgs[]): EtcdHostArgs[] {
   return hosts.map((h) => ({ name: h.name, connection: h.connection, address: controlAddressOf(h), stateDir: h.stateDir ?? DEFAULT_STATE_DIR }));
 }
 
+/**
+ * A bpfnet container network: etcd (provisioned or existing), the network's spec in etcd, one pod
+ * CIDR per host, a node agent per host and, in l3 mode, a route per host on the router.
+ * `import { Network } from "bpfnet"`; see the README's "Using it from a Pulumi program".
+ */
 export class Network extends pulumi.ComponentResource implements NetworkOutputs {
   public readonly etcdEndpoints: pulumi.Output<string[]>;
   public readonly etcdConnection: pulumi.Output<EtcdConnection>;
@@ -136,7 +136,7 @@ export class Network extends pulumi.ComponentResource implements NetworkOutputs 
 
   constructor(name: string, args: NetworkArgs, opts?: pulumi.ComponentResourceOptions) {
     super("bpfnet:index:Network", name, {}, opts);
-    validateNetworkArgs(args);
+    validateNetworkArgs(name, args);
     this.etcd = new EtcdCluster(
       `${name}-etcd`,
       args.etcd.members?.length ? { clusterName: `${name}-etcd`, flags: args.etcd.flags, hosts: args.etcd.members } : { existing: args.etcd.existing },
@@ -210,7 +210,7 @@ export class Network extends pulumi.ComponentResource implements NetworkOutputs 
   /** One agent per host, each after its host's allocation, one host at a time (a new bundle rolls). */
   private deployAgents(name: string, args: NetworkArgs): Record<string, NodeAgent> {
     const bundlePath = args.agents?.bundlePath ?? DEFAULT_BUNDLE_PATH;
-    const bundleSha256 = bundleDigest(bundlePath);
+    const bundleSha256 = bundleDigest(bundlePath, name);
     const agents: Record<string, NodeAgent> = {};
     let previous: NodeAgent | undefined;
     for (const h of args.hosts) {
@@ -223,7 +223,8 @@ export class Network extends pulumi.ComponentResource implements NetworkOutputs 
           etcd: this.hostAccess[h.name]?.agentConnection ?? this.etcd.connection,
           bundlePath,
           bundleSha256,
-          spec: pulumi.output({
+          // A plain object, not one Output: its known fields are checked at preview while the prefix is unknown.
+          spec: {
             hostName: h.name,
             networkPrefix: this.containerNetwork.prefix,
             installDir: h.installDir ?? "/opt/bpfnet",
@@ -232,7 +233,7 @@ export class Network extends pulumi.ComponentResource implements NetworkOutputs 
             underlayInterface: h.underlayInterface ?? "eth0",
             underlayIp: h.underlayIp,
             nodePath: args.agents?.nodePath ?? "/usr/bin/node",
-          }),
+          },
         },
         { parent: this, dependsOn: [allocation, ...(previous ? [previous] : [])] },
       );
@@ -243,7 +244,11 @@ export class Network extends pulumi.ComponentResource implements NetworkOutputs 
 
 /** "per-host" unless asked otherwise, or when bpfnet can neither issue certificates nor make users (existing etcd without an admin login). */
 export function hostCredentialsMode(etcd: NetworkEtcdArgs): "per-host" | "shared" {
-  if (etcd.hostCredentials) return etcd.hostCredentials;
+  const given = etcd.hostCredentials;
+  if (given !== undefined && given !== "per-host" && given !== "shared") {
+    throw new Error(`Network: etcd.hostCredentials must be "per-host" or "shared", got ${JSON.stringify(given)}`);
+  }
+  if (given) return given;
   return etcd.existing && etcd.existing.username === undefined ? "shared" : "per-host";
 }
 
@@ -253,8 +258,10 @@ export function rotationOf(all: string | undefined, host: string | undefined): s
 }
 
 /** Reads the bundle once, here in the program: its hash decides whether hosts roll. */
-export function bundleDigest(bundlePath: string): string {
-  if (!fs.existsSync(bundlePath)) throw new Error(`Network: agent bundle ${bundlePath} does not exist; run scripts/setup (it builds build/agent-bundle.tgz)`);
+export function bundleDigest(bundlePath: string, network = ""): string {
+  if (!fs.existsSync(bundlePath)) {
+    throw new Error(`Network ${JSON.stringify(network)}: agents.bundlePath ${JSON.stringify(bundlePath)} does not exist (the package ships build/agent-bundle.tgz; in a checkout, scripts/setup builds it)`);
+  }
   return crypto.createHash("sha256").update(fs.readFileSync(bundlePath)).digest("hex");
 }
 
