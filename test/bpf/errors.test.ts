@@ -1,9 +1,10 @@
 /** Failures surface as BpfError with errno, code, the failing op and libbpf's own words. */
 import { execFileSync } from "child_process";
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from "fs";
+import { existsSync, mkdtempSync, realpathSync, rmSync, writeFileSync } from "fs";
 import { tmpdir } from "os";
 import { join } from "path";
-import { BpfError, BpfMap, BpfObject, objectPath, TcHook } from "../../bpf";
+import { BpfError, BpfMap, BpfObject, nativeAddonPath, objectPath, TcHook } from "../../bpf";
+import type { NativeBinding } from "../../bpf/native";
 import { mountTempBpffs, TempBpffs } from "./support/bpffs";
 import { ensureBuilt, REPO_ROOT } from "./support/build";
 import { ip, linkInfo } from "./support/netns";
@@ -171,6 +172,16 @@ describe("tc", () => {
   });
 });
 
-test("the addon is the one the build produced", () => {
-  expect(existsSync(join(REPO_ROOT, "bpf", "addon", "build", "Release", "bpfnet_native.node"))).toBe(true);
+test("the addon the build produced is the one bpf/ loads, and it works", () => {
+  const built = join(REPO_ROOT, "bpf", "addon", "build", "Release", "bpfnet_native.node");
+  expect(realpathSync(nativeAddonPath())).toBe(realpathSync(built));
+  // Loaded and called for real: the kernel's possible CPUs as libbpf reads them, and an object opened.
+  const addon = require(built) as NativeBinding;
+  expect(addon.possibleCpus()).toBe(Number(execFileSync("sh", ["-c", "n=0; for r in $(tr , ' ' </sys/devices/system/cpu/possible); do a=${r%-*}; b=${r#*-}; n=$((n + b - a + 1)); done; echo $n"], { encoding: "utf8" })));
+  const obj = new addon.ObjectHandle(objectPath("lxc"), bpffs!.dir);
+  try {
+    expect(obj.programs().map((p) => p.name)).toContain("from_container");
+  } finally {
+    obj.close();
+  }
 });
