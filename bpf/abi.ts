@@ -15,6 +15,7 @@ export const ABI_CONSTANTS = {
   METRIC_EGRESS: 2,
   REASON_FORWARDED: 0,
   REASON_PASSED: 1,
+  REASON_POLICY_AUDIT: 2,
   DROP_INVALID: -130,
   DROP_UNKNOWN_ENDPOINT: -131,
   DROP_NO_ROUTE: -132,
@@ -26,10 +27,36 @@ export const ABI_CONSTANTS = {
   DROP_UNKNOWN_PEER: -138,
   DROP_BAD_VNI: -139,
   DROP_NO_TUNNEL_INFO: -140,
+  DROP_POLICY_DENIED: -141,
+  DROP_CT_FULL: -142,
+  BPFNET_EP_ENFORCE_INGRESS: 1,
+  BPFNET_EP_ENFORCE_EGRESS: 2,
+  BPFNET_EP_AUDIT_INGRESS: 4,
+  BPFNET_EP_AUDIT_EGRESS: 8,
+  BPFNET_ID_ANY: 0,
+  BPFNET_ID_HOST: 1,
+  BPFNET_ID_WORLD: 2,
+  BPFNET_ID_HEALTH: 4,
+  BPFNET_ID_REMOTE_NODE: 6,
+  BPFNET_POLICY_INGRESS: 1,
+  BPFNET_POLICY_EGRESS: 2,
+  BPFNET_ACTION_ALLOW: 1,
+  BPFNET_ACTION_DENY: 2,
+  BPFNET_ACTION_REDIRECT: 3,
+  BPFNET_MARK_TO_PROXY: 0x0b9f,
+  BPFNET_CT_EGRESS: 0,
+  BPFNET_CT_INGRESS: 1,
+  BPFNET_CT_SEEN_REPLY: 1,
+  BPFNET_CT_CLOSING: 2,
+  BPFNET_CT_LIFETIME_TCP_DEFAULT: 21600,
+  BPFNET_CT_LIFETIME_SHORT_DEFAULT: 60,
   BPFNET_ENDPOINTS_MAX: 16384,
   BPFNET_TUNNEL_MAX: 4096,
   BPFNET_METRICS_MAX: 8192,
   BPFNET_PEERS_MAX: 4096,
+  BPFNET_IPCACHE_MAX: 65536,
+  BPFNET_POLICY_MAX: 65536,
+  BPFNET_CT_MAX: 65536,
 } as const;
 
 /** Drop reasons (negative, as the datapath returns them). */
@@ -49,21 +76,48 @@ export const DropReason = {
   BAD_VNI: ABI_CONSTANTS.DROP_BAD_VNI,
   /** bpf_overlay: no tunnel metadata (the device is not in external mode). */
   NO_TUNNEL_INFO: ABI_CONSTANTS.DROP_NO_TUNNEL_INFO,
+  /** An enforcing endpoint's policy has no allow for the packet (either direction). */
+  POLICY_DENIED: ABI_CONSTANTS.DROP_POLICY_DENIED,
+  /** A connection-tracking entry could not be created: dropped rather than let through untracked. */
+  CT_FULL: ABI_CONSTANTS.DROP_CT_FULL,
 } as const;
 
 /** Metric reasons of packets that were not dropped. */
 export const Verdict = {
   FORWARDED: ABI_CONSTANTS.REASON_FORWARDED,
   PASSED: ABI_CONSTANTS.REASON_PASSED,
+  /** A policy deny let through by audit mode; counted besides the packet's own verdict. */
+  POLICY_AUDIT: ABI_CONSTANTS.REASON_POLICY_AUDIT,
 } as const;
+
+/** bpfnet_endpoint.flags: policy enforcement per direction (no bit: the endpoint is open). */
+export const EndpointFlags = {
+  ENFORCE_INGRESS: ABI_CONSTANTS.BPFNET_EP_ENFORCE_INGRESS,
+  ENFORCE_EGRESS: ABI_CONSTANTS.BPFNET_EP_ENFORCE_EGRESS,
+  AUDIT_INGRESS: ABI_CONSTANTS.BPFNET_EP_AUDIT_INGRESS,
+  AUDIT_EGRESS: ABI_CONSTANTS.BPFNET_EP_AUDIT_EGRESS,
+} as const;
+
+/** Reserved security identities (Cilium's numbering). Endpoint identities are 256 .. 2^24-1. */
+export const Identity = {
+  /** Policy keys only: any peer. */
+  ANY: ABI_CONSTANTS.BPFNET_ID_ANY,
+  HOST: ABI_CONSTANTS.BPFNET_ID_HOST,
+  /** What an address without an ipcache row is. */
+  WORLD: ABI_CONSTANTS.BPFNET_ID_WORLD,
+  HEALTH: ABI_CONSTANTS.BPFNET_ID_HEALTH,
+  REMOTE_NODE: ABI_CONSTANTS.BPFNET_ID_REMOTE_NODE,
+} as const;
+
+/** "forwarded", "passed", "policy-audit", or the drop reason's name in kebab case ("unknown-endpoint"). */
 
 /** tc return codes (linux/pkt_cls.h) seen in test runs. */
 export const TcAction = { OK: 0, SHOT: 2, REDIRECT: 7 } as const;
 
-/** "forwarded", "passed", or the drop reason's name in kebab case ("unknown-endpoint"). */
 export function reasonName(reason: number): string {
   if (reason === Verdict.FORWARDED) return "forwarded";
   if (reason === Verdict.PASSED) return "passed";
+  if (reason === Verdict.POLICY_AUDIT) return "policy-audit";
   const entry = Object.entries(DropReason).find(([, code]) => code === reason);
   return entry ? entry[0].toLowerCase().replace(/_/g, "-") : `drop-${-reason}`;
 }
@@ -106,10 +160,26 @@ export const LAYOUTS = {
     host_ifindex: [12, 4],
     flags: [16, 4],
     gateway_ip4: [20, 4],
-    pad: [24, 8],
+    ct_lifetime_tcp: [24, 4],
+    ct_lifetime_short: [28, 4],
   }),
   peerKey: layout("bpfnet_peer_key", 4, { ip4: [0, 4] }),
   peer: layout("bpfnet_peer", 8, { flags: [0, 4], pad: [4, 4] }),
+  ipcacheKey: layout("bpfnet_ipcache_key", 8, { prefixlen: [0, 4], ip4: [4, 4] }),
+  ipcacheEntry: layout("bpfnet_ipcache_entry", 8, { identity: [0, 4], flags: [4, 4] }),
+  policyKey: layout("bpfnet_policy_key", 12, { endpoint_id: [0, 4], identity: [4, 4], dport: [8, 2], proto: [10, 1], direction: [11, 1] }),
+  policyValue: layout("bpfnet_policy_value", 8, { action: [0, 1], pad: [1, 1], proxy_port: [2, 2], rule_id: [4, 4] }),
+  ctKey: layout("bpfnet_ct_key", 16, { saddr: [0, 4], daddr: [4, 4], sport: [8, 2], dport: [10, 2], proto: [12, 1], flags: [13, 1], pad: [14, 2] }),
+  ctEntry: layout("bpfnet_ct_entry", 24, {
+    expires: [0, 8],
+    src_identity: [8, 4],
+    rev_nat_index: [12, 2],
+    proxy_port: [14, 2],
+    backend_id: [16, 4],
+    tcp_flags: [20, 1],
+    flags: [21, 1],
+    pad: [22, 2],
+  }),
   metricsKey: layout("bpfnet_metrics_key", 8, { id: [0, 4], direction: [4, 1], reason: [5, 1], pad: [6, 2] }),
   metricsValue: layout("bpfnet_metrics_value", 16, { packets: [0, 8], bytes: [8, 8] }),
 } as const;
@@ -271,6 +341,10 @@ export interface DatapathConfig {
    */
   gateway?: string;
   flags?: number;
+  /** Connection-tracking lifetime of established TCP flows, seconds; 0/absent: 21600 (6 h). */
+  ctLifetimeTcp?: number;
+  /** Lifetime of TCP flows before a reply or after FIN/RST, and of non-TCP flows, seconds; 0/absent: 60. */
+  ctLifetimeShort?: number;
 }
 
 const MODE_CODES: Record<DatapathMode, number> = {
@@ -291,6 +365,8 @@ export function encodeConfig(cfg: DatapathConfig): Buffer {
   writeU32(buf, f.host_ifindex, cfg.hostIfindex, "hostIfindex");
   parseIPv4(cfg.gateway ?? "0.0.0.0").copy(buf, f.gateway_ip4.offset);
   writeU32(buf, f.flags, cfg.flags ?? 0, "flags");
+  writeU32(buf, f.ct_lifetime_tcp, cfg.ctLifetimeTcp ?? 0, "ctLifetimeTcp");
+  writeU32(buf, f.ct_lifetime_short, cfg.ctLifetimeShort ?? 0, "ctLifetimeShort");
   return buf;
 }
 
@@ -307,6 +383,8 @@ export function decodeConfig(buf: Buffer): DatapathConfig {
     hostIfindex: readU32(buf, f.host_ifindex),
     gateway: formatIPv4(buf, f.gateway_ip4.offset),
     flags: readU32(buf, f.flags),
+    ctLifetimeTcp: readU32(buf, f.ct_lifetime_tcp),
+    ctLifetimeShort: readU32(buf, f.ct_lifetime_short),
   };
 }
 
@@ -351,8 +429,8 @@ export function decodeMetricsKey(buf: Buffer): MetricsKey {
   const direction = (Object.keys(DIRECTION_CODES) as Direction[]).find((d) => DIRECTION_CODES[d] === dirCode);
   if (!direction) throw new RangeError(`bpfnet_metrics key has unknown direction ${dirCode}`);
   const reasonByte = buf.readUInt8(f.reason.offset);
-  // Drop reasons are stored as their absolute value; the two non-drop codes are small.
-  const reason = reasonByte <= Verdict.PASSED ? reasonByte : -reasonByte;
+  // Drop reasons are stored as their absolute value (130..255); the non-drop codes are below 128.
+  const reason = reasonByte < 128 ? reasonByte : -reasonByte;
   return { id: readU32(buf, f.id), direction, reason };
 }
 
@@ -371,4 +449,200 @@ export function sumPerCpuCounters(buf: Buffer): Counters {
     bytes += readU64(buf, off + f.bytes.offset);
   }
   return { packets, bytes };
+}
+
+// --- bpfnet_ipcache ---------------------------------------------------------
+
+export function encodeIpcacheKey(cidr: string): Buffer {
+  const f = LAYOUTS.ipcacheKey.fields;
+  const { addr, prefixLen } = parseCidr(cidr);
+  const key = Buffer.alloc(LAYOUTS.ipcacheKey.size);
+  writeU32(key, f.prefixlen, prefixLen, "prefixlen");
+  addr.copy(key, f.ip4.offset);
+  return key;
+}
+
+export function decodeIpcacheKey(key: Buffer): string {
+  expectSize(key, LAYOUTS.ipcacheKey);
+  const f = LAYOUTS.ipcacheKey.fields;
+  return formatCidr(key, readU32(key, f.prefixlen), f.ip4.offset);
+}
+
+/** Identities are u32 in the map; 0 is "any" and never an address's identity. */
+export function encodeIpcacheEntry(identity: number): Buffer {
+  if (!Number.isInteger(identity) || identity <= 0 || identity > 0xffffffff) throw new RangeError(`identity must be a u32 above 0, got ${identity}`);
+  const buf = Buffer.alloc(LAYOUTS.ipcacheEntry.size);
+  writeU32(buf, LAYOUTS.ipcacheEntry.fields.identity, identity, "identity");
+  return buf;
+}
+
+export function decodeIpcacheEntry(buf: Buffer): number {
+  expectSize(buf, LAYOUTS.ipcacheEntry);
+  return readU32(buf, LAYOUTS.ipcacheEntry.fields.identity);
+}
+
+// --- bpfnet_policy ----------------------------------------------------------
+
+/** bpfnet_policy_key.direction codes. */
+export const PolicyDirection = { INGRESS: ABI_CONSTANTS.BPFNET_POLICY_INGRESS, EGRESS: ABI_CONSTANTS.BPFNET_POLICY_EGRESS } as const;
+/** bpfnet_policy_value.action codes. */
+export const PolicyAction = {
+  ALLOW: ABI_CONSTANTS.BPFNET_ACTION_ALLOW,
+  DENY: ABI_CONSTANTS.BPFNET_ACTION_DENY,
+  REDIRECT: ABI_CONSTANTS.BPFNET_ACTION_REDIRECT,
+} as const;
+
+export interface PolicyKey {
+  /** The local endpoint's bpfnet_endpoint.endpointId. */
+  endpointId: number;
+  /** The peer's identity; Identity.ANY (0) = any. */
+  identity: number;
+  /** Destination port; 0 = any. */
+  dport: number;
+  /** IP protocol (6 TCP, 17 UDP, 1 ICMP); 0 = any. */
+  proto: number;
+  /** PolicyDirection: 1 ingress (into the endpoint), 2 egress (out of it). */
+  direction: number;
+}
+
+export interface PolicyValue {
+  /** PolicyAction: 1 allow, 2 deny, 3 redirect to the proxy. */
+  action: number;
+  /** The proxy's port (redirect); 0 otherwise. */
+  proxyPort: number;
+  /** The agent's number of the rule that produced the row. */
+  ruleId: number;
+}
+
+/** One row: the key and value fields together (the shape the agent computes). */
+export interface PolicyRow extends PolicyKey, PolicyValue {}
+
+function checkRange(value: number, max: number, what: string): number {
+  if (!Number.isInteger(value) || value < 0 || value > max) throw new RangeError(`${what} must be an integer in 0..${max}, got ${value}`);
+  return value;
+}
+
+export function encodePolicyKey(key: PolicyKey): Buffer {
+  const f = LAYOUTS.policyKey.fields;
+  if (key.direction !== PolicyDirection.INGRESS && key.direction !== PolicyDirection.EGRESS) {
+    throw new RangeError(`policy direction must be 1 (ingress) or 2 (egress), got ${key.direction}`);
+  }
+  const buf = Buffer.alloc(LAYOUTS.policyKey.size);
+  writeU32(buf, f.endpoint_id, key.endpointId, "endpointId");
+  writeU32(buf, f.identity, key.identity, "identity");
+  buf.writeUInt16BE(checkRange(key.dport, 0xffff, "dport"), f.dport.offset);
+  buf.writeUInt8(checkRange(key.proto, 0xff, "proto"), f.proto.offset);
+  buf.writeUInt8(key.direction, f.direction.offset);
+  return buf;
+}
+
+export function decodePolicyKey(buf: Buffer): PolicyKey {
+  expectSize(buf, LAYOUTS.policyKey);
+  const f = LAYOUTS.policyKey.fields;
+  return {
+    endpointId: readU32(buf, f.endpoint_id),
+    identity: readU32(buf, f.identity),
+    dport: buf.readUInt16BE(f.dport.offset),
+    proto: buf.readUInt8(f.proto.offset),
+    direction: buf.readUInt8(f.direction.offset),
+  };
+}
+
+export function encodePolicyValue(value: PolicyValue): Buffer {
+  const f = LAYOUTS.policyValue.fields;
+  if (!(Object.values(PolicyAction) as number[]).includes(value.action)) throw new RangeError(`policy action must be 1, 2 or 3, got ${value.action}`);
+  if (value.action === PolicyAction.REDIRECT && !value.proxyPort) throw new RangeError("a redirect row needs a proxyPort");
+  const buf = Buffer.alloc(LAYOUTS.policyValue.size);
+  buf.writeUInt8(value.action, f.action.offset);
+  buf.writeUInt16BE(checkRange(value.proxyPort, 0xffff, "proxyPort"), f.proxy_port.offset);
+  writeU32(buf, f.rule_id, value.ruleId, "ruleId");
+  return buf;
+}
+
+export function decodePolicyValue(buf: Buffer): PolicyValue {
+  expectSize(buf, LAYOUTS.policyValue);
+  const f = LAYOUTS.policyValue.fields;
+  return { action: buf.readUInt8(f.action.offset), proxyPort: buf.readUInt16BE(f.proxy_port.offset), ruleId: readU32(buf, f.rule_id) };
+}
+
+// --- bpfnet_ct --------------------------------------------------------------
+
+/** Which end's hook made a CT entry: egress out of the source endpoint, ingress into the destination. */
+export type CtHook = "egress" | "ingress";
+const CT_HOOK_CODES: Record<CtHook, number> = { egress: ABI_CONSTANTS.BPFNET_CT_EGRESS, ingress: ABI_CONSTANTS.BPFNET_CT_INGRESS };
+
+export interface CtKey {
+  saddr: string;
+  daddr: string;
+  sport: number;
+  dport: number;
+  proto: number;
+  hook: CtHook;
+}
+
+export interface CtValue {
+  /** Deadline on CLOCK_MONOTONIC (bpf_ktime_get_ns; monotonicNowNs() in the same clock). */
+  expiresNs: bigint;
+  /** The peer's identity when the entry was made (0 when the direction was not enforced). */
+  srcIdentity: number;
+  revNatIndex: number;
+  proxyPort: number;
+  backendId: number;
+  /** Union of the TCP flags seen. */
+  tcpFlags: number;
+  /** A reply passed (TCP: established). */
+  seenReply: boolean;
+  /** FIN or RST seen. */
+  closing: boolean;
+}
+
+export interface CtEntry extends CtKey, CtValue {}
+
+export function encodeCtKey(key: CtKey): Buffer {
+  const f = LAYOUTS.ctKey.fields;
+  if (!(key.hook in CT_HOOK_CODES)) throw new TypeError(`unknown CT hook ${JSON.stringify(key.hook)}`);
+  const buf = Buffer.alloc(LAYOUTS.ctKey.size);
+  parseIPv4(key.saddr).copy(buf, f.saddr.offset);
+  parseIPv4(key.daddr).copy(buf, f.daddr.offset);
+  buf.writeUInt16BE(checkRange(key.sport, 0xffff, "sport"), f.sport.offset);
+  buf.writeUInt16BE(checkRange(key.dport, 0xffff, "dport"), f.dport.offset);
+  buf.writeUInt8(checkRange(key.proto, 0xff, "proto"), f.proto.offset);
+  buf.writeUInt8(CT_HOOK_CODES[key.hook], f.flags.offset);
+  return buf;
+}
+
+export function decodeCtKey(buf: Buffer): CtKey {
+  expectSize(buf, LAYOUTS.ctKey);
+  const f = LAYOUTS.ctKey.fields;
+  const code = buf.readUInt8(f.flags.offset);
+  return {
+    saddr: formatIPv4(buf, f.saddr.offset),
+    daddr: formatIPv4(buf, f.daddr.offset),
+    sport: buf.readUInt16BE(f.sport.offset),
+    dport: buf.readUInt16BE(f.dport.offset),
+    proto: buf.readUInt8(f.proto.offset),
+    hook: code === CT_HOOK_CODES.ingress ? "ingress" : "egress",
+  };
+}
+
+export function decodeCtValue(buf: Buffer): CtValue {
+  expectSize(buf, LAYOUTS.ctEntry);
+  const f = LAYOUTS.ctEntry.fields;
+  const flags = buf.readUInt8(f.flags.offset);
+  const u16 = (field: FieldLayout) => (LE ? buf.readUInt16LE(field.offset) : buf.readUInt16BE(field.offset));
+  return {
+    expiresNs: readU64(buf, f.expires.offset),
+    srcIdentity: readU32(buf, f.src_identity),
+    revNatIndex: u16(f.rev_nat_index),
+    proxyPort: buf.readUInt16BE(f.proxy_port.offset),
+    backendId: readU32(buf, f.backend_id),
+    tcpFlags: buf.readUInt8(f.tcp_flags.offset),
+    seenReply: (flags & ABI_CONSTANTS.BPFNET_CT_SEEN_REPLY) !== 0,
+    closing: (flags & ABI_CONSTANTS.BPFNET_CT_CLOSING) !== 0,
+  };
+}
+
+/** Now on the clock CT deadlines use (CLOCK_MONOTONIC, as bpf_ktime_get_ns). */
+export function monotonicNowNs(): bigint {
+  return process.hrtime.bigint();
 }

@@ -9,6 +9,8 @@
 #include <linux/pkt_cls.h>
 #include <bpf/bpf_helpers.h>
 
+#define HOOK_DIRECTION METRIC_EGRESS
+
 #include "lib/abi.h"
 #include "lib/maps.h"
 #include "lib/pkt.h"
@@ -17,6 +19,7 @@
 
 static __always_inline int handle_from_host(struct __sk_buff *skb)
 {
+	struct flow f = {};
 	struct pkt pkt;
 	int ret = parse_ipv4(skb, &pkt);
 
@@ -24,13 +27,14 @@ static __always_inline int handle_from_host(struct __sk_buff *skb)
 		return TC_ACT_OK;
 	if (ret < 0)
 		return ret;
-	return forward_to_pod(skb, &pkt, false, DROP_NO_ROUTE);	/* bpfnet_host leads nowhere else */
+	/* A local endpoint's ingress policy sees the sender's identity from the ipcache (the host: 1). */
+	return forward_to_pod(skb, &pkt, &f, false, DROP_NO_ROUTE);	/* bpfnet_host leads nowhere else */
 }
 
 SEC("tc")
 int from_host(struct __sk_buff *skb)
 {
-	return bpfnet_exit(skb, METRIC_EGRESS, handle_from_host(skb));
+	return bpfnet_exit(skb, HOOK_DIRECTION, handle_from_host(skb));
 }
 
 char _license[] SEC("license") = "Apache-2.0";

@@ -8,6 +8,8 @@
 #include <linux/pkt_cls.h>
 #include <bpf/bpf_helpers.h>
 
+#define HOOK_DIRECTION METRIC_INGRESS
+
 #include "lib/abi.h"
 #include "lib/maps.h"
 #include "lib/pkt.h"
@@ -29,6 +31,8 @@ static __always_inline const struct bpfnet_endpoint *source_endpoint(struct __sk
 
 static __always_inline int handle_from_container(struct __sk_buff *skb)
 {
+	const struct bpfnet_endpoint *src;
+	struct flow f = {};
 	struct pkt pkt;
 	int ret = parse_ipv4(skb, &pkt);
 
@@ -36,16 +40,23 @@ static __always_inline int handle_from_container(struct __sk_buff *skb)
 		return TC_ACT_OK;	/* ARP for the gateway etc.: the host stack answers */
 	if (ret < 0)
 		return ret;
-	if (!source_endpoint(skb, &pkt))
+	src = source_endpoint(skb, &pkt);
+	if (!src)
 		return DROP_SPOOFED_SOURCE;
+	/* The sender's egress policy, then (for a local destination) the receiver's ingress. */
+	ret = enforce(skb, &pkt, &f, src, BPFNET_POLICY_EGRESS);
+	if (ret < 0)
+		return ret;
+	if (ret == ENFORCE_TO_PROXY)
+		return TC_ACT_OK;
 	/* Not a pod: the host, the outside world, or l3 mode, all routed by the host. */
-	return forward_to_pod(skb, &pkt, true, TC_ACT_OK);
+	return forward_to_pod(skb, &pkt, &f, true, TC_ACT_OK);
 }
 
 SEC("tc")
 int from_container(struct __sk_buff *skb)
 {
-	return bpfnet_exit(skb, METRIC_INGRESS, handle_from_container(skb));
+	return bpfnet_exit(skb, HOOK_DIRECTION, handle_from_container(skb));
 }
 
 char _license[] SEC("license") = "Apache-2.0";

@@ -10,6 +10,8 @@
 #include <linux/pkt_cls.h>
 #include <bpf/bpf_helpers.h>
 
+#define HOOK_DIRECTION METRIC_INGRESS
+
 #include "lib/abi.h"
 #include "lib/maps.h"
 #include "lib/pkt.h"
@@ -72,6 +74,7 @@ static __always_inline int handle_from_overlay(struct __sk_buff *skb)
 {
 	const struct bpfnet_endpoint *ep;
 	const struct bpfnet_config *cfg;
+	struct flow f = {};
 	struct pkt pkt;
 	int ret;
 
@@ -87,7 +90,7 @@ static __always_inline int handle_from_overlay(struct __sk_buff *skb)
 
 	ep = endpoint_lookup(pkt.ip4->daddr);
 	if (ep)
-		return local_deliver(&pkt, ep, true);
+		return endpoint_deliver(skb, &pkt, &f, ep, true);	/* source identity: the ipcache */
 	if (cfg && cfg->gateway_ip4 && pkt.ip4->daddr == cfg->gateway_ip4)
 		return host_deliver(skb);
 	return DROP_UNKNOWN_ENDPOINT;
@@ -96,7 +99,7 @@ static __always_inline int handle_from_overlay(struct __sk_buff *skb)
 SEC("tc")
 int from_overlay(struct __sk_buff *skb)
 {
-	return bpfnet_exit(skb, METRIC_INGRESS, handle_from_overlay(skb));
+	return bpfnet_exit(skb, HOOK_DIRECTION, handle_from_overlay(skb));
 }
 
 char _license[] SEC("license") = "Apache-2.0";

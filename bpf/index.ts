@@ -11,8 +11,24 @@
 export { BpfError } from "./errors";
 export type { BpfErrorDetails } from "./errors";
 export { DEFAULT_PIN_ROOT, defaultObjectDir, nativeAddonPath } from "./paths";
-export { ABI_CONSTANTS, DropReason, LAYOUTS, reasonName, TcAction, Verdict } from "./abi";
+export {
+  ABI_CONSTANTS,
+  DropReason,
+  EndpointFlags,
+  Identity,
+  LAYOUTS,
+  monotonicNowNs,
+  PolicyAction,
+  PolicyDirection,
+  reasonName,
+  TcAction,
+  Verdict,
+} from "./abi";
 export type {
+  CtEntry,
+  CtHook,
+  CtKey,
+  CtValue,
   Counters,
   DatapathConfig,
   DatapathMode,
@@ -21,12 +37,15 @@ export type {
   FieldLayout,
   MetricsKey,
   PeerEntry,
+  PolicyKey,
+  PolicyRow,
+  PolicyValue,
   StructLayout,
   TunnelEntry,
 } from "./abi";
 export { BpfObject, BpfProgram, DATAPATH_PROGRAMS, loadDatapathObjects, objectPath } from "./object";
 export type { DatapathObjects, DatapathProgram, LoadOptions } from "./object";
-export { BpfMap, ConfigMap, EndpointMap, MetricsMap, openDatapathMaps, PeerMap, TunnelMap } from "./maps";
+export { BpfMap, ConfigMap, CtMap, EndpointMap, IpcacheMap, MetricsMap, openDatapathMaps, PeerMap, PolicyMap, TunnelMap } from "./maps";
 export type { DatapathMaps, MapInfo, MetricsEntry, UpdateMode } from "./maps";
 export { DEFAULT_TC_HANDLE, DEFAULT_TC_PRIORITY, TcHook } from "./tc";
 export type { TcAttachment, TcAttachOptions, TcDirection, TcFilterOptions, TcHookOptions } from "./tc";

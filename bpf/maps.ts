@@ -1,11 +1,29 @@
 /**
- * Maps: BpfMap is the raw Buffer-level handle; EndpointMap, TunnelMap,
- * ConfigMap and MetricsMap validate and encode (via abi.ts) so callers work
- * with addresses and numbers only.
+ * Maps: BpfMap is the raw Buffer-level handle; the typed maps (EndpointMap,
+ * TunnelMap, PeerMap, IpcacheMap, PolicyMap, CtMap, ConfigMap, MetricsMap)
+ * validate and encode (via abi.ts) so callers work with addresses and numbers.
  */
 import { join } from "path";
 import {
+  CtEntry,
+  CtKey,
+  CtValue,
   Counters,
+  decodeCtKey,
+  decodeCtValue,
+  decodeIpcacheEntry,
+  decodeIpcacheKey,
+  decodePolicyKey,
+  decodePolicyValue,
+  encodeCtKey,
+  encodeIpcacheEntry,
+  encodeIpcacheKey,
+  encodePolicyKey,
+  encodePolicyValue,
+  Identity,
+  PolicyKey,
+  PolicyRow,
+  PolicyValue,
   DatapathConfig,
   decodeConfig,
   decodeEndpoint,
@@ -107,7 +125,7 @@ export class BpfMap {
 }
 
 /** Map types this module checks for (linux/bpf.h enum bpf_map_type). */
-const MapType = { HASH: 1, ARRAY: 2, PERCPU_HASH: 5, LPM_TRIE: 11 } as const;
+const MapType = { HASH: 1, ARRAY: 2, PERCPU_HASH: 5, LRU_HASH: 9, LPM_TRIE: 11 } as const;
 
 /**
  * Refuses a map whose shape differs from what abi.ts encodes: a map pinned by
@@ -252,6 +270,130 @@ export class PeerMap extends TypedMap {
   }
 }
 
+/**
+ * bpfnet_ipcache: address prefix → security identity. Lookups in the datapath use the /32, so
+ * an endpoint's /32 beats a CIDR rule's prefix; an address with no row is Identity.WORLD.
+ */
+export class IpcacheMap extends TypedMap {
+  static readonly mapName = "bpfnet_ipcache";
+
+  constructor(map: BpfMap) {
+    super(map);
+    checkShape(map, IpcacheMap.mapName, MapType.LPM_TRIE, LAYOUTS.ipcacheKey, LAYOUTS.ipcacheEntry);
+  }
+
+  static open(pinRoot: string): IpcacheMap {
+    return openPinned(pinRoot, IpcacheMap.mapName, (map) => new IpcacheMap(map));
+  }
+
+  /** The identity of exactly this prefix ("10.1.2.3/32" for an address's own row). */
+  get(cidr: string): number | undefined {
+    const value = this.map.lookup(encodeIpcacheKey(cidr));
+    return value && decodeIpcacheEntry(value);
+  }
+
+  /** What the datapath resolves an address to: the longest matching prefix, else WORLD. */
+  resolve(ip: string): number {
+    const value = this.map.lookup(encodeIpcacheKey(`${ip}/32`));
+    return value ? decodeIpcacheEntry(value) : Identity.WORLD;
+  }
+
+  set(cidr: string, identity: number): void {
+    this.map.update(encodeIpcacheKey(cidr), encodeIpcacheEntry(identity));
+  }
+
+  delete(cidr: string): boolean {
+    return this.map.delete(encodeIpcacheKey(cidr));
+  }
+
+  entries(): [string, number][] {
+    return this.decodedEntries(decodeIpcacheKey, decodeIpcacheEntry);
+  }
+}
+
+/**
+ * bpfnet_policy: every local endpoint's policy rows. The datapath looks a packet up in a fixed
+ * order of at most six keys (see bpf/README.md); no row is a drop for an enforcing endpoint.
+ */
+export class PolicyMap extends TypedMap {
+  static readonly mapName = "bpfnet_policy";
+
+  constructor(map: BpfMap) {
+    super(map);
+    checkShape(map, PolicyMap.mapName, MapType.HASH, LAYOUTS.policyKey, LAYOUTS.policyValue);
+  }
+
+  static open(pinRoot: string): PolicyMap {
+    return openPinned(pinRoot, PolicyMap.mapName, (map) => new PolicyMap(map));
+  }
+
+  get(key: PolicyKey): PolicyValue | undefined {
+    const value = this.map.lookup(encodePolicyKey(key));
+    return value && decodePolicyValue(value);
+  }
+
+  /** Adds or replaces the row for the key fields of `row`. */
+  set(row: PolicyRow): void {
+    this.map.update(encodePolicyKey(row), encodePolicyValue(row));
+  }
+
+  delete(key: PolicyKey): boolean {
+    return this.map.delete(encodePolicyKey(key));
+  }
+
+  /** Every row (of one endpoint when endpointId is given). */
+  entries(endpointId?: number): PolicyRow[] {
+    return this.decodedEntries(decodePolicyKey, decodePolicyValue)
+      .map(([key, value]) => ({ ...key, ...value }))
+      .filter((row) => endpointId === undefined || row.endpointId === endpointId);
+  }
+}
+
+/**
+ * bpfnet_ct: connection tracking (LRU). The datapath makes and refreshes entries; the agent
+ * removes expired ones with gc() and never empties the map (live flows would lose their
+ * replies' pass).
+ */
+export class CtMap extends TypedMap {
+  static readonly mapName = "bpfnet_ct";
+
+  constructor(map: BpfMap) {
+    super(map);
+    checkShape(map, CtMap.mapName, MapType.LRU_HASH, LAYOUTS.ctKey, LAYOUTS.ctEntry);
+  }
+
+  static open(pinRoot: string): CtMap {
+    return openPinned(pinRoot, CtMap.mapName, (map) => new CtMap(map));
+  }
+
+  get(key: CtKey): CtValue | undefined {
+    const value = this.map.lookup(encodeCtKey(key));
+    return value && decodeCtValue(value);
+  }
+
+  entries(): CtEntry[] {
+    return this.decodedEntries(decodeCtKey, decodeCtValue).map(([key, value]) => ({ ...key, ...value }));
+  }
+
+  delete(key: CtKey): boolean {
+    return this.map.delete(encodeCtKey(key));
+  }
+
+  /**
+   * Deletes the entries whose deadline is at or before nowNs (CLOCK_MONOTONIC: pass
+   * monotonicNowNs()); returns how many went. The datapath never takes an expired entry for a
+   * live one, so a late GC only costs map space.
+   */
+  gc(nowNs: bigint): number {
+    let removed = 0;
+    for (const key of this.map.keys()) {
+      const value = this.map.lookup(key);
+      if (value && decodeCtValue(value).expiresNs <= nowNs && this.map.delete(key)) removed++;
+    }
+    return removed;
+  }
+}
+
 /** bpfnet_config: the single settings slot. */
 export class ConfigMap extends TypedMap {
   static readonly mapName = "bpfnet_config";
@@ -316,6 +458,9 @@ export interface DatapathMaps {
   endpoints: EndpointMap;
   tunnel: TunnelMap;
   peers: PeerMap;
+  ipcache: IpcacheMap;
+  policy: PolicyMap;
+  ct: CtMap;
   config: ConfigMap;
   metrics: MetricsMap;
   close(): void;
@@ -329,6 +474,9 @@ export function openDatapathMaps(pinRoot: string): DatapathMaps {
       endpoints: track(EndpointMap.open(pinRoot)),
       tunnel: track(TunnelMap.open(pinRoot)),
       peers: track(PeerMap.open(pinRoot)),
+      ipcache: track(IpcacheMap.open(pinRoot)),
+      policy: track(PolicyMap.open(pinRoot)),
+      ct: track(CtMap.open(pinRoot)),
       config: track(ConfigMap.open(pinRoot)),
       metrics: track(MetricsMap.open(pinRoot)),
       close: () => opened.forEach((m) => m.close()),

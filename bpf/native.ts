@@ -72,6 +72,7 @@ export interface NativeTestRun {
   retval: number;
   data: Buffer;
   duration: number;
+  mark: number;
 }
 
 export interface NativeBinding {

@@ -17,6 +17,8 @@ export interface TestRunResult {
   data: Buffer;
   /** Average run time in nanoseconds. */
   durationNs: number;
+  /** skb->mark as the program left it (e.g. a redirect to the L7 proxy). */
+  mark: number;
 }
 
 /**
@@ -35,5 +37,5 @@ export function testRun(prog: BpfProgram, packet: Buffer, options: TestRunOption
     throw new RangeError(`cb must be at most 5 u32 words, got ${JSON.stringify(options.cb)}`);
   }
   const out = native().progTestRun(prog.fd, packet, repeat, ifindex, options.cb);
-  return { retval: out.retval, data: out.data, durationNs: out.duration };
+  return { retval: out.retval, data: out.data, durationNs: out.duration, mark: out.mark };
 }

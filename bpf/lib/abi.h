@@ -28,6 +28,7 @@
  */
 #define REASON_FORWARDED	0	/* redirected by the datapath */
 #define REASON_PASSED		1	/* handed to the host stack (TC_ACT_OK) */
+#define REASON_POLICY_AUDIT	2	/* a policy deny let through by audit mode (counted besides the verdict) */
 
 /* Drop reasons: negative so a handler can return them in place of a TC action. */
 #define DROP_INVALID		-130	/* truncated or malformed Ethernet/IPv4 header */
@@ -41,13 +42,56 @@
 #define DROP_UNKNOWN_PEER	-138	/* overlay: outer source is no member host's underlay address */
 #define DROP_BAD_VNI		-139	/* overlay: the VNI is not the network's */
 #define DROP_NO_TUNNEL_INFO	-140	/* overlay: no tunnel metadata (device not in external mode) */
+#define DROP_POLICY_DENIED	-141	/* an enforcing endpoint's policy has no allow for the packet */
+#define DROP_CT_FULL		-142	/* a connection-tracking entry could not be created (fail closed) */
 
-/* bpfnet_endpoint.flags: reserved, none defined yet. */
+/*
+ * bpfnet_endpoint.flags: policy enforcement per direction. An endpoint with
+ * no bit set is open (no CT, no policy lookups). AUDIT: a would-be drop is
+ * counted as REASON_POLICY_AUDIT and the packet passes.
+ */
+#define BPFNET_EP_ENFORCE_INGRESS	1
+#define BPFNET_EP_ENFORCE_EGRESS	2
+#define BPFNET_EP_AUDIT_INGRESS		4
+#define BPFNET_EP_AUDIT_EGRESS		8
+
+/* Security identities (Cilium's numbering); endpoints get 256 and up, < 2^24. */
+#define BPFNET_ID_ANY		0	/* policy keys: any peer */
+#define BPFNET_ID_HOST		1	/* this host */
+#define BPFNET_ID_WORLD		2	/* no ipcache row: outside the network */
+#define BPFNET_ID_HEALTH	4
+#define BPFNET_ID_REMOTE_NODE	6	/* other hosts' addresses */
+
+/* bpfnet_policy_key.direction */
+#define BPFNET_POLICY_INGRESS	1	/* into the endpoint */
+#define BPFNET_POLICY_EGRESS	2	/* out of the endpoint */
+
+/* bpfnet_policy_value.action */
+#define BPFNET_ACTION_ALLOW	1
+#define BPFNET_ACTION_DENY	2
+#define BPFNET_ACTION_REDIRECT	3	/* to the L7 proxy: skb->mark = MARK_TO_PROXY | port << 16, to the host stack */
+
+#define BPFNET_MARK_TO_PROXY	0x0b9f	/* low 16 bits of skb->mark of a packet redirected to the proxy */
+
+/* bpfnet_ct_key.flags: which end's hook made the entry. */
+#define BPFNET_CT_EGRESS	0	/* made as the packet left its source endpoint */
+#define BPFNET_CT_INGRESS	1	/* made as the packet was delivered to its destination endpoint */
+
+/* bpfnet_ct_entry.flags */
+#define BPFNET_CT_SEEN_REPLY	1	/* a reply passed: TCP counts as established */
+#define BPFNET_CT_CLOSING	2	/* FIN or RST seen */
+
+/* Connection-tracking lifetimes when bpfnet_config leaves them 0, in seconds. */
+#define BPFNET_CT_LIFETIME_TCP_DEFAULT		21600	/* established TCP */
+#define BPFNET_CT_LIFETIME_SHORT_DEFAULT	60	/* SYN, FIN/RST, non-TCP */
 
 #define BPFNET_ENDPOINTS_MAX	16384
 #define BPFNET_TUNNEL_MAX	4096
 #define BPFNET_METRICS_MAX	8192
 #define BPFNET_PEERS_MAX	4096
+#define BPFNET_IPCACHE_MAX	65536
+#define BPFNET_POLICY_MAX	65536
+#define BPFNET_CT_MAX		65536
 
 struct bpfnet_endpoint_key {
 	__be32 ip4;
@@ -80,7 +124,8 @@ struct bpfnet_config {
 	__u32 host_ifindex;	/* bpfnet_host */
 	__u32 flags;
 	__be32 gateway_ip4;	/* this host's gateway address (on bpfnet_host); 0 = unset */
-	__u32 pad[2];
+	__u32 ct_lifetime_tcp;	/* seconds; 0 = BPFNET_CT_LIFETIME_TCP_DEFAULT */
+	__u32 ct_lifetime_short;	/* seconds; 0 = BPFNET_CT_LIFETIME_SHORT_DEFAULT */
 };
 
 /* The network's member hosts, by underlay address: the only outer sources bpf_overlay accepts. */
@@ -91,6 +136,59 @@ struct bpfnet_peer_key {
 struct bpfnet_peer {
 	__u32 flags;		/* none defined yet */
 	__u32 pad;
+};
+
+/* ipcache: address (LPM, always looked up as /32) → security identity. No row = world. */
+struct bpfnet_ipcache_key {
+	__u32  prefixlen;
+	__be32 ip4;
+};
+
+struct bpfnet_ipcache_entry {
+	__u32 identity;
+	__u32 flags;		/* none defined yet */
+};
+
+struct bpfnet_policy_key {
+	__u32 endpoint_id;	/* bpfnet_endpoint.endpoint_id of the local endpoint */
+	__u32 identity;		/* the peer's; BPFNET_ID_ANY = any */
+	__be16 dport;		/* 0 = any port */
+	__u8  proto;		/* IPPROTO_*; 0 = any */
+	__u8  direction;	/* BPFNET_POLICY_* */
+};
+
+struct bpfnet_policy_value {
+	__u8  action;		/* BPFNET_ACTION_* */
+	__u8  pad;
+	__be16 proxy_port;	/* BPFNET_ACTION_REDIRECT */
+	__u32 rule_id;		/* the agent's number of the rule that made the row */
+};
+
+/*
+ * One connection-tracking entry per flow and end: the packet's own 5-tuple
+ * as it was seen, and which hook made it (BPFNET_CT_*). Ports are 0 for
+ * protocols without them; ICMP echo uses the identifier as sport (request)
+ * or dport (reply), so a reply's reversed tuple finds the request's entry.
+ */
+struct bpfnet_ct_key {
+	__be32 saddr;
+	__be32 daddr;
+	__be16 sport;
+	__be16 dport;
+	__u8  proto;
+	__u8  flags;		/* BPFNET_CT_EGRESS / BPFNET_CT_INGRESS */
+	__u8  pad[2];
+};
+
+struct bpfnet_ct_entry {
+	__u64 expires;		/* bpf_ktime_get_ns() deadline (CLOCK_MONOTONIC) */
+	__u32 src_identity;	/* the peer's identity when the entry was made */
+	__u16 rev_nat_index;	/* reserved for service load balancing */
+	__be16 proxy_port;	/* the flow was redirected to the proxy */
+	__u32 backend_id;	/* reserved for service load balancing */
+	__u8  tcp_flags;	/* union of TCP flags seen */
+	__u8  flags;		/* BPFNET_CT_SEEN_REPLY | BPFNET_CT_CLOSING */
+	__u8  pad[2];
 };
 
 struct bpfnet_metrics_key {
@@ -112,6 +210,12 @@ _Static_assert(sizeof(struct bpfnet_tunnel) == 8, "tunnel value ABI");
 _Static_assert(sizeof(struct bpfnet_config) == 32, "config ABI");
 _Static_assert(sizeof(struct bpfnet_peer_key) == 4, "peer key ABI");
 _Static_assert(sizeof(struct bpfnet_peer) == 8, "peer value ABI");
+_Static_assert(sizeof(struct bpfnet_ipcache_key) == 8, "ipcache key ABI");
+_Static_assert(sizeof(struct bpfnet_ipcache_entry) == 8, "ipcache value ABI");
+_Static_assert(sizeof(struct bpfnet_policy_key) == 12, "policy key ABI");
+_Static_assert(sizeof(struct bpfnet_policy_value) == 8, "policy value ABI");
+_Static_assert(sizeof(struct bpfnet_ct_key) == 16, "ct key ABI");
+_Static_assert(sizeof(struct bpfnet_ct_entry) == 24, "ct value ABI");
 _Static_assert(sizeof(struct bpfnet_metrics_key) == 8, "metrics key ABI");
 _Static_assert(sizeof(struct bpfnet_metrics_value) == 16, "metrics value ABI");
 

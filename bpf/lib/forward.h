@@ -5,6 +5,7 @@
 
 #include <stdbool.h>
 #include <linux/pkt_cls.h>
+#include "enforce.h"
 #include "maps.h"
 #include "pkt.h"
 
@@ -25,6 +26,22 @@ static __always_inline int local_deliver(struct pkt *pkt, const struct bpfnet_en
 	}
 	eth_rewrite(pkt->eth, ep->node_mac, ep->mac);
 	return bpf_redirect(ep->ifindex, 0);
+}
+
+/*
+ * Delivers to a local endpoint after its ingress policy: a denied packet is
+ * dropped, one redirected to the proxy goes to the host stack instead.
+ */
+static __always_inline int endpoint_deliver(struct __sk_buff *skb, struct pkt *pkt, struct flow *f,
+					    const struct bpfnet_endpoint *ep, bool dec_ttl)
+{
+	int ret = enforce(skb, pkt, f, ep, BPFNET_POLICY_INGRESS);
+
+	if (ret < 0)
+		return ret;
+	if (ret == ENFORCE_TO_PROXY)
+		return TC_ACT_OK;
+	return local_deliver(pkt, ep, dec_ttl);
 }
 
 /*
@@ -59,19 +76,19 @@ tunnel_route(const struct bpfnet_config *cfg, __be32 daddr)
 
 /*
  * Sends an IPv4 packet to the pod that owns its destination: a local endpoint
- * by redirect, a pod on another host through the tunnel (vxlan mode). Any
+ * by redirect (after its ingress policy), a pod on another host through the tunnel (vxlan mode). Any
  * other destination returns `no_pod`: each attach point decides what that
  * means (the host stack for a container's packets, a drop on bpfnet_host).
  */
-static __always_inline int forward_to_pod(struct __sk_buff *skb, struct pkt *pkt, bool dec_ttl,
-					  int no_pod)
+static __always_inline int forward_to_pod(struct __sk_buff *skb, struct pkt *pkt, struct flow *f,
+					  bool dec_ttl, int no_pod)
 {
 	const struct bpfnet_endpoint *ep = endpoint_lookup(pkt->ip4->daddr);
 	const struct bpfnet_config *cfg;
 	const struct bpfnet_tunnel *tun;
 
 	if (ep)
-		return local_deliver(pkt, ep, dec_ttl);
+		return endpoint_deliver(skb, pkt, f, ep, dec_ttl);
 	cfg = config_get();
 	tun = tunnel_route(cfg, pkt->ip4->daddr);
 	if (cfg && tun)

@@ -41,6 +41,35 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } bpfnet_peers SEC(".maps");
 
+/* Address → security identity, for every endpoint of the network, host addresses and CIDR rules. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__type(key, struct bpfnet_ipcache_key);
+	__type(value, struct bpfnet_ipcache_entry);
+	__uint(max_entries, BPFNET_IPCACHE_MAX);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} bpfnet_ipcache SEC(".maps");
+
+/* Every local endpoint's policy rows, keyed by endpoint id: one map, a bounded lookup order. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__type(key, struct bpfnet_policy_key);
+	__type(value, struct bpfnet_policy_value);
+	__uint(max_entries, BPFNET_POLICY_MAX);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} bpfnet_policy SEC(".maps");
+
+/* Connection tracking, global (to be shared with service load balancing). */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__type(key, struct bpfnet_ct_key);
+	__type(value, struct bpfnet_ct_entry);
+	__uint(max_entries, BPFNET_CT_MAX);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} bpfnet_ct SEC(".maps");
+
 /* A single slot: the host's datapath settings. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);

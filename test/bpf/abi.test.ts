@@ -16,9 +16,22 @@ import {
   reasonName,
   StructLayout,
   DropReason,
+  PolicyAction,
+  PolicyDirection,
+  Verdict,
 } from "../../bpf";
 import {
   decodeConfig,
+  decodeCtKey,
+  decodeCtValue,
+  decodeIpcacheKey,
+  decodePolicyKey,
+  decodePolicyValue,
+  encodeCtKey,
+  encodeIpcacheEntry,
+  encodeIpcacheKey,
+  encodePolicyKey,
+  encodePolicyValue,
   decodeEndpoint,
   decodeMetricsKey,
   decodeTunnelKey,
@@ -155,18 +168,62 @@ describe("encoders", () => {
   test("config round-trips and stores mode codes", () => {
     const buf = encodeConfig({ mode: "l3", vni: 77, vxlanIfindex: 0, hostIfindex: 12 });
     expect(buf.readUInt32LE(0)).toBe(ABI_CONSTANTS.BPFNET_MODE_L3);
-    expect(decodeConfig(buf)).toEqual({ mode: "l3", vni: 77, vxlanIfindex: 0, hostIfindex: 12, gateway: "0.0.0.0", flags: 0 });
+    expect(decodeConfig(buf)).toEqual({ mode: "l3", vni: 77, vxlanIfindex: 0, hostIfindex: 12, gateway: "0.0.0.0", flags: 0, ctLifetimeTcp: 0, ctLifetimeShort: 0 });
     expect(decodeConfig(Buffer.alloc(32)).mode).toBe("none");
   });
 
   test("the gateway address is stored in network order in what was padding", () => {
     const buf = encodeConfig({ mode: "vxlan", vni: 7, vxlanIfindex: 3, hostIfindex: 4, gateway: "10.80.146.1" });
     expect(buf.subarray(20, 24).toString("hex")).toBe("0a509201");
-    expect(buf.subarray(24).every((b) => b === 0)).toBe(true);
+    expect(buf.subarray(24).every((b) => b === 0)).toBe(true); // CT lifetimes unset: the datapath's defaults
     expect(decodeConfig(buf).gateway).toBe("10.80.146.1");
     // A slot written by an agent from before the field: its padding was zero, so the gateway reads as unset.
     expect(decodeConfig(Buffer.alloc(32)).gateway).toBe("0.0.0.0");
     expect(() => encodeConfig({ mode: "vxlan", vni: 7, vxlanIfindex: 3, hostIfindex: 4, gateway: "10.80.146" })).toThrow(TypeError);
+  });
+
+  test("CT lifetimes take the last two words (once padding), 0 meaning the default", () => {
+    const buf = encodeConfig({ mode: "l3", vni: 0, vxlanIfindex: 0, hostIfindex: 4, ctLifetimeTcp: 3600, ctLifetimeShort: 30 });
+    expect([buf.readUInt32LE(24), buf.readUInt32LE(28)]).toEqual([3600, 30]);
+    expect(decodeConfig(buf)).toMatchObject({ ctLifetimeTcp: 3600, ctLifetimeShort: 30 });
+    expect(() => encodeConfig({ mode: "l3", vni: 0, vxlanIfindex: 0, hostIfindex: 4, ctLifetimeTcp: -1 })).toThrow(RangeError);
+  });
+
+  test("policy keys: ids in host order, the port in network order, wildcards as zeros", () => {
+    const key = encodePolicyKey({ endpointId: 5, identity: 300, dport: 8080, proto: 6, direction: PolicyDirection.INGRESS });
+    expect(key.toString("hex")).toBe("05000000" + "2c010000" + "1f90" + "06" + "01");
+    expect(decodePolicyKey(key)).toEqual({ endpointId: 5, identity: 300, dport: 8080, proto: 6, direction: 1 });
+    const value = encodePolicyValue({ action: PolicyAction.REDIRECT, proxyPort: 15001, ruleId: 9 });
+    expect(value.toString("hex")).toBe("03" + "00" + "3a99" + "09000000");
+    expect(decodePolicyValue(value)).toEqual({ action: 3, proxyPort: 15001, ruleId: 9 });
+    // Hostile or careless values never reach the map.
+    expect(() => encodePolicyKey({ endpointId: 5, identity: 0, dport: 70000, proto: 6, direction: 1 })).toThrow(RangeError);
+    expect(() => encodePolicyKey({ endpointId: 5, identity: 0, dport: 80, proto: 256, direction: 1 })).toThrow(RangeError);
+    expect(() => encodePolicyKey({ endpointId: 5, identity: 0, dport: 80, proto: 6, direction: 3 })).toThrow(RangeError);
+    expect(() => encodePolicyKey({ endpointId: -1, identity: 0, dport: 80, proto: 6, direction: 1 })).toThrow(RangeError);
+    expect(() => encodePolicyValue({ action: 4, proxyPort: 0, ruleId: 0 })).toThrow(RangeError);
+    expect(() => encodePolicyValue({ action: PolicyAction.REDIRECT, proxyPort: 0, ruleId: 0 })).toThrow(/proxyPort/);
+  });
+
+  test("ipcache keys are LPM keys; identity 0 (any) is refused as an address's identity", () => {
+    expect(encodeIpcacheKey("10.1.0.0/16").toString("hex")).toBe("10000000" + "0a010000");
+    expect(decodeIpcacheKey(encodeIpcacheKey("10.1.2.3/32"))).toBe("10.1.2.3/32");
+    expect(encodeIpcacheEntry(256).toString("hex")).toBe("00010000" + "00000000");
+    expect(() => encodeIpcacheEntry(0)).toThrow(RangeError);
+    expect(() => encodeIpcacheKey("10.1.2.3/16")).toThrow(/host bits/);
+  });
+
+  test("CT keys hold the tuple in network order and the hook", () => {
+    const key = encodeCtKey({ saddr: "10.0.0.1", daddr: "10.0.0.2", sport: 40000, dport: 80, proto: 6, hook: "ingress" });
+    expect(key.toString("hex")).toBe("0a000001" + "0a000002" + "9c40" + "0050" + "06" + "01" + "0000");
+    expect(decodeCtKey(key)).toEqual({ saddr: "10.0.0.1", daddr: "10.0.0.2", sport: 40000, dport: 80, proto: 6, hook: "ingress" });
+    const value = Buffer.alloc(24);
+    value.writeBigUInt64LE(123456789n, 0);
+    value.writeUInt32LE(300, 8);
+    value[20] = 0x12; // SYN|ACK
+    value[21] = ABI_CONSTANTS.BPFNET_CT_SEEN_REPLY;
+    expect(decodeCtValue(value)).toEqual({ expiresNs: 123456789n, srcIdentity: 300, revNatIndex: 0, proxyPort: 0, backendId: 0, tcpFlags: 0x12, seenReply: true, closing: false });
+    expect(() => encodeCtKey({ saddr: "10.0.0.1", daddr: "10.0.0.2", sport: 1, dport: 2, proto: 6, hook: "sideways" as never })).toThrow(TypeError);
   });
 
   test("metrics keys store drop reasons by absolute value and decode them back", () => {
@@ -176,6 +233,9 @@ describe("encoders", () => {
     expect(decodeMetricsKey(encodeMetricsKey({ id: 5, direction: "ingress", reason: 1 })).reason).toBe(1);
     expect(reasonName(DropReason.UNKNOWN_ENDPOINT)).toBe("unknown-endpoint");
     expect(reasonName(0)).toBe("forwarded");
+    expect(decodeMetricsKey(encodeMetricsKey({ id: 5, direction: "ingress", reason: Verdict.POLICY_AUDIT })).reason).toBe(Verdict.POLICY_AUDIT);
+    expect(reasonName(Verdict.POLICY_AUDIT)).toBe("policy-audit");
+    expect(reasonName(DropReason.POLICY_DENIED)).toBe("policy-denied");
   });
 
   test("per-CPU counters are summed over every CPU slot", () => {

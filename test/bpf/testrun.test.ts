@@ -91,7 +91,7 @@ function fromPodA(dst: string, ttl = 64): Buffer {
 
 describe("pinned maps", () => {
   test("all three objects share one instance of each map, pinned under the pin root", () => {
-    for (const name of ["bpfnet_endpoints", "bpfnet_tunnel", "bpfnet_config", "bpfnet_metrics"]) {
+    for (const name of ["bpfnet_endpoints", "bpfnet_tunnel", "bpfnet_peers", "bpfnet_ipcache", "bpfnet_policy", "bpfnet_ct", "bpfnet_config", "bpfnet_metrics"]) {
       const ids = [dp.lxc, dp.overlay, dp.host].map((obj) => {
         const map = obj.map(name);
         try {
@@ -135,7 +135,7 @@ describe("pinned maps", () => {
     expect(maps.endpoints.entries().map(([ip]) => ip).sort()).toEqual([POD_A.ip, POD_B_IP]);
     expect(maps.peers.entries()).toEqual([[PEER_UNDERLAY, { flags: 0 }]]);
     expect(maps.tunnel.entries()).toEqual([[REMOTE_PREFIX, { remote: "192.0.2.10", flags: 0 }]]);
-    expect(maps.config.get()).toEqual({ mode: "vxlan", vni: 42, vxlanIfindex: 4343, hostIfindex: 4444, gateway: LOCAL_GATEWAY, flags: 0 });
+    expect(maps.config.get()).toEqual({ mode: "vxlan", vni: 42, vxlanIfindex: 4343, hostIfindex: 4444, gateway: LOCAL_GATEWAY, flags: 0, ctLifetimeTcp: 0, ctLifetimeShort: 0 });
     expect(maps.endpoints.delete(POD_B_IP)).toBe(true);
     expect(maps.endpoints.delete(POD_B_IP)).toBe(false);
     expect(maps.endpoints.get(POD_B_IP)).toBeUndefined();

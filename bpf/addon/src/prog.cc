@@ -33,7 +33,7 @@ Napi::Value ProgInfo(const Napi::CallbackInfo& info) {
   return out;
 }
 
-// progTestRun(fd, data, repeat, ifindex, cb?) → { retval, data, duration }
+// progTestRun(fd, data, repeat, ifindex, cb?) → { retval, data, duration, mark }
 // ifindex > 1 makes the packet appear on that device (skb->ifindex); else loopback.
 // cb (up to 5 u32) presets skb->cb, e.g. for test builds that read metadata from it.
 Napi::Value ProgTestRun(const Napi::CallbackInfo& info) {
@@ -71,6 +71,10 @@ Napi::Value ProgTestRun(const Napi::CallbackInfo& info) {
     opts.ctx_in = &ctx;
     opts.ctx_size_in = sizeof(ctx);
   }
+  __sk_buff ctx_out;
+  std::memset(&ctx_out, 0, sizeof(ctx_out));
+  opts.ctx_out = &ctx_out;
+  opts.ctx_size_out = sizeof(ctx_out);
   BeginOp();
   Check(env, "bpf_prog_test_run_opts", bpf_prog_test_run_opts(fd, &opts));
 
@@ -78,6 +82,7 @@ Napi::Value ProgTestRun(const Napi::CallbackInfo& info) {
   result.Set("retval", opts.retval);
   result.Set("data", Napi::Buffer<uint8_t>::Copy(env, out.data(), opts.data_size_out));
   result.Set("duration", opts.duration);
+  result.Set("mark", ctx_out.mark);
   return result;
 }
 

@@ -75,6 +75,30 @@ export function udp(spec: Ipv4FrameSpec, srcPort: number, dstPort: number, paylo
   return ipv4(spec, 17, Buffer.concat([header, payload]));
 }
 
+export const TCP_FLAGS = { FIN: 0x01, SYN: 0x02, RST: 0x04, PSH: 0x08, ACK: 0x10 } as const;
+
+/** TCP segment without options (checksum left 0: test runs and the datapath do not verify it). */
+export function tcp(spec: Ipv4FrameSpec, srcPort: number, dstPort: number, flags: number, payload: Buffer = Buffer.alloc(0)): Buffer {
+  const header = Buffer.alloc(20);
+  header.writeUInt16BE(srcPort, 0);
+  header.writeUInt16BE(dstPort, 2);
+  header.writeUInt32BE(1, 4); // seq
+  header[12] = 5 << 4; // data offset: 5 words
+  header[13] = flags;
+  header.writeUInt16BE(65535, 14); // window
+  return ipv4(spec, 6, Buffer.concat([header, payload]));
+}
+
+/** ICMP echo reply (type 0) with the identifier icmpEcho uses (0x4242). */
+export function icmpEchoReply(spec: Ipv4FrameSpec): Buffer {
+  const icmp = Buffer.alloc(8 + 32);
+  icmp[0] = 0;
+  icmp.writeUInt16BE(0x4242, 4);
+  icmp.writeUInt16BE(1, 6);
+  icmp.writeUInt16BE(checksum(icmp), 2);
+  return ipv4(spec, 1, icmp);
+}
+
 /** Broadcast ARP who-has targetIp. */
 export function arpRequest(srcMac: string, senderIp: string, targetIp: string): Buffer {
   const arp = Buffer.alloc(28);
