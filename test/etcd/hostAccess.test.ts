@@ -243,6 +243,37 @@ describe("per-host etcd identities with auth on", () => {
     }
   });
 
+  test("an etcd bpfnet did not provision (no CA key): a password user with the same role, over a transport certificate of no user", async () => {
+    const transport = issueHostCert(ca, "bpfnet-agent-transport (no such user)", 30);
+    const inputs = { connection: admin, networkPrefix: PREFIX, hostName: "h5", transport };
+    const outs = (await etcdHostAccessProvider.create!(inputs)).outs as Outs;
+    expect(outs.agentConnection).toEqual({ endpoints: admin.endpoints, caPem: admin.caPem, certPem: transport.certPem, keyPem: transport.keyPem, username: outs.userName, password: expect.any(String) });
+    expect(outs.agentConnection.password.length).toBeGreaterThanOrEqual(32);
+    const h5 = client(outs.agentConnection);
+    await h5.put(nodeKey(PREFIX, "h5")).value("{}").exec();
+    await expect(h5.put(nodeKey(PREFIX, "h1")).value("{}").exec()).rejects.toThrow(DENIED);
+    await expect(h5.put(configKey(PREFIX)).value("{}").exec()).rejects.toThrow(DENIED);
+    // The transport certificate alone opens nothing.
+    await expect(client({ ...admin, certPem: transport.certPem, keyPem: transport.keyPem }).get(configKey(PREFIX)).string()).rejects.toThrow(DENIED);
+    // Rotation changes the password and the user; the old login is refused.
+    const rotated = (await etcdHostAccessProvider.update!(outs.roleName, outs, { ...inputs, rotation: "now" })).outs as Outs;
+    expect(rotated.agentConnection.password).not.toBe(outs.agentConnection.password);
+    await client(rotated.agentConnection).put(nodeKey(PREFIX, "h5")).value("{}").exec();
+    await expect(client(outs.agentConnection).get(configKey(PREFIX)).string()).rejects.toThrow(/authentication failed|permission denied|invalid/i);
+    await etcdHostAccessProvider.delete!(rotated.roleName, rotated);
+  });
+
+  test("with auth off, a per-host user is refused at create with a message saying why", async () => {
+    const plain = await startEtcd();
+    try {
+      await expect(etcdHostAccessProvider.create!({ connection: plain.connection, networkPrefix: PREFIX, hostName: "h6" })).rejects.toThrow(
+        /has authentication off, so a per-host user would not limit host h6: .*etcd.hostCredentials: "shared"/,
+      );
+    } finally {
+      await plain.stop();
+    }
+  });
+
   test("after h2's access is deleted, h2's credentials are refused for everything", async () => {
     const h2 = client(access.h2.agentConnection);
     await h2.put(nodeKey(PREFIX, "h2")).value("{}").exec(); // still works before
