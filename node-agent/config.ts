@@ -5,6 +5,7 @@ import * as path from "path";
 import { connectionProblems, EtcdConnection } from "../provider/etcd/etcdClient";
 import { nameProblem, prefixProblem } from "../provider/etcd/keys";
 import { parseIpv4 } from "../provider/ipam/cidr";
+import { interfaceNameProblem } from "../provider/common/validate";
 
 export interface AgentConfig {
   /** This host's name in the network: its key under ipam/v1/hosts/ and state/nodes/v1/. */
@@ -40,7 +41,6 @@ export const DEFAULT_LEASE_TTL_SECONDS = 15;
 export const DEFAULT_RESYNC_SECONDS = 30;
 export const API_SOCKET_NAME = "agent.sock";
 
-const IFNAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,14}$/;
 
 export class ConfigError extends Error {
   constructor(
@@ -89,9 +89,7 @@ export function parseAgentConfig(raw: unknown, source = "(inline)"): AgentConfig
   const stateDir = absPath("stateDir", r.stateDir, false);
   const bpffsDir = absPath("bpffsDir", r.bpffsDir, false);
   const underlayInterface = str("underlayInterface");
-  if (underlayInterface !== undefined && !IFNAME.test(underlayInterface)) {
-    problems.push(`underlayInterface must be an interface name (1-15 characters), got ${show(underlayInterface)}`);
-  }
+  if (underlayInterface !== undefined) pushIf(problems, interfaceNameProblem("underlayInterface", underlayInterface));
   const underlayIp = str("underlayIp");
   if (underlayIp !== undefined && parseIpv4(underlayIp) === undefined) problems.push(`underlayIp must be an IPv4 address, got ${show(underlayIp)}`);
   const apiSocket = absPath("apiSocket", r.apiSocket, true);

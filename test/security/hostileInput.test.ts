@@ -188,7 +188,8 @@ describe("on a real lab host, quoting keeps hostile names inert (check bypassed 
       expect((await pulumi("config", "set", "inventory", inventoryPath(lab.stateDir))).code).toBe(0);
     }, 120_000);
     afterAll(async () => {
-      await pulumi("stack", "rm", "--yes", "--force");
+      const rm = await promisify(execFile)("pulumi", ["stack", "rm", stack, "--yes", "--force", "--non-interactive"], { cwd: PROJECT, env: { ...process.env, ...pulumiEnv() } });
+      expect(rm.stdout).toContain("has been removed");
       fs.rmSync(path.join(PROJECT, `Pulumi.${stack}.yaml`), { force: true });
     }, 120_000);
 
