@@ -173,66 +173,86 @@ abstract class TypedMap {
   }
 }
 
+/** Encoders between typed keys/values and the map's bytes (abi.ts). */
+interface Codec<K, V> {
+  encodeKey(key: K): Buffer;
+  decodeKey(key: Buffer): K;
+  encodeValue(value: V): Buffer;
+  decodeValue(value: Buffer): V;
+}
+
+interface Shape {
+  name: string;
+  type: number;
+  key: StructLayout;
+  value: StructLayout;
+}
+
+/** A map whose keys and values go through one codec: get/set/delete/entries. */
+abstract class KeyedMap<K, V> extends TypedMap {
+  protected constructor(
+    map: BpfMap,
+    shape: Shape,
+    private readonly codec: Codec<K, V>,
+  ) {
+    super(map);
+    checkShape(map, shape.name, shape.type, shape.key, shape.value);
+  }
+
+  get(key: K): V | undefined {
+    const value = this.map.lookup(this.codec.encodeKey(key));
+    return value && this.codec.decodeValue(value);
+  }
+
+  set(key: K, value: V): void {
+    this.map.update(this.codec.encodeKey(key), this.codec.encodeValue(value));
+  }
+
+  delete(key: K): boolean {
+    return this.map.delete(this.codec.encodeKey(key));
+  }
+
+  entries(): [K, V][] {
+    return this.decodedEntries(this.codec.decodeKey, this.codec.decodeValue);
+  }
+}
+
 /** bpfnet_endpoints: local endpoints by IPv4. */
-export class EndpointMap extends TypedMap {
+export class EndpointMap extends KeyedMap<string, Endpoint> {
   static readonly mapName = "bpfnet_endpoints";
 
   constructor(map: BpfMap) {
-    super(map);
-    checkShape(map, EndpointMap.mapName, MapType.HASH, LAYOUTS.endpointKey, LAYOUTS.endpoint);
+    super(map, { name: EndpointMap.mapName, type: MapType.HASH, key: LAYOUTS.endpointKey, value: LAYOUTS.endpoint }, {
+      encodeKey: encodeEndpointKey,
+      decodeKey: decodeEndpointKey,
+      encodeValue: encodeEndpoint,
+      decodeValue: decodeEndpoint,
+    });
   }
 
   static open(pinRoot: string): EndpointMap {
     return openPinned(pinRoot, EndpointMap.mapName, (map) => new EndpointMap(map));
   }
-
-  get(ip: string): Endpoint | undefined {
-    const value = this.map.lookup(encodeEndpointKey(ip));
-    return value && decodeEndpoint(value);
-  }
-
-  set(ip: string, endpoint: Endpoint): void {
-    this.map.update(encodeEndpointKey(ip), encodeEndpoint(endpoint));
-  }
-
-  delete(ip: string): boolean {
-    return this.map.delete(encodeEndpointKey(ip));
-  }
-
-  entries(): [string, Endpoint][] {
-    return this.decodedEntries(decodeEndpointKey, decodeEndpoint);
-  }
 }
 
-/** bpfnet_tunnel: other hosts' pod CIDRs → their underlay IPv4. */
-export class TunnelMap extends TypedMap {
+/**
+ * bpfnet_tunnel: other hosts' pod CIDRs → their underlay IPv4. get() is the exact entry for a
+ * CIDR (for longest-prefix lookup of an address, pass "a.b.c.d/32").
+ */
+export class TunnelMap extends KeyedMap<string, TunnelEntry> {
   static readonly mapName = "bpfnet_tunnel";
 
   constructor(map: BpfMap) {
-    super(map);
-    checkShape(map, TunnelMap.mapName, MapType.LPM_TRIE, LAYOUTS.tunnelKey, LAYOUTS.tunnel);
+    super(map, { name: TunnelMap.mapName, type: MapType.LPM_TRIE, key: LAYOUTS.tunnelKey, value: LAYOUTS.tunnel }, {
+      encodeKey: encodeTunnelKey,
+      decodeKey: decodeTunnelKey,
+      encodeValue: encodeTunnel,
+      decodeValue: decodeTunnel,
+    });
   }
 
   static open(pinRoot: string): TunnelMap {
     return openPinned(pinRoot, TunnelMap.mapName, (map) => new TunnelMap(map));
-  }
-
-  /** Exact entry for a CIDR (for longest-prefix lookup of an address, pass "a.b.c.d/32"). */
-  get(cidr: string): TunnelEntry | undefined {
-    const value = this.map.lookup(encodeTunnelKey(cidr));
-    return value && decodeTunnel(value);
-  }
-
-  set(cidr: string, entry: TunnelEntry): void {
-    this.map.update(encodeTunnelKey(cidr), encodeTunnel(entry));
-  }
-
-  delete(cidr: string): boolean {
-    return this.map.delete(encodeTunnelKey(cidr));
-  }
-
-  entries(): [string, TunnelEntry][] {
-    return this.decodedEntries(decodeTunnelKey, decodeTunnel);
   }
 }
 
@@ -240,74 +260,51 @@ export class TunnelMap extends TypedMap {
  * bpfnet_peers: underlay IPv4 addresses of the network's other hosts. bpf_overlay drops
  * tunnelled packets from any other outer source (DropReason.UNKNOWN_PEER).
  */
-export class PeerMap extends TypedMap {
+export class PeerMap extends KeyedMap<string, PeerEntry> {
   static readonly mapName = "bpfnet_peers";
 
   constructor(map: BpfMap) {
-    super(map);
-    checkShape(map, PeerMap.mapName, MapType.HASH, LAYOUTS.peerKey, LAYOUTS.peer);
+    super(map, { name: PeerMap.mapName, type: MapType.HASH, key: LAYOUTS.peerKey, value: LAYOUTS.peer }, {
+      encodeKey: encodePeerKey,
+      decodeKey: decodePeerKey,
+      encodeValue: encodePeer,
+      decodeValue: decodePeer,
+    });
   }
 
   static open(pinRoot: string): PeerMap {
     return openPinned(pinRoot, PeerMap.mapName, (map) => new PeerMap(map));
   }
 
-  get(ip: string): PeerEntry | undefined {
-    const value = this.map.lookup(encodePeerKey(ip));
-    return value && decodePeer(value);
-  }
-
-  set(ip: string, entry: PeerEntry = {}): void {
-    this.map.update(encodePeerKey(ip), encodePeer(entry));
-  }
-
-  delete(ip: string): boolean {
-    return this.map.delete(encodePeerKey(ip));
-  }
-
-  entries(): [string, PeerEntry][] {
-    return this.decodedEntries(decodePeerKey, decodePeer);
+  override set(ip: string, entry: PeerEntry = {}): void {
+    super.set(ip, entry);
   }
 }
 
 /**
- * bpfnet_ipcache: address prefix → security identity. Lookups in the datapath use the /32, so
- * an endpoint's /32 beats a CIDR rule's prefix; an address with no row is Identity.WORLD.
+ * bpfnet_ipcache: address prefix → security identity. get() is the identity of exactly this
+ * prefix; the datapath looks addresses up as /32 (resolve()), so an endpoint's /32 beats a CIDR
+ * rule's prefix, and an address with no row is Identity.WORLD.
  */
-export class IpcacheMap extends TypedMap {
+export class IpcacheMap extends KeyedMap<string, number> {
   static readonly mapName = "bpfnet_ipcache";
 
   constructor(map: BpfMap) {
-    super(map);
-    checkShape(map, IpcacheMap.mapName, MapType.LPM_TRIE, LAYOUTS.ipcacheKey, LAYOUTS.ipcacheEntry);
+    super(map, { name: IpcacheMap.mapName, type: MapType.LPM_TRIE, key: LAYOUTS.ipcacheKey, value: LAYOUTS.ipcacheEntry }, {
+      encodeKey: encodeIpcacheKey,
+      decodeKey: decodeIpcacheKey,
+      encodeValue: encodeIpcacheEntry,
+      decodeValue: decodeIpcacheEntry,
+    });
   }
 
   static open(pinRoot: string): IpcacheMap {
     return openPinned(pinRoot, IpcacheMap.mapName, (map) => new IpcacheMap(map));
   }
 
-  /** The identity of exactly this prefix ("10.1.2.3/32" for an address's own row). */
-  get(cidr: string): number | undefined {
-    const value = this.map.lookup(encodeIpcacheKey(cidr));
-    return value && decodeIpcacheEntry(value);
-  }
-
   /** What the datapath resolves an address to: the longest matching prefix, else WORLD. */
   resolve(ip: string): number {
-    const value = this.map.lookup(encodeIpcacheKey(`${ip}/32`));
-    return value ? decodeIpcacheEntry(value) : Identity.WORLD;
-  }
-
-  set(cidr: string, identity: number): void {
-    this.map.update(encodeIpcacheKey(cidr), encodeIpcacheEntry(identity));
-  }
-
-  delete(cidr: string): boolean {
-    return this.map.delete(encodeIpcacheKey(cidr));
-  }
-
-  entries(): [string, number][] {
-    return this.decodedEntries(decodeIpcacheKey, decodeIpcacheEntry);
+    return this.get(`${ip}/32`) ?? Identity.WORLD;
   }
 }
 

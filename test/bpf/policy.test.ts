@@ -8,19 +8,15 @@
  * Two endpoints sit on a veth pair made for the test (root namespace, bftpa/bftpb): a test run
  * sees a packet on the device it names, and bpf_lxc's anti-spoofing wants the sender's own.
  */
-import { join } from "path";
 import {
   ABI_CONSTANTS,
   BpfObject,
   DatapathMaps,
   DatapathObjects,
-  defaultObjectDir,
   DropReason,
   EndpointFlags,
   Identity,
-  loadDatapathObjects,
   monotonicNowNs,
-  openDatapathMaps,
   PolicyAction,
   PolicyDirection,
   TcAction,
@@ -29,8 +25,7 @@ import {
 } from "../../bpf";
 import type { BpfProgram, CtKey, Direction, Endpoint, PolicyRow } from "../../bpf";
 import { encodeCtKey } from "../../bpf/abi";
-import { mountTempBpffs, TempBpffs } from "./support/bpffs";
-import { ensureBuilt } from "./support/build";
+import { loadTestDatapath, TestDatapath, tunnelCb } from "./support/datapath";
 import { ip, ipQuiet } from "./support/netns";
 import { icmpEcho, icmpEchoReply, tcp, TCP_FLAGS, udp } from "./support/packets";
 
@@ -46,7 +41,7 @@ const VNI = 5;
 const DEV_A = "bftpa";
 const DEV_B = "bftpb";
 
-let bpffs: TempBpffs;
+let t: TestDatapath | undefined;
 let dp: DatapathObjects;
 let maps: DatapathMaps;
 let overlayTest: BpfObject;
@@ -54,21 +49,15 @@ let ifA: number;
 let ifB: number;
 
 beforeAll(() => {
-  ensureBuilt();
   ipQuiet("link", "del", DEV_A);
   ip("link", "add", DEV_A, "type", "veth", "peer", "name", DEV_B);
   [ifA, ifB] = [DEV_A, DEV_B].map((dev) => (JSON.parse(ip("-j", "link", "show", "dev", dev)) as { ifindex: number }[])[0].ifindex);
-  bpffs = mountTempBpffs();
-  dp = loadDatapathObjects(bpffs.dir);
-  maps = openDatapathMaps(bpffs.dir);
-  overlayTest = BpfObject.load(join(defaultObjectDir(), "test", "bpf_overlay.o"), { pinRoot: bpffs.dir });
+  t = loadTestDatapath();
+  ({ dp, maps, overlayTest } = t);
 });
 
 afterAll(() => {
-  overlayTest?.close();
-  maps?.close();
-  dp?.close();
-  bpffs?.cleanup();
+  t?.close();
   ipQuiet("link", "del", DEV_A);
 });
 
@@ -346,8 +335,7 @@ describe("ingress policy on the other attach points", () => {
 
   test("bpf_overlay: the source identity comes from the ipcache (unknown sources are world)", () => {
     const prog: BpfProgram = overlayTest.program("from_overlay");
-    const peer = PEER_UNDERLAY.split(".").reduce((a, o) => a * 256 + Number(o), 0);
-    const run = (src: string) => testRun(prog, tcpFrom(src, B.ip, 40000, 80), { cb: [1, peer, VNI] }).retval;
+    const run = (src: string) => testRun(prog, tcpFrom(src, B.ip, 40000, 80), { cb: tunnelCb(PEER_UNDERLAY, VNI) }).retval;
     expect(run(REMOTE.ip)).toBe(TcAction.SHOT);
     maps.policy.set(row(B.endpointId, ING, REMOTE.id, 80, TCP));
     expect(run(REMOTE.ip)).toBe(TcAction.REDIRECT);

@@ -3,22 +3,18 @@
  * real maps pinned in a private bpffs: verdicts, rewritten packets, counters.
  */
 import { readdirSync, readFileSync } from "fs";
-import { join } from "path";
 import {
   BpfObject,
   DatapathMaps,
-  defaultObjectDir,
   DatapathObjects,
   DropReason,
-  loadDatapathObjects,
-  openDatapathMaps,
   TcAction,
   testRun,
   Verdict,
 } from "../../bpf";
 import type { BpfProgram, Direction, Endpoint } from "../../bpf";
-import { mountTempBpffs, TempBpffs } from "./support/bpffs";
-import { ensureBuilt } from "./support/build";
+import { TempBpffs } from "./support/bpffs";
+import { loadTestDatapath, TestDatapath, tunnelCb as tunnelCbFor } from "./support/datapath";
 import { arpRequest, icmpEcho, parseIpv4Frame, udp } from "./support/packets";
 
 const GATEWAY_MAC = "02:00:00:00:00:fe"; // what containers address frames to
@@ -40,34 +36,20 @@ const VNI = 42;
 const PEER_UNDERLAY = "192.0.2.10"; // the member host owning REMOTE_PREFIX
 const STRANGER_UNDERLAY = "192.0.2.66"; // on the underlay, not a member
 
-/**
- * skb->cb for the test build of bpf_overlay: tunnel metadata as the VXLAN device would report
- * it (BPF_PROG_TEST_RUN cannot attach real metadata).
- */
-function tunnelCb(remote: string, vni = VNI): number[] {
-  return [1, remote.split(".").reduce((a, o) => a * 256 + Number(o), 0), vni];
-}
+const tunnelCb = (remote: string, vni = VNI) => tunnelCbFor(remote, vni);
 
+let t: TestDatapath;
 let bpffs: TempBpffs;
 let dp: DatapathObjects;
 let maps: DatapathMaps;
-/** bpf_overlay built to take its tunnel metadata from skb->cb, sharing the same pinned maps. */
 let overlayTest: BpfObject;
 
 beforeAll(() => {
-  ensureBuilt();
-  bpffs = mountTempBpffs();
-  dp = loadDatapathObjects(bpffs.dir);
-  maps = openDatapathMaps(bpffs.dir);
-  overlayTest = BpfObject.load(join(defaultObjectDir(), "test", "bpf_overlay.o"), { pinRoot: bpffs.dir });
+  t = loadTestDatapath();
+  ({ bpffs, dp, maps, overlayTest } = t);
 });
 
-afterAll(() => {
-  overlayTest?.close();
-  maps?.close();
-  dp?.close();
-  bpffs?.cleanup();
-});
+afterAll(() => t?.close());
 
 beforeEach(() => {
   for (const [ip] of maps.endpoints.entries()) maps.endpoints.delete(ip);
