@@ -11,7 +11,7 @@
 // Stopping the agent releases the lease without revoking it: the key stays until the TTL runs
 // out, so a restart (which writes the key again at once) never makes other hosts drop their
 // tunnel entries to this one.
-import type { Etcd3, Lease } from "etcd3";
+import type { ComparatorBuilder, Etcd3, Lease } from "etcd3";
 import { Backoff, sleep } from "./backoff";
 import { Logger } from "./log";
 
@@ -29,6 +29,8 @@ export type NewerCheck = (existing: string) => string | undefined;
 export class Registration {
   readonly stats: RegistrationStats = { leasesGranted: 0, leasesLost: 0, writes: 0, refusals: 0 };
   private supersededBy: string | undefined;
+  /** The record as last written by us: the fence for writes made on the host's behalf. */
+  private written: string | undefined;
   private lease: Lease | undefined;
   private leaseId: string | undefined;
   private dirty = true;
@@ -46,6 +48,16 @@ export class Registration {
     private readonly log: Logger,
     private readonly newerThanUs: NewerCheck = () => undefined,
   ) {}
+
+  /**
+   * A transaction that goes through only while etcd holds exactly the record this agent wrote:
+   * writes on the host's behalf (endpoint records) use it, so an agent that was frozen or cut
+   * off and has been replaced never overwrites its replacement's state.
+   */
+  ifOwner(): ComparatorBuilder {
+    if (this.written === undefined) throw new Error(`not registered yet: nothing is written on behalf of ${this.key}`);
+    return this.client.if(this.key, "Value", "==", this.written);
+  }
 
   /** Set when a newer agent's record holds the key: why we stood down. */
   get superseded(): string | undefined {
@@ -149,9 +161,13 @@ export class Registration {
         this.supersededBy = newer;
         return false;
       }
-      const put = this.client.put(this.key).value(this.value()).lease(this.leaseId!);
+      const value = this.value();
+      const put = this.client.put(this.key).value(value).lease(this.leaseId!);
       const cmp = cur ? this.client.if(this.key, "Mod", "==", cur.mod_revision) : this.client.if(this.key, "Create", "==", 0);
-      if ((await cmp.then(put).commit()).succeeded) return true;
+      if ((await cmp.then(put).commit()).succeeded) {
+        this.written = value;
+        return true;
+      }
       // Someone wrote between our read and our put: judge again.
     }
   }
