@@ -103,5 +103,24 @@ export interface AgentStatus {
   endpoints: { total: number; ready: number; lost: number };
   counters: CounterTotals;
   reconcilers: { name: string; passes: number; upserts: number; removals: number; errors: number; lastError?: string }[];
+  /** Network policy (docs/policy.md): what the agent read and computed. */
+  policy?: PolicyStatus;
   problems: string[];
+}
+
+export interface PolicyStatus {
+  /** Policies, identities and endpoint records were all listed once. */
+  synced: boolean;
+  policies: number;
+  identities: number;
+  /** Policy records that do not validate (hand edits): ignored. */
+  problems: string[];
+  warnings: string[];
+  /** The computed rows reached the datapath (false: computed only). */
+  applied: boolean;
+  passes: number;
+  errors: number;
+  allocations: number;
+  releases: number;
+  lastError: string;
 }

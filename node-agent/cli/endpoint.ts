@@ -23,7 +23,9 @@ export function parseLabels(text: string | undefined): Record<string, string> {
 
 function line(ep: EndpointView): string {
   const labels = Object.entries(ep.labels).map(([k, v]) => `${k}=${v}`).join(",");
-  return [ep.id, ep.address, ep.status, ep.hostIfname, ep.netns, labels].join("\t");
+  // Identity and per-direction policy (docs/policy.md); "-" while no identity is allocated.
+  const policy = [`identity=${ep.identity ?? "-"}`, `ingress=${ep.ingress ?? "open"}`, `egress=${ep.egress ?? "open"}`].join(" ");
+  return [ep.id, ep.address, ep.status, ep.hostIfname, ep.netns, labels, policy].join("\t");
 }
 
 export async function endpointCommand(sub: string | undefined, flags: Map<string, string>): Promise<number> {

@@ -60,6 +60,13 @@ export interface EndpointView {
   labels: Record<string, string>;
   status: "creating" | "ready" | "lost";
   createdAt: string;
+  /** Security identity of the labels (docs/policy.md), once allocated. */
+  identity?: number;
+  /** Policy per direction: "open" (no policy selects it), "enforced" or "audit". */
+  ingress?: "open" | "enforced" | "audit";
+  egress?: "open" | "enforced" | "audit";
+  /** Names of the policies selecting it. */
+  policies?: string[];
 }
 
 /** Host-side veth name: "bn" + 11 hex digits of the id's hash (IFNAMSIZ is 16). */
@@ -94,7 +101,7 @@ export function checkAddRequest(raw: unknown): Required<AddRequest> {
 }
 
 /** The etcd record of an endpoint (deterministic field order: the reconciler compares strings). */
-export function endpointRecordJson(host: string, rec: EndpointRecord): string {
+export function endpointRecordJson(host: string, rec: EndpointRecord, identity?: number): string {
   return JSON.stringify({
     schema: SCHEMA_VERSION,
     host,
@@ -105,6 +112,8 @@ export function endpointRecordJson(host: string, rec: EndpointRecord): string {
     hostIfname: rec.hostIfname,
     labels: Object.fromEntries(Object.entries(rec.labels).sort(([a], [b]) => (a < b ? -1 : 1))),
     createdAt: rec.createdAt,
+    // Every agent's ipcache maps this address to it (docs/policy.md).
+    ...(identity !== undefined ? { identity } : {}),
   });
 }
 
@@ -207,13 +216,20 @@ export class EndpointManager {
     return out;
   }
 
-  /** Desired etcd records under <prefix>/state/endpoints/v1/<host>/. */
-  desiredRecords(): Map<string, string> {
+  /** Desired etcd records under <prefix>/state/endpoints/v1/<host>/, with each endpoint's security identity. */
+  desiredRecords(identityOf: (id: string) => number | undefined = () => undefined): Map<string, string> {
     const out = new Map<string, string>();
     for (const r of Object.values(this.state.endpoints)) {
-      if (r.status === "ready") out.set(endpointKey(this.prefix, this.host, r.id), endpointRecordJson(this.host, r));
+      if (r.status === "ready") out.set(endpointKey(this.prefix, this.host, r.id), endpointRecordJson(this.host, r, identityOf(r.id)));
     }
     return out;
+  }
+
+  /** Ready endpoints as policy sees them: datapath number, address, labels. */
+  policyEndpoints(): { id: string; number: number; ip: string; labels: Record<string, string> }[] {
+    return Object.values(this.state.endpoints)
+      .filter((r) => r.status === "ready")
+      .map((r) => ({ id: r.id, number: r.number, ip: r.ip, labels: r.labels }));
   }
 
   get recordsDir(): string {

@@ -10,15 +10,17 @@
 //   6. reconcilers (tunnel map from etcd, endpoint map from state, endpoint records to etcd),
 //      the registration on its lease, and the API
 import { randomUUID } from "crypto";
-import type { DeleteBuilder, Etcd3, PutBuilder } from "etcd3";
+import * as path from "path";
+import type { Etcd3 } from "etcd3";
 import { reasonName, Verdict, Endpoint } from "../../bpf";
 import { configKey, ipamHostsDir, nodeKey, nodesDir, SCHEMA_VERSION } from "../../provider/etcd/keys";
 import { listPrefix } from "../../provider/etcd/etcdOps";
 import { parseStoredConfig } from "../../provider/network/networkSpec";
+import { gatewayIp, parseCidr } from "../../provider/ipam/cidr";
 import { AgentConfig } from "../config";
 import { AGENT_VERSION } from "../version";
 import { ApiServer } from "../api/server";
-import type { AgentStatus, DeviceStatus, ProgramStatus } from "../api/types";
+import type { AgentStatus, DeviceStatus, EndpointView, ProgramStatus } from "../api/types";
 import { AppliedLog } from "./appliedLog";
 import { sleep } from "./backoff";
 import { Datapath } from "./datapath";
@@ -30,6 +32,7 @@ import { getLink } from "./links";
 import { Logger } from "./log";
 import { Reconciler } from "./reconcile";
 import { Registration } from "./registration";
+import { PolicyAgent } from "./policy";
 import { NetworkCache, StateStore } from "./state";
 import { computePeers, desiredPeers, desiredTunnels, NetworkView, newerAgent, NodeRecord, PeerComputation } from "./view";
 import { PrefixWatch, WatchBatch } from "./watch";
@@ -53,6 +56,7 @@ export class Agent {
   private datapath: Datapath | undefined;
   private endpoints: EndpointManager | undefined;
   private registration: Registration | undefined;
+  private policy: PolicyAgent | undefined;
   private readonly reconcilers: Reconciler<unknown>[] = [];
   private tunnelReconciler: Reconciler<string> | undefined;
   private peerReconciler: Reconciler<true> | undefined;
@@ -166,12 +170,11 @@ export class Agent {
       {
         name: "endpoint-records",
         // A newer agent of this host owns its records: a stale one never prunes or rewrites them.
-        desired: () => (this.registration?.superseded ? undefined : eps.desiredRecords()),
+        desired: () => (this.registration?.superseded ? undefined : eps.desiredRecords((id) => this.policy?.identityOf(id))),
         actual: async () => new Map((await listPrefix(this.client, eps.recordsDir)).map((kv) => [kv.key, kv.value])),
         equal: (a, b) => a === b,
-        // Fenced by the registration: only the agent whose node record etcd holds writes here.
-        upsert: async (key, value) => this.asOwner(key, this.client.put(key).value(value)),
-        remove: async (key) => this.asOwner(key, this.client.delete().key(key)),
+        upsert: async (key, value) => void (await this.client.put(key).value(value).exec()),
+        remove: async (key) => void (await this.client.delete().key(key).exec()),
       },
       log.child("reconcile"),
       cfg.resyncSeconds * 1000,
@@ -189,12 +192,31 @@ export class Agent {
     );
     this.registration.start();
 
+    // Policy: identities for this host's endpoints (restored first), policies computed for
+    // them (docs/policy.md). Identities reach etcd in the endpoint records.
+    this.policy = new PolicyAgent({
+      client: this.client,
+      prefix: cfg.networkPrefix,
+      host: cfg.hostName,
+      leaseId: () => this.registration?.currentLeaseId,
+      localEndpoints: () => eps.policyEndpoints(),
+      hostAddresses: () => this.hostAddresses(),
+      stateFile: path.join(cfg.stateDir, "identities.json"),
+      log: log.child("policy"),
+      onIdentities: () => records.kick(),
+    });
+    this.policy.start();
+
     this.api = new ApiServer(cfg.apiSocket, {
       status: () => this.status(),
-      listEndpoints: () => eps.list(),
-      getEndpoint: (id) => eps.get(id),
+      listEndpoints: () => eps.list().map((v) => this.withPolicy(v)),
+      getEndpoint: (id) => {
+        const v = eps.get(id);
+        return v && this.withPolicy(v);
+      },
       addEndpoint: (body) => eps.add(body),
       deleteEndpoint: (id) => eps.del(id),
+      applied: () => this.applied.view(),
       ready: () => this.isReady,
     }, log.child("api"));
     await this.api.listen();
@@ -211,19 +233,12 @@ export class Agent {
     this.networkChanged?.();
     this.log.info("agent stopping; the datapath keeps forwarding");
     await this.api?.close();
-      applied: () => this.applied.view(),
     for (const r of this.reconcilers) await r.stop();
+    await this.policy?.stop();
     await Promise.all(this.watches.map((w) => w.stop()));
     await this.registration?.stop();
     this.client.close();
     this.datapath?.close();
-  }
-
-  /** Runs a write on the host's behalf only while this agent's registration is in etcd. */
-  private async asOwner(key: string, op: PutBuilder | DeleteBuilder): Promise<void> {
-    if (!this.registration) throw new Error(`not writing ${key}: not registered yet`);
-    const r = await this.registration.ifOwner().then(op).commit();
-    if (!r.succeeded) throw new Error(`not writing ${key}: etcd does not hold this agent's registration (${this.registration.superseded ?? "lost, being written again"})`);
   }
 
   private nodeRecord(): NodeRecord {
@@ -359,6 +374,24 @@ export class Agent {
 
   private kickEndpoints(): void {
     for (const r of this.reconcilers) if (r.name !== "tunnel-map") r.kick();
+    void this.policy?.kick();
+  }
+
+  /** An endpoint's view with its identity and enforcement (`bpfnet endpoint list`). */
+  private withPolicy(v: EndpointView): EndpointView {
+    return this.policy ? { ...v, ...this.policy.endpointView(v.id) } : v;
+  }
+
+  /** For the ipcache: this host's underlay and gateway (host), the other hosts' (remote-node). */
+  private hostAddresses(): { local: string[]; remote: string[] } {
+    const gw = (cidr: string) => {
+      const c = parseCidr(cidr);
+      return c ? [gatewayIp(c)] : [];
+    };
+    return {
+      local: [this.cfg.underlayIp, ...(this.pod ? [this.pod.gateway] : [])],
+      remote: this.peers.peers.flatMap((p) => [p.underlayIp, ...gw(p.podCidr)]),
+    };
   }
 
   async status(): Promise<AgentStatus> {
@@ -387,6 +420,10 @@ export class Agent {
     }
     const tunnels = dp?.maps.tunnel.entries().map(([cidr, t]) => ({ cidr, remote: t.remote })) ?? [];
     const peers = this.currentPeers();
+    const downSince = this.watches.map((w) => w.disconnectedSince).filter((d): d is Date => d !== undefined).sort((a, b) => a.getTime() - b.getTime())[0];
+    const etcdProblems = downSince ? [`etcd unreachable since ${downSince.toISOString()}: forwarding on the last known state, changes in etcd are not seen`] : [];
+    const superseded = this.registration?.superseded;
+    if (superseded) etcdProblems.push(`superseded: ${superseded}; this agent no longer writes the host's registration or endpoint records`);
     return {
       agent: {
         host: cfg.hostName,
@@ -404,13 +441,11 @@ export class Agent {
         mtu: net.mtu,
         vni: net.vni,
         underlayIp: cfg.underlayIp,
-    const downSince = this.watches.map((w) => w.disconnectedSince).filter((d): d is Date => d !== undefined).sort((a, b) => a.getTime() - b.getTime())[0];
-    const etcdProblems = downSince ? [`etcd unreachable since ${downSince.toISOString()}: forwarding on the last known state, changes in etcd are not seen`] : [];
-    const superseded = this.registration?.superseded;
-    if (superseded) etcdProblems.push(`superseded: ${superseded}; this agent no longer writes the host's registration or endpoint records`);
       },
       etcd: {
         endpoints: cfg.etcd.endpoints,
+        state: downSince ? "degraded" : "connected",
+        ...(downSince ? { degradedSince: downSince.toISOString() } : {}),
         registered: this.registration?.registered ?? false,
         ...(this.registration?.currentLeaseId ? { lease: this.registration.currentLeaseId } : {}),
         viewSynced: this.view.synced,
@@ -428,8 +463,6 @@ export class Agent {
       maps: { endpoints: dp?.maps.endpoints.entries().length ?? 0, tunnel: tunnels.length, metrics: metrics.length },
       tunnels,
       peers: peers.peers,
-        state: downSince ? "degraded" : "connected",
-        ...(downSince ? { degradedSince: downSince.toISOString() } : {}),
       endpoints: { total: eps.length, ready: eps.filter((e) => e.status === "ready").length, lost: eps.filter((e) => e.status === "lost").length },
       counters: {
         forwarded: { packets: fwd.packets.toString(), bytes: fwd.bytes.toString() },
@@ -437,7 +470,8 @@ export class Agent {
         dropped,
       },
       reconcilers: this.reconcilers.map((r) => ({ name: r.name, ...r.stats })),
-      problems: [...etcdProblems, ...this.problems, ...peers.problems],
+      ...(this.policy ? { policy: this.policy.status() } : {}),
+      problems: [...etcdProblems, ...this.problems, ...peers.problems, ...(this.policy?.status().problems ?? [])],
     };
   }
 }

@@ -11,6 +11,7 @@ import { Labels } from "../policy/identity";
 import { IdentityAllocator, labelsSegment } from "../policy/identityAllocator";
 import { buildIpcache } from "../policy/ipcache";
 import { PolicyInputs } from "../policy/view";
+import type { PolicyStatus } from "../api/types";
 import { Logger } from "./log";
 import { writeFileAtomic } from "./state";
 import { PrefixWatch, WatchBatch } from "./watch";
@@ -70,6 +71,11 @@ export class PolicyAgent {
   /** Local endpoint id → the identity it holds. */
   private held = new Map<string, Held>();
   private restored = false;
+  /** What the state file said at start: the identities to restore. */
+  private readonly saved: Map<string, Held>;
+  /** Local endpoint id → its datapath endpoint_id, as of the last pass. */
+  private numbers = new Map<string, number>();
+  private lease: string | undefined;
   private computed: ComputedPolicy | undefined;
   private applied = false;
   private queue: Promise<void> = Promise.resolve();
@@ -81,6 +87,7 @@ export class PolicyAgent {
   constructor(private readonly o: PolicyAgentOptions) {
     this.inputs = new PolicyInputs(o.prefix);
     this.allocator = new IdentityAllocator(o.client, o.prefix, o.host, o.leaseId);
+    this.saved = this.load();
   }
 
   start(): void {
@@ -132,16 +139,18 @@ export class PolicyAgent {
     return this.queue;
   }
 
-  /** The lease was replaced: this host's identity uses are written again under the new one. */
-  async leaseRenewed(): Promise<void> {
-    await this.allocator.reassert();
-  }
-
+  /**
+   * The endpoint's identity. Until the restore ran, the one it held before the restart: its
+   * record in etcd keeps the number, so peers never see it without one (their ipcache would
+   * turn it into world for a moment).
+   */
   identityOf(endpointId: string): number | undefined {
-    return this.held.get(endpointId)?.id;
+    return this.held.get(endpointId)?.id ?? (this.restored ? undefined : this.saved.get(endpointId)?.id);
   }
 
-  endpointView(endpointId: string, number: number): EndpointPolicyView {
+  /** The identity and enforcement of a local endpoint, for `bpfnet endpoint list`. */
+  endpointView(endpointId: string): EndpointPolicyView {
+    const number = this.numbers.get(endpointId);
     const ep = this.computed?.endpoints.find((e) => e.endpointId === number);
     const dir = (enforce: number, audit: number): Direction => (!ep || !(ep.flags & enforce) ? "open" : ep.flags & audit ? "audit" : "enforced");
     const identity = this.identityOf(endpointId);
@@ -153,7 +162,7 @@ export class PolicyAgent {
     };
   }
 
-  status() {
+  status(): PolicyStatus {
     return {
       synced: this.inputs.allSynced,
       policies: this.inputs.policies.size,
@@ -168,7 +177,17 @@ export class PolicyAgent {
 
   private async pass(): Promise<void> {
     const local = this.o.localEndpoints();
-    if (this.o.leaseId() !== undefined) await this.syncIdentities(local);
+    this.numbers = new Map(local.map((e) => [e.id, e.number]));
+    const lease = this.o.leaseId();
+    if (lease === undefined) {
+      // No lease yet (starting) or lost: identities wait for it; look again soon.
+      setTimeout(() => void this.kick(), 1000).unref();
+    } else {
+      // A new lease (the old one was lost): this host's uses are written again under it.
+      if (this.lease !== undefined && this.lease !== lease) await this.allocator.reassert();
+      this.lease = lease;
+      await this.syncIdentities(local);
+    }
     if (!this.inputs.allSynced) return;
     // Endpoints without an identity yet stay out of the computation: they are open, as before.
     const withIds = local.filter((e) => this.held.has(e.id));
@@ -196,7 +215,7 @@ export class PolicyAgent {
   /** Restore first (once), then allocate for new endpoints and release for gone ones. */
   private async syncIdentities(local: LocalEndpoint[]): Promise<void> {
     if (!this.restored) {
-      const saved = this.load();
+      const saved = this.saved;
       const back = await this.allocator.restore([...saved.values()]);
       for (const [epId, h] of saved) {
         // One reference per endpoint: restore took one per label set.

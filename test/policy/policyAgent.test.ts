@@ -40,13 +40,24 @@ interface Host {
   agent: PolicyAgent;
   endpoints: LocalEndpoint[];
   last?: { computed: ComputedPolicy; ipcache: Map<string, number> };
+  /** Revokes the agent's lease (its uses vanish) and grants a new one, as the registration does after losing it. */
+  loseLease(): Promise<void>;
 }
 
 async function host(name: string, endpoints: LocalEndpoint[], underlay: string, other: string): Promise<Host> {
   const lease = client.lease(30, { autoKeepAlive: true });
   leases.push(lease);
-  const leaseId = await lease.grant();
-  const h: Host = { endpoints } as Host;
+  let leaseId = await lease.grant();
+  let current = lease;
+  const h: Host = {
+    endpoints,
+    loseLease: async () => {
+      await current.revoke();
+      current = client.lease(30, { autoKeepAlive: true });
+      leases.push(current);
+      leaseId = await current.grant();
+    },
+  } as Host;
   h.agent = new PolicyAgent({
     client,
     prefix: P,
@@ -90,7 +101,7 @@ test("identities, policies, ipcache and live updates across two hosts; restore a
   await waitFor("h1 ipcache has h2's endpoints", () => h1.last?.ipcache.get("10.178.2.5/32") === db);
   expect(Object.fromEntries(h1.last!.ipcache)).toMatchObject({ "10.178.0.1/32": 1, "10.178.0.2/32": 6, "10.178.1.5/32": web, "10.178.2.7/32": web });
   expect(flagsOf(h1, 2)).toBe(0);
-  expect(h1.agent.endpointView("api", 2)).toEqual({ identity: h1.agent.identityOf("api"), ingress: "open", egress: "open", policies: [] });
+  expect(h1.agent.endpointView("api")).toEqual({ identity: h1.agent.identityOf("api"), ingress: "open", egress: "open", policies: [] });
 
   // A policy through the provider reaches the host that runs the selected endpoint.
   const inputs = {
@@ -104,14 +115,14 @@ test("identities, policies, ipcache and live updates across two hosts; restore a
   await waitFor("api enforces ingress on h1", () => flagsOf(h1, 2) === F.ENFORCE_INGRESS);
   const rows = h1.last!.computed.endpoints.find((e) => e.endpointId === 2)!.entries;
   expect(rows.map((r) => [r.identity, r.dport, r.proto, r.direction])).toEqual([[web, 8080, 6, 1]]);
-  expect(h1.agent.endpointView("api", 2)).toMatchObject({ ingress: "enforced", egress: "open", policies: ["api-from-web"] });
+  expect(h1.agent.endpointView("api")).toMatchObject({ ingress: "enforced", egress: "open", policies: ["api-from-web"] });
   expect(flagsOf(h2, 1)).toBe(0);
 
   // Update to audit: applied live.
   const audit = { ...inputs, audit: true } as NetworkPolicyInputs;
   await provider.update!(made.id, made.outs!, (await provider.check!({} as NetworkPolicyInputs, audit)).inputs!);
   await waitFor("audit flags on h1", () => flagsOf(h1, 2) === (F.ENFORCE_INGRESS | F.AUDIT_INGRESS));
-  expect(h1.agent.endpointView("api", 2).ingress).toBe("audit");
+  expect(h1.agent.endpointView("api").ingress).toBe("audit");
 
   // Restart of h1's agent: the same identities come back, nothing new is allocated.
   const before = h1.agent.stats.allocations;
@@ -127,6 +138,14 @@ test("identities, policies, ipcache and live updates across two hosts; restore a
   // Delete the policy: the endpoint opens again.
   await provider.delete!(made.id, made.outs!);
   await waitFor("api open again", () => flagsOf(h1b, 2) === 0);
+
+  // h2 loses its lease: its uses vanish with it, and come back under the new lease.
+  const used = await keysUnder(etcd.connection, `${identitiesDir(P)}value/`);
+  expect(used.filter((k) => k.endsWith("/h2")).length).toBe(3);
+  await h2.loseLease();
+  expect((await keysUnder(etcd.connection, `${identitiesDir(P)}value/`)).filter((k) => k.endsWith("/h2"))).toEqual([]);
+  await h2.agent.kick();
+  expect((await keysUnder(etcd.connection, `${identitiesDir(P)}value/`)).filter((k) => k.endsWith("/h2")).length).toBe(3);
 
   // The intruder goes: h2 releases its use of the empty label set.
   h2.endpoints = h2.endpoints.filter((e) => e.id !== "intruder");

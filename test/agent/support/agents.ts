@@ -93,13 +93,10 @@ export class LabAgent {
     return this.host.netns!;
   }
 
-  /**
-   * Starts the agent in its host's namespace (log appended to agent.log) and waits until it is
-   * ready. `cli` runs another build (e.g. an unpacked agent bundle's dist/node-agent/cli/main.js).
-   */
-  async start(timeoutMs = 30_000, cli = CLI): Promise<void> {
+  /** Starts the agent in its host's namespace (log appended to agent.log) and waits until it is ready. */
+  async start(timeoutMs = 30_000): Promise<void> {
     const log = fs.openSync(this.logPath, "a");
-    const proc = spawn("ip", ["netns", "exec", this.netns, process.execPath, cli, "agent", "--config", this.configPath], {
+    const proc = spawn("ip", ["netns", "exec", this.netns, process.execPath, CLI, "agent", "--config", this.configPath], {
       stdio: ["ignore", log, log],
     });
     fs.closeSync(log);
@@ -149,7 +146,7 @@ export class LabAgent {
 
 /** Container namespaces of the tests: all named tagtc…, removed by removeContainers(). */
 export function addContainerNetns(name: string): string {
-  if (!/^(tagtc|trelc)/.test(name)) throw new Error(`container netns ${name} must start with tagtc (agent tests) or trelc (reliability tests)`);
+  if (!/^(tagtc|trelc|tpolc)/.test(name)) throw new Error(`container netns ${name} must start with tagtc (agent tests), trelc (reliability tests) or tpolc (policy tests)`);
   spawnSync("ip", ["netns", "del", name]);
   execFileSync("ip", ["netns", "add", name]);
   return `/run/netns/${name}`;
