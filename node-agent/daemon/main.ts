@@ -11,7 +11,7 @@
 //      the registration on its lease, and the API
 import { randomUUID } from "crypto";
 import * as path from "path";
-import type { Etcd3 } from "etcd3";
+import type { DeleteBuilder, Etcd3, PutBuilder } from "etcd3";
 import { reasonName, Verdict, Endpoint } from "../../bpf";
 import { configKey, ipamHostsDir, nodeKey, nodesDir, SCHEMA_VERSION } from "../../provider/etcd/keys";
 import { listPrefix } from "../../provider/etcd/etcdOps";
@@ -173,8 +173,9 @@ export class Agent {
         desired: () => (this.registration?.superseded ? undefined : eps.desiredRecords((id) => this.policy?.identityOf(id))),
         actual: async () => new Map((await listPrefix(this.client, eps.recordsDir)).map((kv) => [kv.key, kv.value])),
         equal: (a, b) => a === b,
-        upsert: async (key, value) => void (await this.client.put(key).value(value).exec()),
-        remove: async (key) => void (await this.client.delete().key(key).exec()),
+        // Fenced by the registration: only the agent whose node record etcd holds writes here.
+        upsert: async (key, value) => this.asOwner(key, this.client.put(key).value(value)),
+        remove: async (key) => this.asOwner(key, this.client.delete().key(key)),
       },
       log.child("reconcile"),
       cfg.resyncSeconds * 1000,
@@ -239,6 +240,13 @@ export class Agent {
     await this.registration?.stop();
     this.client.close();
     this.datapath?.close();
+  }
+
+  /** Runs a write on the host's behalf only while this agent's registration is in etcd. */
+  private async asOwner(key: string, op: PutBuilder | DeleteBuilder): Promise<void> {
+    if (!this.registration) throw new Error(`not writing ${key}: not registered yet`);
+    const r = await this.registration.ifOwner().then(op).commit();
+    if (!r.succeeded) throw new Error(`not writing ${key}: etcd does not hold this agent's registration (${this.registration.superseded ?? "lost, being written again"})`);
   }
 
   private nodeRecord(): NodeRecord {

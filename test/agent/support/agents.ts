@@ -93,10 +93,13 @@ export class LabAgent {
     return this.host.netns!;
   }
 
-  /** Starts the agent in its host's namespace (log appended to agent.log) and waits until it is ready. */
-  async start(timeoutMs = 30_000): Promise<void> {
+  /**
+   * Starts the agent in its host's namespace (log appended to agent.log) and waits until it is
+   * ready. `cli` runs another build (e.g. an unpacked agent bundle's dist/node-agent/cli/main.js).
+   */
+  async start(timeoutMs = 30_000, cli = CLI): Promise<void> {
     const log = fs.openSync(this.logPath, "a");
-    const proc = spawn("ip", ["netns", "exec", this.netns, process.execPath, CLI, "agent", "--config", this.configPath], {
+    const proc = spawn("ip", ["netns", "exec", this.netns, process.execPath, cli, "agent", "--config", this.configPath], {
       stdio: ["ignore", log, log],
     });
     fs.closeSync(log);
