@@ -16,6 +16,7 @@ import { closeRouterChannels } from "../provider/router/drivers/channel";
 import { startTestLab } from "../test/support/lab";
 import { pulumiEnv, TOOLS } from "../test/support/pulumi";
 import { acceptedConnections, routeInputs } from "../test/router/helpers";
+import { shellWords } from "../provider/common/shell";
 
 const ROUTES = 50;
 const PROJECT = path.resolve(__dirname, "..", "test", "projects", "router");
@@ -62,7 +63,7 @@ async function main(): Promise<void> {
     await closeRouterChannels();
     c0 = conns();
     const naive = await timed(() =>
-      Promise.all(prefixes.map((p, i) => withSsh(sshConnectionFor(router.ssh), (s) => s.run(`ip route replace ${p} via ${hop(i)} proto 178`)))),
+      Promise.all(prefixes.map((p, i) => withSsh(sshConnectionFor(router.ssh), (s) => s.run(shellWords(["ip", "route", "replace", p, "via", hop(i), "proto", 178]))))),
     );
     const naiveConns = conns() - c0;
     await withSsh(sshConnectionFor(router.ssh), (s) => s.run(prefixes.map((p) => `ip route del ${p}`).join("; ")));

@@ -1,10 +1,13 @@
 // The pure validators every host-side field goes through at preview, fed hostile values: each
 // is refused with a message that names the field and the value; sane values pass.
-import { execFileSync } from "child_process";
+import { execFileSync, spawnSync } from "child_process";
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
 import { addressProblem, hostPathProblem, interfaceNameProblem, sha256Problem, singleLineProblem } from "../../provider/common/validate";
 import { etcdFlagProblems } from "../../provider/etcd/etcdFlags";
 import { shellQuote, shellWords } from "../../provider/common/shell";
-import { systemdWords } from "../../provider/host/supervisor";
+import { systemdUnit, systemdWords } from "../../provider/host/supervisor";
 import { modeProblems, parseModes } from "../../provider/host/fileModes";
 
 /** The hostile values of issue 8: spaces, ";", $(…), backticks, newlines, "..", quotes. */
@@ -78,6 +81,18 @@ describe("quoting keeps a hostile word one inert word", () => {
     const out = execFileSync("sh", ["-c", `printf '%s\\0' ${shellWords([v, "next"])}`]);
     expect(out.toString().split("\0").slice(0, 2)).toEqual([v, "next"]);
     expect(shellQuote(v) === v).toBe(/^[A-Za-z0-9_@%+=:,./-]+$/.test(v)); // only safe words stay bare
+  });
+  test("systemd accepts the unit of a service whose words and description are hostile", () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "bpfnet-tsec-unit-"));
+    try {
+      const unit = systemdUnit({ name: "bpfnet-tsec", dir, argv: ["/bin/sh", "-c", "exit 0", ...HOSTILE], description: "d\nExecStartPre=/bin/false" });
+      fs.writeFileSync(path.join(dir, "bpfnet-tsec.service"), unit);
+      const r = spawnSync("systemd-analyze", ["verify", path.join(dir, "bpfnet-tsec.service")], { encoding: "utf8" });
+      expect({ code: r.status, stderr: r.stderr }).toEqual({ code: 0, stderr: "" });
+      expect(unit.split("\n").filter((l) => /^Exec/.test(l))).toHaveLength(1);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
   test("systemd words escape quotes, specifiers and variables", () => {
     expect(systemdWords(["/usr/bin/node", 'a"b', "50%", "$HOME", "x\\y", "l1\nl2"])).toBe('"/usr/bin/node" "a\\"b" "50%%" "$$HOME" "x\\\\y" "l1\\nl2"');
