@@ -141,7 +141,8 @@ export async function allocate(client: Etcd3, req: AllocateRequest): Promise<All
       if (Date.now() < deadline) await sleep(backoff(attempt));
     }
     if (Date.now() >= deadline) {
-      const why = lastError instanceof Error ? lastError.message : String(lastError);
+      // A transport failure is named as such: the user's first question is whether etcd is up.
+      const why = (isTransient(lastError) ? "etcd unreachable: " : "") + (lastError instanceof Error ? lastError.message : String(lastError));
       throw ipamError(
         "timeout",
         `allocating a pod CIDR for host ${JSON.stringify(req.host)} under ${req.prefix} did not finish within ${Math.round((req.deadlineMs ?? DEFAULT_DEADLINE_MS) / 1000)}s (last error: ${why})` +

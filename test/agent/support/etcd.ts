@@ -97,6 +97,7 @@ export async function startEtcdOn(host: string): Promise<LabEtcd> {
     stop,
     halt,
     restart: async () => {
+      if (!exited) return;
       await launch();
       handle.pid = child.pid!;
     },
