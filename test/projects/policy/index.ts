@@ -1,0 +1,18 @@
+// A ContainerNetwork and one NetworkPolicy taking etcd and prefix from it, the policy's spec from
+// config (JSON) so the test can change it between runs. Driven by test/pulumi/policy.test.ts.
+import * as pulumi from "@pulumi/pulumi";
+import { ContainerNetwork } from "../../../provider/network/containerNetwork";
+import { NetworkPolicy } from "../../../provider/policy/networkPolicy";
+
+const config = new pulumi.Config("policytest");
+const network = new ContainerNetwork("net", {
+  connection: { endpoints: [config.require("etcd")] },
+  networkName: config.require("networkName"),
+  mode: "vxlan",
+  clusterCidr: "10.179.0.0/16",
+});
+const spec = JSON.parse(config.require("policy"));
+const policy = new NetworkPolicy("api-from-web", { network, ...spec });
+
+export const policyKey = policy.policyKey;
+export const policyId = policy.policyId;
