@@ -73,7 +73,8 @@ export class Datapath {
       cur.hostIfindex === config.hostIfindex &&
       cur.gateway === (config.gateway ?? "0.0.0.0"); // "0.0.0.0" in a slot written before the field existed
     if (!same) {
-      this.maps.config.set(config);
+      // CT lifetimes the caller does not set keep their current values (the policy side owns them).
+      this.maps.config.set({ ctLifetimeTcp: cur.ctLifetimeTcp, ctLifetimeShort: cur.ctLifetimeShort, ...config });
       this.log.info("datapath config set", { ...config });
     }
   }
