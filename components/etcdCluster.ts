@@ -10,6 +10,7 @@ import { DEFAULT_CLIENT_PORT, DEFAULT_ETCD_BINARY, DEFAULT_PEER_PORT, EtcdMember
 import { EtcdPki } from "../provider/etcd/etcdPki";
 import { CertAndKey } from "../provider/etcd/pki";
 import { SshConnection } from "../provider/host/sshConnection";
+import { duplicateName, etcdHostProblems, hostField } from "./fieldProblems";
 
 /** A host that runs one etcd member (provisioned over SSH). */
 export interface EtcdHostArgs {
@@ -44,16 +45,23 @@ export interface EtcdClusterArgs {
 
 export const DEFAULT_STATE_DIR = "/var/lib/bpfnet";
 
-/** Throws at construction (preview) on arguments that can never work. */
-export function validateEtcdClusterArgs(args: EtcdClusterArgs): void {
-  if (!!args.hosts === !!args.existing) throw new Error("EtcdCluster: give exactly one of `hosts` (provision etcd) or `existing` (use a running etcd)");
-  if (args.hosts) {
-    const n = args.hosts.length;
-    if (n === 0 || n % 2 === 0) throw new Error(`EtcdCluster: hosts must be an odd number of members (1, 3, 5) for a quorum, got ${n}`);
-    const names = args.hosts.map((h) => h.name);
-    const dup = names.find((x, i) => names.indexOf(x) !== i);
-    if (dup) throw new Error(`EtcdCluster: host "${dup}" is listed twice`);
-  }
+/** Every problem with EtcdCluster's arguments, in the user's field names; [] when they can work. */
+export function etcdClusterArgsProblems(args: EtcdClusterArgs): string[] {
+  if (!!args.hosts === !!args.existing) return ["give exactly one of `hosts` (provision etcd) or `existing` (use a running etcd)"];
+  if (!args.hosts) return [];
+  const problems: string[] = [];
+  const n = args.hosts.length;
+  if (n === 0 || n % 2 === 0) problems.push(`hosts must be an odd number of members (1, 3, 5) for a quorum, got ${n}`);
+  const dup = duplicateName(args.hosts);
+  if (dup !== undefined) problems.push(`hosts: host ${JSON.stringify(dup)} is listed twice`);
+  args.hosts.forEach((h, i) => problems.push(...etcdHostProblems(hostField(i, h), h)));
+  return problems;
+}
+
+/** Throws at construction (preview) on arguments that can never work, naming the component, each field and its value. */
+export function validateEtcdClusterArgs(name: string, args: EtcdClusterArgs): void {
+  const problems = etcdClusterArgsProblems(args);
+  if (problems.length) throw new Error(problems.map((p) => `EtcdCluster ${JSON.stringify(name)}: ${p}`).join("\n"));
 }
 
 /**
@@ -72,7 +80,7 @@ export class EtcdCluster extends pulumi.ComponentResource {
 
   constructor(name: string, args: EtcdClusterArgs, opts?: pulumi.ComponentResourceOptions) {
     super("bpfnet:index:EtcdCluster", name, {}, opts);
-    validateEtcdClusterArgs(args);
+    validateEtcdClusterArgs(name, args);
 
     if (args.existing) {
       const e = args.existing;

@@ -1,57 +1,23 @@
 // The Network component's arguments checked at construction (so at `pulumi preview`, before
 // anything is written), in the user's terms: every message names the field as the user wrote
 // it (`hosts[0] ("h1").stateDir`) and its value. The checks are the providers' own (path,
-// interface, address and SSH validators, the network spec's checkNetworkSpec): this module
-// only feeds them the user's fields and renames the inner resources' fields (ContainerNetwork's
+// interface, address and SSH validators through fieldProblems.ts, the network spec's
+// checkNetworkSpec): this module only feeds them the user's fields and renames the inner resources' fields (ContainerNetwork's
 // `hostAddresses[i]` is the user's `hosts[i] (…).underlayIp`).
-import * as pulumi from "@pulumi/pulumi";
 import { addressProblem, hostPathProblem, interfaceNameProblem } from "../provider/common/validate";
 import { UNKNOWN } from "../provider/common/unknown";
-import { SshConnection, sshConnectionProblems } from "../provider/host/sshConnection";
 import { checkNetworkSpec } from "../provider/network/networkSpec";
+import { connectionProblems, duplicateName, etcdHostProblems, hostField, hostNameProblem, plain } from "./fieldProblems";
 import type { NetworkArgs, NetworkHostArgs } from "./network";
 
-/** A value known now (not an Output or a Promise): only those can be judged at construction. */
-const plain = (v: unknown): boolean => !pulumi.Output.isInstance(v) && !(v instanceof Promise);
-
-/** The user's name for host i: `hosts[0] ("h1")`. */
-export const hostField = (i: number, h: Pick<NetworkHostArgs, "name"> | undefined): string => `hosts[${i}]${typeof h?.name === "string" ? ` (${JSON.stringify(h.name)})` : ""}`;
-
-/**
- * Problems with an SSH private key, parsed (never used) with ssh2's own parser, so a key that
- * cannot work fails at preview naming the field instead of at `up` on the host.
- */
-export function privateKeyProblem(field: string, key: unknown): string | undefined {
-  if (!plain(key)) return undefined;
-  if (typeof key !== "string" || key.trim() === "") return `${field} must be the text of an SSH private key (OpenSSH or PEM), got ${typeof key === "string" ? "an empty string" : JSON.stringify(key)}`;
-  const { utils } = require("ssh2") as typeof import("ssh2");
-  const parsed = utils.parseKey(key);
-  if (parsed instanceof Error) return `${field} is not a usable SSH private key (${parsed.message}); give the key file's text (OpenSSH or PEM, unencrypted)`;
-  const first = Array.isArray(parsed) ? parsed[0] : parsed;
-  if (!first?.isPrivateKey()) return `${field} is a public key; give the private key's text`;
-  return undefined;
-}
-
-/** A connection's problems (fields, then each key): only when the connection is a plain value. */
-export function connectionProblems(field: string, c: unknown): string[] {
-  if (!plain(c)) return [];
-  const conn = c as Partial<SshConnection> | undefined;
-  const problems = sshConnectionProblems(conn, field);
-  for (let f = field, j: Partial<SshConnection> | undefined = conn; j && typeof j === "object"; f = `${f}.jump`, j = j.jump) {
-    const p = privateKeyProblem(`${f}.privateKey`, j.privateKey);
-    if (p) problems.push(p);
-  }
-  return problems;
-}
+export { privateKeyProblem } from "./fieldProblems";
 
 function hostProblems(i: number, h: NetworkHostArgs): string[] {
   const field = hostField(i, h);
   if (!h || typeof h !== "object") return [`${field} must be a host ({ name, connection, underlayIp, … }), got ${JSON.stringify(h)}`];
   const problems: string[] = [];
   const add = (p: string | undefined) => p && problems.push(p);
-  if (typeof h.name !== "string" || !/^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/.test(h.name)) {
-    add(`${field}.name must be a host name of letters, digits, "_", ".", "-" (at most 63 characters), got ${JSON.stringify(h.name)}`);
-  }
+  add(hostNameProblem(`${field}.name`, h.name));
   for (const key of ["installDir", "stateDir", "bpffsDir"] as const) if (h[key] !== undefined) add(hostPathProblem(`${field}.${key}`, h[key]));
   if (h.underlayInterface !== undefined) add(interfaceNameProblem(`${field}.underlayInterface`, h.underlayInterface));
   if (h.controlAddress !== undefined) add(addressProblem(`${field}.controlAddress`, h.controlAddress));
@@ -86,8 +52,7 @@ export function networkArgsProblems(name: string, args: NetworkArgs): string[] {
   if (!Array.isArray(args.hosts) || args.hosts.length === 0) problems.push("hosts must list at least one host");
   else {
     args.hosts.forEach((h, i) => problems.push(...hostProblems(i, h)));
-    const names = args.hosts.map((h) => h?.name);
-    const dup = names.find((n, i) => names.indexOf(n) !== i);
+    const dup = duplicateName(args.hosts);
     if (dup !== undefined) problems.push(`hosts: host ${JSON.stringify(dup)} is listed twice`);
   }
   problems.push(...specProblems(args, name));
@@ -97,18 +62,14 @@ export function networkArgsProblems(name: string, args: NetworkArgs): string[] {
   if (!args.etcd || !!args.etcd.existing === (args.etcd.members?.length ?? 0) > 0) {
     problems.push("etcd needs exactly one of members (provision etcd on these hosts) or existing (a running etcd)");
   }
-  args.etcd?.members?.forEach((m, i) => {
-    const field = `etcd.members[${i}]${typeof m?.name === "string" ? ` (${JSON.stringify(m.name)})` : ""}`;
-    if (m?.stateDir !== undefined) {
-      const p = hostPathProblem(`${field}.stateDir`, m.stateDir);
-      if (p) problems.push(p);
-    }
-    if (m?.address !== undefined) {
-      const p = addressProblem(`${field}.address`, m.address);
-      if (p) problems.push(p);
-    }
-    // Members made by etcdMembersOn share the hosts' connections: judged once, above.
-    if (!args.hosts?.some((h) => h?.connection === m?.connection)) problems.push(...connectionProblems(`${field}.connection`, m?.connection));
+  const members = args.etcd?.members ?? [];
+  if (members.length % 2 === 0 && members.length > 0) problems.push(`etcd.members must be an odd number of hosts (1, 3, 5) for a quorum, got ${members.length}`);
+  const dupMember = duplicateName(members);
+  if (dupMember !== undefined) problems.push(`etcd.members: host ${JSON.stringify(dupMember)} is listed twice`);
+  members.forEach((m, i) => {
+    // Members made by etcdMembersOn share the hosts' connections: those were judged above.
+    const shared = args.hosts?.some((h) => h?.connection === m?.connection);
+    problems.push(...etcdHostProblems(`etcd.members[${i}]${typeof m?.name === "string" ? ` (${JSON.stringify(m.name)})` : ""}`, m, !shared));
   });
   if (args.agents?.nodePath !== undefined) {
     const p = hostPathProblem("agents.nodePath", args.agents.nodePath);

@@ -10,6 +10,7 @@ import { Stack } from "@pulumi/pulumi/automation";
 import { NetworkArgs, NetworkHostArgs } from "../../components/network";
 import { networkArgsProblems, privateKeyProblem, validateNetworkArgs } from "../../components/networkValidation";
 import { compatibilityProblems } from "../../components/compat";
+import { etcdClusterArgsProblems, validateEtcdClusterArgs } from "../../components/etcdCluster";
 import type { Inventory } from "../../lab/inventory";
 import { removeStack, rootProjectStack } from "../support/pulumi";
 
@@ -114,6 +115,27 @@ describe("Network's argument errors name the user's field and value", () => {
     })();
     expect(lines).toHaveLength(2);
     expect(lines.every((l) => l.startsWith(`Network "prod": hosts[0] ("h1").`))).toBe(true);
+  });
+});
+
+describe("etcd members, through Network and through EtcdCluster directly", () => {
+  test("Network: an even number of members, a duplicate and hostile member fields name etcd.members[i]", () => {
+    const [h1, h2] = [host("h1", 1), host("h2", 2)];
+    const member = (h: NetworkHostArgs, extra = {}) => ({ name: h.name, connection: h.connection, address: `10.175.0.${h.name.slice(1)}`, ...extra });
+    expect(problems(args([h1, h2], { etcd: { members: [member(h1), member(h2)] } }))).toEqual(["etcd.members must be an odd number of hosts (1, 3, 5) for a quorum, got 2"]);
+    expect(problems(args([h1], { etcd: { members: [member(h1, { stateDir: "/x/$(id)", address: "1.2.3.4;id" })] } }))).toEqual([
+      expect.stringMatching(/^etcd\.members\[0\] \("h1"\)\.stateDir must be an absolute, normalized path .*got "\/x\/\$\(id\)"$/),
+      `etcd.members[0] ("h1").address must be an IPv4 address or a DNS name, got "1.2.3.4;id"`,
+    ]);
+  });
+
+  test("EtcdCluster: hosts[i] (\"name\") paths, its own connection's key, and the component's name in the error", () => {
+    const conn = { host: "10.175.0.1", user: "root", privateKey: "garbage", hostKeyFingerprint: FP };
+    expect(etcdClusterArgsProblems({ hosts: [{ name: "e1", connection: conn, address: "10.175.0.1", stateDir: "rel/dir" }] })).toEqual([
+      expect.stringMatching(/^hosts\[0\] \("e1"\)\.stateDir must be an absolute, normalized path .*got "rel\/dir"$/),
+      expect.stringMatching(/^hosts\[0\] \("e1"\)\.connection\.privateKey is not a usable SSH private key/),
+    ]);
+    expect(() => validateEtcdClusterArgs("store", { hosts: [] })).toThrow(/^EtcdCluster "store": hosts must be an odd number of members \(1, 3, 5\) for a quorum, got 0$/);
   });
 });
 
