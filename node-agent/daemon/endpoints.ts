@@ -206,12 +206,12 @@ export class EndpointManager {
     return Object.keys(this.state.endpoints).length;
   }
 
-  /** Desired endpoint map: every plumbed endpoint with a live device, by IP. */
-  desiredMap(): Map<string, Endpoint> {
+  /** Desired endpoint map: every plumbed endpoint with a live device, by IP, with its policy flags. */
+  desiredMap(flagsOf: (endpointNumber: number) => number = () => 0): Map<string, Endpoint> {
     const out = new Map<string, Endpoint>();
     for (const r of Object.values(this.state.endpoints)) {
       if (this.lost.has(r.id) || r.hostIfindex === undefined || !r.mac || !r.hostMac) continue;
-      out.set(r.ip, { ifindex: r.hostIfindex, endpointId: r.number, mac: r.mac, nodeMac: r.hostMac, flags: 0 });
+      out.set(r.ip, { ifindex: r.hostIfindex, endpointId: r.number, mac: r.mac, nodeMac: r.hostMac, flags: flagsOf(r.number) });
     }
     return out;
   }

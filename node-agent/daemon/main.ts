@@ -33,6 +33,7 @@ import { Logger } from "./log";
 import { Reconciler } from "./reconcile";
 import { Registration } from "./registration";
 import { PolicyAgent } from "./policy";
+import { DatapathPolicySink } from "./policySink";
 import { NetworkCache, StateStore } from "./state";
 import { computePeers, desiredPeers, desiredTunnels, NetworkView, newerAgent, NodeRecord, PeerComputation } from "./view";
 import { PrefixWatch, WatchBatch } from "./watch";
@@ -108,6 +109,7 @@ export class Agent {
 
     // 3. Programs and the config map.
     const dp = Datapath.load(cfg.bpffsDir, cfg.bpfObjectDir, log.child("datapath"));
+    const policySink = new DatapathPolicySink(dp.maps);
     this.datapath = dp;
     dp.setConfig({ mode: net.mode, vni: net.vni, vxlanIfindex, hostIfindex, gateway: this.pod.gateway });
 
@@ -120,7 +122,8 @@ export class Agent {
     const endpointMap = new Reconciler<Endpoint>(
       {
         name: "endpoint-map",
-        desired: () => eps.desiredMap(),
+        // Policy flags as the policy sink applied them (restored from the pinned map at start).
+        desired: () => eps.desiredMap((n) => policySink.flagsOf(n)),
         actual: () => new Map(dp.maps.endpoints.entries()),
         equal: (a, b) => a.ifindex === b.ifindex && a.endpointId === b.endpointId && a.mac === b.mac && a.nodeMac === b.nodeMac && (a.flags ?? 0) === (b.flags ?? 0),
         upsert: (ip, ep) => dp.maps.endpoints.set(ip, ep),
@@ -204,6 +207,7 @@ export class Agent {
       hostAddresses: () => this.hostAddresses(),
       stateFile: path.join(cfg.stateDir, "identities.json"),
       log: log.child("policy"),
+      sink: policySink,
       onIdentities: () => records.kick(),
     });
     this.policy.start();

@@ -188,7 +188,9 @@ export class PolicyAgent {
       this.lease = lease;
       await this.syncIdentities(local);
     }
-    if (!this.inputs.allSynced) return;
+    // Nothing is computed (so nothing pruned) from a partial view, or before the identities the
+    // endpoints held were restored: the pinned maps keep enforcing meanwhile.
+    if (!this.inputs.allSynced || !this.restored) return;
     // Endpoints without an identity yet stay out of the computation: they are open, as before.
     const withIds = local.filter((e) => this.held.has(e.id));
     const computed = computePolicy({

@@ -6,6 +6,7 @@
 // direction; selected, only what some rule of some selecting policy allows passes; rules add up.
 import type { EgressRule, IngressRule, PolicySpec, PortRule } from "../../provider/policy/policySpec";
 import { Cidr, containsCidr, parseCidr } from "../../provider/ipam/cidr";
+import { EndpointFlags, PolicyAction, PolicyDirection, PolicyRow } from "../../bpf/abi";
 import {
   CIDR_IDENTITY_BASE,
   IDENTITY_ANY,
@@ -17,24 +18,16 @@ import {
   selects,
 } from "./identity";
 
-export const DIRECTION = { ingress: 1, egress: 2 } as const;
+// Codes of the datapath's maps (bpf/lib/abi.h, mirrored in bpf/abi.ts).
+export const DIRECTION = { ingress: PolicyDirection.INGRESS, egress: PolicyDirection.EGRESS } as const;
 export type Direction = keyof typeof DIRECTION;
 export const PROTO = { ANY: 0, ICMP: 1, TCP: 6, UDP: 17 } as const;
-export const ACTION = { allow: 1, deny: 2, redirect: 3 } as const;
+export const ACTION = { allow: PolicyAction.ALLOW, deny: PolicyAction.DENY, redirect: PolicyAction.REDIRECT } as const;
 /** bpfnet_endpoint.flags bits. */
-export const ENDPOINT_FLAGS = { ENFORCE_INGRESS: 1, ENFORCE_EGRESS: 2, AUDIT_INGRESS: 4, AUDIT_EGRESS: 8 } as const;
+export const ENDPOINT_FLAGS = EndpointFlags;
 
 /** One policy-map row: key {endpointId, identity, dport, proto, direction} → {action, proxyPort, ruleId}. */
-export interface PolicyEntry {
-  endpointId: number;
-  identity: number;
-  dport: number;
-  proto: number;
-  direction: number;
-  action: number;
-  proxyPort: number;
-  ruleId: number;
-}
+export type PolicyEntry = PolicyRow;
 
 export interface PolicyEndpoint {
   endpointId: number;

@@ -3,12 +3,14 @@
 // endpoint identities allocated cluster-wide from 256 (below 2^24), CIDR identities local to
 // one agent from 2^24 (never put on the wire).
 import type { Selector } from "../../provider/policy/policySpec";
+import { Identity } from "../../bpf/abi";
 
-export const IDENTITY_ANY = 0;
-export const IDENTITY_HOST = 1;
-export const IDENTITY_WORLD = 2;
-export const IDENTITY_HEALTH = 4;
-export const IDENTITY_REMOTE_NODE = 6;
+// The reserved numbers are the datapath's (bpf/lib/abi.h).
+export const IDENTITY_ANY = Identity.ANY;
+export const IDENTITY_HOST = Identity.HOST;
+export const IDENTITY_WORLD = Identity.WORLD;
+export const IDENTITY_HEALTH = Identity.HEALTH;
+export const IDENTITY_REMOTE_NODE = Identity.REMOTE_NODE;
 /** First and last identity the cluster-wide allocator hands out. */
 export const MIN_ENDPOINT_IDENTITY = 256;
 export const MAX_ENDPOINT_IDENTITY = 2 ** 24 - 1;
