@@ -70,6 +70,19 @@ export async function removeUserAndRole(client: Etcd3, name: string, role: strin
 }
 
 /**
+ * Revokes the lease `key` is attached to, if any: its keys go with it. etcd checks neither lease
+ * keepalives nor open watches against a user deleted later, so a revoked host's agent could keep
+ * its registration alive; revoking the lease (admin only) ends that.
+ */
+export async function revokeLeaseOf(client: Etcd3, key: string): Promise<boolean> {
+  const kv = (await client.kv.range({ key: Buffer.from(key) })).kvs[0];
+  const lease = kv ? String(kv.lease) : "0";
+  if (lease === "0") return false;
+  await ignoring(client.leaseClient.leaseRevoke({ ID: lease }), notFound);
+  return true;
+}
+
+/**
  * Whether etcd's auth is on (etcd 3.4 has no AuthStatus call): a password login of a user that
  * does not exist is answered "authentication is not enabled" when auth is off, and
  * "authentication failed" when it is on.

@@ -9,11 +9,13 @@
 // generation; the previous user is deleted, so the old certificate or password is refused at
 // once. The agent then gets its new config (NodeAgent redeploys it).
 // Refresh finds a role or user changed or deleted by hand (drift); delete revokes: the user
-// and the role are removed, so the host's certificate or password opens nothing any more.
+// and the role are removed, so the host's certificate or password opens nothing any more, and
+// the lease of its registration is revoked (etcd does not re-check a live lease's keepalives).
 import * as pulumi from "@pulumi/pulumi";
 import { EtcdConnection, connectionProblems, plainConnection, withEtcd } from "./etcdClient";
-import { authEnabled, ensureRole, ensureUser, removeUserAndRole, roleGrants, userRoles } from "./etcdAuthOps";
+import { authEnabled, ensureRole, ensureUser, removeUserAndRole, revokeLeaseOf, roleGrants, userRoles } from "./etcdAuthOps";
 import { grantDifference, hostAccessProblems, hostGrants, hostRoleName, hostUserName, toEtcdRange } from "./hostAccessSpec";
+import { nodeKey } from "./keys";
 import { CertAndKey, certFacts, issueHostCert, nearsExpiry } from "./pki";
 import { isUnknown } from "../common/unknown";
 
@@ -184,7 +186,11 @@ export const etcdHostAccessProvider: pulumi.dynamic.ResourceProvider = {
   },
 
   async delete(_id: string, props: AccessOutputs) {
-    await withEtcd(props.connection, (c) => removeUserAndRole(c, props.userName, props.roleName));
+    await withEtcd(props.connection, async (c) => {
+      await removeUserAndRole(c, props.userName, props.roleName);
+      // A registration still kept alive (an agent that could not be stopped) goes now.
+      await revokeLeaseOf(c, nodeKey(props.networkPrefix, props.hostName));
+    });
   },
 };
 

@@ -12,7 +12,7 @@ import { listPrefix } from "../../provider/etcd/etcdOps";
 import { connectAgentClient } from "../../node-agent/daemon/etcd";
 import { Registration } from "../../node-agent/daemon/registration";
 import { PrefixWatch, WatchBatch } from "../../node-agent/daemon/watch";
-import { silentLogger } from "../../node-agent/daemon/log";
+import { createLogger, silentLogger } from "../../node-agent/daemon/log";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
@@ -277,11 +277,23 @@ describe("per-host etcd identities with auth on", () => {
   test("after h2's access is deleted, h2's credentials are refused for everything", async () => {
     const h2 = client(access.h2.agentConnection);
     await h2.put(nodeKey(PREFIX, "h2")).value("{}").exec(); // still works before
-    // A watch opened before the revocation (docs/security.md, limits).
+    // A watch opened before the revocation (docs/security.md, limits), and h2's agent keeping
+    // its registration alive on its lease (the agent's own code).
     const early: string[] = [];
     const watcher = await h2.watch().prefix(`${PREFIX}/`).create();
     watcher.on("put", (kv) => early.push(kv.key.toString()));
+    const logged: string[] = [];
+    const reg = new Registration(h2, nodeKey(PREFIX, "h2"), () => JSON.stringify({ host: "h2" }), 30, createLogger("warn", "h2", (l) => logged.push(l)));
+    reg.start();
+    await waitFor("h2 registered on its lease", () => reg.registered && reg.currentLeaseId);
     await etcdHostAccessProvider.delete!(access.h2.roleName, access.h2);
+    // Its lease was revoked with it: the registration is gone and h2 cannot write it back.
+    const gone = () => withEtcd(admin, (c) => c.get(nodeKey(PREFIX, "h2")).string());
+    await waitFor("h2's registration gone", async () => (await gone()) === null);
+    // The agent notices, tries to register again, and is refused.
+    await waitFor("h2's agent refused", () => logged.some((l) => /registration failed/.test(l) && DENIED.test(l)));
+    expect(await gone()).toBeNull();
+    await reg.stop();
     await expect(h2.get(configKey(PREFIX)).string()).rejects.toThrow(DENIED);
     await expect(h2.put(nodeKey(PREFIX, "h2")).value("{}").exec()).rejects.toThrow(DENIED);
     await expect(h2.put(endpointKey(PREFIX, "h2", "web")).value("{}").exec()).rejects.toThrow(DENIED);
