@@ -14,6 +14,7 @@ import { SshConnection, SshEndpoint, connectionOf, sshConnectionProblems } from 
 import { SSH_SECRET_OUTPUTS, sshResourceInputs } from "../host/sshInputs";
 import { SupervisorKind, isRunningCommand, serviceFiles, startCommand, stopCommand, supervisorScript, systemdUnit, uninstallCommand } from "../host/supervisor";
 
+/** NodeAgent's arguments: SSH to the host, the agent's spec (paths, interfaces), etcd, and the bundle to run. */
 export interface NodeAgentArgs {
   connection: pulumi.Input<SshConnection>;
   /** Field by field, so preview checks every known field even while another (the prefix) is unknown. */
@@ -164,6 +165,7 @@ export const nodeAgentProvider: pulumi.dynamic.ResourceProvider = {
   },
 };
 
+/** The node agent on one host: bundle copied over SFTP into a release, config written, service started, registration awaited; a new bundle rolls it. */
 export class NodeAgent extends pulumi.dynamic.Resource {
   declare public readonly nodeVersion: pulumi.Output<string>;
   declare public readonly release: pulumi.Output<string>;

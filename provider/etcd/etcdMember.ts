@@ -34,6 +34,7 @@ import {
   uninstallCommand,
 } from "../host/supervisor";
 
+/** EtcdMember's arguments: SSH to the host, the member's spec, and its TLS material (secret). */
 export interface EtcdMemberArgs {
   connection: pulumi.Input<SshConnection>;
   spec: pulumi.Input<EtcdMemberSpec>;
@@ -242,6 +243,7 @@ export const etcdMemberProvider: pulumi.dynamic.ResourceProvider = {
   },
 };
 
+/** One etcd member on a host over SSH: config, certificates and a supervised daemon; refresh shows a stopped member or an edited config. */
 export class EtcdMember extends pulumi.dynamic.Resource {
   declare public readonly clientUrl: pulumi.Output<string>;
   declare public readonly etcdVersion: pulumi.Output<string>;

@@ -12,6 +12,7 @@ import {
 import { defaultPrefix, nameProblem, prefixProblem, SCHEMA_VERSION } from "../etcd/keys";
 import { isUnknown } from "../common/unknown";
 
+/** How pods on different hosts reach each other: "vxlan" (a tunnel between hosts) or "l3" (routed by the underlay). */
 export type NetworkMode = "vxlan" | "l3";
 
 /** Outer IPv4 (20) + UDP (8) + VXLAN (8) + inner Ethernet (14) headers. */
