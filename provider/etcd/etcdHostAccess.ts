@@ -59,8 +59,6 @@ interface AccessOutputs extends AccessInputs {
   agentConnection: EtcdConnection;
   /** Expiry of the host's certificate (ISO), "" for a password identity. */
   notAfter: string;
-  /** The `rotation` value the current credentials were issued for. */
-  issuedFor: string;
   /** What refresh found wrong in etcd ("" when the role and user are as granted). */
   drift: string;
 }
@@ -118,7 +116,6 @@ async function apply(inputs: AccessInputs, prior?: AccessOutputs): Promise<Acces
     roleName,
     agentConnection: plainConnection(agentConnection),
     notAfter,
-    issuedFor: inputs.rotation ?? "",
     drift: "",
   };
 }
@@ -218,7 +215,6 @@ export class EtcdHostAccess extends pulumi.dynamic.Resource {
         roleName: undefined,
         agentConnection: undefined,
         notAfter: undefined,
-        issuedFor: undefined,
         drift: undefined,
       },
       { ...opts, additionalSecretOutputs: ["connection", "ca", "transport", "agentConnection"] },

@@ -117,7 +117,6 @@ describe("certificates", () => {
       roleName: hostRoleName(P, "h1"),
       agentConnection: { endpoints: ["https://127.0.0.1:2379"], certPem: cert.certPem, keyPem: cert.keyPem },
       notAfter: "",
-      issuedFor: "a",
       drift: "",
     };
     const now = new Date();
