@@ -121,6 +121,7 @@ export type PolicyNetwork =
   | { prefix: pulumi.Input<string>; connection: pulumi.Input<EtcdConnectionArgs> }
   | { prefix: pulumi.Input<string>; etcdConnection: pulumi.Input<EtcdConnectionArgs> };
 
+/** NetworkPolicy's arguments: the network (or its etcd and prefix), the endpoints it selects, and its ingress/egress rules. */
 export interface NetworkPolicyArgs {
   /** The network the policy belongs to (a Network or its ContainerNetwork): etcd and prefix come from it. */
   network?: PolicyNetwork;

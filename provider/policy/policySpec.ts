@@ -19,6 +19,7 @@ export const MAX_REGEX_LENGTH = 1024;
 
 /** Protocols of a port rule; ANY matches every protocol (the datapath's proto 0). */
 export const PROTOCOLS = ["TCP", "UDP", "ICMP", "ANY"] as const;
+/** A port rule's protocol: "TCP", "UDP", "ICMP" or "ANY". */
 export type Protocol = (typeof PROTOCOLS)[number];
 
 /**
@@ -27,11 +28,13 @@ export type Protocol = (typeof PROTOCOLS)[number];
  * of the network; all = cluster + world; health = the agents' health endpoints.
  */
 export const ENTITIES = ["host", "remote-node", "world", "cluster", "all", "health"] as const;
+/** A reserved peer without labels (see ENTITIES). */
 export type Entity = (typeof ENTITIES)[number];
 
 /** A label selector: an endpoint matches when it carries every pair. {} matches every endpoint. */
 export type Selector = Record<string, string>;
 
+/** An L7 HTTP rule: the requests allowed on a port. */
 export interface HttpRule {
   /** Regex over the request method, matched whole (e.g. "GET|HEAD"). */
   method?: string;
@@ -39,6 +42,7 @@ export interface HttpRule {
   path?: string;
 }
 
+/** Ports a rule allows, by protocol, with optional HTTP rules. */
 export interface PortRule {
   /** 1-65535; omitted = every port of the protocol. Not allowed with ICMP. */
   port?: number;
@@ -48,6 +52,7 @@ export interface PortRule {
   http?: HttpRule[];
 }
 
+/** Traffic into the selected endpoints: allowed when it comes from any listed peer (endpoints, entities, CIDRs) on any listed port. */
 export interface IngressRule {
   fromEndpoints?: Selector[];
   fromEntities?: Entity[];
@@ -55,6 +60,7 @@ export interface IngressRule {
   toPorts?: PortRule[];
 }
 
+/** Traffic out of the selected endpoints: allowed when it goes to any listed peer (endpoints, entities, CIDRs) on any listed port. */
 export interface EgressRule {
   toEndpoints?: Selector[];
   toEntities?: Entity[];

@@ -10,7 +10,7 @@ import { inventoryPath } from "../../lab/lab";
 import { cleanupAll } from "../support/cleanup";
 import { startTestLab, TestLab } from "../support/lab";
 import { REPO } from "../support/pulumi";
-import { createUserProject, packPackage, stackOutputs, UserProject } from "./support/userProject";
+import { createUserProject, healthOf, packPackage, stackDestroy, stackUp, UserProject } from "./support/userProject";
 
 jest.setTimeout(900_000);
 
@@ -18,7 +18,6 @@ describe("examples/l3-router: host L3 mode with a router, from a fresh program d
   let lab: TestLab;
   let project: UserProject;
   let packDir: string;
-  let deployed = false;
   let podCidrs: Record<string, string> = {};
   const CLUSTER = "10.246.";
   const routerRoutes = () =>
@@ -34,21 +33,14 @@ describe("examples/l3-router: host L3 mode with a router, from a fresh program d
 
   afterAll(() =>
     cleanupAll([
-      () => deployed && project.pulumi(["destroy", "--yes", "--skip-preview"]),
-      () => project?.remove(),
+      () => project?.teardown(),
       () => packDir && fs.rmSync(packDir, { recursive: true, force: true }),
       () => lab?.down(),
     ]),
   );
 
   test("pulumi up: etcd, the network, an agent per host and a route per host on the router", () => {
-    expect(project.pulumi(["stack", "init", "dev"]).status).toBe(0);
-    expect(project.pulumi(["config", "set", "inventory", inventoryPath(lab.stateDir)]).status).toBe(0);
-    const up = project.pulumi(["up", "--yes", "--skip-preview"]);
-    deployed = true;
-    expect(up.stdout + up.stderr).toMatch(/Resources:\s+\+ \d+ created/);
-    expect(up.status).toBe(0);
-    const outputs = stackOutputs(project);
+    const outputs = stackUp(project, inventoryPath(lab.stateDir));
     podCidrs = outputs.podCidrs as Record<string, string>;
     expect(Object.keys(podCidrs).sort()).toEqual(["h1", "h2"]);
     for (const cidr of Object.values(podCidrs)) expect(cidr).toMatch(/^10\.246\.\d+\.\d+\/26$/);
@@ -61,17 +53,14 @@ describe("examples/l3-router: host L3 mode with a router, from a fresh program d
   });
 
   test("containers on h1 and h2 ping each other across the router", () => {
-    const health = project.npx(["bpfnet", "health", "--inventory", inventoryPath(lab.stateDir)]);
-    expect(health.stdout).toMatch(/2\/2 agents ready/);
-    expect(health.stdout).toMatch(/container on h1 → container on h2 \(10\.246\.\d+\.\d+\): 3\/3 pings/);
+    const health = healthOf(project, inventoryPath(lab.stateDir));
+    expect(health.agents).toBe("2/2 agents ready");
+    expect(health.ping).toMatch(/^container on h1 → container on h2 \(10\.246\.\d+\.\d+\): 3\/3 pings/);
     expect(health.status).toBe(0);
   });
 
   test("pulumi destroy takes the routes off the router", () => {
-    const destroy = project.pulumi(["destroy", "--yes", "--skip-preview"]);
-    expect(destroy.stdout).toMatch(/\d+ deleted/);
-    expect(destroy.status).toBe(0);
-    deployed = false;
+    stackDestroy(project);
     expect(routerRoutes()).toEqual([]);
   });
 });

@@ -10,7 +10,7 @@ import { inventoryPath } from "../../lab/lab";
 import { tryRun } from "../../lab/sh";
 import { cleanupAll } from "../support/cleanup";
 import { startTestLab, TestLab } from "../support/lab";
-import { createUserProject, packPackage, readmeProgram, stackOutputs, UserProject } from "./support/userProject";
+import { createUserProject, healthOf, packPackage, readmeProgram, stackDestroy, stackUp, UserProject } from "./support/userProject";
 
 jest.setTimeout(900_000);
 
@@ -18,7 +18,6 @@ describe("a new user installs the packed bpfnet and runs the README's program", 
   let lab: TestLab;
   let project: UserProject;
   let packDir: string;
-  let deployed = false;
   const program = readmeProgram("Using it from a Pulumi program");
   const labProcesses = () => tryRun("pgrep", ["-af", lab.stateDir]).stdout.split("\n").filter((l) => /etcd|agent/.test(l));
 
@@ -30,8 +29,7 @@ describe("a new user installs the packed bpfnet and runs the README's program", 
 
   afterAll(() =>
     cleanupAll([
-      () => deployed && project.pulumi(["destroy", "--yes", "--skip-preview"]),
-      () => project?.remove(),
+      () => project?.teardown(),
       () => packDir && fs.rmSync(packDir, { recursive: true, force: true }),
       () => lab?.down(),
     ]),
@@ -52,13 +50,7 @@ describe("a new user installs the packed bpfnet and runs the README's program", 
   });
 
   test("pulumi up deploys etcd, the network and an agent on every host", () => {
-    expect(project.pulumi(["stack", "init", "dev"]).status).toBe(0);
-    expect(project.pulumi(["config", "set", "inventory", inventoryPath(lab.stateDir)]).status).toBe(0);
-    const up = project.pulumi(["up", "--yes", "--skip-preview"]);
-    deployed = true;
-    expect(up.stderr + up.stdout).toMatch(/Resources:\s+\+ \d+ created/);
-    expect(up.status).toBe(0);
-    const outputs = stackOutputs(project);
+    const outputs = stackUp(project, inventoryPath(lab.stateDir));
     const podCidrs = outputs.podCidrs as Record<string, string>;
     expect(Object.keys(podCidrs).sort()).toEqual(["h1", "h2"]);
     for (const cidr of Object.values(podCidrs)) expect(cidr).toMatch(/^10\.244\.\d+\.0\/24$/);
@@ -67,17 +59,14 @@ describe("a new user installs the packed bpfnet and runs the README's program", 
   });
 
   test("npx bpfnet health: both agents ready and containers on h1 and h2 ping each other", () => {
-    const health = project.npx(["bpfnet", "health", "--inventory", inventoryPath(lab.stateDir)]);
-    expect(health.stdout).toMatch(/2\/2 agents ready/);
-    expect(health.stdout).toMatch(/container on h1 → container on h2 \(10\.244\.\d+\.\d+\): 3\/3 pings/);
+    const health = healthOf(project, inventoryPath(lab.stateDir));
+    expect(health.agents).toBe("2/2 agents ready");
+    expect(health.ping).toMatch(/^container on h1 → container on h2 \(10\.244\.\d+\.\d+\): 3\/3 pings/);
     expect(health.status).toBe(0);
   });
 
   test("pulumi destroy removes everything it made on the hosts", () => {
-    const destroy = project.pulumi(["destroy", "--yes", "--skip-preview"]);
-    expect(destroy.stdout).toMatch(/\d+ deleted/);
-    expect(destroy.status).toBe(0);
-    deployed = false;
+    stackDestroy(project);
     expect(labProcesses()).toEqual([]);
     for (const h of lab.inventory.hosts) expect(fs.existsSync(path.join(h.stateDir, "etcd"))).toBe(false);
   });

@@ -66,7 +66,10 @@ export interface UserProject {
   env: Record<string, string>;
   pulumi(args: string[], timeoutMs?: number): RunResult;
   npx(args: string[], timeoutMs?: number): RunResult;
-  remove(): void;
+  /** Whether a stack may hold resources (set by stackUp, cleared by stackDestroy). */
+  deployed: boolean;
+  /** Destroys what is deployed, then removes the directory. */
+  teardown(): void;
 }
 
 /**
@@ -117,13 +120,48 @@ export function createUserProject(name: string, tarball: string, program: string
     PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION: "true",
   };
   runOk("npm", ["install", "--no-audit", "--no-fund", "--loglevel=error"], { cwd: dir, env });
-  return {
+  const project: UserProject = {
     dir,
     env,
+    deployed: false,
     pulumi: (args, timeoutMs) => run("pulumi", [...args, "--non-interactive"], { cwd: dir, env, timeoutMs }),
     npx: (args, timeoutMs) => run("npx", ["--no-install", ...args], { cwd: dir, env, timeoutMs }),
-    remove: () => fs.rmSync(dir, { recursive: true, force: true }),
+    teardown: () => {
+      try {
+        if (project.deployed) stackDestroy(project);
+      } finally {
+        fs.rmSync(dir, { recursive: true, force: true });
+      }
+    },
   };
+  return project;
+}
+
+/**
+ * What the README has the user type: `pulumi stack init dev`, the inventory in the stack's config,
+ * `pulumi up`. Throws with the CLI's output unless the update created resources; returns the
+ * stack's outputs. Marks the project deployed, so teardown destroys it.
+ */
+export function stackUp(p: UserProject, inventoryFile: string): Record<string, unknown> {
+  runOk("pulumi", ["stack", "init", "dev", "--non-interactive"], { cwd: p.dir, env: p.env });
+  runOk("pulumi", ["config", "set", "inventory", inventoryFile, "--non-interactive"], { cwd: p.dir, env: p.env });
+  p.deployed = true;
+  const up = runOk("pulumi", ["up", "--yes", "--skip-preview", "--non-interactive"], { cwd: p.dir, env: p.env });
+  if (!/Resources:\s+\+ \d+ created/.test(up.stdout)) throw new Error(`pulumi up created nothing:\n${up.stdout}`);
+  return stackOutputs(p);
+}
+
+/** `pulumi destroy`; throws with the output unless resources were deleted. */
+export function stackDestroy(p: UserProject): void {
+  const r = runOk("pulumi", ["destroy", "--yes", "--skip-preview", "--non-interactive"], { cwd: p.dir, env: p.env });
+  if (!/\d+ deleted/.test(r.stdout)) throw new Error(`pulumi destroy deleted nothing:\n${r.stdout}`);
+  p.deployed = false;
+}
+
+/** The two lines of `npx bpfnet health` that matter: agents ready, and the cross-host container ping. */
+export function healthOf(p: UserProject, inventoryFile: string): { status: number | null; agents?: string; ping?: string } {
+  const r = p.npx(["bpfnet", "health", "--inventory", inventoryFile]);
+  return { status: r.status, agents: /\d+\/\d+ agents ready/.exec(r.stdout)?.[0], ping: /container on \S+ → container on .*/.exec(r.stdout)?.[0] ?? r.stdout + r.stderr };
 }
 
 /** `pulumi stack output --json` of the selected stack. */
