@@ -96,6 +96,21 @@ describe("per-host etcd identities with auth on", () => {
     await expect(c.get(configKey(PREFIX)).string()).rejects.toThrow(DENIED);
   });
 
+  test("EtcdAuth is idempotent; auth turned off by hand is drift, and the next up turns it on again", async () => {
+    const again = await etcdAuthProvider.update!("etcd-auth", { connection: admin, enabled: true }, { connection: admin });
+    expect(again.outs.enabled).toBe(true);
+    await withEtcd(admin, (c) => c.auth.authDisable());
+    const h1 = client(access.h1.agentConnection);
+    await h1.put(configKey(PREFIX)).value(JSON.stringify({ mode: "vxlan" })).exec(); // auth off: nothing is checked
+    const read = await etcdAuthProvider.read!("etcd-auth", { connection: admin, enabled: true });
+    expect(read.props.enabled).toBe(false);
+    expect((await etcdAuthProvider.diff!("etcd-auth", read.props, { connection: admin })).changes).toBe(true);
+    await etcdAuthProvider.update!("etcd-auth", read.props, { connection: admin });
+    expect((await etcdAuthProvider.read!("etcd-auth", read.props)).props.enabled).toBe(true);
+    await expect(h1.put(configKey(PREFIX)).value("{}").exec()).rejects.toThrow(DENIED);
+    expect((await etcdAuthProvider.diff!("etcd-auth", { connection: admin, enabled: true }, { connection: admin })).changes).toBe(false);
+  });
+
   test("each host's certificate names its own user, signed by the cluster's CA", () => {
     for (const h of ["h1", "h2"]) {
       const facts = certFacts(access[h].agentConnection.certPem, ca);
