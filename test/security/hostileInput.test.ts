@@ -198,6 +198,12 @@ describe("on a real lab host, quoting keeps hostile names inert (check bypassed 
       ["agent.underlayInterface", (c: string) => `eth0;touch ${c}`, /spec\.underlayInterface must be a Linux interface name/],
       ["installDir", (c: string) => `/opt/bp fnet/\`touch ${c}\``, /installDir must be an absolute, normalized path/],
       ["etcdFlag", (c: string) => `1\ndata-dir: ${c}`, /flags\.auto-compaction-retention must be one word/],
+      ["cluster.etcdBinary", (c: string) => `/usr/bin/etcd;touch ${c}`, /spec\.binary must be an absolute, normalized path/],
+      [
+        "all",
+        (c: string) => `/x $(touch ${c})`,
+        /(?=[\s\S]*installDir must)(?=[\s\S]*stateDir must)(?=[\s\S]*bpffsDir must)(?=[\s\S]*underlayInterface must)(?=[\s\S]*controlAddress must)(?=[\s\S]*nodePath must)/,
+      ],
     ])("pulumi preview with a hostile %s fails naming it; nothing runs", async (field, value, named) => {
       const v = value(canary(`cli-${field}`));
       expect((await pulumi("config", "set", "field", field)).code).toBe(0);
