@@ -44,6 +44,10 @@ export const ABI_CONSTANTS = {
   BPFNET_ACTION_DENY: 2,
   BPFNET_ACTION_REDIRECT: 3,
   BPFNET_MARK_TO_PROXY: 0x0b9f,
+  BPFNET_VERDICT_ALLOW: 1,
+  BPFNET_VERDICT_DENY: 2,
+  BPFNET_VERDICT_REDIRECT: 3,
+  BPFNET_VERDICT_AUDIT: 4,
   BPFNET_CT_EGRESS: 0,
   BPFNET_CT_INGRESS: 1,
   BPFNET_CT_SEEN_REPLY: 1,
@@ -57,6 +61,7 @@ export const ABI_CONSTANTS = {
   BPFNET_IPCACHE_MAX: 65536,
   BPFNET_POLICY_MAX: 65536,
   BPFNET_CT_MAX: 65536,
+  BPFNET_VERDICTS_MAX: 16384,
 } as const;
 
 /** Drop reasons (negative, as the datapath returns them). */
@@ -180,6 +185,7 @@ export const LAYOUTS = {
     flags: [21, 1],
     pad: [22, 2],
   }),
+  verdictKey: layout("bpfnet_verdict_key", 12, { endpoint_id: [0, 4], rule_id: [4, 4], direction: [8, 1], verdict: [9, 1], pad: [10, 2] }),
   metricsKey: layout("bpfnet_metrics_key", 8, { id: [0, 4], direction: [4, 1], reason: [5, 1], pad: [6, 2] }),
   metricsValue: layout("bpfnet_metrics_value", 16, { packets: [0, 8], bytes: [8, 8] }),
 } as const;
@@ -645,4 +651,43 @@ export function decodeCtValue(buf: Buffer): CtValue {
 /** Now on the clock CT deadlines use (CLOCK_MONOTONIC, as bpf_ktime_get_ns). */
 export function monotonicNowNs(): bigint {
   return process.hrtime.bigint();
+}
+
+// --- bpfnet_verdicts --------------------------------------------------------
+
+export type PolicyVerdict = "allow" | "deny" | "redirect" | "audit";
+const VERDICT_CODES: Record<PolicyVerdict, number> = {
+  allow: ABI_CONSTANTS.BPFNET_VERDICT_ALLOW,
+  deny: ABI_CONSTANTS.BPFNET_VERDICT_DENY,
+  redirect: ABI_CONSTANTS.BPFNET_VERDICT_REDIRECT,
+  audit: ABI_CONSTANTS.BPFNET_VERDICT_AUDIT,
+};
+
+export interface VerdictKey {
+  endpointId: number;
+  /** The matching row's ruleId; 0 when no row matched (a default deny). */
+  ruleId: number;
+  /** PolicyDirection: 1 ingress, 2 egress. */
+  direction: number;
+  verdict: PolicyVerdict;
+}
+
+export function encodeVerdictKey(key: VerdictKey): Buffer {
+  const f = LAYOUTS.verdictKey.fields;
+  if (!(key.verdict in VERDICT_CODES)) throw new TypeError(`unknown verdict ${JSON.stringify(key.verdict)}`);
+  const buf = Buffer.alloc(LAYOUTS.verdictKey.size);
+  writeU32(buf, f.endpoint_id, key.endpointId, "endpointId");
+  writeU32(buf, f.rule_id, key.ruleId, "ruleId");
+  buf.writeUInt8(checkRange(key.direction, 0xff, "direction"), f.direction.offset);
+  buf.writeUInt8(VERDICT_CODES[key.verdict], f.verdict.offset);
+  return buf;
+}
+
+export function decodeVerdictKey(buf: Buffer): VerdictKey {
+  expectSize(buf, LAYOUTS.verdictKey);
+  const f = LAYOUTS.verdictKey.fields;
+  const code = buf.readUInt8(f.verdict.offset);
+  const verdict = (Object.keys(VERDICT_CODES) as PolicyVerdict[]).find((v) => VERDICT_CODES[v] === code);
+  if (!verdict) throw new RangeError(`bpfnet_verdicts key has unknown verdict ${code}`);
+  return { endpointId: readU32(buf, f.endpoint_id), ruleId: readU32(buf, f.rule_id), direction: buf.readUInt8(f.direction.offset), verdict };
 }

@@ -1,6 +1,6 @@
 /**
  * Maps: BpfMap is the raw Buffer-level handle; the typed maps (EndpointMap,
- * TunnelMap, PeerMap, IpcacheMap, PolicyMap, CtMap, ConfigMap, MetricsMap)
+ * TunnelMap, PeerMap, IpcacheMap, PolicyMap, CtMap, ConfigMap, MetricsMap, VerdictMap)
  * validate and encode (via abi.ts) so callers work with addresses and numbers.
  */
 import { join } from "path";
@@ -33,6 +33,7 @@ import {
   decodePeerKey,
   decodeTunnel,
   decodeTunnelKey,
+  decodeVerdictKey,
   encodeConfig,
   encodeEndpoint,
   encodeEndpointKey,
@@ -41,6 +42,7 @@ import {
   encodePeerKey,
   encodeTunnel,
   encodeTunnelKey,
+  encodeVerdictKey,
   Endpoint,
   LAYOUTS,
   MetricsKey,
@@ -48,6 +50,7 @@ import {
   StructLayout,
   sumPerCpuCounters,
   TunnelEntry,
+  VerdictKey,
 } from "./abi";
 import { native, NativeMapHandle, NativeMapInfo } from "./native";
 
@@ -416,37 +419,65 @@ export class ConfigMap extends TypedMap {
   }
 }
 
-export interface MetricsEntry extends MetricsKey, Counters {}
-
-/** bpfnet_metrics: per-CPU counters, summed over CPUs on read. */
-export class MetricsMap extends TypedMap {
-  static readonly mapName = "bpfnet_metrics";
-
-  constructor(map: BpfMap) {
+/** Per-CPU packet/byte counters (bpfnet_metrics_value) under typed keys, summed over CPUs on read. */
+abstract class CounterMap<K> extends TypedMap {
+  protected constructor(
+    map: BpfMap,
+    name: string,
+    keyLayout: StructLayout,
+    private readonly encodeKey: (key: K) => Buffer,
+    private readonly decodeKey: (key: Buffer) => K,
+  ) {
     super(map);
-    checkShape(map, MetricsMap.mapName, MapType.PERCPU_HASH, LAYOUTS.metricsKey, LAYOUTS.metricsValue);
-  }
-
-  static open(pinRoot: string): MetricsMap {
-    return openPinned(pinRoot, MetricsMap.mapName, (map) => new MetricsMap(map));
+    checkShape(map, name, MapType.PERCPU_HASH, keyLayout, LAYOUTS.metricsValue);
   }
 
   /** Counters for one key; zero when the datapath has not counted it yet. */
-  get(key: MetricsKey): Counters {
-    const value = this.map.lookup(encodeMetricsKey(key));
+  get(key: K): Counters {
+    const value = this.map.lookup(this.encodeKey(key));
     return value ? sumPerCpuCounters(value) : { packets: 0n, bytes: 0n };
   }
 
-  entries(): MetricsEntry[] {
-    return this.map.keys().flatMap((key) => {
-      const value = this.map.lookup(key);
-      return value ? [{ ...decodeMetricsKey(key), ...sumPerCpuCounters(value) }] : [];
-    });
+  entries(): (K & Counters)[] {
+    return this.decodedEntries(this.decodeKey, sumPerCpuCounters).map(([key, counters]) => ({ ...key, ...counters }));
   }
 
   /** Removes every counter (e.g. between tests). */
   clear(): void {
     for (const key of this.map.keys()) this.map.delete(key);
+  }
+}
+
+export interface MetricsEntry extends MetricsKey, Counters {}
+
+/** bpfnet_metrics: every verdict of every program by (device, hook direction, reason). */
+export class MetricsMap extends CounterMap<MetricsKey> {
+  static readonly mapName = "bpfnet_metrics";
+
+  constructor(map: BpfMap) {
+    super(map, MetricsMap.mapName, LAYOUTS.metricsKey, encodeMetricsKey, decodeMetricsKey);
+  }
+
+  static open(pinRoot: string): MetricsMap {
+    return openPinned(pinRoot, MetricsMap.mapName, (map) => new MetricsMap(map));
+  }
+}
+
+export interface VerdictEntry extends VerdictKey, Counters {}
+
+/**
+ * bpfnet_verdicts: policy verdicts by endpoint and rule: every denied (and audited) packet,
+ * and the first packet of each allowed or redirected flow.
+ */
+export class VerdictMap extends CounterMap<VerdictKey> {
+  static readonly mapName = "bpfnet_verdicts";
+
+  constructor(map: BpfMap) {
+    super(map, VerdictMap.mapName, LAYOUTS.verdictKey, encodeVerdictKey, decodeVerdictKey);
+  }
+
+  static open(pinRoot: string): VerdictMap {
+    return openPinned(pinRoot, VerdictMap.mapName, (map) => new VerdictMap(map));
   }
 }
 
@@ -460,6 +491,7 @@ export interface DatapathMaps {
   ct: CtMap;
   config: ConfigMap;
   metrics: MetricsMap;
+  verdicts: VerdictMap;
   close(): void;
 }
 
@@ -476,6 +508,7 @@ export function openDatapathMaps(pinRoot: string): DatapathMaps {
       ct: track(CtMap.open(pinRoot)),
       config: track(ConfigMap.open(pinRoot)),
       metrics: track(MetricsMap.open(pinRoot)),
+      verdicts: track(VerdictMap.open(pinRoot)),
       close: () => opened.forEach((m) => m.close()),
     };
   } catch (err) {

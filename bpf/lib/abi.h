@@ -73,6 +73,12 @@
 
 #define BPFNET_MARK_TO_PROXY	0x0b9f	/* low 16 bits of skb->mark of a packet redirected to the proxy */
 
+/* bpfnet_verdict_key.verdict: policy decisions, counted per rule for new flows and drops. */
+#define BPFNET_VERDICT_ALLOW	1
+#define BPFNET_VERDICT_DENY	2
+#define BPFNET_VERDICT_REDIRECT	3
+#define BPFNET_VERDICT_AUDIT	4	/* a deny let through by audit mode */
+
 /* bpfnet_ct_key.flags: which end's hook made the entry. */
 #define BPFNET_CT_EGRESS	0	/* made as the packet left its source endpoint */
 #define BPFNET_CT_INGRESS	1	/* made as the packet was delivered to its destination endpoint */
@@ -92,6 +98,7 @@
 #define BPFNET_IPCACHE_MAX	65536
 #define BPFNET_POLICY_MAX	65536
 #define BPFNET_CT_MAX		65536
+#define BPFNET_VERDICTS_MAX	16384
 
 struct bpfnet_endpoint_key {
 	__be32 ip4;
@@ -191,6 +198,19 @@ struct bpfnet_ct_entry {
 	__u8  pad[2];
 };
 
+/*
+ * Policy verdicts by endpoint and rule: every denied packet, and the first
+ * packet of each allowed flow (the one that makes its CT entry). rule_id is
+ * the row's; 0 when no row matched (a default deny).
+ */
+struct bpfnet_verdict_key {
+	__u32 endpoint_id;
+	__u32 rule_id;
+	__u8  direction;	/* BPFNET_POLICY_* */
+	__u8  verdict;		/* BPFNET_VERDICT_* */
+	__u8  pad[2];
+};
+
 struct bpfnet_metrics_key {
 	__u32 id;		/* ifindex the packet was seen on */
 	__u8  direction;	/* METRIC_INGRESS / METRIC_EGRESS */
@@ -216,6 +236,7 @@ _Static_assert(sizeof(struct bpfnet_policy_key) == 12, "policy key ABI");
 _Static_assert(sizeof(struct bpfnet_policy_value) == 8, "policy value ABI");
 _Static_assert(sizeof(struct bpfnet_ct_key) == 16, "ct key ABI");
 _Static_assert(sizeof(struct bpfnet_ct_entry) == 24, "ct value ABI");
+_Static_assert(sizeof(struct bpfnet_verdict_key) == 12, "verdict key ABI");
 _Static_assert(sizeof(struct bpfnet_metrics_key) == 8, "metrics key ABI");
 _Static_assert(sizeof(struct bpfnet_metrics_value) == 16, "metrics value ABI");
 

@@ -63,7 +63,10 @@ static __always_inline bool ct_is_reply(const struct flow *f, __u8 hook, const s
 	return true;
 }
 
-/* Creates or refreshes this end's entry for a forward packet the policy let through. */
+/*
+ * Creates or refreshes this end's entry for a forward packet the policy let
+ * through: 1 when it made a new entry (a new flow), 0 when it refreshed one.
+ */
 static __always_inline int ct_track(const struct flow *f, __u8 hook, const struct bpfnet_config *cfg, __u64 now,
 				    __u32 peer_identity, __be16 proxy_port)
 {
@@ -87,7 +90,7 @@ static __always_inline int ct_track(const struct flow *f, __u8 hook, const struc
 	ct_refresh(&fresh, cfg, f, 0, now);
 	if (bpf_map_update_elem(&bpfnet_ct, &key, &fresh, BPF_ANY) < 0)
 		return DROP_CT_FULL;
-	return 0;
+	return 1;
 }
 
 #endif /* BPFNET_CT_H */

@@ -37,9 +37,10 @@ static __always_inline int enforce(struct __sk_buff *skb, const struct pkt *pkt,
 	const __u32 enforce_bit = ingress ? BPFNET_EP_ENFORCE_INGRESS : BPFNET_EP_ENFORCE_EGRESS;
 	const __u32 audit_bit = ingress ? BPFNET_EP_AUDIT_INGRESS : BPFNET_EP_AUDIT_EGRESS;
 	const __u8 hook = ingress ? BPFNET_CT_INGRESS : BPFNET_CT_EGRESS;
-	const struct bpfnet_policy_value *row;
+	const struct bpfnet_policy_value *row = NULL;
 	const struct bpfnet_config *cfg;
 	__u32 peer = BPFNET_ID_ANY;
+	__u8 verdict = 0;	/* none: the direction is not enforced */
 	__be16 proxy_port = 0;
 	__u64 now;
 	int ret;
@@ -58,17 +59,27 @@ static __always_inline int enforce(struct __sk_buff *skb, const struct pkt *pkt,
 		peer = ipcache_identity(ingress ? f->saddr : f->daddr);
 		row = policy_lookup(ep->endpoint_id, peer, f->dport, f->proto, direction);
 		if (!row || (row->action != BPFNET_ACTION_ALLOW && row->action != BPFNET_ACTION_REDIRECT)) {
-			if (!(ep->flags & audit_bit))
+			if (!(ep->flags & audit_bit)) {
+				verdict_record(ep->endpoint_id, row ? row->rule_id : 0, direction,
+					       BPFNET_VERDICT_DENY, skb->len);
 				return DROP_POLICY_DENIED;
+			}
 			metrics_record(skb->ifindex, HOOK_DIRECTION, REASON_POLICY_AUDIT, skb->len);
+			verdict = BPFNET_VERDICT_AUDIT;
 		} else if (row->action == BPFNET_ACTION_REDIRECT) {
 			proxy_port = row->proxy_port;
+			verdict = BPFNET_VERDICT_REDIRECT;
+		} else {
+			verdict = BPFNET_VERDICT_ALLOW;
 		}
 	}
 
 	ret = ct_track(f, hook, cfg, now, peer, proxy_port);
 	if (ret < 0)
 		return ret;
+	/* Allowed verdicts once per flow (its first packet); audits on every packet, as drops would be. */
+	if (verdict == BPFNET_VERDICT_AUDIT || (verdict && ret == 1))
+		verdict_record(ep->endpoint_id, row ? row->rule_id : 0, direction, verdict, skb->len);
 	if (proxy_port) {
 		skb->mark = BPFNET_MARK_TO_PROXY | ((__u32)bpf_ntohs(proxy_port) << 16);
 		return ENFORCE_TO_PROXY;

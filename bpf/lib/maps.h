@@ -70,6 +70,15 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } bpfnet_ct SEC(".maps");
 
+/* Policy verdict counters (per CPU, like bpfnet_metrics; same value layout). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__type(key, struct bpfnet_verdict_key);
+	__type(value, struct bpfnet_metrics_value);
+	__uint(max_entries, BPFNET_VERDICTS_MAX);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} bpfnet_verdicts SEC(".maps");
+
 /* A single slot: the host's datapath settings. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);

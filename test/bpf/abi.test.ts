@@ -40,6 +40,8 @@ import {
   encodeEndpointKey,
   encodeMetricsKey,
   encodeTunnelKey,
+  decodeVerdictKey,
+  encodeVerdictKey,
   sumPerCpuCounters,
 } from "../../bpf/abi";
 import { ensureBuilt, REPO_ROOT } from "./support/build";
@@ -224,6 +226,15 @@ describe("encoders", () => {
     value[21] = ABI_CONSTANTS.BPFNET_CT_SEEN_REPLY;
     expect(decodeCtValue(value)).toEqual({ expiresNs: 123456789n, srcIdentity: 300, revNatIndex: 0, proxyPort: 0, backendId: 0, tcpFlags: 0x12, seenReply: true, closing: false });
     expect(() => encodeCtKey({ saddr: "10.0.0.1", daddr: "10.0.0.2", sport: 1, dport: 2, proto: 6, hook: "sideways" as never })).toThrow(TypeError);
+  });
+
+  test("verdict keys round-trip; an unknown verdict is refused both ways", () => {
+    const key = encodeVerdictKey({ endpointId: 5, ruleId: 12, direction: 2, verdict: "audit" });
+    expect(key.toString("hex")).toBe("05000000" + "0c000000" + "02" + "04" + "0000");
+    expect(decodeVerdictKey(key)).toEqual({ endpointId: 5, ruleId: 12, direction: 2, verdict: "audit" });
+    expect(() => encodeVerdictKey({ endpointId: 5, ruleId: 12, direction: 2, verdict: "maybe" as never })).toThrow(TypeError);
+    key[9] = 9;
+    expect(() => decodeVerdictKey(key)).toThrow(RangeError);
   });
 
   test("metrics keys store drop reasons by absolute value and decode them back", () => {

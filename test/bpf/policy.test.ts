@@ -79,6 +79,7 @@ beforeEach(() => {
   for (const [k] of maps.tunnel.entries()) maps.tunnel.delete(k);
   for (const [k] of maps.peers.entries()) maps.peers.delete(k);
   maps.metrics.clear();
+  maps.verdicts.clear();
   maps.config.set({ mode: "vxlan", vni: VNI, vxlanIfindex: 4343, hostIfindex: 4444, gateway: HOST_GATEWAY });
   enforce(0, 0);
   maps.tunnel.set(REMOTE_PREFIX, { remote: PEER_UNDERLAY });
@@ -181,6 +182,23 @@ describe("ingress policy of a local receiver (at the sender's bpf_lxc)", () => {
     expect(fromA(tcpFrom(A.ip, B.ip, 40000, 80))).toBe(TcAction.SHOT);
   });
 
+  test("verdicts are counted per endpoint and rule: each denied packet, the first packet of each allowed flow", () => {
+    maps.policy.set(row(B.endpointId, ING, A.id, 80, TCP, PolicyAction.ALLOW, 7));
+    maps.policy.set(row(B.endpointId, ING, A.id, 0, UDP, PolicyAction.DENY, 9));
+    const verdict = (ruleId: number, v: "allow" | "deny") => maps.verdicts.get({ endpointId: B.endpointId, ruleId, direction: ING, verdict: v }).packets;
+    for (let i = 0; i < 3; i++) fromA(tcpFrom(A.ip, B.ip, 40000, 80, i ? TCP_FLAGS.ACK : TCP_FLAGS.SYN)); // one flow, 3 packets
+    fromA(tcpFrom(A.ip, B.ip, 40001, 80)); // a second flow
+    fromA(udpFrom(A.ip, B.ip, 53)); // the deny row
+    fromA(udpFrom(A.ip, B.ip, 53));
+    fromA(tcpFrom(A.ip, B.ip, 40002, 81)); // no row: rule 0
+    expect(verdict(7, "allow")).toBe(2n);
+    expect(verdict(9, "deny")).toBe(2n);
+    expect(verdict(0, "deny")).toBe(1n);
+    expect(maps.verdicts.entries().map((e) => `${e.endpointId}/${e.ruleId}/${e.direction}/${e.verdict}=${e.packets}`).sort()).toEqual(
+      [`${B.endpointId}/0/1/deny=1`, `${B.endpointId}/7/1/allow=2`, `${B.endpointId}/9/1/deny=2`],
+    );
+  });
+
   test("audit: a would-be drop passes and is counted as an audit verdict; allowed packets are not", () => {
     enforce(0, EndpointFlags.ENFORCE_INGRESS | EndpointFlags.AUDIT_INGRESS);
     maps.policy.set(row(B.endpointId, ING, A.id, 80, TCP));
@@ -189,6 +207,8 @@ describe("ingress policy of a local receiver (at the sender's bpf_lxc)", () => {
     expect(fromA(tcpFrom(A.ip, B.ip, 40001, 80))).toBe(TcAction.REDIRECT);
     expect(counted(ifA, Verdict.POLICY_AUDIT)).toBe(2n);
     expect(counted(ifA, DropReason.POLICY_DENIED)).toBe(0n);
+    expect(maps.verdicts.get({ endpointId: B.endpointId, ruleId: 0, direction: ING, verdict: "audit" }).packets).toBe(2n);
+    expect(maps.verdicts.get({ endpointId: B.endpointId, ruleId: 1, direction: ING, verdict: "allow" }).packets).toBe(1n);
     expect(counted(ifA, Verdict.FORWARDED)).toBe(3n);
   });
 

@@ -73,7 +73,7 @@ function fromPodA(dst: string, ttl = 64): Buffer {
 
 describe("pinned maps", () => {
   test("all three objects share one instance of each map, pinned under the pin root", () => {
-    for (const name of ["bpfnet_endpoints", "bpfnet_tunnel", "bpfnet_peers", "bpfnet_ipcache", "bpfnet_policy", "bpfnet_ct", "bpfnet_config", "bpfnet_metrics"]) {
+    for (const name of ["bpfnet_endpoints", "bpfnet_tunnel", "bpfnet_peers", "bpfnet_ipcache", "bpfnet_policy", "bpfnet_ct", "bpfnet_verdicts", "bpfnet_config", "bpfnet_metrics"]) {
       const ids = [dp.lxc, dp.overlay, dp.host].map((obj) => {
         const map = obj.map(name);
         try {
