@@ -5,29 +5,21 @@
  * rolling upgrade). Expected: 0 resets (the flows and the containers' TCP counters), 0 drops in
  * the datapath's counters, every echo back in order, and traffic flowing while an agent is down.
  */
-import { ChildProcess, spawnSync } from "child_process";
+import { spawnSync } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
-import { cleanupAll } from "../support/cleanup";
-import { startTestLab, TestLab } from "../support/lab";
-import { LabEtcd, startEtcdOn } from "../agent/support/etcd";
-import { addContainerNetns, checkBuilt, inNetns, LabAgent, removeContainers, REPO, seedNetwork, waitFor } from "../agent/support/agents";
+import { inNetns, LabAgent, REPO, waitFor } from "../agent/support/agents";
+import { AgentLab, startAgentLab } from "./support/agentLab";
 import { startFlows, startPing } from "./support/flows";
 
-const LAB = "trel4";
-const OCTET = 168;
-const PREFIX = "/bpfnet/trel4";
 const CONTAINERS = ["trelc4a", "trelc4b"];
 const FLOWS = 10;
 const UPGRADE_VERSION = "0.1.0-rel-upgrade";
 
-let lab: TestLab | undefined;
-let etcd: LabEtcd | undefined;
+let env: AgentLab | undefined;
 let agents: LabAgent[] = [];
 let bundleDir: string | undefined;
-const children: ChildProcess[] = [];
-const ips: string[] = [];
 
 /** The kernel's TCP reset counters in a namespace (/proc/net/snmp). */
 function tcpResets(netns: string): { estabResets: number; outRsts: number } {
@@ -51,35 +43,20 @@ function unpackUpgrade(): string {
 }
 
 beforeAll(async () => {
-  checkBuilt();
-  lab = await startTestLab(LAB, OCTET, "vxlan", 2);
-  etcd = await startEtcdOn(`10.${OCTET}.0.254`);
-  await seedNetwork(etcd.connection, { prefix: PREFIX, mode: "vxlan", clusterCidr: "10.98.0.0/16", vni: 168 }, ["h1", "h2"]);
-  agents = lab.inventory.hosts.map((h) => new LabAgent(h, { prefix: PREFIX, etcd: etcd!.connection, leaseTtlSeconds: 10 }));
-  await Promise.all(agents.map((a) => a.start()));
-  for (const [i, c] of CONTAINERS.entries()) {
-    addContainerNetns(c);
-    ips.push((await agents[i].client.addEndpoint({ id: c, netns: `/run/netns/${c}` })).endpoint.ip);
-  }
+  env = await startAgentLab({ lab: "trel4", octet: 168, hosts: 2, clusterCidr: "10.98.0.0/16", leaseTtlSeconds: 10, containers: CONTAINERS });
+  agents = env.agents;
   bundleDir = unpackUpgrade();
 }, 120_000);
 
 afterAll(async () => {
-  await cleanupAll([
-    ...children.map((c) => () => c.kill("SIGKILL")),
-    ...agents.map((a) => () => a.stop()),
-    () => removeContainers(CONTAINERS),
-    () => etcd?.stop(),
-    () => lab?.down(),
-    () => bundleDir && fs.rmSync(bundleDir, { recursive: true, force: true }),
-  ]);
+  await env?.down([() => bundleDir && fs.rmSync(bundleDir, { recursive: true, force: true })]);
 }, 60_000);
 
 test(`scenario 4: agent kill -9 and a rolling upgrade during ${FLOWS} long-lived TCP flows: 0 resets, 0 drops`, async () => {
   const resetsBefore = CONTAINERS.map(tcpResets);
   const dropsBefore = await Promise.all(agents.map(async (a) => (await a.status()).counters.dropped));
-  const flows = await startFlows(CONTAINERS[0], CONTAINERS[1], ips[1], Array.from({ length: FLOWS }, (_, i) => 7401 + i), children);
-  const pinger = startPing(CONTAINERS[0], ips[1], children);
+  const flows = await startFlows(CONTAINERS[0], CONTAINERS[1], env!.ips[CONTAINERS[1]], Array.from({ length: FLOWS }, (_, i) => 7401 + i), env!.children);
+  const pinger = startPing(CONTAINERS[0], env!.ips[CONTAINERS[1]], env!.children);
   await waitFor("the flows to carry echoes", () => flows.echoed() > FLOWS * 10);
   /** Waits until the flows carried `n` more echoes: traffic moves. */
   const moves = async (what: string, n = FLOWS * 100) => {

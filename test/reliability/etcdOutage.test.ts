@@ -10,76 +10,58 @@
  *  - after etcd returns every agent resyncs (connected, registered, sees a change written
  *    after the return) within 30 s; the time is measured.
  */
-import { ChildProcess } from "child_process";
 import * as path from "path";
 import type { Etcd3 } from "etcd3";
 import { LocalWorkspace, PulumiCommand, Stack } from "@pulumi/pulumi/automation";
 import { connectAgentClient } from "../../node-agent/daemon/etcd";
 import { hostKey, nodeKey } from "../../provider/etcd/keys";
 import { allocate } from "../../provider/ipam/ipamStore";
-import { cleanupAll } from "../support/cleanup";
-import { startTestLab, TestLab } from "../support/lab";
 import { pulumiEnv, removeStack, TOOLS } from "../support/pulumi";
-import { LabEtcd, startEtcdOn } from "../agent/support/etcd";
-import { addContainerNetns, checkBuilt, LabAgent, removeContainers, seedNetwork, sleep, tcpTransfer, waitFor } from "../agent/support/agents";
+import { LabAgent, sleep, tcpTransfer, waitFor } from "../agent/support/agents";
+import { AgentLab, startAgentLab } from "./support/agentLab";
 import { startFlows, startPing } from "./support/flows";
 
-const LAB = "trel3";
 const OCTET = 167;
 const PREFIX = "/bpfnet/trel3";
 const CONTAINERS = ["trelc3a", "trelc3b"];
 const OUTAGE_S = Number(process.env.BPFNET_OUTAGE_SECONDS ?? 600);
 const PROJECT = path.join(__dirname, "..", "projects", "reliability");
 
-let lab: TestLab | undefined;
-let etcd: LabEtcd | undefined;
+let env: AgentLab | undefined;
 let client: Etcd3 | undefined;
 let agents: LabAgent[] = [];
 let stack: Stack | undefined;
-const children: ChildProcess[] = [];
-const ips: string[] = [];
+let ips: string[] = [];
 
 beforeAll(async () => {
-  checkBuilt();
-  lab = await startTestLab(LAB, OCTET, "vxlan", 2);
-  etcd = await startEtcdOn(`10.${OCTET}.0.254`);
-  await seedNetwork(etcd.connection, { prefix: PREFIX, mode: "vxlan", clusterCidr: "10.97.0.0/16", vni: 167 }, ["h1", "h2"]);
-  client = connectAgentClient(etcd.connection);
-  agents = lab.inventory.hosts.map((h) => new LabAgent(h, { prefix: PREFIX, etcd: etcd!.connection, leaseTtlSeconds: 10 }));
-  await Promise.all(agents.map((a) => a.start()));
-  for (const [i, c] of CONTAINERS.entries()) {
-    addContainerNetns(c);
-    ips.push((await agents[i].client.addEndpoint({ id: c, netns: `/run/netns/${c}` })).endpoint.ip);
-  }
+  env = await startAgentLab({ lab: "trel3", octet: OCTET, hosts: 2, clusterCidr: "10.97.0.0/16", leaseTtlSeconds: 10, containers: CONTAINERS });
+  agents = env.agents;
+  ips = CONTAINERS.map((c) => env!.ips[c]);
+  client = connectAgentClient(env.etcd.connection);
   const pulumiCommand = await PulumiCommand.get({ root: TOOLS });
   stack = await LocalWorkspace.createOrSelectStack({ stackName: `rel-outage-${process.pid}`, workDir: PROJECT }, { pulumiCommand, envVars: pulumiEnv() });
-  await stack.setConfig("reltest:etcdEndpoint", { value: etcd.connection.endpoints[0] });
+  await stack.setConfig("reltest:etcdEndpoint", { value: env.etcd.connection.endpoints[0] });
   await stack.setConfig("reltest:prefix", { value: PREFIX });
   await stack.setConfig("reltest:hosts", { value: "x1" });
   await stack.up();
 }, 300_000);
 
 afterAll(async () => {
-  await cleanupAll([
-    ...children.map((c) => () => c.kill("SIGKILL")),
-    () => etcd?.restart(), // a failed test may leave it halted: destroy needs it
+  await env?.down([
+    () => env!.etcd.restart(), // a failed test may leave it halted: destroy needs it
     () => stack && removeStack(stack),
-    ...agents.map((a) => () => a.stop()),
-    () => removeContainers(CONTAINERS),
     () => client?.close(),
-    () => etcd?.stop(),
-    () => lab?.down(),
   ]);
 }, 180_000);
 
 test(`scenario 3: etcd down ${OUTAGE_S} s: traffic unaffected, agents degraded, pulumi up fails clearly then succeeds, resync within 30 s`, async () => {
   const [a, b] = agents;
-  const flows = await startFlows(CONTAINERS[0], CONTAINERS[1], ips[1], [7301, 7302], children);
-  const pinger = startPing(CONTAINERS[0], ips[1], children);
+  const flows = await startFlows(CONTAINERS[0], CONTAINERS[1], ips[1], [7301, 7302], env!.children);
+  const pinger = startPing(CONTAINERS[0], ips[1], env!.children);
   await waitFor("the flows to carry echoes", () => flows.echoed() > 20);
   const dropsBefore = await Promise.all(agents.map(async (x) => (await x.status()).counters.dropped));
 
-  await etcd!.halt();
+  await env!.etcd.halt();
   const down = Date.now();
   await waitFor("both agents to report etcd degraded", async () => (await Promise.all(agents.map((x) => x.status()))).every((s) => s.etcd.state === "degraded"), 30_000);
   for (const x of agents) {
@@ -111,7 +93,7 @@ test(`scenario 3: etcd down ${OUTAGE_S} s: traffic unaffected, agents degraded, 
       [CONTAINERS[0], CONTAINERS[1], ips[1]],
       [CONTAINERS[1], CONTAINERS[0], ips[0]],
     ]) {
-      const t = await tcpTransfer(from, to, ip, 64 * 1024, port++, children);
+      const t = await tcpTransfer(from, to, ip, 64 * 1024, port++, env!.children);
       expect(t.received).toEqual({ n: t.sent, sha: t.sha });
       newConnections++;
     }
@@ -121,7 +103,7 @@ test(`scenario 3: etcd down ${OUTAGE_S} s: traffic unaffected, agents degraded, 
   expect((await a.status()).etcd.state).toBe("degraded");
 
   // etcd returns: every agent resyncs and sees a change written after the return.
-  await etcd!.restart();
+  await env!.etcd.restart();
   const back = Date.now();
   const qq = await allocate(client!, { prefix: PREFIX, host: "qq", allocationId: "alloc-qq" });
   await client!.put(nodeKey(PREFIX, "qq")).value(JSON.stringify({ schema: 1, host: "qq", underlayIp: `10.${OCTET}.1.99`, podCidr: qq.podCidr, agentVersion: "test", incarnation: "qq1", startedAt: new Date().toISOString() })).exec();

@@ -12,18 +12,13 @@ import { connectAgentClient } from "../../node-agent/daemon/etcd";
 import { endpointKey, endpointsDir, hostKey, nodeKey } from "../../provider/etcd/keys";
 import { listPrefix } from "../../provider/etcd/etcdOps";
 import { allocate, release } from "../../provider/ipam/ipamStore";
-import { cleanupAll } from "../support/cleanup";
-import { startTestLab, TestLab } from "../support/lab";
-import { LabEtcd, startEtcdOn } from "../agent/support/etcd";
-import { addContainerNetns, checkBuilt, LabAgent, removeContainers, seedNetwork, waitFor } from "../agent/support/agents";
+import { addContainerNetns, LabAgent, removeContainers, waitFor } from "../agent/support/agents";
+import { AgentLab, startAgentLab } from "./support/agentLab";
 
-const LAB = "trel5";
-const OCTET = 169;
 const PREFIX = "/bpfnet/trel5";
 const CONTAINER = "trelc5b";
 
-let lab: TestLab | undefined;
-let etcd: LabEtcd | undefined;
+let env: AgentLab | undefined;
 let client: Etcd3 | undefined;
 let lease: Lease | undefined;
 let agents: LabAgent[] = [];
@@ -32,26 +27,20 @@ let cidrs: Record<string, string> = {};
 const get = async (key: string) => (await client!.get(key).exec()).kvs[0]?.value.toString();
 
 beforeAll(async () => {
-  checkBuilt();
-  lab = await startTestLab(LAB, OCTET, "vxlan", 2);
-  etcd = await startEtcdOn(`10.${OCTET}.0.254`);
-  cidrs = await seedNetwork(etcd.connection, { prefix: PREFIX, mode: "vxlan", clusterCidr: "10.99.0.0/16", vni: 169 }, ["h1", "h2"]);
-  client = connectAgentClient(etcd.connection);
-  agents = lab.inventory.hosts.map((h) => new LabAgent(h, { prefix: PREFIX, etcd: etcd!.connection, leaseTtlSeconds: 5 }));
-  await Promise.all(agents.map((a) => a.start()));
+  // The container is on h2 only: h1 joins none.
+  env = await startAgentLab({ lab: "trel5", octet: 169, hosts: 2, clusterCidr: "10.99.0.0/16", leaseTtlSeconds: 5 });
+  ({ agents, cidrs } = env);
+  client = connectAgentClient(env.etcd.connection);
   addContainerNetns(CONTAINER);
   await agents[1].client.addEndpoint({ id: CONTAINER, netns: `/run/netns/${CONTAINER}` });
 }, 120_000);
 
 afterAll(async () => {
-  await cleanupAll([
+  await env?.down([
     () => agents[1]?.proc?.pid && process.kill(agents[1].proc.pid, "SIGCONT"),
-    ...agents.map((a) => () => a.stop()),
     () => lease?.revoke(),
     () => removeContainers([CONTAINER]),
     () => client?.close(),
-    () => etcd?.stop(),
-    () => lab?.down(),
   ]);
 }, 60_000);
 

@@ -16,12 +16,9 @@ import { connectAgentClient } from "../../node-agent/daemon/etcd";
 import { configKey, ipamHostsDir, nodeKey, nodesDir } from "../../provider/etcd/keys";
 import { rangeEnd, toKv } from "../../provider/etcd/etcdOps";
 import { allocate } from "../../provider/ipam/ipamStore";
-import { startTestLab, TestLab } from "../support/lab";
-import { cleanupAll } from "../support/cleanup";
-import { LabEtcd, startEtcdOn } from "../agent/support/etcd";
-import { checkBuilt, inNetns, LabAgent, seedNetwork, waitFor } from "../agent/support/agents";
+import { inNetns, LabAgent, waitFor } from "../agent/support/agents";
+import { AgentLab, startAgentLab } from "./support/agentLab";
 
-const LAB = "trel1";
 const OCTET = 165;
 const PREFIX = "/bpfnet/trel1";
 const CHANGES = Number(process.env.BPFNET_WATCH_CHANGES ?? 1000);
@@ -29,8 +26,7 @@ const BREAKS = Number(process.env.BPFNET_WATCH_BREAKS ?? 200);
 /** Every this many breaks one is an etcd restart; the others are connection cuts. */
 const RESTART_EVERY = 20;
 
-let lab: TestLab | undefined;
-let etcd: LabEtcd | undefined;
+let env: AgentLab | undefined;
 let client: Etcd3 | undefined;
 let agents: LabAgent[] = [];
 
@@ -84,17 +80,14 @@ async function waitBrokenAndBack(before: { connected: boolean; disconnects: numb
 }
 
 beforeAll(async () => {
-  checkBuilt();
-  lab = await startTestLab(LAB, OCTET, "vxlan", 2);
-  etcd = await startEtcdOn(`10.${OCTET}.0.254`);
-  await seedNetwork(etcd.connection, { prefix: PREFIX, mode: "vxlan", clusterCidr: "10.96.0.0/16", vni: 165 }, ["h1", "h2", "yy"]);
-  client = connectAgentClient(etcd.connection);
-  agents = lab.inventory.hosts.map((h) => new LabAgent(h, { prefix: PREFIX, etcd: etcd!.connection, leaseTtlSeconds: 30 }));
-  await Promise.all(agents.map((a) => a.start()));
+  // "yy" has an allocation but no agent: scenario 2 registers it as a peer.
+  env = await startAgentLab({ lab: "trel1", octet: OCTET, hosts: 2, clusterCidr: "10.96.0.0/16", leaseTtlSeconds: 30, extraAllocations: ["yy"] });
+  agents = env.agents;
+  client = connectAgentClient(env.etcd.connection);
 }, 120_000);
 
 afterAll(async () => {
-  await cleanupAll([...agents.map((a) => () => a.stop()), () => client?.close(), () => etcd?.stop(), () => lab?.down()]);
+  await env?.down([() => client?.close()]);
 }, 60_000);
 
 test(`scenario 1: ${BREAKS} watch-stream breaks during ${CHANGES} changes: every agent's applied log equals etcd's history`, async () => {
@@ -111,8 +104,8 @@ test(`scenario 1: ${BREAKS} watch-stream breaks during ${CHANGES} changes: every
     const before = await Promise.all(agents.map(async (a) => watchState(await a.status())));
     const t0 = Date.now();
     if ((cuts + restarts) % RESTART_EVERY === RESTART_EVERY - 1) {
-      await etcd!.halt();
-      await etcd!.restart();
+      await env!.etcd.halt();
+      await env!.etcd.restart();
       restarts++;
     } else {
       // Kill every TCP connection from the hosts to etcd: the agents see a broken stream.
