@@ -11,6 +11,7 @@ import { cidrKey, configKey, endpointKey, endpointsDir, healthDir, hostKey, iden
 import { listPrefix } from "../../provider/etcd/etcdOps";
 import { connectAgentClient } from "../../node-agent/daemon/etcd";
 import { Registration } from "../../node-agent/daemon/registration";
+import { IdentityAllocator } from "../../node-agent/policy/identityAllocator";
 import { PrefixWatch, WatchBatch } from "../../node-agent/daemon/watch";
 import { createLogger, silentLogger } from "../../node-agent/daemon/log";
 import * as fs from "fs";
@@ -183,6 +184,23 @@ describe("per-host etcd identities with auth on", () => {
       await reg2.stop();
       await watch.stop();
     }
+  });
+
+  test("the identity allocator (the agent's own code) works under the hosts' roles: shared numbers, per-host uses on each lease", async () => {
+    const h1 = client(access.h1.agentConnection);
+    const h2 = client(access.h2.agentConnection);
+    const lease1 = await h1.lease(30).grant();
+    const lease2 = await h2.lease(30).grant();
+    const a1 = new IdentityAllocator(h1, PREFIX, "h1", () => lease1);
+    const a2 = new IdentityAllocator(h2, PREFIX, "h2", () => lease2);
+    const web = await a1.allocate({ app: "tacl-web" });
+    expect(await a2.allocate({ app: "tacl-web" })).toBe(web);
+    const db = await a2.allocate({ app: "tacl-db" });
+    expect(db).not.toBe(web);
+    expect((await a1.list()).get(db)).toEqual({ app: "tacl-db" });
+    await a2.release({ app: "tacl-db" });
+    await a1.release({ app: "tacl-web" });
+    await a2.release({ app: "tacl-web" });
   });
 
   test("refresh finds a user deleted or a role widened by hand; update repairs both", async () => {
