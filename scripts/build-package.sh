@@ -5,6 +5,8 @@
 # Idempotent; a warm run takes seconds.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# Incremental: tsc trusts its build info, so a removed dist/ must also drop it.
+[ -f dist/index.js ] || rm -f build/tsconfig.build.tsbuildinfo
 npx --no-install tsc -p tsconfig.build.json
 bash scripts/build-bpf.sh
 node scripts/build-agent-bundle.js --quiet
