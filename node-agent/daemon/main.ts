@@ -34,9 +34,13 @@ import { Reconciler } from "./reconcile";
 import { Registration } from "./registration";
 import { PolicyAgent } from "./policy";
 import { DatapathPolicySink } from "./policySink";
+import { CtGarbageCollector } from "./ctGc";
 import { NetworkCache, StateStore } from "./state";
 import { computePeers, desiredPeers, desiredTunnels, NetworkView, newerAgent, NodeRecord, PeerComputation } from "./view";
 import { PrefixWatch, WatchBatch } from "./watch";
+
+/** How often expired connection-tracking entries are removed (the short lifetime is 60 s by default). */
+const CT_GC_INTERVAL_MS = 30_000;
 
 /** The network as etcd states it right now (config + this host's allocation), or why not. */
 type EtcdNetwork = { net: NetworkCache } | { missing: string };
@@ -58,6 +62,7 @@ export class Agent {
   private endpoints: EndpointManager | undefined;
   private registration: Registration | undefined;
   private policy: PolicyAgent | undefined;
+  private ctGc: CtGarbageCollector | undefined;
   private readonly reconcilers: Reconciler<unknown>[] = [];
   private tunnelReconciler: Reconciler<string> | undefined;
   private peerReconciler: Reconciler<true> | undefined;
@@ -112,6 +117,9 @@ export class Agent {
     const policySink = new DatapathPolicySink(dp.maps);
     this.datapath = dp;
     dp.setConfig({ mode: net.mode, vni: net.vni, vxlanIfindex, hostIfindex, gateway: this.pod.gateway });
+    // Expired CT entries only; the pinned map is never emptied (live flows keep their replies' pass).
+    this.ctGc = new CtGarbageCollector(dp.maps.ct, CT_GC_INTERVAL_MS, log.child("ct-gc"));
+    this.ctGc.start();
 
     // 4. Endpoints.
     const eps = new EndpointManager(this.store, this.pod, net.mtu, dp, cfg.hostName, cfg.networkPrefix, log.child("endpoints"), () => this.kickEndpoints());
@@ -239,6 +247,7 @@ export class Agent {
     this.log.info("agent stopping; the datapath keeps forwarding");
     await this.api?.close();
     for (const r of this.reconcilers) await r.stop();
+    this.ctGc?.stop();
     await this.policy?.stop();
     await Promise.all(this.watches.map((w) => w.stop()));
     await this.registration?.stop();

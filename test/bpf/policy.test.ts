@@ -25,6 +25,8 @@ import {
 } from "../../bpf";
 import type { BpfProgram, CtKey, Direction, Endpoint, PolicyRow } from "../../bpf";
 import { encodeCtKey } from "../../bpf/abi";
+import { CtGarbageCollector } from "../../node-agent/daemon/ctGc";
+import { silentLogger } from "../../node-agent/daemon/log";
 import { loadTestDatapath, TestDatapath, tunnelCb } from "./support/datapath";
 import { ip, ipQuiet } from "./support/netns";
 import { icmpEcho, icmpEchoReply, tcp, TCP_FLAGS, udp } from "./support/packets";
@@ -343,10 +345,15 @@ describe("connection tracking", () => {
     expect(fromB(tcpFrom(B.ip, A.ip, 80, 40000, TCP_FLAGS.SYN | TCP_FLAGS.ACK))).toBe(TcAction.SHOT);
     expect(fromB(tcpFrom(B.ip, A.ip, 80, 40001, TCP_FLAGS.SYN | TCP_FLAGS.ACK))).toBe(TcAction.REDIRECT);
 
-    expect(maps.ct.gc(monotonicNowNs())).toBe(1);
+    // The agent's collector: the expired entry goes, the live ones stay, a second pass finds nothing.
+    const collector = new CtGarbageCollector(maps.ct, 60_000, silentLogger);
+    const live = maps.ct.entries().length - 1;
+    expect(collector.runOnce()).toBe(1);
     expect(maps.ct.get(flowKey(40000, "ingress"))).toBeUndefined();
     expect(maps.ct.get(flowKey(40001, "ingress"))).toBeDefined();
+    expect(maps.ct.entries()).toHaveLength(live);
     expect(maps.ct.gc(monotonicNowNs())).toBe(0);
+    expect(collector.stats).toEqual({ runs: 1, removed: 1, errors: 0 });
   });
 });
 
