@@ -155,6 +155,15 @@ export const etcdHostAccessProvider: pulumi.dynamic.ResourceProvider = {
     if (known(news.validityDays) && known(news.renewBeforeDays) && news.renewBeforeDays! >= news.validityDays!) {
       failures.push({ property: "renewBeforeDays", reason: `renewBeforeDays (${news.renewBeforeDays}) must be less than validityDays (${news.validityDays}), or every pulumi up would re-issue` });
     }
+    if (known(news.transport)) {
+      const t = news.transport as Partial<CertAndKey>;
+      for (const k of ["certPem", "keyPem"] as const) {
+        const v = t?.[k];
+        if (known(v) && !(typeof v === "string" && /^-----BEGIN [A-Z ]+-----\r?\n[A-Za-z0-9+/=\r\n]+-----END [A-Z ]+-----\s*$/.test(v))) {
+          failures.push({ property: "transport", reason: `transport.${k} must be one PEM block, got ${JSON.stringify(String(v)).slice(0, 80)}` });
+        }
+      }
+    }
     if (known(news.rotation) && (typeof news.rotation !== "string" || news.rotation.length > 256)) {
       failures.push({ property: "rotation", reason: `rotation must be a string of at most 256 characters, got ${JSON.stringify(news.rotation).slice(0, 80)}` });
     }

@@ -176,6 +176,16 @@ describe("EtcdHostAccess preview validation (hostile input)", () => {
     expect((await check({ ...base, rotation: "x".repeat(257) })).failures).toEqual([expect.objectContaining({ property: "rotation" })]);
   });
 
+  test("transport (a certificate for the agents' TLS) must be PEM blocks; hostile text is refused naming the field", async () => {
+    const ca = generateCa("transport");
+    const good = issueHostCert(ca, "transport", 1);
+    expect((await check({ ...base, transport: good })).failures).toEqual([]);
+    for (const v of ["not a pem", "$(id)", "`id`", `${good.certPem}\n; rm -rf /`, good.certPem.replace("MII", "M I I"), ""]) {
+      const r = await check({ ...base, transport: { certPem: v, keyPem: good.keyPem } });
+      expect(r.failures).toEqual([expect.objectContaining({ property: "transport", reason: expect.stringContaining("transport.certPem must be one PEM block") })]);
+    }
+  });
+
   test("validityDays and renewBeforeDays: whole days in range, renewal inside the lifetime", async () => {
     for (const [field, v] of [["validityDays", 0], ["validityDays", 1.5], ["validityDays", "365; rm"], ["renewBeforeDays", -1], ["validityDays", 99999]] as const) {
       const r = await check({ ...base, [field]: v });
