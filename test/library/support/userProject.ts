@@ -72,12 +72,26 @@ export interface UserProject {
   teardown(): void;
 }
 
+export interface UserProjectOptions {
+  /** The program's @pulumi/pulumi (default: the repository's pinned version). */
+  pulumiVersion?: string;
+  /** Extra `npm install` arguments. */
+  npmArgs?: string[];
+}
+
 /**
  * A fresh Pulumi TypeScript program under the OS temp dir (outside the repository): package.json
  * with @pulumi/pulumi pinned and bpfnet from `tarball`, a tsconfig like `pulumi new typescript`
  * writes, Pulumi.yaml and `program` as index.ts; `npm install` from the registry.
  */
-export function createUserProject(name: string, tarball: string, program: string): UserProject {
+export function createUserProject(name: string, tarball: string, program: string, options: UserProjectOptions = {}): UserProject {
+  const project = scaffoldUserProject(name, tarball, program, options.pulumiVersion);
+  runOk("npm", ["install", "--no-audit", "--no-fund", "--loglevel=error", ...(options.npmArgs ?? [])], { cwd: project.dir, env: project.env });
+  return project;
+}
+
+/** The program directory of createUserProject, before `npm install` (for installs expected to fail). */
+export function scaffoldUserProject(name: string, tarball: string, program: string, pulumiVersion = PULUMI_VERSION): UserProject {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), `bpfnet-${name}-`));
   if (path.relative(REPO, dir).split(path.sep)[0] !== "..") throw new Error(`${dir} is inside the repository`);
   const write = (file: string, text: string) => fs.writeFileSync(path.join(dir, file), text);
@@ -89,7 +103,7 @@ export function createUserProject(name: string, tarball: string, program: string
         version: "1.0.0",
         private: true,
         main: "index.ts",
-        dependencies: { "@pulumi/pulumi": PULUMI_VERSION, bpfnet: `file:${tarball}` },
+        dependencies: { "@pulumi/pulumi": pulumiVersion, bpfnet: `file:${tarball}` },
         devDependencies: { typescript: "~5.9.3", "@types/node": "^20.17.0" },
       },
       null,
@@ -119,7 +133,6 @@ export function createUserProject(name: string, tarball: string, program: string
     PULUMI_SKIP_UPDATE_CHECK: "true",
     PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION: "true",
   };
-  runOk("npm", ["install", "--no-audit", "--no-fund", "--loglevel=error"], { cwd: dir, env });
   const project: UserProject = {
     dir,
     env,
