@@ -3,7 +3,8 @@
  * api (h2), db (h3) and an unlabelled intruder (h1). NetworkPolicies (written through the
  * provider) let web reach api on TCP 8080, UDP 8081 and ICMP, and api reach db on TCP 5432.
  * Every allowed flow works, every denied one fails (TCP connect, UDP lost, ICMP lost), the
- * drop counters name the policy reason; audit mode lets the intruder through and counts it.
+ * drop counters name the policy reason; 3 agent restarts deliver nothing of the intruder's
+ * 100 packets/s and reset no allowed TCP flow; audit mode lets the intruder through and counts it.
  * Both modes: vxlan (lab tpol2) and l3 (lab tpol3). Needs root and dist/ built.
  */
 import { ChildProcess, execFileSync, spawn, spawnSync } from "child_process";
@@ -36,6 +37,36 @@ const PROBE = `
     const u = require("dgram").createSocket("udp4");
     u.on("message", () => done(true)); u.send("x", Number(port), ip);
   }`;
+
+/**
+ * A flow for `seconds`: "udp" sends a datagram every 10 ms (100/s) and counts echoes; "tcp"
+ * holds one connection writing a byte every 50 ms and counts echoed bytes and errors. Prints
+ * the figures as JSON.
+ */
+const FLOW = `
+  const [mode, ip, port, seconds] = process.argv.slice(1);
+  const out = { sent: 0, echoed: 0, error: "" };
+  const end = () => { console.log(JSON.stringify(out)); process.exit(0); };
+  if (mode === "udp") {
+    const u = require("dgram").createSocket("udp4");
+    u.on("message", () => out.echoed++);
+    const t = setInterval(() => { out.sent++; u.send("x", Number(port), ip); }, 10);
+    setTimeout(() => { clearInterval(t); setTimeout(end, 500); }, Number(seconds) * 1000);
+  } else {
+    const s = require("net").connect({ host: ip, port: Number(port) });
+    s.on("data", (d) => (out.echoed += d.length));
+    s.on("error", (e) => (out.error = e.code || e.message));
+    s.on("close", () => out.error || (out.error = "closed"));
+    const t = setInterval(() => { out.sent++; s.write("x"); }, 50);
+    setTimeout(() => { clearInterval(t); setTimeout(end, 500); }, Number(seconds) * 1000);
+  }`;
+
+function startFlow(from: string, mode: "udp" | "tcp", ip: string, port: number, seconds: number): Promise<{ sent: number; echoed: number; error: string }> {
+  const child = spawn("ip", ["netns", "exec", from, process.execPath, "-e", FLOW, mode, ip, String(port), String(seconds)], { stdio: ["ignore", "pipe", "inherit"] });
+  let text = "";
+  child.stdout!.on("data", (d) => (text += d));
+  return new Promise((resolve, reject) => child.on("exit", () => (text.trim() ? resolve(JSON.parse(text.trim().split("\n").pop()!)) : reject(new Error(`flow ${mode} from ${from} printed nothing`)))));
+}
 
 function probe(from: string, proto: "tcp" | "udp", ip: string, port: number): boolean {
   const r = spawnSync("ip", ["netns", "exec", from, process.execPath, "-e", PROBE, proto, ip, String(port)], { encoding: "utf8", timeout: 10_000 });
@@ -149,6 +180,27 @@ describe.each([
     const status = await waitFor("h2's status", () => agents[1].status());
     expect(BigInt(status.counters.dropped["policy-denied"] ?? "0")).toBeGreaterThan(0n);
   }, 180_000);
+
+  test("no gap: 3 agent restarts on the api's host deliver nothing of the intruder's 100 packets/s and reset no allowed TCP flow", async () => {
+    await waitFor("api enforcing", async () => (await agents[1].client.getEndpoint("api"))?.ingress === "enforced");
+    const intruder = startFlow(C.intruder, "udp", ip.api, 8081, 20);
+    const allowed = startFlow(C.web, "tcp", ip.api, 8080, 20);
+    let flowsEnded = false;
+    void Promise.all([intruder, allowed]).finally(() => (flowsEnded = true));
+    for (let i = 0; i < 3; i++) {
+      await agents[1].stop();
+      await agents[1].start();
+    }
+    // The restarts happened inside the flows' window (else the test proves nothing).
+    expect(flowsEnded).toBe(false);
+    const [bad, good] = await Promise.all([intruder, allowed]);
+    expect(bad.sent).toBeGreaterThan(500);
+    expect(bad.echoed).toBe(0);
+    expect(good.error).toBe("");
+    expect(good.echoed).toBe(good.sent);
+    // The restarted agent still enforces, from restored state.
+    expect((await waitFor("api view", () => agents[1].client.getEndpoint("api")))!.ingress).toBe("enforced");
+  }, 120_000);
 
   test("audit mode: the denied flow passes and is counted as an audit verdict; enforcing again cuts it", async () => {
     const api = policies.find((p) => p.outs.policyName === "api")!;
