@@ -2,6 +2,7 @@
 // user names, grant repair, certificates (CN, expiry, CA), the re-issue decision, the Network's
 // choice of identity, and preview validation with hostile input.
 import { etcdHostAccessProvider, reissueReason } from "../../provider/etcd/etcdHostAccess";
+import { etcdPkiProvider } from "../../provider/etcd/etcdPki";
 import { EtcdRange, grantDifference, hostAccessProblems, hostGrants, hostRoleName, hostUserName, toEtcdRange } from "../../provider/etcd/hostAccessSpec";
 import { certFacts, certMatches, ETCD_ROOT_USER, generateCa, issueClientCert, issueHostCert, issueMemberCert, nearsExpiry } from "../../provider/etcd/pki";
 import { cidrKey, configKey, endpointKey, healthDir, hostKey, identitiesDir, nodeKey, policiesDir, servicesDir } from "../../provider/etcd/keys";
@@ -94,6 +95,30 @@ describe("certificates", () => {
     expect(certMatches(ca, issueMemberCert(ca, "unit", m), m)).toBe(true);
     expect(certMatches(ca, issueHostCert(ca, "unit etcd m1", 30), m)).toBe(false);
     expect(certMatches(other, issueMemberCert(ca, "unit", m), m)).toBe(false);
+  });
+
+  test("EtcdPki upgrade from before auth: an admin certificate of another CN is re-issued as root's, the CA and current member certificates are kept", async () => {
+    const m = { name: "m1", ips: ["10.0.0.1"] };
+    const member = issueMemberCert(ca, "unit", m);
+    const oldAdmin = issueHostCert(ca, "unit bpfnet client", 3650); // the CN admin certificates had before
+    const olds = {
+      clusterName: "unit",
+      members: [m],
+      caPem: ca.certPem,
+      caKeyPem: ca.keyPem,
+      memberCerts: { m1: member.certPem },
+      memberKeys: { m1: member.keyPem },
+      clientCertPem: oldAdmin.certPem,
+      clientKeyPem: oldAdmin.keyPem,
+    };
+    const news = { clusterName: "unit", members: [m] };
+    expect((await etcdPkiProvider.diff!("unit-pki", olds, news)).changes).toBe(true);
+    const outs = (await etcdPkiProvider.update!("unit-pki", olds, news)).outs as typeof olds;
+    expect(outs.caPem).toBe(ca.certPem);
+    expect(outs.memberCerts.m1).toBe(member.certPem);
+    expect(certFacts(outs.clientCertPem, ca)).toMatchObject({ commonName: ETCD_ROOT_USER, signedByCa: true });
+    // Once current, nothing changes.
+    expect((await etcdPkiProvider.diff!("unit-pki", outs, news)).changes).toBe(false);
   });
 
   test("nearsExpiry: inside the window (or past) is due, outside is not", () => {
