@@ -3,10 +3,8 @@
  * cluster-wide identities (same labels, same number on every host), their etcd records carry
  * them, `bpfnet endpoint list` shows identity and enforcement, and a NetworkPolicy written
  * through the provider switches the selected endpoint's ingress to enforced on its host only,
- * live, and back when deleted. An agent restart keeps the identities.
- *
- * Packet filtering itself needs the datapath's policy maps (docs/policy.md, "Limits").
- * Needs root, and dist/ built (scripts/setup).
+ * live, and back when deleted. An agent restart keeps the identities. (Traffic under policy:
+ * threeTier.test.ts.) Needs root, and dist/ built (scripts/setup).
  */
 import { startTestLab, TestLab } from "../support/lab";
 import { cleanupAll } from "../support/cleanup";
