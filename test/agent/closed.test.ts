@@ -2,7 +2,8 @@
  * A closed datapath, end to end in a 3-host vxlan lab with real agents: h1 and h2 are members
  * of the network, h3 sits on the same underlay but is not one. VXLAN that h3 sends to h1 with
  * the network's VNI reaches no pod and is counted as unknown-peer on h1; once h3 registers as a
- * member the same packets are delivered (so the setup itself would deliver). A container that
+ * member the same packets are delivered (so the setup itself would deliver), while another VNI
+ * is still refused (bad-vni). A container that
  * sends with another container's source address gets nothing through (spoofed-source).
  *
  * Needs root, and dist/ built (`npx tsc -p .`; scripts/setup runs it before the tests).
@@ -22,6 +23,7 @@ const PREFIX = "/bpfnet/tcl1";
 const VNI = 9;
 const CONTAINERS = ["tagtcla", "tagtclb", "tagtclc"];
 const ATTACK_DEV = "tclvx"; // h3's own VXLAN device: a plain, static one, as any underlay process could make
+const WRONG_VNI_DEV = "tclvx2"; // the same, with another VNI
 
 let lab: TestLab | undefined;
 let etcd: LabEtcd | undefined;
@@ -122,6 +124,18 @@ test("a non-member on the underlay sending VXLAN with the network's VNI delivers
       return echoesIn("tagtcla") > rxBefore;
     }, 15_000, 200);
     expect(delivered).toBe(true);
+
+    // A member with another VNI is refused too (bad-vni), and nothing reaches the pod.
+    ipIn(h3.netns!, "link", "add", WRONG_VNI_DEV, "type", "vxlan", "id", String(VNI + 1), "remote", h1.host.underlayIp, "local", h3.underlayIp, "dstport", "8472");
+    ipIn(h3.netns!, "link", "set", WRONG_VNI_DEV, "up");
+    ipIn(h3.netns!, "route", "replace", `${podA}/32`, "dev", WRONG_VNI_DEV);
+    ipIn(h3.netns!, "neigh", "replace", podA, "lladdr", "02:00:00:00:00:aa", "dev", WRONG_VNI_DEV, "nud", "permanent");
+    const echoes = echoesIn("tagtcla");
+    const badVni = counted(DropReason.BAD_VNI);
+    expect(ping(h3.netns!, podA, 3, 0.1, 1).received).toBe(0);
+    await waitFor("h1 to count the wrong VNI", () => counted(DropReason.BAD_VNI) - badVni >= 3n, 10_000);
+    expect(echoesIn("tagtcla")).toBe(echoes);
+    ipIn(h3.netns!, "route", "replace", `${podA}/32`, "dev", ATTACK_DEV);
   } finally {
     await withEtcd(conn(), async (c) => {
       await c.delete().key(nodeKey(PREFIX, "h3")).exec();
