@@ -345,3 +345,48 @@ describe("per-host etcd identities with auth on", () => {
     await etcdHostAccessProvider.delete!(access.h2.roleName, access.h2);
   });
 });
+
+describe("upgrading a deployment from before per-host identities (auth goes on under running agents)", () => {
+  test("the old shared certificate loses reads and writes, its registration stays alive on its lease, and the host's own credentials take over", async () => {
+    const ca = generateCa("tacl-up");
+    const server = issueMemberCert(ca, "tacl-up", { name: "test", ips: ["127.0.0.1"] });
+    const root = issueClientCert(ca, "tacl-up");
+    const etcd = await startEtcd({
+      tls: true,
+      tlsMaterial: { caPem: ca.certPem, serverCertPem: server.certPem, serverKeyPem: server.keyPem, clientCertPem: root.certPem, clientKeyPem: root.keyPem },
+    });
+    const admin = etcd.connection;
+    // Before: every agent used one client certificate whose CN is no etcd user.
+    const shared = issueHostCert(ca, "tacl-up bpfnet client", 30);
+    const old = connectAgentClient({ ...admin, certPem: shared.certPem, keyPem: shared.keyPem }, 3000);
+    const reg = new Registration(old, nodeKey(PREFIX, "h1"), () => JSON.stringify({ host: "h1" }), 6, silentLogger);
+    let fresh: Etcd3 | undefined;
+    try {
+      reg.start();
+      await waitFor("the old agent registered", () => reg.registered);
+      await etcdAuthProvider.create!({ connection: admin });
+      await expect(old.put(endpointKey(PREFIX, "h1", "web")).value("{}").exec()).rejects.toThrow(DENIED);
+      await expect(old.get(configKey(PREFIX)).string()).rejects.toThrow(DENIED);
+      // Its keepalives still pass (etcd does not check them): the lease's remaining TTL is seen
+      // to grow again after auth went on (renewed), and the registration is there.
+      const lease = reg.currentLeaseId!;
+      let lowest = Infinity;
+      await waitFor("a keepalive accepted after auth went on", async () => {
+        const left = Number((await withEtcd(admin, (c) => c.leaseClient.leaseTimeToLive({ ID: lease }))).TTL);
+        expect(left).toBeGreaterThan(0); // not expired
+        lowest = Math.min(lowest, left);
+        return left > lowest; // it only grows again when renewed
+      });
+      expect(await withEtcd(admin, (c) => c.get(nodeKey(PREFIX, "h1")).string())).not.toBeNull();
+      // The redeployed agent: its own credentials.
+      const access = (await etcdHostAccessProvider.create!({ connection: admin, networkPrefix: PREFIX, hostName: "h1", ca })).outs as Outs;
+      fresh = connectAgentClient(access.agentConnection, 3000);
+      await fresh.put(endpointKey(PREFIX, "h1", "web")).value("{}").exec();
+    } finally {
+      await reg.stop();
+      old.close();
+      fresh?.close();
+      await etcd.stop();
+    }
+  });
+});
