@@ -58,6 +58,13 @@ describe("a new user installs the packed bpfnet and runs the README's program", 
     expect(outputs.etcdEndpoints).toEqual([`https://${lab.inventory.hosts[0].ssh.host}:2379`]);
   });
 
+  test("the serialized providers in the state require bpfnet's modules by path, and each resolves from the program", () => {
+    const state = project.pulumi(["stack", "export"]).stdout;
+    const modules = [...new Set([...state.matchAll(/require\(\\"(bpfnet\/[^"\\]+)\\"\)/g)].map((m) => m[1]))];
+    expect(modules.length).toBeGreaterThan(5);
+    for (const m of modules) expect(require.resolve(m, { paths: [project.dir] })).toContain(path.join(project.dir, "node_modules", "bpfnet", "dist"));
+  });
+
   test("npx bpfnet health: both agents ready and containers on h1 and h2 ping each other", () => {
     const health = healthOf(project, inventoryPath(lab.stateDir));
     expect(health.agents).toBe("2/2 agents ready");
