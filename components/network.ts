@@ -150,8 +150,14 @@ export class Network extends pulumi.ComponentResource implements NetworkOutputs 
       { parent: this },
     );
 
+    // A host's credentials are made before its allocation and so removed after it: removing a
+    // host goes agent (with its endpoints), route, allocation, credentials (docs/reliability.md).
+    this.hostAccess = args.agents?.enabled === false ? {} : this.grantHostAccess(name, args);
     this.allocations = Object.fromEntries(
-      args.hosts.map((h) => [h.name, new HostAllocation(`${name}-${h.name}`, { network: this.containerNetwork, host: h.name }, { parent: this })]),
+      args.hosts.map((h) => [
+        h.name,
+        new HostAllocation(`${name}-${h.name}`, { network: this.containerNetwork, host: h.name }, { parent: this, dependsOn: this.hostAccess[h.name] ? [this.hostAccess[h.name]] : [] }),
+      ]),
     );
 
     // l3: a route per allocation, created after it and deleted before its CIDR is released.
@@ -163,7 +169,6 @@ export class Network extends pulumi.ComponentResource implements NetworkOutputs 
           ])
         : [],
     );
-    this.hostAccess = args.agents?.enabled === false ? {} : this.grantHostAccess(name, args);
     this.agents = args.agents?.enabled === false ? {} : this.deployAgents(name, args);
 
     this.etcdEndpoints = this.etcd.endpoints;
@@ -235,7 +240,8 @@ export class Network extends pulumi.ComponentResource implements NetworkOutputs 
             nodePath: args.agents?.nodePath ?? "/usr/bin/node",
           },
         },
-        { parent: this, dependsOn: [allocation, ...(previous ? [previous] : [])] },
+        // After its route too, so that removing the host stops the agent before the route goes.
+        { parent: this, dependsOn: [allocation, ...(this.routes[h.name] ? [this.routes[h.name]] : []), ...(previous ? [previous] : [])] },
       );
     }
     return agents;
