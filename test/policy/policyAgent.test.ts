@@ -98,7 +98,7 @@ test("identities, policies, ipcache and live updates across two hosts; restore a
   const db = h2.agent.identityOf("db")!;
 
   // No policy: everything open, ipcache complete on both hosts.
-  await waitFor("h1 ipcache has h2's endpoints", () => h1.last?.ipcache.get("10.178.2.5/32") === db);
+  await waitFor("h1 ipcache has h2's endpoints", () => h1.last?.ipcache.get("10.178.2.5/32") === db && h1.last?.ipcache.get("10.178.2.7/32") === web);
   expect(Object.fromEntries(h1.last!.ipcache)).toMatchObject({ "10.178.0.1/32": 1, "10.178.0.2/32": 6, "10.178.1.5/32": web, "10.178.2.7/32": web });
   expect(flagsOf(h1, 2)).toBe(0);
   expect(h1.agent.endpointView("api")).toEqual({ identity: h1.agent.identityOf("api"), ingress: "open", egress: "open", policies: [] });
