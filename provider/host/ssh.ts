@@ -55,7 +55,7 @@ async function connect(conn: SshConnection, opened: Client[]): Promise<Client> {
     port,
     username: conn.user,
     privateKey: conn.privateKey,
-    readyTimeout: conn.readyTimeoutMs ?? 10_000,
+    readyTimeout: conn.readyTimeoutMs ?? 30_000, // generous: a loaded 2-CPU host (or CI) can take >10 s to finish a handshake
     hostVerifier: (key: Buffer) => {
       seen = sshFingerprint(key);
       return seen === conn.hostKeyFingerprint;
