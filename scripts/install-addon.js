@@ -14,11 +14,17 @@ const prebuilt = path.join(addonDir, "build", "Release", "bpfnet_native.node");
 const PREBUILT_FOR = "linux-x64";
 const here = `${process.platform}-${process.arch}`;
 
-if (here === PREBUILT_FOR && fs.existsSync(prebuilt)) process.exit(0);
+// BPFNET_BUILD_ADDON=1 builds from source anyway (test/library/addonBuild.test.ts exercises the fallback).
+const force = process.env.BPFNET_BUILD_ADDON === "1";
+if (!force && here === PREBUILT_FOR && fs.existsSync(prebuilt)) process.exit(0);
 if (process.platform !== "linux") process.exit(0);
 if (fs.existsSync(path.join(__dirname, "setup"))) process.exit(0); // the repository's own checkout: scripts/setup builds it
 fs.rmSync(prebuilt, { force: true });
-const r = spawnSync("node-gyp", ["rebuild"], { cwd: addonDir, stdio: "inherit", shell: false });
+// The running node's own headers when installed (Debian, NodeSource): node-gyp then downloads nothing.
+const nodePrefix = path.dirname(path.dirname(fs.realpathSync(process.execPath)));
+const nodedir = fs.existsSync(path.join(nodePrefix, "include", "node", "node_api.h")) ? [`--nodedir=${nodePrefix}`] : [];
+const gyp = process.env.npm_config_node_gyp ? [process.execPath, process.env.npm_config_node_gyp] : ["node-gyp"];
+const r = spawnSync(gyp[0], [...gyp.slice(1), "rebuild", "--loglevel=error", ...nodedir], { cwd: addonDir, stdio: "inherit", shell: false });
 if (r.status !== 0) {
   console.warn(`bpfnet: building the native addon for ${here} failed (${r.error ? r.error.message : `exit ${r.status}`}); ` +
     "the bpfnet CLI's datapath commands will not work on this machine. Install a C++ compiler, libbpf-dev, libelf-dev and zlib1g-dev, then `npm rebuild bpfnet`.");
