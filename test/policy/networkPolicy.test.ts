@@ -1,7 +1,6 @@
 // The NetworkPolicy provider against a real etcd: check writes nothing, create/update/delete
 // write exactly the record, refresh reports hand edits and removals, ownership is respected,
 // and the provider works from its serialized text in a fresh process (as Pulumi runs it).
-import { execFile } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
@@ -11,9 +10,9 @@ import { NetworkPolicy, NetworkPolicyInputs, NetworkPolicyOutputs, networkPolicy
 import { policyKey } from "../../provider/policy/policyStore";
 import { UNKNOWN } from "../../provider/common/unknown";
 import { startEtcd, TestEtcd } from "../support/etcd";
+import { callFresh, serialize } from "../support/serialized";
 import { deleteKey, dumpAll, getValue, keysUnder, putValue } from "../etcd/helpers";
 
-const ROOT = path.resolve(__dirname, "../..");
 let etcd: TestEtcd;
 let conn: EtcdConnection;
 let dir: string;
@@ -145,31 +144,17 @@ test("preview: unknown values pass check; diff reports a change", async () => {
 });
 
 test("the serialized provider runs check, create, read and delete in a fresh process", async () => {
-  const sf = await pulumi.runtime.serializeFunction(() => p, { allowSecrets: true });
-  expect(sf.text).toContain('require("etcd3")');
-  expect(sf.text).not.toContain("__dirname");
-  const file = path.join(dir, "networkPolicy.js");
-  fs.writeFileSync(file, sf.text);
-  const callFresh = (method: string, ...args: unknown[]): Promise<any> => {
-    const driver = `
-      const provider = require("require-from-string")(require("fs").readFileSync(${JSON.stringify(file)}, "utf8")).handler();
-      provider[${JSON.stringify(method)}](...JSON.parse(process.argv[1])).then(
-        (r) => { process.stdout.write(JSON.stringify(r === undefined ? null : r)); process.exit(0); },
-        (e) => { process.stderr.write(String(e && e.message)); process.exit(2); });`;
-    return new Promise((resolve, reject) =>
-      execFile(process.execPath, ["-e", driver, JSON.stringify(args)], { cwd: ROOT, env: { ...process.env, NODE_OPTIONS: "" } }, (err, out, errText) =>
-        err ? reject(new Error(`fresh ${method} failed: ${errText || err.message}`)) : resolve(JSON.parse(out)),
-      ),
-    );
-  };
-  const bad = await callFresh("check", {}, inputs({ policyName: "ser", ingress: [{ toPorts: [{ port: 80, protocol: "UDP", http: [{ path: "/" }] }] }] }));
+  const { file, text } = await serialize(dir, "networkPolicy", p);
+  expect(text).toContain('require("etcd3")');
+  expect(text).not.toContain("__dirname");
+  const bad = await callFresh(file, "check", {}, inputs({ policyName: "ser", ingress: [{ toPorts: [{ port: 80, protocol: "UDP", http: [{ path: "/" }] }] }] }));
   expect(bad.failures[0].property).toBe("ingress[0].toPorts[0].http");
-  const good = await callFresh("check", {}, inputs({ policyName: "ser" }));
+  const good = await callFresh(file, "check", {}, inputs({ policyName: "ser" }));
   expect(good.failures).toEqual([]);
-  const created = await callFresh("create", good.inputs);
+  const created = await callFresh(file, "create", good.inputs);
   expect(JSON.parse((await getValue(conn, created.id))!).policyId).toBe(created.outs.policyId);
-  expect(await callFresh("read", created.id, created.outs)).toEqual({ id: created.id, props: created.outs });
-  await callFresh("delete", created.id, created.outs);
+  expect(await callFresh(file, "read", created.id, created.outs)).toEqual({ id: created.id, props: created.outs });
+  await callFresh(file, "delete", created.id, created.outs);
   expect(await getValue(conn, created.id)).toBeNull();
 }, 60_000);
 
