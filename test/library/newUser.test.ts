@@ -10,7 +10,7 @@ import { inventoryPath } from "../../lab/lab";
 import { tryRun } from "../../lab/sh";
 import { cleanupAll } from "../support/cleanup";
 import { startTestLab, TestLab } from "../support/lab";
-import { createUserProject, healthOf, packPackage, readmeProgram, stackDestroy, stackUp, UserProject } from "./support/userProject";
+import { createUserProject, healthOf, packPackage, readmeProgram, run, stackDestroy, stackUp, UserProject } from "./support/userProject";
 
 jest.setTimeout(900_000);
 
@@ -47,6 +47,17 @@ describe("a new user installs the packed bpfnet and runs the README's program", 
     for (const dep of ["ssh2", "etcd3", "node-forge", "@pulumi/pulumi"]) {
       expect(require.resolve(dep, { paths: [project.dir] })).toContain(path.join(project.dir, "node_modules"));
     }
+  });
+
+  test("the package's CLI and CNI plugin run from the program's node_modules/.bin", () => {
+    const labStatus = project.npx(["bpfnet", "lab", "status", "--name", "tlib1", "--json"]);
+    expect(labStatus.status).toBe(0);
+    const status = JSON.parse(labStatus.stdout) as { up: boolean; hosts: unknown[] };
+    expect(status.up).toBe(true);
+    expect(status.hosts).toHaveLength(2);
+    const cni = run(path.join(project.dir, "node_modules", ".bin", "bpfnet-cni"), [], { cwd: project.dir, env: { ...project.env, CNI_COMMAND: "VERSION" } });
+    expect(cni.status).toBe(0);
+    expect(JSON.parse(cni.stdout)).toEqual({ cniVersion: "1.0.0", supportedVersions: ["1.0.0"] });
   });
 
   test("pulumi up deploys etcd, the network and an agent on every host", () => {
