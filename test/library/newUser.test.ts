@@ -49,6 +49,12 @@ describe("a new user installs the packed bpfnet and runs the README's program", 
     }
   });
 
+  test("the program type-checks against the package's declarations under the user's strict tsconfig (no skipLibCheck)", () => {
+    const tsc = project.npx(["tsc", "--noEmit", "-p", "."]);
+    expect(tsc.stdout + tsc.stderr).toBe("");
+    expect(tsc.status).toBe(0);
+  });
+
   test("the package's CLI and CNI plugin run from the program's node_modules/.bin", () => {
     const labStatus = project.npx(["bpfnet", "lab", "status", "--name", "tlib1", "--json"]);
     expect(labStatus.status).toBe(0);
