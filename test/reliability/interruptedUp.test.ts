@@ -23,7 +23,7 @@ import { seedNetwork } from "../agent/support/agents";
 const PREFIX = "/bpfnet/trel6";
 const HOSTS = Array.from({ length: 12 }, (_, i) => `a${i + 1}`);
 /** Kill the CLI once etcd holds this many allocations (each run adds to the last). */
-const KILL_AT = [2, 6, 10];
+const KILL_AT = [2, 6, 9];
 const PROJECT = path.join(__dirname, "..", "projects", "reliability");
 
 let etcd: TestEtcd | undefined;
