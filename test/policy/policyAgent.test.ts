@@ -22,6 +22,8 @@ let client: Etcd3;
 let dir: string;
 const leases: Lease[] = [];
 const agents: PolicyAgent[] = [];
+/** Record writes in flight: finished before etcd goes away. */
+const publishing: Promise<void>[] = [];
 
 beforeAll(async () => {
   etcd = await startEtcd();
@@ -30,6 +32,7 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   for (const a of agents) await a.stop();
+  await Promise.allSettled(publishing);
   for (const l of leases) await l.revoke().catch(() => undefined);
   client?.close();
   await etcd?.stop();
@@ -69,7 +72,7 @@ async function host(name: string, endpoints: LocalEndpoint[], underlay: string, 
     log: silentLogger,
     sink: { apply: (computed, ipcache) => void (h.last = { computed, ipcache }) },
     // The agent's endpoint-records reconciler publishes identities; here the test does.
-    onIdentities: () => void publish(name, h),
+    onIdentities: () => void publishing.push(publish(name, h)),
     gcIntervalMs: 200,
   });
   agents.push(h.agent);
