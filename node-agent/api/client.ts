@@ -56,6 +56,10 @@ export class AgentClient {
       const req = http.request(
         {
           socketPath: this.socketPath,
+          // A connection per call: Node's default agent keeps sockets alive, and one the agent's
+          // server closed after its keep-alive timeout fails the next call with EPIPE/ECONNRESET.
+          // A unix-socket connect costs microseconds.
+          agent: false,
           path,
           method,
           timeout: this.timeoutMs,
