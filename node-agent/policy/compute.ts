@@ -4,7 +4,7 @@
 //
 // Semantics (Kubernetes / Cilium): an endpoint no policy selects in a direction is open in that
 // direction; selected, only what some rule of some selecting policy allows passes; rules add up.
-import type { EgressRule, IngressRule, PolicySpec, PortRule } from "../../provider/policy/policySpec";
+import type { EgressRule, HttpRule, IngressRule, PolicySpec, PortRule } from "../../provider/policy/policySpec";
 import { Cidr, containsCidr, parseCidr } from "../../provider/ipam/cidr";
 import { EndpointFlags, PolicyAction, PolicyDirection, PolicyRow } from "../../bpf/abi";
 import {
@@ -48,6 +48,8 @@ export interface EndpointPolicy {
   entries: PolicyEntry[];
   /** Names of the policies selecting the endpoint. */
   policies: string[];
+  /** The L7 proxy's rules: entryKey of each redirect row → the HTTP rules of every rule that made it. */
+  http: Map<string, HttpRule[]>;
 }
 
 export interface ComputeInput {
@@ -100,15 +102,15 @@ export function assignCidrIdentities(policies: PolicySpec[], previous: Map<strin
 interface L4 {
   dport: number;
   proto: number;
-  http: boolean;
+  http?: HttpRule[];
 }
 
 function l4Of(ports: PortRule[] | undefined): L4[] {
-  if (!ports || ports.length === 0) return [{ dport: 0, proto: PROTO.ANY, http: false }];
+  if (!ports || ports.length === 0) return [{ dport: 0, proto: PROTO.ANY }];
   return ports.flatMap((p): L4[] => {
     const proto = p.protocol ?? "ANY";
     const dport = p.port ?? 0;
-    const http = (p.http?.length ?? 0) > 0;
+    const http = p.http?.length ? p.http : undefined;
     if (proto === "ANY") return dport === 0 ? [{ dport, proto: PROTO.ANY, http }] : [{ dport, proto: PROTO.TCP, http }, { dport, proto: PROTO.UDP, http }];
     return [{ dport: proto === "ICMP" ? 0 : dport, proto: PROTO[proto], http }];
   });
@@ -166,16 +168,17 @@ export function computePolicy(input: ComputeInput): ComputedPolicy {
 
   // Rule numbers, and each rule's rows without the endpoint id (shared by every endpoint it selects).
   const rules: RuleRef[] = [];
-  const rowsOf = new Map<PolicySpec, Record<Direction, Omit<PolicyEntry, "endpointId">[]>>();
+  type Row = Omit<PolicyEntry, "endpointId"> & { http?: HttpRule[] };
+  const rowsOf = new Map<PolicySpec, Record<Direction, Row[]>>();
   for (const p of policies) {
-    const rows: Record<Direction, Omit<PolicyEntry, "endpointId">[]> = { ingress: [], egress: [] };
+    const rows: Record<Direction, Row[]> = { ingress: [], egress: [] };
     for (const dir of ["ingress", "egress"] as const) {
       (p[dir] ?? []).forEach((rule, index) => {
         const ruleId = rules.length + 1;
         rules.push({ ruleId, policy: p.policyName, direction: dir, index });
         const ids = peerIdentities(peersOf(rule, dir), input.identities, cidrIdentities, parsedCidrs);
         for (const l4 of l4Of(rule.toPorts)) {
-          const redirect = l4.http && input.proxyPort !== undefined;
+          const redirect = l4.http !== undefined && input.proxyPort !== undefined;
           if (l4.http && input.proxyPort === undefined) {
             warnings.push(`${p.policyName}.${dir}[${index}]: HTTP rules on port ${l4.dport} are enforced at L4 only (no L7 proxy on this agent): the port is allowed whole`);
           }
@@ -188,6 +191,7 @@ export function computePolicy(input: ComputeInput): ComputedPolicy {
               action: redirect ? ACTION.redirect : ACTION.allow,
               proxyPort: redirect ? input.proxyPort! : 0,
               ruleId,
+              ...(redirect ? { http: l4.http } : {}),
             });
           }
         }
@@ -202,6 +206,7 @@ export function computePolicy(input: ComputeInput): ComputedPolicy {
       const selecting = policies.filter((p) => selects(p.endpointSelector, ep.labels));
       let flags = 0;
       const entries = new Map<string, PolicyEntry>();
+      const http = new Map<string, HttpRule[]>();
       for (const dir of ["ingress", "egress"] as const) {
         const inDir = selecting.filter((p) => p[dir] !== undefined);
         if (inDir.length === 0) continue;
@@ -210,15 +215,18 @@ export function computePolicy(input: ComputeInput): ComputedPolicy {
         flags |= dir === "ingress" ? ENDPOINT_FLAGS.ENFORCE_INGRESS : ENDPOINT_FLAGS.ENFORCE_EGRESS;
         if (audit) flags |= dir === "ingress" ? ENDPOINT_FLAGS.AUDIT_INGRESS : ENDPOINT_FLAGS.AUDIT_EGRESS;
         for (const p of inDir) {
-          for (const row of rowsOf.get(p)![dir]) {
+          for (const { http: rules, ...row } of rowsOf.get(p)![dir]) {
             const e: PolicyEntry = { endpointId: ep.endpointId, ...row };
             const k = entryKey(e);
             const had = entries.get(k);
             entries.set(k, had ? merge(had, e) : e);
+            if (rules) http.set(k, [...(http.get(k) ?? []), ...rules]);
           }
         }
       }
-      return { endpointId: ep.endpointId, flags, entries: [...entries.values()], policies: selecting.map((p) => p.policyName) };
+      // HTTP rules only where the merged row stayed a redirect (an allow on the key opens the port whole).
+      for (const k of [...http.keys()]) if (entries.get(k)?.action !== ACTION.redirect) http.delete(k);
+      return { endpointId: ep.endpointId, flags, entries: [...entries.values()], policies: selecting.map((p) => p.policyName), http };
     });
 
   return { endpoints, cidrIdentities, rules, warnings: [...new Set(warnings)] };

@@ -33,7 +33,7 @@ export interface EndpointPlan {
  * it off before deletes remove its allows; an allow removed while enforcement stays cuts the
  * flow only once the upserts (maybe its replacement) are in.
  */
-export function planEndpoint(currentFlags: number, current: PolicyEntry[], desired: EndpointPolicy): EndpointPlan {
+export function planEndpoint(currentFlags: number, current: PolicyEntry[], desired: Omit<EndpointPolicy, "http">): EndpointPlan {
   const byKey = (es: PolicyEntry[]) => new Map(es.map((e) => [entryKey(e), e]));
   const cur = byKey(current);
   const d = diffRows(cur, byKey(desired.entries));
