@@ -38,6 +38,13 @@ export interface NetworkHostArgs {
   controlAddress?: string;
   /** Any value; changing it re-issues this host's etcd credentials now (e.g. after a suspected leak). */
   credentialRotation?: string;
+  /**
+   * The host is gone or cannot be reached over SSH and is to be removed (docs/reliability.md,
+   * scenario 7). Set it and `pulumi up` (bpfnet stops contacting the host), then remove the host
+   * from `hosts` and `pulumi up`: its etcd credentials and keys are revoked with the admin
+   * identity and <prefix>/state/removed/v1/<host> records what stays on the host.
+   */
+  unreachable?: boolean;
 }
 
 /** Where the network's etcd runs: provisioned on some hosts (`members`) or `existing`. */
@@ -219,6 +226,13 @@ export class Network extends pulumi.ComponentResource implements NetworkOutputs 
     const agents: Record<string, NodeAgent> = {};
     let previous: NodeAgent | undefined;
     for (const h of args.hosts) {
+      if (h.unreachable) {
+        pulumi.log.warn(
+          `Network ${name}: host ${h.name} is marked unreachable: bpfnet no longer contacts it. Removing it from hosts revokes its etcd credentials and keys ` +
+            `and records in etcd what stays on it (the agent's service, files, pins and devices: the agent resource's leftOnHost output lists them)`,
+          this,
+        );
+      }
       const allocation = this.allocations[h.name];
       previous = agents[h.name] = new NodeAgent(
         `${name}-agent-${h.name}`,
@@ -239,6 +253,8 @@ export class Network extends pulumi.ComponentResource implements NetworkOutputs 
             underlayIp: h.underlayIp,
             nodePath: args.agents?.nodePath ?? "/usr/bin/node",
           },
+          // Only a marked host's state holds the admin connection: its removal is done with it.
+          ...(h.unreachable ? { unreachable: true, adminEtcd: this.etcd.connection } : {}),
         },
         // After its route too, so that removing the host stops the agent before the route goes.
         { parent: this, dependsOn: [allocation, ...(this.routes[h.name] ? [this.routes[h.name]] : []), ...(previous ? [previous] : [])] },

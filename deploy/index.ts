@@ -12,7 +12,9 @@ const inventory = readInventory(config.require("inventory"));
 // `bpfnet:hosts` ("h1,h2") deploys onto part of the inventory; removing a name removes that host.
 const only = config.get("hosts")?.split(",").map((h) => h.trim());
 const allHosts = networkHostsOf(inventory);
-const hosts = allHosts.filter((h) => !only || only.includes(h.name));
+// `bpfnet:unreachable` ("h2"): hosts to remove without SSH: `pulumi up` with the mark, then drop them from bpfnet:hosts and `pulumi up` (docs/reliability.md, scenario 7).
+const unreachable = config.get("unreachable")?.split(",").map((h) => h.trim()) ?? [];
+const hosts = allHosts.filter((h) => !only || only.includes(h.name)).map((h) => (unreachable.includes(h.name) ? { ...h, unreachable: true } : h));
 
 // etcd: provisioned on the first N hosts, or the one another stack provisioned (environment promotion).
 const etcdFromStack = config.get("etcdFromStack");
@@ -43,8 +45,8 @@ const network = new Network("net", {
     : undefined,
 });
 
-// Preflight facts about every host (SSH with verified host keys).
-const probed = inventory.hosts.filter((h) => !only || only.includes(h.name));
+// Preflight facts about every reachable host (SSH with verified host keys).
+const probed = inventory.hosts.filter((h) => (!only || only.includes(h.name)) && !unreachable.includes(h.name));
 const probes = probed.map((h) => new HostProbe(`probe-${h.name}`, { connection: sshConnectionFor(h.ssh) }));
 
 export const etcdEndpoints = network.etcdEndpoints;

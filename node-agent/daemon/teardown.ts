@@ -5,10 +5,10 @@ import * as fs from "fs";
 import * as path from "path";
 import { AgentClient } from "../api/client";
 import { AgentConfig } from "../config";
-import { endpointsDir, identitiesDir, identityUserKey, nodeKey } from "../../provider/etcd/keys";
-import { listPrefix } from "../../provider/etcd/etcdOps";
+import { removeHostKeys } from "../../provider/etcd/hostKeys";
 import { tryIp } from "./exec";
 import { removeDevices } from "./devices";
+import { removeProxyRoute } from "./l7Delivery";
 import { connectAgentClient } from "./etcd";
 import { Logger } from "./log";
 import { ENDPOINTS_FILE, NETWORK_FILE, StateStore } from "./state";
@@ -27,24 +27,14 @@ export async function teardown(cfg: AgentConfig, log: Logger): Promise<void> {
     log.warn("cannot read the endpoint state; endpoint devices may remain", { error: e as Error });
   }
   await removeDevices();
+  await removeProxyRoute();
   // Every map bpfnet pinned here (all named bpfnet_*), also those a newer datapath added
   // (peers, ipcache, policy, ct, verdicts, …): a removed host keeps no pin.
   for (const name of pinnedMaps(cfg.bpffsDir)) fs.rmSync(path.join(cfg.bpffsDir, name), { force: true });
 
   const client = connectAgentClient(cfg.etcd);
   try {
-    const { networkPrefix: prefix, hostName: host } = cfg;
-    // Revoking the agent's lease removes every key bound to it at once: the node key and the
-    // host's identity users (docs/policy.md), instead of when the lease runs out.
-    const node = (await client.get(nodeKey(prefix, host)).exec()).kvs[0];
-    if (node && node.lease !== "0") await client.leaseClient.leaseRevoke({ ID: node.lease }).catch(() => undefined);
-    await client.delete().key(nodeKey(prefix, host)).exec();
-    await client.delete().prefix(endpointsDir(prefix, host)).exec();
-    // Identity users left on the lease of an earlier agent of this host.
-    const usersDir = `${identitiesDir(prefix)}value/`;
-    for (const kv of await listPrefix(client, usersDir)) {
-      if (kv.key === identityUserKey(prefix, kv.key.slice(usersDir.length).split("/")[0], host)) await client.delete().key(kv.key).exec();
-    }
+    await removeHostKeys(client, cfg.networkPrefix, cfg.hostName);
   } catch (e) {
     log.warn("cannot remove this host's keys from etcd; they expire (node, identity users) or must be removed by hand (endpoints)", { error: e as Error });
   } finally {

@@ -12,7 +12,10 @@ import { requireModes } from "../host/fileModes";
 import { SshSession, withSsh } from "../host/ssh";
 import { SshConnection, SshEndpoint, connectionOf, sshConnectionProblems } from "../host/sshConnection";
 import { SSH_SECRET_OUTPUTS, sshResourceInputs } from "../host/sshInputs";
-import { SupervisorKind, isRunningCommand, serviceFiles, startCommand, stopCommand, supervisorScript, systemdUnit, uninstallCommand } from "../host/supervisor";
+import { SupervisorKind, isRunningCommand, serviceFiles, startCommand, stopCommand, supervisorScript, systemdUnit } from "../host/supervisor";
+import { booleanProblem } from "../common/validate";
+import { forgetUnreachableHost } from "./forgetHost";
+import { LeftOnHost, leftOnHost, removalCommands } from "./removalRecord";
 
 /** NodeAgent's arguments: SSH to the host, the agent's spec (paths, interfaces), etcd, and the bundle to run. */
 export interface NodeAgentArgs {
@@ -25,6 +28,14 @@ export interface NodeAgentArgs {
   bundleSha256: pulumi.Input<string>;
   /** How long to wait for the agent's registration in etcd (default 60 s). */
   readyTimeoutMs?: pulumi.Input<number>;
+  /**
+   * The host cannot be reached over SSH: this resource stops contacting it (an update only
+   * records the mark), and its delete revokes the host's etcd credentials and keys with
+   * `adminEtcd` and records what stays on the host, instead of tearing the agent down over SSH.
+   */
+  unreachable?: pulumi.Input<boolean>;
+  /** With `unreachable`: the admin connection the removal is done and recorded with (not the host's own). */
+  adminEtcd?: pulumi.Input<EtcdConnection>;
 }
 
 interface AgentInputs {
@@ -35,6 +46,8 @@ interface AgentInputs {
   bundlePath: string;
   bundleSha256: string;
   readyTimeoutMs?: number;
+  unreachable?: boolean;
+  adminEtcd?: EtcdConnection;
 }
 
 interface AgentOutputs extends AgentInputs {
@@ -43,6 +56,8 @@ interface AgentOutputs extends AgentInputs {
   running: boolean;
   release: string;
   incarnation: string;
+  /** Set while marked unreachable: what a removal would leave on the host (and record in etcd). */
+  leftOnHost?: LeftOnHost;
 }
 
 interface Registration {
@@ -120,14 +135,22 @@ export const nodeAgentProvider: pulumi.dynamic.ResourceProvider = {
     if (typeof news.bundlePath === "string" && !news.bundlePath.startsWith("04da6b54") && !fs.existsSync(news.bundlePath)) {
       failures.push({ property: "bundlePath", reason: `agent bundle ${news.bundlePath} does not exist: run scripts/setup (it builds build/agent-bundle.tgz)` });
     }
+    const unreachable = news.unreachable === undefined ? undefined : booleanProblem("unreachable", news.unreachable);
+    if (unreachable) failures.push({ property: "unreachable", reason: unreachable });
+    if (news.unreachable === true && news.adminEtcd === undefined) {
+      failures.push({ property: "adminEtcd", reason: "unreachable: true needs adminEtcd, the admin connection the host's removal is done and recorded with" });
+    }
     return { inputs: news, failures };
   },
 
   async diff(_id: string, olds: AgentOutputs, news: AgentInputs) {
+    // Marked unreachable: only the mark is recorded (no SSH, no redeploy, never a replace, whose
+    // delete would need the host); the state keeps describing what is deployed there.
+    if (news.unreachable === true) return { changes: olds.unreachable !== true || JSON.stringify(olds.adminEtcd) !== JSON.stringify(news.adminEtcd), replaces: [] };
     const replaces = olds.spec.hostName !== news.spec.hostName || olds.connection.host !== news.connection.host ? ["spec"] : [];
     const changed = (["connection", "privateKeys", "spec", "etcd", "bundleSha256"] as const).some((k) => JSON.stringify(olds[k]) !== JSON.stringify(news[k]));
     // A stopped agent or a release switched by hand (found by refresh) is repaired by an update.
-    const drifted = !olds.running || olds.release !== agentPaths(news.spec, news.bundleSha256).release;
+    const drifted = !olds.running || olds.release !== agentPaths(news.spec, news.bundleSha256).release || olds.unreachable === true; // unmarked: redeploy
     return { changes: changed || drifted || replaces.length > 0, replaces, deleteBeforeReplace: true };
   },
 
@@ -135,11 +158,17 @@ export const nodeAgentProvider: pulumi.dynamic.ResourceProvider = {
     return { id: `agent@${inputs.spec.hostName}`, outs: await deploy(inputs) };
   },
 
-  async update(_id: string, _olds: AgentOutputs, news: AgentInputs) {
+  async update(_id: string, olds: AgentOutputs, news: AgentInputs) {
+    if (news.unreachable === true) {
+      return { outs: { ...olds, unreachable: true, adminEtcd: news.adminEtcd, leftOnHost: leftOnHost(olds.spec, olds.bundleSha256, olds.supervisor) } };
+    }
+    // No leftOnHost key at all: outputs replace the old ones, and an undefined value fails the
+    // provider's protobuf encoding ("Unexpected struct type.").
     return { outs: await deploy(news) };
   },
 
   async read(id: string, props: AgentOutputs) {
+    if (props.unreachable === true) return { id, props };
     const service = agentService(props.spec, props.bundleSha256);
     const seen = await withSsh(connectionOf(props.connection, props.privateKeys), async (s) => ({
       running: (await s.run(isRunningCommand(service, props.supervisor))).trim() === "running",
@@ -149,16 +178,17 @@ export const nodeAgentProvider: pulumi.dynamic.ResourceProvider = {
   },
 
   async delete(_id: string, props: AgentOutputs) {
+    if (props.unreachable === true) {
+      await forgetUnreachableHost(props.adminEtcd!, props.spec, leftOnHost(props.spec, props.bundleSha256, props.supervisor));
+      return;
+    }
     const p = agentPaths(props.spec, props.bundleSha256);
-    const service = agentService(props.spec, props.bundleSha256);
+    const remove = removalCommands(props.spec, props.bundleSha256, props.supervisor);
     await withSsh(connectionOf(props.connection, props.privateKeys), async (s) => {
-      await s.run(stopCommand(service, props.supervisor));
-      // The agent removes what it made: programs, devices, endpoints, pins, its state.
-      if ((await s.exec(shellWords(["test", "-x", p.cli]))).code === 0) {
-        await s.run(shellWords([props.spec.nodePath, p.cli, "agent", "teardown", "--config", p.config]));
-      }
-      await s.run(uninstallCommand(service, props.supervisor));
-      await s.run(shellWords(["rm", "-rf", `${props.spec.installDir}/releases`, `${props.spec.installDir}/bundles`, p.current, p.dir]));
+      await s.run(remove.stop);
+      if ((await s.exec(shellWords(["test", "-x", p.cli]))).code === 0) await s.run(remove.teardown);
+      await s.run(remove.uninstall);
+      await s.run(remove.remove);
     });
     // Its registration is lease-bound; remove it now rather than when the lease expires.
     await withEtcd(props.etcd, (c) => c.delete().key(nodeKey(props.spec.networkPrefix, props.spec.hostName)).exec()).catch(() => undefined);
@@ -171,6 +201,8 @@ export class NodeAgent extends pulumi.dynamic.Resource {
   declare public readonly release: pulumi.Output<string>;
   declare public readonly running: pulumi.Output<boolean>;
   declare public readonly incarnation: pulumi.Output<string>;
+  /** While marked unreachable: the agent's service, paths, pins and devices a removal leaves on the host. */
+  declare public readonly leftOnHost: pulumi.Output<LeftOnHost | undefined>;
 
   constructor(name: string, args: NodeAgentArgs, opts?: pulumi.CustomResourceOptions) {
     super(
@@ -183,13 +215,16 @@ export class NodeAgent extends pulumi.dynamic.Resource {
         bundlePath: args.bundlePath,
         bundleSha256: args.bundleSha256,
         readyTimeoutMs: args.readyTimeoutMs,
+        unreachable: args.unreachable,
+        adminEtcd: args.adminEtcd === undefined ? undefined : pulumi.secret(args.adminEtcd),
+        leftOnHost: undefined,
         supervisor: undefined,
         nodeVersion: undefined,
         running: undefined,
         release: undefined,
         incarnation: undefined,
       },
-      { ...opts, additionalSecretOutputs: [...SSH_SECRET_OUTPUTS, "etcd"] },
+      { ...opts, additionalSecretOutputs: [...SSH_SECRET_OUTPUTS, "etcd", "adminEtcd"] },
       "bpfnet",
       "NodeAgent",
     );

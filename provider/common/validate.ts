@@ -72,3 +72,8 @@ export function checkKnown(problems: string[], value: unknown, problem: (v: unkn
   const p = problem(value);
   if (p) problems.push(p);
 }
+
+/** A flag: true or false (undefined is left to the caller's default). */
+export function booleanProblem(field: string, value: unknown): string | undefined {
+  return value === true || value === false ? undefined : `${field} must be true or false, got ${JSON.stringify(value)}`;
+}

@@ -127,6 +127,15 @@ export function healthDir(prefix: string, host?: string): string {
   return host === undefined ? `${prefix}/state/health/v1/` : `${prefix}/state/health/v1/${host}/`;
 }
 
+/** Records of hosts removed while unreachable (written with the admin identity, docs/reliability.md scenario 7). */
+export function removedHostsDir(prefix: string): string {
+  return `${prefix}/state/removed/v1/`;
+}
+
+export function removedHostKey(prefix: string, host: string): string {
+  return `${removedHostsDir(prefix)}${host}`;
+}
+
 /** True when `key` belongs to the network at `prefix` (segment boundary respected). */
 export function belongsTo(prefix: string, key: string): boolean {
   return key.startsWith(networkRange(prefix));

@@ -85,6 +85,11 @@ describe("Network's argument errors name the user's field and value", () => {
     expect(problems(args([host("h1", 1, { controlAddress: bad })]))).toEqual([expect.stringMatching(/^hosts\[0\] \("h1"\)\.controlAddress must be an IPv4 address or a DNS name/)]);
   });
 
+  test.each(["true", "yes", 1, "h2;id", "$(id)", "`id`", "a\nb", "..", "'q'", '"q"', null, {}])("hostile unreachable %j is refused: true or false only", (bad) => {
+    expect(problems(args([host("h1", 1), host("h2", 2, { unreachable: bad as never })]))).toEqual([`hosts[1] ("h2").unreachable must be true or false, got ${JSON.stringify(bad)}`]);
+    expect(problems(args([host("h1", 1), host("h2", 2, { unreachable: true })]))).toEqual([]);
+  });
+
   test("a garbage SSH key fails at preview naming the host, a public key too; a real key passes", () => {
     expect(privateKeyProblem("k", KEY)).toBeUndefined();
     const garbage = { host: "10.175.0.2", user: "root", privateKey: "-----BEGIN OPENSSH PRIVATE KEY-----\nnot a key\n-----END OPENSSH PRIVATE KEY-----\n", hostKeyFingerprint: FP };

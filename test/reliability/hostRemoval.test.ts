@@ -17,6 +17,7 @@ import { cleanupAll } from "../support/cleanup";
 import { startTestLab, TestLab } from "../support/lab";
 import { removeStack, rootProjectStack } from "../support/pulumi";
 import { inNetns, waitFor } from "../support/traffic";
+import { deletedInOrder, removalOrder, upRecordingDeletes } from "./support/removal";
 
 const LAB = "trel7";
 const OCTET = 171;
@@ -59,20 +60,10 @@ test("scenario 7: removing a host removes its agent, endpoints, route, allocatio
   expect(inNetns(router.netns!, ["ip", "route", "show", h2Cidr]).stdout).toContain(h2.underlayIp);
 
   // Remove h2 from the program; record the order in which the engine finished the deletes.
-  const deleted: string[] = [];
   await s.setConfig("bpfnet:hosts", { value: "h1" });
-  const t0 = Date.now();
-  const removal = await s.up({
-    onEvent: (e) => {
-      const m = e.resOutputsEvent?.metadata;
-      if (m?.op === "delete") deleted.push(m.urn.split("::").pop()!);
-    },
-  });
-  const removalMs = Date.now() - t0;
+  const { up: removal, deleted, ms: removalMs } = await upRecordingDeletes(s);
   expect(removal.summary.result).toBe("succeeded");
-  // The root project's Network is "net": its resources are net-agent-h2, net-route-h2, net-h2 (the allocation), net-access-h2.
-  const order = ["agent-h2", "route-h2", "h2", "access-h2"].map((n) => deleted.indexOf(`net-${n}`));
-  expect({ deleted, order: order.every((i) => i >= 0) && [...order].sort((a, b) => a - b).join() === order.join() }).toEqual({ deleted, order: true });
+  expect({ deleted, inOrder: deletedInOrder(deleted, removalOrder("h2")) }).toEqual({ deleted, inOrder: true });
 
   // Nothing left: etcd keys, etcd principals, the router's route, anything on the host.
   expect(await h2Keys()).toEqual([]);

@@ -67,7 +67,7 @@ interface SshdProcess {
 }
 
 /** sshd processes in the router namespace: the listener and one per live connection. */
-export function routerSshds(router: InventoryRouter): SshdProcess[] {
+export function routerSshds(router: Pick<InventoryRouter, "netns">): SshdProcess[] {
   const pids = tryRun("ip", ["netns", "pids", router.netns!]).stdout.split("\n").filter(Boolean).map(Number);
   return pids
     .map((pid) => {
@@ -81,11 +81,11 @@ export function routerSshds(router: InventoryRouter): SshdProcess[] {
 }
 
 /**
- * Stops the router's sshd, listener and live sessions (so pooled connections die too); returns
+ * Stops the sshd of the router (or of a host), listener and live sessions (so pooled connections die too); returns
  * how to start it again: the listener's own `sshd -f <config> -E <log>` (sshd rewrites its
  * process title to "sshd: /usr/sbin/sshd -f … [listener] …", so the arguments are read from it).
  */
-export async function stopRouterSshd(router: InventoryRouter): Promise<string[]> {
+export async function stopRouterSshd(router: Pick<InventoryRouter, "netns">): Promise<string[]> {
   const procs = routerSshds(router);
   const listener = procs.find((p) => p.cmdline.includes("[listener]"));
   const m = listener && /(\/\S*sshd) -f (\S+) -E (\S+)/.exec(listener.cmdline);
