@@ -15,7 +15,7 @@ import { withEtcd } from "../../provider/etcd/etcdClient";
 import { startTestLab, TestLab } from "../support/lab";
 import { cleanupAll } from "../support/cleanup";
 import { LabEtcd, startEtcdOn } from "./support/etcd";
-import { addContainerNetns, checkBuilt, inNetns, LabAgent, ping, removeContainers, seedNetwork, waitFor } from "./support/agents";
+import { addContainerNetns, checkBuilt, echoesIn, inNetns, LabAgent, ping, removeContainers, seedNetwork, waitFor } from "./support/agents";
 
 const LAB = "tcl1";
 const OCTET = 160;
@@ -33,15 +33,6 @@ const ips: Record<string, string> = {};
 
 const host = (i: number) => lab!.inventory.hosts[i];
 const conn = () => etcd!.connection;
-
-/** ICMP echo requests the namespace's stack received (its own IPv6 chatter does not count). */
-function echoesIn(netns: string): number {
-  const r = inNetns(netns, ["cat", "/proc/net/snmp"]);
-  const [names, values] = r.stdout.split("\n").filter((l) => l.startsWith("Icmp:")).map((l) => l.split(/\s+/));
-  const i = names?.indexOf("InEchos") ?? -1;
-  if (r.status !== 0 || i < 0) throw new Error(`cannot read ICMP counters in ${netns}: ${r.stderr}`);
-  return Number(values[i]);
-}
 
 function ipIn(netns: string, ...args: string[]): void {
   const r = inNetns(netns, ["ip", ...args]);

@@ -5,11 +5,8 @@
  * rolling upgrade). Expected: 0 resets (the flows and the containers' TCP counters), 0 drops in
  * the datapath's counters, every echo back in order, and traffic flowing while an agent is down.
  */
-import { spawnSync } from "child_process";
-import * as fs from "fs";
-import * as os from "os";
-import * as path from "path";
-import { inNetns, LabAgent, REPO, waitFor } from "../agent/support/agents";
+import { LabAgent, tcpResets, waitFor } from "../agent/support/agents";
+import { unpackUpgrade, UnpackedUpgrade } from "../agent/support/upgrade";
 import { AgentLab, startAgentLab } from "./support/agentLab";
 import { startFlows, startPing } from "./support/flows";
 
@@ -19,37 +16,16 @@ const UPGRADE_VERSION = "0.1.0-rel-upgrade";
 
 let env: AgentLab | undefined;
 let agents: LabAgent[] = [];
-let bundleDir: string | undefined;
-
-/** The kernel's TCP reset counters in a namespace (/proc/net/snmp). */
-function tcpResets(netns: string): { estabResets: number; outRsts: number } {
-  const lines = inNetns(netns, ["cat", "/proc/net/snmp"]).stdout.split("\n").filter((l) => l.startsWith("Tcp:"));
-  const [names, values] = lines.map((l) => l.trim().split(/\s+/).slice(1));
-  const get = (n: string) => Number(values[names.indexOf(n)]);
-  return { estabResets: get("EstabResets"), outRsts: get("OutRsts") };
-}
-
-/** An unpacked copy of the agent bundle that reports another version: the "new release". */
-function unpackUpgrade(): string {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "trel4-bundle-"));
-  const r = spawnSync("tar", ["-xzf", path.join(REPO, "build", "agent-bundle.tgz"), "-C", dir]);
-  if (r.status !== 0) throw new Error(`unpacking the agent bundle failed: ${r.stderr}`);
-  const versionJs = path.join(dir, "dist", "node-agent", "version.js");
-  const text = fs.readFileSync(versionJs, "utf8");
-  const changed = text.replace(/AGENT_VERSION = "[^"]*"/, `AGENT_VERSION = "${UPGRADE_VERSION}"`);
-  if (changed === text) throw new Error(`no AGENT_VERSION in ${versionJs}`);
-  fs.writeFileSync(versionJs, changed);
-  return dir;
-}
+let upgrade: UnpackedUpgrade | undefined;
 
 beforeAll(async () => {
   env = await startAgentLab({ lab: "trel4", octet: 168, hosts: 2, clusterCidr: "10.98.0.0/16", leaseTtlSeconds: 10, containers: CONTAINERS });
   agents = env.agents;
-  bundleDir = unpackUpgrade();
+  upgrade = unpackUpgrade(UPGRADE_VERSION, "trel4-bundle-");
 }, 120_000);
 
 afterAll(async () => {
-  await env?.down([() => bundleDir && fs.rmSync(bundleDir, { recursive: true, force: true })]);
+  await env?.down([() => upgrade?.remove()]);
 }, 60_000);
 
 test(`scenario 4: agent kill -9 and a rolling upgrade during ${FLOWS} long-lived TCP flows: 0 resets, 0 drops`, async () => {
@@ -76,7 +52,7 @@ test(`scenario 4: agent kill -9 and a rolling upgrade during ${FLOWS} long-lived
   }
 
   // Rolling upgrade: each agent is replaced by the new build once the previous one is ready.
-  const cli = path.join(bundleDir!, "dist", "node-agent", "cli", "main.js");
+  const cli = upgrade!.cli;
   for (const a of agents) {
     const before = (await a.status()).agent.incarnation;
     await a.stop("SIGTERM");

@@ -28,6 +28,23 @@ export function inNetns(netns: string, cmd: string[], timeoutMs = 30_000): { sta
   return { status: r.status, stdout: r.stdout ?? "", stderr: r.stderr ?? "" };
 }
 
+/** A namespace's kernel counters of one /proc/net/snmp section ("Tcp", "Icmp", "Udp", …) by name. */
+export function snmpCounters(netns: string, section: string): Record<string, number> {
+  const r = inNetns(netns, ["cat", "/proc/net/snmp"]);
+  const [names, values] = r.stdout.split("\n").filter((l) => l.startsWith(`${section}:`)).map((l) => l.trim().split(/\s+/).slice(1));
+  if (r.status !== 0 || !names || !values) throw new Error(`cannot read ${section} counters in ${netns}: ${r.stderr}`);
+  return Object.fromEntries(names.map((n, i) => [n, Number(values[i])]));
+}
+
+/** The kernel's TCP reset counters in a namespace: unchanged across a window = no connection reset. */
+export function tcpResets(netns: string): { estabResets: number; outRsts: number } {
+  const c = snmpCounters(netns, "Tcp");
+  return { estabResets: c.EstabResets, outRsts: c.OutRsts };
+}
+
+/** ICMP echo requests the namespace's stack received (its own IPv6 chatter does not count). */
+export const echoesIn = (netns: string): number => snmpCounters(netns, "Icmp").InEchos;
+
 export interface PingResult {
   ok: boolean;
   transmitted: number;

@@ -14,7 +14,7 @@ import { checkNetworkSpec, NetworkSpecInputs } from "../../../provider/network/n
 
 export const REPO = path.resolve(__dirname, "..", "..", "..");
 import { sleep } from "../../support/traffic";
-export { inNetns, ping, sleep, tcpTransfer, waitFor } from "../../support/traffic";
+export { echoesIn, inNetns, ping, sleep, snmpCounters, tcpResets, tcpTransfer, waitFor } from "../../support/traffic";
 export type { PingResult, TransferResult } from "../../support/traffic";
 export const CLI = path.join(REPO, "dist", "node-agent", "cli", "main.js");
 
