@@ -29,6 +29,7 @@ export const ABI_CONSTANTS = {
   DROP_NO_TUNNEL_INFO: -140,
   DROP_POLICY_DENIED: -141,
   DROP_CT_FULL: -142,
+  DROP_NO_PROXY: -143,
   BPFNET_EP_ENFORCE_INGRESS: 1,
   BPFNET_EP_ENFORCE_EGRESS: 2,
   BPFNET_EP_AUDIT_INGRESS: 4,
@@ -44,6 +45,7 @@ export const ABI_CONSTANTS = {
   BPFNET_ACTION_DENY: 2,
   BPFNET_ACTION_REDIRECT: 3,
   BPFNET_MARK_TO_PROXY: 0x0b9f,
+  BPFNET_MARK_FROM_PROXY: 0x0a9f,
   BPFNET_VERDICT_ALLOW: 1,
   BPFNET_VERDICT_DENY: 2,
   BPFNET_VERDICT_REDIRECT: 3,
@@ -85,6 +87,8 @@ export const DropReason = {
   POLICY_DENIED: ABI_CONSTANTS.DROP_POLICY_DENIED,
   /** A connection-tracking entry could not be created: dropped rather than let through untracked. */
   CT_FULL: ABI_CONSTANTS.DROP_CT_FULL,
+  /** A packet redirected to the L7 proxy that no proxy socket took. */
+  NO_PROXY: ABI_CONSTANTS.DROP_NO_PROXY,
 } as const;
 
 /** Metric reasons of packets that were not dropped. */

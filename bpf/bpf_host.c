@@ -10,6 +10,8 @@
 #include <bpf/bpf_helpers.h>
 
 #define HOOK_DIRECTION METRIC_EGRESS
+/* Host-stack packets carrying the L7 proxy's upstream mark were judged by the proxy (enforce.h). */
+#define TRUST_PROXY_MARK 1
 
 #include "lib/abi.h"
 #include "lib/maps.h"

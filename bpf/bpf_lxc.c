@@ -48,7 +48,7 @@ static __always_inline int handle_from_container(struct __sk_buff *skb)
 	if (ret < 0)
 		return ret;
 	if (ret == ENFORCE_TO_PROXY)
-		return TC_ACT_OK;
+		return proxy_deliver(skb, &f);
 	/* Not a pod: the host, the outside world, or l3 mode, all routed by the host. */
 	return forward_to_pod(skb, &pkt, &f, true, TC_ACT_OK);
 }

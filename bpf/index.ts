@@ -54,3 +54,4 @@ export type { TcAttachment, TcAttachOptions, TcDirection, TcFilterOptions, TcHoo
 export { testRun } from "./testrun";
 export type { TestRunOptions, TestRunResult } from "./testrun";
 export { possibleCpus } from "./system";
+export { connectFromProxy, transparentListener } from "./socket";

@@ -102,6 +102,10 @@ export interface NativeBinding {
   ): NativeTcAttachment | null;
   progInfo(fd: number): NativeProgInfo;
   progTestRun(fd: number, data: Buffer, repeat: number, ifindex: number, cb?: number[]): NativeTestRun;
+  /** A listening TCP socket with IP_TRANSPARENT (the L7 proxy's); Node takes the fd. */
+  transparentListener(ip: string, port: number, backlog: number): number;
+  /** An unconnected TCP socket with SO_MARK set (the L7 proxy's upstream side). */
+  markedSocket(mark: number): number;
 }
 
 let binding: NativeBinding | undefined;

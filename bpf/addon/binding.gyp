@@ -19,7 +19,8 @@
         "src/object.cc",
         "src/map.cc",
         "src/tc.cc",
-        "src/prog.cc"
+        "src/prog.cc",
+        "src/socket.cc"
       ],
       "actions": [
         {

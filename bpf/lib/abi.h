@@ -44,6 +44,7 @@
 #define DROP_NO_TUNNEL_INFO	-140	/* overlay: no tunnel metadata (device not in external mode) */
 #define DROP_POLICY_DENIED	-141	/* an enforcing endpoint's policy has no allow for the packet */
 #define DROP_CT_FULL		-142	/* a connection-tracking entry could not be created (fail closed) */
+#define DROP_NO_PROXY		-143	/* redirected to the L7 proxy, but no proxy socket takes it (or not at tc ingress) */
 
 /*
  * bpfnet_endpoint.flags: policy enforcement per direction. An endpoint with
@@ -72,6 +73,7 @@
 #define BPFNET_ACTION_REDIRECT	3	/* to the L7 proxy: skb->mark = MARK_TO_PROXY | port << 16, to the host stack */
 
 #define BPFNET_MARK_TO_PROXY	0x0b9f	/* low 16 bits of skb->mark of a packet redirected to the proxy */
+#define BPFNET_MARK_FROM_PROXY	0x0a9f	/* skb->mark (SO_MARK) of the proxy's upstream connections: judged at L7 already */
 
 /* bpfnet_verdict_key.verdict: policy decisions, counted per rule for new flows and drops. */
 #define BPFNET_VERDICT_ALLOW	1

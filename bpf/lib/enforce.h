@@ -55,6 +55,18 @@ static __always_inline int enforce(struct __sk_buff *skb, const struct pkt *pkt,
 	if (ct_is_reply(f, hook, cfg, now))
 		return 0;
 
+#ifdef TRUST_PROXY_MARK
+	/*
+	 * The agent's L7 proxy forwarding a request it allowed under this
+	 * endpoint's ingress rules (SO_MARK: root only; a namespace crossing
+	 * clears it). Only the including program that sees host-stack packets
+	 * trusts it. Tracked like any allowed flow, so the replies pass.
+	 */
+	if (ingress && skb->mark == BPFNET_MARK_FROM_PROXY) {
+		peer = BPFNET_ID_HOST;
+		verdict = BPFNET_VERDICT_ALLOW;
+	} else
+#endif
 	if (ep->flags & (enforce_bit | audit_bit)) {
 		peer = ipcache_identity(ingress ? f->saddr : f->daddr);
 		row = policy_lookup(ep->endpoint_id, peer, f->dport, f->proto, direction);

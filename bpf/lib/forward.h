@@ -8,6 +8,7 @@
 #include "enforce.h"
 #include "maps.h"
 #include "pkt.h"
+#include "proxy.h"
 
 /*
  * Delivers to a local endpoint out of its host-side veth: the container sees
@@ -30,7 +31,7 @@ static __always_inline int local_deliver(struct pkt *pkt, const struct bpfnet_en
 
 /*
  * Delivers to a local endpoint after its ingress policy: a denied packet is
- * dropped, one redirected to the proxy goes to the host stack instead.
+ * dropped, one redirected to the proxy goes to the proxy's socket instead.
  */
 static __always_inline int endpoint_deliver(struct __sk_buff *skb, struct pkt *pkt, struct flow *f,
 					    const struct bpfnet_endpoint *ep, bool dec_ttl)
@@ -40,7 +41,7 @@ static __always_inline int endpoint_deliver(struct __sk_buff *skb, struct pkt *p
 	if (ret < 0)
 		return ret;
 	if (ret == ENFORCE_TO_PROXY)
-		return TC_ACT_OK;
+		return proxy_deliver(skb, f);
 	return local_deliver(pkt, ep, dec_ttl);
 }
 

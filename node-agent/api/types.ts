@@ -105,6 +105,8 @@ export interface AgentStatus {
   reconcilers: { name: string; passes: number; upserts: number; removals: number; errors: number; lastError?: string }[];
   /** Network policy (docs/policy.md): what the agent read and computed. */
   policy?: PolicyStatus;
+  /** The L7 HTTP proxy (vxlan mode): its port and verdict counts. */
+  l7?: { port: number; connections: number; allowed: number; denied: number; upstreamErrors: number };
   problems: string[];
 }
 

@@ -25,6 +25,8 @@ export interface ProxyVerdict {
   reason: string;
   /** The local endpoint judged (its datapath endpoint_id), when known. */
   endpointId?: number;
+  /** Forward through `connectUpstream` (the destination's ingress was judged here: its datapath may trust the connection). */
+  markUpstream?: boolean;
 }
 
 export interface L7ProxyOptions {
@@ -32,7 +34,7 @@ export interface L7ProxyOptions {
   log: Logger;
   /** Default: the accepted socket's local address (transparent delivery). */
   originalDestination?: (socket: net.Socket) => { ip: string; port: number };
-  /** Opens the connection to the backend; default net.connect from the host. */
+  /** Opens the connection to the backend for verdicts with `markUpstream`; otherwise (and by default) net.connect from the host. */
   connectUpstream?: (dst: { ip: string; port: number }) => net.Socket;
 }
 
@@ -60,14 +62,16 @@ const connectionTokens = (h: http.IncomingHttpHeaders) => String(h.connection ??
 export class L7Proxy {
   readonly counts: L7ProxyCounts = { connections: 0, allowed: 0, denied: 0, upstreamErrors: 0 };
   private readonly server: http.Server;
-  private readonly upstream: http.Agent;
+  private readonly plain = new http.Agent({ keepAlive: true, maxFreeSockets: 64 });
+  private readonly marked: http.Agent;
 
   constructor(private readonly o: L7ProxyOptions) {
-    this.upstream = new http.Agent({ keepAlive: true, maxFreeSockets: 64 });
+    this.marked = this.plain;
     if (o.connectUpstream) {
       const connect = o.connectUpstream;
-      // The agent's own hook: sockets from connectUpstream, pooled per backend like any other.
-      (this.upstream as unknown as { createConnection: (opts: { host: string; port: number }) => net.Socket }).createConnection = (opts) =>
+      this.marked = new http.Agent({ keepAlive: true, maxFreeSockets: 64 });
+      // http.Agent's own hook: sockets from connectUpstream, pooled per backend like any other.
+      (this.marked as unknown as { createConnection: (opts: { host: string; port: number }) => net.Socket }).createConnection = (opts) =>
         connect({ ip: opts.host, port: Number(opts.port) });
     }
     this.server = http.createServer({ keepAlive: true, requestTimeout: 60_000 }, (req, res) => this.onRequest(req, res));
@@ -92,7 +96,8 @@ export class L7Proxy {
   }
 
   async close(): Promise<void> {
-    this.upstream.destroy();
+    this.plain.destroy();
+    this.marked.destroy();
     this.server.closeAllConnections();
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
   }
@@ -127,7 +132,7 @@ export class L7Proxy {
     // The backend sees the host as the TCP peer (the proxy connects from it): the client's address travels in X-Forwarded-For.
     const xff = req.headers["x-forwarded-for"];
     headers["x-forwarded-for"] = xff ? `${xff}, ${conn.src}` : conn.src;
-    const up = http.request({ host: dst.ip, port: dst.port, method, path, headers, agent: this.upstream, setHost: false }, (upRes) => {
+    const up = http.request({ host: dst.ip, port: dst.port, method, path, headers, agent: verdict.markUpstream ? this.marked : this.plain, setHost: false }, (upRes) => {
       const resHeaders = forwardHeaders(upRes.headers, connectionTokens(upRes.headers));
       res.writeHead(upRes.statusCode ?? 502, upRes.statusMessage, resHeaders);
       upRes.pipe(res);

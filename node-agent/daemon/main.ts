@@ -12,7 +12,7 @@
 import { randomUUID } from "crypto";
 import * as path from "path";
 import type { DeleteBuilder, Etcd3, PutBuilder } from "etcd3";
-import { reasonName, Verdict, Endpoint } from "../../bpf";
+import { connectFromProxy, reasonName, transparentListener, Verdict, Endpoint } from "../../bpf";
 import { configKey, ipamHostsDir, nodeKey, nodesDir, SCHEMA_VERSION } from "../../provider/etcd/keys";
 import { listPrefix } from "../../provider/etcd/etcdOps";
 import { parseStoredConfig } from "../../provider/network/networkSpec";
@@ -33,6 +33,8 @@ import { Logger } from "./log";
 import { Reconciler } from "./reconcile";
 import { Registration } from "./registration";
 import { PolicyAgent } from "./policy";
+import { L7Proxy } from "./l7Proxy";
+import { installProxyRoute, judgeConnection } from "./l7Delivery";
 import { DatapathPolicySink } from "./policySink";
 import { CtGarbageCollector } from "./ctGc";
 import { NetworkCache, StateStore } from "./state";
@@ -62,6 +64,7 @@ export class Agent {
   private endpoints: EndpointManager | undefined;
   private registration: Registration | undefined;
   private policy: PolicyAgent | undefined;
+  private l7: { proxy: L7Proxy; port: number } | undefined;
   private ctGc: CtGarbageCollector | undefined;
   private readonly reconcilers: Reconciler<unknown>[] = [];
   private tunnelReconciler: Reconciler<string> | undefined;
@@ -204,6 +207,12 @@ export class Agent {
     );
     this.registration.start();
 
+    // The L7 proxy (vxlan mode: the datapath hands it connections at tc ingress only, and in l3
+    // mode other hosts' packets reach pods at bpf_host's egress hook). Without it HTTP rules are
+    // enforced at L4, with a warning.
+    if (net.mode === "vxlan") this.l7 = await this.startL7Proxy(eps, dp);
+    if (this.stopping) return;
+
     // Policy: identities for this host's endpoints (restored first), policies computed for
     // them (docs/policy.md). Identities reach etcd in the endpoint records.
     this.policy = new PolicyAgent({
@@ -217,6 +226,7 @@ export class Agent {
       log: log.child("policy"),
       sink: policySink,
       onIdentities: () => records.kick(),
+      ...(this.l7 ? { proxyPort: this.l7.port } : {}),
     });
     this.policy.start();
 
@@ -249,10 +259,31 @@ export class Agent {
     for (const r of this.reconcilers) await r.stop();
     this.ctGc?.stop();
     await this.policy?.stop();
+    await this.l7?.proxy.close();
     await Promise.all(this.watches.map((w) => w.stop()));
     await this.registration?.stop();
     this.client.close();
     this.datapath?.close();
+  }
+
+  /** The proxy on a transparent listener (127.0.0.1, a port the kernel picks) and its policy route; undefined when either fails. */
+  private async startL7Proxy(eps: EndpointManager, dp: Datapath): Promise<{ proxy: L7Proxy; port: number } | undefined> {
+    const proxy = new L7Proxy({
+      judge: (conn, method, p) =>
+        judgeConnection(conn, method, p, { local: eps.policyEndpoints(), policyOf: (n) => this.policy?.endpointPolicy(n), identityOf: (a) => dp.maps.ipcache.resolve(a) }),
+      connectUpstream: (d) => connectFromProxy(d.ip, d.port),
+      log: this.log.child("l7"),
+    });
+    try {
+      const port = await proxy.listen({ fd: transparentListener("127.0.0.1") });
+      await installProxyRoute();
+      this.log.info("l7 proxy listening", { port });
+      return { proxy, port };
+    } catch (e) {
+      this.log.warn("no L7 proxy: HTTP rules are enforced at L4 only", { error: e as Error });
+      await proxy.close().catch(() => undefined);
+      return undefined;
+    }
   }
 
   /** Runs a write on the host's behalf only while this agent's registration is in etcd. */
@@ -492,6 +523,7 @@ export class Agent {
       },
       reconcilers: this.reconcilers.map((r) => ({ name: r.name, ...r.stats })),
       ...(this.policy ? { policy: this.policy.status() } : {}),
+      ...(this.l7 ? { l7: { port: this.l7.port, ...this.l7.proxy.counts } } : {}),
       problems: [...etcdProblems, ...this.problems, ...peers.problems, ...(this.policy?.status().problems ?? [])],
     };
   }

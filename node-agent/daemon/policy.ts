@@ -6,7 +6,7 @@
 import * as fs from "fs";
 import type { Etcd3 } from "etcd3";
 import { endpointsDir, identitiesDir, policiesDir } from "../../provider/etcd/keys";
-import { ComputedPolicy, computePolicy, ENDPOINT_FLAGS } from "../policy/compute";
+import { ComputedPolicy, computePolicy, ENDPOINT_FLAGS, EndpointPolicy } from "../policy/compute";
 import { Labels } from "../policy/identity";
 import { IdentityAllocator, labelsSegment } from "../policy/identityAllocator";
 import { buildIpcache } from "../policy/ipcache";
@@ -48,6 +48,8 @@ export interface PolicyAgentOptions {
   gcIntervalMs?: number;
   /** Called when an endpoint's identity changed, so its etcd record is rewritten. */
   onIdentities?: () => void;
+  /** This agent's L7 proxy port (HTTP rules become redirect rows to it); none: enforced at L4 with a warning. */
+  proxyPort?: number;
 }
 
 type Direction = "open" | "enforced" | "audit";
@@ -162,6 +164,11 @@ export class PolicyAgent {
     };
   }
 
+  /** A local endpoint's computed policy as of the last pass (the L7 proxy judges with it). */
+  endpointPolicy(endpointNumber: number): EndpointPolicy | undefined {
+    return this.computed?.endpoints.find((e) => e.endpointId === endpointNumber);
+  }
+
   status(): PolicyStatus {
     return {
       synced: this.inputs.allSynced,
@@ -198,6 +205,7 @@ export class PolicyAgent {
       endpoints: withIds.map((e) => ({ endpointId: e.number, labels: e.labels })),
       identities: this.inputs.identities,
       ...(this.computed ? { previousCidrIdentities: this.computed.cidrIdentities } : {}),
+      ...(this.o.proxyPort !== undefined ? { proxyPort: this.o.proxyPort } : {}),
     });
     const hosts = this.o.hostAddresses();
     const ipcache = buildIpcache({

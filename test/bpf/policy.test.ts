@@ -214,11 +214,15 @@ describe("ingress policy of a local receiver (at the sender's bpf_lxc)", () => {
     expect(counted(ifA, Verdict.FORWARDED)).toBe(3n);
   });
 
-  test("redirect to the proxy: marked with the proxy port and handed to the host stack", () => {
+  test("redirect to the proxy: marked with the proxy port and tracked; no proxy socket takes it: dropped as no-proxy, never delivered", () => {
+    // A test run is not at tc ingress (bpf_sk_assign refuses), and nothing listens on the port:
+    // the packet is dropped. Delivery to a real listener is the lab test's (test/policy/l7Lab).
     maps.policy.set({ ...row(B.endpointId, ING, A.id, 8080, TCP, PolicyAction.REDIRECT), proxyPort: 15001 });
+    const before = counted(ifA, DropReason.NO_PROXY);
     const result = fromPod(ifA, tcpFrom(A.ip, B.ip, 40000, 8080));
-    expect(result.retval).toBe(TcAction.OK);
+    expect(result.retval).toBe(TcAction.SHOT);
     expect(result.mark).toBe((15001 << 16) | ABI_CONSTANTS.BPFNET_MARK_TO_PROXY);
+    expect(counted(ifA, DropReason.NO_PROXY)).toBe(before + 1n);
     expect(maps.ct.get({ saddr: A.ip, daddr: B.ip, sport: 40000, dport: 8080, proto: TCP, hook: "ingress" })?.proxyPort).toBe(15001);
     expect(fromPod(ifA, tcpFrom(A.ip, B.ip, 40001, 80)).mark).toBe(0); // no row: denied, unmarked
   });

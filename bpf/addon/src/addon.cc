@@ -30,6 +30,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   InitMap(env, exports);
   InitTc(env, exports);
   InitProg(env, exports);
+  InitSocket(env, exports);
   return exports;
 }
 
