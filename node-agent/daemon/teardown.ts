@@ -9,7 +9,6 @@ import { removeHostKeys } from "../../provider/etcd/hostKeys";
 import { tryIp } from "./exec";
 import { removeDevices } from "./devices";
 import { removeProxyRoute } from "./l7Delivery";
-import { removeProxyRoute } from "./l7Delivery";
 import { connectAgentClient } from "./etcd";
 import { Logger } from "./log";
 import { ENDPOINTS_FILE, NETWORK_FILE, StateStore } from "./state";
@@ -28,7 +27,6 @@ export async function teardown(cfg: AgentConfig, log: Logger): Promise<void> {
     log.warn("cannot read the endpoint state; endpoint devices may remain", { error: e as Error });
   }
   await removeDevices();
-  await removeProxyRoute();
   await removeProxyRoute();
   // Every map bpfnet pinned here (all named bpfnet_*), also those a newer datapath added
   // (peers, ipcache, policy, ct, verdicts, …): a removed host keeps no pin.
