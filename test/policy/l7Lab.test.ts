@@ -6,11 +6,13 @@
  * ingress) and answers 403 to the rest. Port 9090 is allowed at L4 and is not proxied. The
  * intruder gets nothing through. Needs root and a built tree (scripts/setup).
  */
-import { waitFor } from "../agent/support/agents";
+import { addContainerNetns, removeContainers, waitFor } from "../agent/support/agents";
 import { requestsFrom, startBackend } from "./support/http";
 import { startWebApiLab, WebApiLab } from "./support/webApiLab";
 
 let env: WebApiLab | undefined;
+/** A second web endpoint, on api's host (h2): its calls reach the proxy from bpf_lxc, not through the tunnel. */
+const NEIGHBOUR = "tpolc187v";
 
 const requests = (from: "web" | "intruder", port: number, reqs: string[]) => requestsFrom(env!.netns[from], env!.ip.api, port, reqs);
 
@@ -20,11 +22,13 @@ beforeAll(async () => {
     { port: 9090, protocol: "TCP" },
   ]);
   env.children.push(await startBackend(env.netns.api, [8080, 9090]));
+  addContainerNetns(NEIGHBOUR);
+  await env.agents[1].client.addEndpoint({ id: "web-h2", netns: `/run/netns/${NEIGHBOUR}`, labels: { app: "web" } });
   await waitFor("h2's proxy ready", async () => (await env!.agents[1].status()).l7?.port, 30_000);
 }, 180_000);
 
 afterAll(async () => {
-  await env?.down();
+  await env?.down([() => removeContainers([NEIGHBOUR])]);
 }, 90_000);
 
 test("GET /v1/items 200, DELETE /v1/items 403, POST /v1/orders 200, on one keep-alive connection; the backend sees the client's address", async () => {
@@ -53,4 +57,10 @@ test("a port without HTTP rules is not proxied: any method passes, the backend s
 
 test("the intruder reaches neither port", () => {
   for (const port of [8080, 9090]) expect(requests("intruder", port, ["GET /v1/items"]).out[0].status).toBe(0);
+});
+
+test("from a web endpoint on api's own host: judged the same, per request", async () => {
+  await waitFor("web-h2's GET allowed", () => requestsFrom(NEIGHBOUR, env!.ip.api, 8080, ["GET /v1/items"]).out[0].status === 200, 30_000);
+  const r = requestsFrom(NEIGHBOUR, env!.ip.api, 8080, ["DELETE /v1/items", "GET /v1/items", 'POST /v1/orders {"n":1}']);
+  expect([r.sockets, ...r.out.map((o) => o.status)]).toEqual([1, 403, 200, 200]);
 });
