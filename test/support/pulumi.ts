@@ -18,10 +18,10 @@ export function pulumiEnv(): Record<string, string> {
   };
 }
 
-/** A fresh stack of the root project (REPO) with the given config. */
-export async function rootProjectStack(stackName: string, config: Record<string, string>): Promise<Stack> {
+/** A fresh stack of the root project (REPO) with the given config; `env` overrides pulumiEnv() (e.g. a backend of its own). */
+export async function rootProjectStack(stackName: string, config: Record<string, string>, env: Record<string, string> = {}): Promise<Stack> {
   const pulumiCommand = await PulumiCommand.get({ root: TOOLS });
-  const stack = await LocalWorkspace.createOrSelectStack({ stackName, workDir: REPO }, { pulumiCommand, envVars: pulumiEnv() });
+  const stack = await LocalWorkspace.createOrSelectStack({ stackName, workDir: REPO }, { pulumiCommand, envVars: { ...pulumiEnv(), ...env } });
   for (const [k, v] of Object.entries(config)) await stack.setConfig(k, { value: v });
   return stack;
 }
