@@ -3,6 +3,8 @@
 import * as fs from "fs";
 import type { NetworkHostArgs } from "../components/network";
 import type { SshConnection } from "../provider/host/sshConnection";
+import { nameProblem } from "../provider/etcd/keys";
+import { addressProblem, hostPathProblem, interfaceNameProblem } from "../provider/common/validate";
 
 /** How to reach a machine of the inventory over SSH. */
 export interface InventorySsh {
@@ -59,7 +61,27 @@ export function readInventory(path: string): Inventory {
   }
   const inv = JSON.parse(raw) as Inventory;
   if (!Array.isArray(inv.hosts) || inv.hosts.length === 0) throw new Error(`inventory ${path} lists no hosts`);
+  const problems = inventoryHostProblems(inv.hosts);
+  if (problems.length > 0) throw new Error(`inventory ${path}: ${problems.join("; ")}`);
   return inv;
+}
+
+/**
+ * The host fields the CLI puts into commands on hosts (`bpfnet health` builds agent paths and
+ * namespace names from them): quoted there, and refused here when they are not what they claim.
+ */
+export function inventoryHostProblems(hosts: InventoryHost[]): string[] {
+  return hosts.flatMap((h, i) => {
+    const at = `hosts[${i}]${typeof h?.name === "string" ? ` (${JSON.stringify(h.name)})` : ""}`;
+    return [
+      nameProblem(`${at}.name`, h?.name),
+      addressProblem(`${at}.underlayIp`, h?.underlayIp),
+      interfaceNameProblem(`${at}.underlayInterface`, h?.underlayInterface),
+      hostPathProblem(`${at}.installDir`, h?.installDir),
+      hostPathProblem(`${at}.stateDir`, h?.stateDir),
+      hostPathProblem(`${at}.bpffsDir`, h?.bpffsDir),
+    ].filter((p): p is string => p !== undefined);
+  });
 }
 
 /** An inventory SSH entry as a provider connection (the key file is read here, once). */

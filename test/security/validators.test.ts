@@ -9,6 +9,7 @@ import { etcdFlagProblems } from "../../provider/etcd/etcdFlags";
 import { shellQuote, shellWords } from "../../provider/common/shell";
 import { systemdUnit, systemdWords } from "../../provider/host/supervisor";
 import { modeProblems, parseModes } from "../../provider/host/fileModes";
+import { readInventory } from "../../lab/inventory";
 
 /** The hostile values of issue 8: spaces, ";", $(…), backticks, newlines, "..", quotes. */
 export const HOSTILE = ["/opt/bp fnet", "/opt/bpfnet;touch /tmp/x", "/opt/$(touch /tmp/x)", "/opt/`touch /tmp/x`", "/opt/bpfnet\ntouch /tmp/x", "/opt/../etc", "/opt/'q'", '/opt/"q"'];
@@ -106,5 +107,44 @@ describe("file modes", () => {
       "/s/etcd/etcd.conf.yml has mode 644, expected 600",
       "/s/agent/agent.json is missing",
     ]);
+  });
+});
+
+describe("inventory files (`bpfnet health` builds host commands from them)", () => {
+  const good = {
+    name: "h1",
+    ssh: { host: "10.1.0.1", port: 22, user: "root", privateKeyPath: "/k", hostKeyFingerprint: "SHA256:x" },
+    underlayIp: "10.1.1.1",
+    underlayInterface: "eth0",
+    installDir: "/opt/bpfnet",
+    stateDir: "/var/lib/bpfnet",
+    bpffsDir: "/sys/fs/bpf/bpfnet",
+  };
+  let dir: string;
+  beforeAll(() => (dir = fs.mkdtempSync(path.join(os.tmpdir(), "bpfnet-inv-"))));
+  afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
+  /** Writes an inventory with this one host; returns the read, for expect(…).toThrow. */
+  const read = (host: Record<string, unknown>) => {
+    const file = path.join(dir, "inventory.json");
+    fs.writeFileSync(file, JSON.stringify({ lab: "x", topology: "vxlan", subnet: "10.1.0.0/16", hosts: [host] }));
+    return () => readInventory(file);
+  };
+  test("a sane inventory is read", () => {
+    expect(read(good)().hosts[0].name).toBe("h1");
+  });
+  test.each(["installDir", "stateDir", "bpffsDir"])("every hostile %s is refused, naming the host, field and value", (field) => {
+    for (const v of HOSTILE) {
+      expect(read({ ...good, [field]: v })).toThrow(`hosts[0] ("h1").${field} must be an absolute, normalized path`);
+      expect(read({ ...good, [field]: v })).toThrow(JSON.stringify(v));
+    }
+  });
+  test.each([
+    ["name", "h1;touch /tmp/x"],
+    ["name", "$(id)"],
+    ["underlayInterface", "eth0;touch /tmp/x"],
+    ["underlayIp", "10.0.0.1 && id"],
+  ])("a hostile %s (%j) is refused", (field, v) => {
+    expect(read({ ...good, [field]: v })).toThrow(`.${field} must be`);
+    expect(read({ ...good, [field]: v })).toThrow(JSON.stringify(v));
   });
 });
