@@ -4,6 +4,7 @@ import { sshConnectionFor } from "../../lab/inventory";
 import { labUp } from "../../lab/lab";
 import { tryRun } from "../../lab/sh";
 import { withSsh } from "../../provider/host/ssh";
+import { shellWords } from "../../provider/common/shell";
 import { startTestLab, TestLab } from "../support/lab";
 
 function leftovers(lab: string, stateDir: string) {
@@ -29,7 +30,7 @@ describe("lab, vxlan topology", () => {
       lab.inventory.hosts.map((h) =>
         withSsh(sshConnectionFor(h.ssh), async (s) => ({
           addr: (await s.run("ip -4 -o addr show dev eth0")).trim(),
-          bpffs: (await s.run(`stat -f -c %T ${h.bpffsDir}`)).trim(),
+          bpffs: (await s.run(shellWords(["stat", "-f", "-c", "%T", h.bpffsDir]))).trim(),
         })),
       ),
     );
@@ -51,7 +52,7 @@ describe("lab, vxlan topology", () => {
   test("hosts reach each other on the underlay and nothing outside the lab", async () => {
     const [h1, h2] = lab.inventory.hosts;
     await withSsh(sshConnectionFor(h1.ssh), async (s) => {
-      await s.run(`ping -c 1 -W 2 ${h2.underlayIp}`);
+      await s.run(shellWords(["ping", "-c", 1, "-W", 2, h2.underlayIp]));
       // No default route: an address outside the lab has no way out (no packet is sent).
       const r = await s.exec("ip route get 192.0.2.1");
       expect(r.code).not.toBe(0);
@@ -75,17 +76,16 @@ describe("lab, l3 topology", () => {
     const [h1, h2] = lab.inventory.hosts;
     expect(h1.underlayIp.split(".")[2]).not.toBe(h2.underlayIp.split(".")[2]);
     await withSsh(sshConnectionFor(h1.ssh), async (s) => {
-      const route = await s.run(`ip route get ${h2.underlayIp}`);
+      const route = await s.run(shellWords(["ip", "route", "get", h2.underlayIp]));
       expect(route).toContain(`via ${lab.inventory.router!.hostGateways.h1}`);
-      await s.run(`ping -c 1 -W 2 ${h2.underlayIp}`);
+      await s.run(shellWords(["ping", "-c", 1, "-W", 2, h2.underlayIp]));
     });
   });
 
   test("the router runs FRR that vtysh programs over SSH, and routes nothing out of the lab", async () => {
     const r = lab.inventory.router!;
-    const vtysh = `vtysh ${r.vtyshArgs.join(" ")}`;
     await withSsh(sshConnectionFor(r.ssh), async (s) => {
-      await s.run(`${vtysh} -c 'configure terminal' -c 'ip route 10.99.0.0/24 ${lab.inventory.hosts[0].underlayIp}'`);
+      await s.run(shellWords(["vtysh", ...r.vtyshArgs, "-c", "configure terminal", "-c", `ip route 10.99.0.0/24 ${lab.inventory.hosts[0].underlayIp}`]));
       let kernel = "";
       for (let i = 0; i < 50 && !kernel.includes("10.99.0.0/24"); i++) {
         kernel = await s.run("ip route show 10.99.0.0/24");
