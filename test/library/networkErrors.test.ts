@@ -163,7 +163,7 @@ describe("through the real CLI: pulumi preview of the stack program fails at con
     if (stack) await removeStack(stack);
   });
 
-  test("a relative stateDir and a garbage key on h2 fail preview with the user's field names", async () => {
+  const writeInventory = (h2StateDir: string): string => {
     fs.writeFileSync(path.join(tmp, "garbage"), "this is not a key\n");
     const entry = (i: number, keyPath: string, stateDir: string) => ({
       name: `h${i}`,
@@ -178,16 +178,31 @@ describe("through the real CLI: pulumi preview of the stack program fails at con
       lab: "tlib3",
       topology: "vxlan",
       subnet: "10.175.0.0/16",
-      hosts: [entry(1, path.join(tmp, "id"), "/run/bpfnet/lab/tlib3/hosts/h1/state"), entry(2, path.join(tmp, "garbage"), "var/lib/bpfnet")],
+      hosts: [entry(1, path.join(tmp, "id"), "/run/bpfnet/lab/tlib3/hosts/h1/state"), entry(2, path.join(tmp, "garbage"), h2StateDir)],
     };
-    fs.writeFileSync(path.join(tmp, "inventory.json"), JSON.stringify(inventory));
-    stack = await rootProjectStack(`ci-lib-errors-${process.pid}`, { "bpfnet:inventory": path.join(tmp, "inventory.json"), "bpfnet:agents": "false" });
-    const err = await stack.preview().then(
+    const file = path.join(tmp, "inventory.json");
+    fs.writeFileSync(file, JSON.stringify(inventory));
+    return file;
+  };
+  const previewError = async (inventoryFile: string): Promise<string | undefined> => {
+    stack ??= await rootProjectStack(`ci-lib-errors-${process.pid}`, { "bpfnet:agents": "false" });
+    await stack.setConfig("bpfnet:inventory", { value: inventoryFile });
+    return stack.preview().then(
       () => undefined,
       (e: Error) => e.message,
     );
-    expect(err).toMatch(/Network "net": hosts\[1\] \("h2"\)\.stateDir must be an absolute, normalized path .*got "var\/lib\/bpfnet"/);
+  };
+
+  test("a garbage key on h2 fails preview in the Network with the user's field names, the key's text never echoed", async () => {
+    const err = await previewError(writeInventory("/run/bpfnet/lab/tlib3/hosts/h2/state"));
     expect(err).toMatch(/Network "net": hosts\[1\] \("h2"\)\.connection\.privateKey is not a usable SSH private key/);
-    expect(err).not.toMatch(/this is not a key/); // the key's text is never echoed
+    expect(err).not.toMatch(/this is not a key/);
+  });
+
+  test("a relative stateDir in the inventory is refused when the stack program reads it, naming the file, host, field and value", async () => {
+    const file = writeInventory("var/lib/bpfnet");
+    const err = await previewError(file);
+    expect(err).toContain(`inventory ${file}: hosts[1] ("h2").stateDir must be an absolute, normalized path`);
+    expect(err).toMatch(/got "var\/lib\/bpfnet"/);
   });
 });
