@@ -6,6 +6,7 @@
 //   router/   routes on the upstream router (RouterRoute) and its drivers
 //   agent/    the node agent's deployment (NodeAgent)
 //   policy/   network policy (NetworkPolicy): spec, validation, its record in etcd
+//   services/ virtual IPs (Service): spec, validation, VIP and reverse-NAT allocation in etcd
 //   host/     SSH, daemons on hosts (supervisor), HostProbe
 //   common/   shell quoting, Pulumi's unknown sentinel
 export type { EtcdConnection } from "./etcd/etcdClient";
@@ -27,6 +28,9 @@ export type { NodeAgentArgs } from "./agent/nodeAgent";
 export { NetworkPolicy } from "./policy/networkPolicy";
 export type { NetworkPolicyArgs, PolicyNetwork } from "./policy/networkPolicy";
 export type { EgressRule, Entity, HttpRule, IngressRule, PortRule, Protocol, Selector } from "./policy/policySpec";
+export { Service } from "./services/service";
+export type { ServiceArgs, ServiceNetwork } from "./services/service";
+export type { ServiceAlgorithm, ServiceFrontendArgs, ServicePortArgs, ServiceProtocol, SessionAffinity, StoredServicePort } from "./services/serviceSpec";
 export { HostProbe } from "./host/hostProbe";
 export type { HostProbeArgs } from "./host/hostProbe";
 export type { SshConnection } from "./host/sshConnection";

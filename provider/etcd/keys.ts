@@ -122,6 +122,33 @@ export function servicesDir(prefix: string): string {
   return `${prefix}/services/v1/`;
 }
 
+/** <services>/specs/<name> → a Service's record (frontend, ports with their rev-NAT numbers, selector). */
+export function serviceSpecsDir(prefix: string): string {
+  return `${servicesDir(prefix)}specs/`;
+}
+
+export function serviceSpecKey(prefix: string, name: string): string {
+  return `${serviceSpecsDir(prefix)}${name}`;
+}
+
+/** <services>/vips/<a.b.c.d> → which service holds the virtual IP (one holder per address). */
+export function serviceVipsDir(prefix: string): string {
+  return `${servicesDir(prefix)}vips/`;
+}
+
+export function serviceVipKey(prefix: string, ip: string): string {
+  return `${serviceVipsDir(prefix)}${ip}`;
+}
+
+/** <services>/revnat/<n> → which service port holds reverse-NAT number n (1-65535, cluster-wide). */
+export function serviceRevNatDir(prefix: string): string {
+  return `${servicesDir(prefix)}revnat/`;
+}
+
+export function serviceRevNatKey(prefix: string, n: number): string {
+  return `${serviceRevNatDir(prefix)}${n}`;
+}
+
 /** Health results a host's agent publishes about its peers, one subtree per host. */
 export function healthDir(prefix: string, host?: string): string {
   return host === undefined ? `${prefix}/state/health/v1/` : `${prefix}/state/health/v1/${host}/`;

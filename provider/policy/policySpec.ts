@@ -330,7 +330,7 @@ export function checkPolicySpec(raw: PolicySpecInputs): { spec?: PolicySpec; inp
 }
 
 /** True when an unknown sentinel sits anywhere in the value (preview): no spec can be built yet. */
-function hasUnknown(v: unknown): boolean {
+export function hasUnknown(v: unknown): boolean {
   if (isUnknown(v)) return true;
   if (Array.isArray(v)) return v.some(hasUnknown);
   if (isObject(v)) return Object.values(v).some(hasUnknown);
