@@ -64,6 +64,22 @@ export const ABI_CONSTANTS = {
   BPFNET_POLICY_MAX: 65536,
   BPFNET_CT_MAX: 65536,
   BPFNET_VERDICTS_MAX: 16384,
+  // Service load balancing
+  DROP_NO_SERVICE_BACKEND: -144,
+  DROP_LB_NAT: -145,
+  BPFNET_LB_AFFINITY: 1,
+  BPFNET_LB_MAGLEV: 2,
+  BPFNET_LB_BE_TERMINATING: 1,
+  BPFNET_CT_SERVICE: 2,
+  BPFNET_CT_REVNAT: 3,
+  BPFNET_MAGLEV_M: 251,
+  BPFNET_LB_SVC_MAX: 65536,
+  BPFNET_LB_BE_MAX: 65536,
+  BPFNET_LB_RNAT_MAX: 65536,
+  BPFNET_LB_MGLV_MAX: 16384,
+  BPFNET_LB_AFF_MAX: 65536,
+  BPFNET_LB_SKNAT_MAX: 65536,
+  BPFNET_LB_NOBE_MAX: 16384,
 } as const;
 
 /** Drop reasons (negative, as the datapath returns them). */
@@ -89,6 +105,10 @@ export const DropReason = {
   CT_FULL: ABI_CONSTANTS.DROP_CT_FULL,
   /** A packet redirected to the L7 proxy that no proxy socket took. */
   NO_PROXY: ABI_CONSTANTS.DROP_NO_PROXY,
+  /** A service (VIP, port, protocol) with no usable backend. */
+  NO_SERVICE_BACKEND: ABI_CONSTANTS.DROP_NO_SERVICE_BACKEND,
+  /** Rewriting a packet for a service (address, port, checksums) failed. */
+  LB_NAT: ABI_CONSTANTS.DROP_LB_NAT,
 } as const;
 
 /** Metric reasons of packets that were not dropped. */
@@ -192,6 +212,25 @@ export const LAYOUTS = {
   verdictKey: layout("bpfnet_verdict_key", 12, { endpoint_id: [0, 4], rule_id: [4, 4], direction: [8, 1], verdict: [9, 1], pad: [10, 2] }),
   metricsKey: layout("bpfnet_metrics_key", 8, { id: [0, 4], direction: [4, 1], reason: [5, 1], pad: [6, 2] }),
   metricsValue: layout("bpfnet_metrics_value", 16, { packets: [0, 8], bytes: [8, 8] }),
+  // Service load balancing
+  lbSvcKey: layout("bpfnet_lb_svc_key", 12, { vip: [0, 4], port: [4, 2], slot: [6, 2], proto: [8, 1], pad: [9, 3] }),
+  lbSvc: layout("bpfnet_lb_svc", 12, {
+    backend_id: [0, 4],
+    count: [4, 2],
+    rev_nat_index: [6, 2],
+    flags: [8, 1],
+    pad: [9, 1],
+    affinity_timeout_s: [10, 2],
+  }),
+  lbBackend: layout("bpfnet_lb_be", 8, { addr: [0, 4], port: [4, 2], proto: [6, 1], flags: [7, 1] }),
+  lbRevNat: layout("bpfnet_lb_rnat", 8, { vip: [0, 4], port: [4, 2], pad: [6, 2] }),
+  lbMaglev: layout("bpfnet_lb_mglv", 4 * 251, { backend_ids: [0, 4 * 251] }),
+  lbAffinityKey: layout("bpfnet_lb_aff_key", 8, { client_ip: [0, 4], rev_nat_index: [4, 4] }),
+  lbAffinity: layout("bpfnet_lb_aff", 16, { last_used_ns: [0, 8], backend_id: [8, 4], pad: [12, 4] }),
+  lbSockNatKey: layout("bpfnet_lb_sknat_key", 16, { cookie: [0, 8], addr: [8, 4], port: [12, 2], pad: [14, 2] }),
+  lbSockNat: layout("bpfnet_lb_sknat", 8, { vip: [0, 4], port: [4, 2], rev_nat_index: [6, 2] }),
+  lbNoBackendKey: layout("bpfnet_lb_nobe_key", 4, { rev_nat_index: [0, 4] }),
+  sockConfig: layout("bpfnet_sock_cfg", 16, { netns_cookie: [0, 8], flags: [8, 4], pad: [12, 4] }),
 } as const;
 
 // Host-order fields use the CPU's byte order, as the kernel does.
@@ -577,9 +616,18 @@ export function decodePolicyValue(buf: Buffer): PolicyValue {
 
 // --- bpfnet_ct --------------------------------------------------------------
 
-/** Which end's hook made a CT entry: egress out of the source endpoint, ingress into the destination. */
-export type CtHook = "egress" | "ingress";
-const CT_HOOK_CODES: Record<CtHook, number> = { egress: ABI_CONSTANTS.BPFNET_CT_EGRESS, ingress: ABI_CONSTANTS.BPFNET_CT_INGRESS };
+/**
+ * Which hook made a CT entry: egress out of the source endpoint, ingress into the destination;
+ * service: a client's flow to a VIP as sent, pinning its backend (revNatIndex, backendId);
+ * revnat: the same flow as translated (to the backend), so replies find their revNatIndex.
+ */
+export type CtHook = "egress" | "ingress" | "service" | "revnat";
+const CT_HOOK_CODES: Record<CtHook, number> = {
+  egress: ABI_CONSTANTS.BPFNET_CT_EGRESS,
+  ingress: ABI_CONSTANTS.BPFNET_CT_INGRESS,
+  service: ABI_CONSTANTS.BPFNET_CT_SERVICE,
+  revnat: ABI_CONSTANTS.BPFNET_CT_REVNAT,
+};
 
 export interface CtKey {
   saddr: string;
@@ -631,7 +679,7 @@ export function decodeCtKey(buf: Buffer): CtKey {
     sport: buf.readUInt16BE(f.sport.offset),
     dport: buf.readUInt16BE(f.dport.offset),
     proto: buf.readUInt8(f.proto.offset),
-    hook: code === CT_HOOK_CODES.ingress ? "ingress" : "egress",
+    hook: (Object.keys(CT_HOOK_CODES) as CtHook[]).find((h) => CT_HOOK_CODES[h] === code) ?? "egress",
   };
 }
 
@@ -694,4 +742,322 @@ export function decodeVerdictKey(buf: Buffer): VerdictKey {
   const verdict = (Object.keys(VERDICT_CODES) as PolicyVerdict[]).find((v) => VERDICT_CODES[v] === code);
   if (!verdict) throw new RangeError(`bpfnet_verdicts key has unknown verdict ${code}`);
   return { endpointId: readU32(buf, f.endpoint_id), ruleId: readU32(buf, f.rule_id), direction: buf.readUInt8(f.direction.offset), verdict };
+}
+
+// --- Service load balancing (bpfnet_lb_*, bpfnet_sock_cfg) ------------------
+
+/** bpfnet_lb_svc.flags of a service row. */
+export const LbServiceFlags = {
+  /** sessionAffinity clientIP: a client's new flows go to its last backend within the timeout. */
+  AFFINITY: ABI_CONSTANTS.BPFNET_LB_AFFINITY,
+  /** Select through the service's Maglev table (bpfnet_lb_mglv) instead of at random. */
+  MAGLEV: ABI_CONSTANTS.BPFNET_LB_MAGLEV,
+} as const;
+
+/** bpfnet_lb_be.flags. */
+export const LbBackendFlags = {
+  /** No new flows; flows pinned in CT (and sockets already connected) continue. */
+  TERMINATING: ABI_CONSTANTS.BPFNET_LB_BE_TERMINATING,
+} as const;
+
+/** Size of a service's Maglev table (prime); the datapath uses entry lbFlowHash(tuple) % MAGLEV_M. */
+export const MAGLEV_M = ABI_CONSTANTS.BPFNET_MAGLEV_M;
+
+/** IP protocols a service port may have. */
+export const LbProto = { TCP: 6, UDP: 17 } as const;
+
+/** A service frontend: VIP, port and protocol (LbProto). */
+export interface LbServiceKey {
+  vip: string;
+  port: number;
+  /** 6 (TCP) or 17 (UDP). */
+  proto: number;
+}
+
+/** One bpfnet_lb_svc value: a row (slot 0) or a backend slot (1..count). */
+export interface LbServiceValue {
+  /** Slots 1..count: the backend; 0 in the row. */
+  backendId: number;
+  /** Row: active slots. */
+  count: number;
+  /** Row: the service's cluster-wide number (1..65535), the key of bpfnet_lb_rnat and bpfnet_lb_mglv. */
+  revNatIndex: number;
+  /** Row: LbServiceFlags. */
+  flags: number;
+  /** Row: clientIP affinity lifetime in seconds. */
+  affinityTimeoutS: number;
+}
+
+/** A backend: where a service's flow is translated to. */
+export interface LbBackend {
+  addr: string;
+  port: number;
+  /** 6 (TCP) or 17 (UDP). */
+  proto: number;
+  /** LbBackendFlags. */
+  flags?: number;
+}
+
+/** A reverse-NAT entry: the frontend replies are rewritten to. */
+export interface LbRevNat {
+  vip: string;
+  port: number;
+}
+
+/** bpfnet_lb_aff key: a client (tc: its address; socket hook: 0.0.0.0, the host) and a service. */
+export interface LbAffinityKey {
+  clientIp: string;
+  revNatIndex: number;
+}
+
+export interface LbAffinity {
+  /** CLOCK_MONOTONIC ns of the last new flow that used it (monotonicNowNs()). */
+  lastUsedNs: bigint;
+  backendId: number;
+}
+
+/** What a socket hook translated: (socket cookie, backend) → the VIP shown to the application. */
+export interface LbSockNatEntry {
+  cookie: bigint;
+  addr: string;
+  port: number;
+  vip: string;
+  vipPort: number;
+  revNatIndex: number;
+}
+
+/** bpfnet_sock_cfg: the network namespace whose sockets the socket hooks translate. */
+export interface SockConfig {
+  /** SO_NETNS_COOKIE of the host's namespace; 0n: the hooks translate nothing. */
+  netnsCookie: bigint;
+  flags?: number;
+}
+
+function writeU16(buf: Buffer, field: FieldLayout, value: number, what: string): void {
+  checkRange(value, 0xffff, what);
+  if (LE) buf.writeUInt16LE(value, field.offset);
+  else buf.writeUInt16BE(value, field.offset);
+}
+
+function readU16(buf: Buffer, field: FieldLayout): number {
+  return LE ? buf.readUInt16LE(field.offset) : buf.readUInt16BE(field.offset);
+}
+
+function writeU64(buf: Buffer, offset: number, value: bigint): void {
+  if (value < 0n || value > 0xffffffffffffffffn) throw new RangeError(`u64 out of range: ${value}`);
+  if (LE) buf.writeBigUInt64LE(value, offset);
+  else buf.writeBigUInt64BE(value, offset);
+}
+
+function lbProto(proto: number): number {
+  if (proto !== LbProto.TCP && proto !== LbProto.UDP) throw new RangeError(`service protocol must be 6 (TCP) or 17 (UDP), got ${proto}`);
+  return proto;
+}
+
+function lbPort(port: number, what: string): number {
+  if (!Number.isInteger(port) || port < 1 || port > 0xffff) throw new RangeError(`${what} must be a port in 1..65535, got ${port}`);
+  return port;
+}
+
+/** rev_nat_index: 1..65535 (0 means "no service" in CT entries). */
+export function checkRevNatIndex(index: number): number {
+  if (!Number.isInteger(index) || index < 1 || index > 0xffff) throw new RangeError(`revNatIndex must be in 1..65535, got ${index}`);
+  return index;
+}
+
+/** Backend ids: 1..2^32-1 (0 is "none" in service rows and CT entries). */
+export function checkBackendId(id: number): number {
+  if (!Number.isInteger(id) || id < 1 || id > 0xffffffff) throw new RangeError(`backend id must be in 1..4294967295, got ${id}`);
+  return id;
+}
+
+/** Keys that are a bare u32 (backend id, rev_nat_index). */
+export function encodeU32Key(value: number, what: string): Buffer {
+  const buf = Buffer.alloc(4);
+  writeU32(buf, { offset: 0, size: 4 }, value, what);
+  return buf;
+}
+
+export function decodeU32Key(buf: Buffer): number {
+  if (buf.length !== 4) throw new RangeError(`u32 key is 4 bytes, got ${buf.length}`);
+  return readU32(buf, { offset: 0, size: 4 });
+}
+
+export function encodeLbSvcKey(key: LbServiceKey, slot: number): Buffer {
+  const f = LAYOUTS.lbSvcKey.fields;
+  const buf = Buffer.alloc(LAYOUTS.lbSvcKey.size);
+  parseIPv4(key.vip).copy(buf, f.vip.offset);
+  buf.writeUInt16BE(lbPort(key.port, "service port"), f.port.offset);
+  writeU16(buf, f.slot, slot, "slot");
+  buf.writeUInt8(lbProto(key.proto), f.proto.offset);
+  return buf;
+}
+
+export function decodeLbSvcKey(buf: Buffer): LbServiceKey & { slot: number } {
+  expectSize(buf, LAYOUTS.lbSvcKey);
+  const f = LAYOUTS.lbSvcKey.fields;
+  return { vip: formatIPv4(buf, f.vip.offset), port: buf.readUInt16BE(f.port.offset), proto: buf.readUInt8(f.proto.offset), slot: readU16(buf, f.slot) };
+}
+
+export function encodeLbSvc(value: LbServiceValue): Buffer {
+  const f = LAYOUTS.lbSvc.fields;
+  const buf = Buffer.alloc(LAYOUTS.lbSvc.size);
+  writeU32(buf, f.backend_id, value.backendId, "backendId");
+  writeU16(buf, f.count, value.count, "count");
+  writeU16(buf, f.rev_nat_index, value.revNatIndex, "revNatIndex");
+  buf.writeUInt8(checkRange(value.flags, 0xff, "flags"), f.flags.offset);
+  writeU16(buf, f.affinity_timeout_s, value.affinityTimeoutS, "affinityTimeoutS");
+  return buf;
+}
+
+export function decodeLbSvc(buf: Buffer): LbServiceValue {
+  expectSize(buf, LAYOUTS.lbSvc);
+  const f = LAYOUTS.lbSvc.fields;
+  return {
+    backendId: readU32(buf, f.backend_id),
+    count: readU16(buf, f.count),
+    revNatIndex: readU16(buf, f.rev_nat_index),
+    flags: buf.readUInt8(f.flags.offset),
+    affinityTimeoutS: readU16(buf, f.affinity_timeout_s),
+  };
+}
+
+export function encodeLbBackend(be: LbBackend): Buffer {
+  const f = LAYOUTS.lbBackend.fields;
+  const buf = Buffer.alloc(LAYOUTS.lbBackend.size);
+  parseIPv4(be.addr).copy(buf, f.addr.offset);
+  buf.writeUInt16BE(lbPort(be.port, "backend port"), f.port.offset);
+  buf.writeUInt8(lbProto(be.proto), f.proto.offset);
+  buf.writeUInt8(checkRange(be.flags ?? 0, 0xff, "flags"), f.flags.offset);
+  return buf;
+}
+
+export function decodeLbBackend(buf: Buffer): LbBackend {
+  expectSize(buf, LAYOUTS.lbBackend);
+  const f = LAYOUTS.lbBackend.fields;
+  return { addr: formatIPv4(buf, f.addr.offset), port: buf.readUInt16BE(f.port.offset), proto: buf.readUInt8(f.proto.offset), flags: buf.readUInt8(f.flags.offset) };
+}
+
+export function encodeLbRevNat(entry: LbRevNat): Buffer {
+  const f = LAYOUTS.lbRevNat.fields;
+  const buf = Buffer.alloc(LAYOUTS.lbRevNat.size);
+  parseIPv4(entry.vip).copy(buf, f.vip.offset);
+  buf.writeUInt16BE(lbPort(entry.port, "service port"), f.port.offset);
+  return buf;
+}
+
+export function decodeLbRevNat(buf: Buffer): LbRevNat {
+  expectSize(buf, LAYOUTS.lbRevNat);
+  const f = LAYOUTS.lbRevNat.fields;
+  return { vip: formatIPv4(buf, f.vip.offset), port: buf.readUInt16BE(f.port.offset) };
+}
+
+/** A Maglev table: exactly MAGLEV_M backend ids, each >= 1. */
+export function encodeLbMaglev(backendIds: readonly number[]): Buffer {
+  if (backendIds.length !== MAGLEV_M) throw new RangeError(`a Maglev table has ${MAGLEV_M} entries, got ${backendIds.length}`);
+  const buf = Buffer.alloc(LAYOUTS.lbMaglev.size);
+  backendIds.forEach((id, i) => writeU32(buf, { offset: 4 * i, size: 4 }, checkBackendId(id), `maglev[${i}]`));
+  return buf;
+}
+
+export function decodeLbMaglev(buf: Buffer): number[] {
+  expectSize(buf, LAYOUTS.lbMaglev);
+  return Array.from({ length: MAGLEV_M }, (_, i) => readU32(buf, { offset: 4 * i, size: 4 }));
+}
+
+export function encodeLbAffinityKey(key: LbAffinityKey): Buffer {
+  const f = LAYOUTS.lbAffinityKey.fields;
+  const buf = Buffer.alloc(LAYOUTS.lbAffinityKey.size);
+  parseIPv4(key.clientIp).copy(buf, f.client_ip.offset);
+  writeU32(buf, f.rev_nat_index, checkRevNatIndex(key.revNatIndex), "revNatIndex");
+  return buf;
+}
+
+export function decodeLbAffinityKey(buf: Buffer): LbAffinityKey {
+  expectSize(buf, LAYOUTS.lbAffinityKey);
+  const f = LAYOUTS.lbAffinityKey.fields;
+  return { clientIp: formatIPv4(buf, f.client_ip.offset), revNatIndex: readU32(buf, f.rev_nat_index) };
+}
+
+export function encodeLbAffinity(value: LbAffinity): Buffer {
+  const f = LAYOUTS.lbAffinity.fields;
+  const buf = Buffer.alloc(LAYOUTS.lbAffinity.size);
+  writeU64(buf, f.last_used_ns.offset, value.lastUsedNs);
+  writeU32(buf, f.backend_id, checkBackendId(value.backendId), "backendId");
+  return buf;
+}
+
+export function decodeLbAffinity(buf: Buffer): LbAffinity {
+  expectSize(buf, LAYOUTS.lbAffinity);
+  const f = LAYOUTS.lbAffinity.fields;
+  return { lastUsedNs: readU64(buf, f.last_used_ns.offset), backendId: readU32(buf, f.backend_id) };
+}
+
+export function decodeLbSockNat(key: Buffer, value: Buffer): LbSockNatEntry {
+  expectSize(key, LAYOUTS.lbSockNatKey);
+  expectSize(value, LAYOUTS.lbSockNat);
+  const k = LAYOUTS.lbSockNatKey.fields;
+  const v = LAYOUTS.lbSockNat.fields;
+  return {
+    cookie: readU64(key, k.cookie.offset),
+    addr: formatIPv4(key, k.addr.offset),
+    port: key.readUInt16BE(k.port.offset),
+    vip: formatIPv4(value, v.vip.offset),
+    vipPort: value.readUInt16BE(v.port.offset),
+    revNatIndex: readU16(value, v.rev_nat_index),
+  };
+}
+
+export function encodeLbNoBackendKey(revNatIndex: number): Buffer {
+  const buf = Buffer.alloc(LAYOUTS.lbNoBackendKey.size);
+  writeU32(buf, LAYOUTS.lbNoBackendKey.fields.rev_nat_index, revNatIndex, "revNatIndex");
+  return buf;
+}
+
+export function decodeLbNoBackendKey(buf: Buffer): number {
+  expectSize(buf, LAYOUTS.lbNoBackendKey);
+  return readU32(buf, LAYOUTS.lbNoBackendKey.fields.rev_nat_index);
+}
+
+export function encodeSockConfig(cfg: SockConfig): Buffer {
+  const f = LAYOUTS.sockConfig.fields;
+  const buf = Buffer.alloc(LAYOUTS.sockConfig.size);
+  writeU64(buf, f.netns_cookie.offset, cfg.netnsCookie);
+  writeU32(buf, f.flags, cfg.flags ?? 0, "flags");
+  return buf;
+}
+
+export function decodeSockConfig(buf: Buffer): SockConfig {
+  expectSize(buf, LAYOUTS.sockConfig);
+  const f = LAYOUTS.sockConfig.fields;
+  return { netnsCookie: readU64(buf, f.netns_cookie.offset), flags: readU32(buf, f.flags) };
+}
+
+/** The tuple lbFlowHash mixes: addresses dotted, ports and protocol as numbers. */
+export interface LbFlowTuple {
+  saddr: string;
+  daddr: string;
+  sport: number;
+  dport: number;
+  proto: number;
+}
+
+function fmix32(x: number): number {
+  x = (x ^ (x >>> 16)) >>> 0;
+  x = Math.imul(x, 0x85ebca6b) >>> 0;
+  x = (x ^ (x >>> 13)) >>> 0;
+  x = Math.imul(x, 0xc2b2ae35) >>> 0;
+  return (x ^ (x >>> 16)) >>> 0;
+}
+
+/**
+ * The datapath's flow hash (lib/lb.h lb_flow_hash), over the tuple as the client sent it (to the
+ * VIP). A Maglev service's flow takes table entry lbFlowHash(tuple) % MAGLEV_M.
+ */
+export function lbFlowHash(t: LbFlowTuple): number {
+  const word = (ip: string) => parseIPv4(ip).readUInt32BE(0);
+  let h = (0x9e3779b9 ^ t.proto) >>> 0;
+  h = fmix32((h ^ word(t.saddr)) >>> 0);
+  h = fmix32((h ^ word(t.daddr)) >>> 0);
+  return fmix32((h ^ (((t.sport << 16) | t.dport) >>> 0)) >>> 0);
 }

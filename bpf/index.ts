@@ -54,4 +54,19 @@ export type { TcAttachment, TcAttachOptions, TcDirection, TcFilterOptions, TcHoo
 export { testRun } from "./testrun";
 export type { TestRunOptions, TestRunResult } from "./testrun";
 export { possibleCpus } from "./system";
+// Service load balancing (bpf/README.md, "Service load balancing")
+export { LbBackendFlags, LbProto, LbServiceFlags, lbFlowHash, MAGLEV_M } from "./abi";
+export type { LbAffinity, LbAffinityKey, LbBackend, LbFlowTuple, LbRevNat, LbServiceKey, LbSockNatEntry, SockConfig } from "./abi";
+export {
+  LbAffinityMap,
+  LbBackendMap,
+  LbMaglevMap,
+  LbNoBackendMap,
+  LbRevNatMap,
+  LbServiceMap,
+  LbSockNatMap,
+  openLbMaps,
+  SockConfigMap,
+} from "./maps";
+export type { LbMaps, LbService } from "./maps";
 export { connectFromProxy, transparentListener } from "./socket";

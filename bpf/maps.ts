@@ -51,6 +51,37 @@ import {
   sumPerCpuCounters,
   TunnelEntry,
   VerdictKey,
+  checkBackendId,
+  checkRevNatIndex,
+  decodeLbAffinity,
+  decodeLbAffinityKey,
+  decodeLbBackend,
+  decodeLbMaglev,
+  decodeLbNoBackendKey,
+  decodeLbRevNat,
+  decodeLbSockNat,
+  decodeLbSvc,
+  decodeLbSvcKey,
+  decodeSockConfig,
+  decodeU32Key,
+  encodeLbAffinity,
+  encodeLbAffinityKey,
+  encodeLbBackend,
+  encodeLbMaglev,
+  encodeLbNoBackendKey,
+  encodeLbRevNat,
+  encodeLbSvc,
+  encodeLbSvcKey,
+  encodeSockConfig,
+  encodeU32Key,
+  LbAffinity,
+  LbAffinityKey,
+  LbBackend,
+  LbRevNat,
+  LbServiceKey,
+  LbServiceValue,
+  LbSockNatEntry,
+  SockConfig,
 } from "./abi";
 import { native, NativeMapHandle, NativeMapInfo } from "./native";
 
@@ -509,6 +540,279 @@ export function openDatapathMaps(pinRoot: string): DatapathMaps {
       config: track(ConfigMap.open(pinRoot)),
       metrics: track(MetricsMap.open(pinRoot)),
       verdicts: track(VerdictMap.open(pinRoot)),
+      close: () => opened.forEach((m) => m.close()),
+    };
+  } catch (err) {
+    opened.forEach((m) => m.close());
+    throw err;
+  }
+}
+
+// --- Service load balancing (contract: bpf/README.md, "Service load balancing") ---
+
+/** Maps keyed by a bare u32 (backend id, rev_nat_index): a layout for the shape check only. */
+const U32_KEY: StructLayout = { name: "u32", size: 4, fields: { value: { offset: 0, size: 4 } } };
+
+/** A service as the agent writes it: the row's settings and its backends in slot order. */
+export interface LbService {
+  /** The service's cluster-wide number (1..65535): key of its reverse-NAT entry and Maglev table. */
+  revNatIndex: number;
+  /** Slots 1..n in order (a backend may appear more than once to weigh it); empty: dropped as NO_SERVICE_BACKEND. */
+  backendIds: number[];
+  /** LbServiceFlags. */
+  flags?: number;
+  /** clientIP affinity lifetime in seconds (with LbServiceFlags.AFFINITY). */
+  affinityTimeoutS?: number;
+}
+
+/**
+ * bpfnet_lb_svc: services by (VIP, port, protocol). set() never lets the datapath see a
+ * half-written service: slots are written before the row that counts them, and a shrinking
+ * service's row drops its count before the surplus slots go. Every intermediate state
+ * selects only backends of the old or of the new set.
+ */
+export class LbServiceMap extends TypedMap {
+  static readonly mapName = "bpfnet_lb_svc";
+
+  constructor(map: BpfMap) {
+    super(map);
+    checkShape(map, LbServiceMap.mapName, MapType.HASH, LAYOUTS.lbSvcKey, LAYOUTS.lbSvc);
+  }
+
+  static open(pinRoot: string): LbServiceMap {
+    return openPinned(pinRoot, LbServiceMap.mapName, (map) => new LbServiceMap(map));
+  }
+
+  private row(key: LbServiceKey): LbServiceValue | undefined {
+    const value = this.map.lookup(encodeLbSvcKey(key, 0));
+    return value && decodeLbSvc(value);
+  }
+
+  get(key: LbServiceKey): LbService | undefined {
+    const row = this.row(key);
+    if (!row) return undefined;
+    const backendIds: number[] = [];
+    for (let slot = 1; slot <= row.count; slot++) {
+      const value = this.map.lookup(encodeLbSvcKey(key, slot));
+      if (value) backendIds.push(decodeLbSvc(value).backendId);
+    }
+    return { revNatIndex: row.revNatIndex, backendIds, flags: row.flags, affinityTimeoutS: row.affinityTimeoutS };
+  }
+
+  set(key: LbServiceKey, service: LbService): void {
+    const count = service.backendIds.length;
+    if (count > 0xffff) throw new RangeError(`a service holds at most 65535 backend slots, got ${count}`);
+    service.backendIds.forEach(checkBackendId);
+    const rowValue = encodeLbSvc({
+      backendId: 0,
+      count,
+      revNatIndex: checkRevNatIndex(service.revNatIndex),
+      flags: service.flags ?? 0,
+      affinityTimeoutS: service.affinityTimeoutS ?? 0,
+    });
+    const rowKey = encodeLbSvcKey(key, 0);
+    const oldCount = this.row(key)?.count ?? 0;
+    if (count < oldCount) this.map.update(rowKey, rowValue);
+    service.backendIds.forEach((backendId, i) =>
+      this.map.update(encodeLbSvcKey(key, i + 1), encodeLbSvc({ backendId, count: 0, revNatIndex: 0, flags: 0, affinityTimeoutS: 0 })),
+    );
+    this.map.update(rowKey, rowValue);
+    for (let slot = count + 1; slot <= oldCount; slot++) this.map.delete(encodeLbSvcKey(key, slot));
+  }
+
+  /** Removes the row first (new flows stop matching), then its slots. Whether it existed. */
+  delete(key: LbServiceKey): boolean {
+    const row = this.row(key);
+    if (!row) return false;
+    this.map.delete(encodeLbSvcKey(key, 0));
+    for (let slot = 1; slot <= row.count; slot++) this.map.delete(encodeLbSvcKey(key, slot));
+    return true;
+  }
+
+  /** Every service (by its row), with its slots. */
+  entries(): (LbServiceKey & LbService)[] {
+    return this.map.keys().flatMap((raw) => {
+      const { slot, ...key } = decodeLbSvcKey(raw);
+      if (slot !== 0) return [];
+      const service = this.get(key);
+      return service ? [{ ...key, ...service }] : [];
+    });
+  }
+
+  /** Slots beyond a row's count or without a row (left by an interrupted writer); the agent may delete them. */
+  strays(): (LbServiceKey & { slot: number })[] {
+    const keys = this.map.keys().map(decodeLbSvcKey);
+    return keys.filter((k) => k.slot !== 0 && (this.row(k)?.count ?? 0) < k.slot);
+  }
+
+  /** Deletes one slot key, e.g. a stray. */
+  deleteSlot(key: LbServiceKey, slot: number): boolean {
+    return this.map.delete(encodeLbSvcKey(key, slot));
+  }
+}
+
+/** bpfnet_lb_be: backends by id (>= 1; the agent's host-local numbering, read back after a restart). */
+export class LbBackendMap extends KeyedMap<number, LbBackend> {
+  static readonly mapName = "bpfnet_lb_be";
+
+  constructor(map: BpfMap) {
+    super(map, { name: LbBackendMap.mapName, type: MapType.HASH, key: U32_KEY, value: LAYOUTS.lbBackend }, {
+      encodeKey: (id) => encodeU32Key(checkBackendId(id), "backend id"),
+      decodeKey: decodeU32Key,
+      encodeValue: encodeLbBackend,
+      decodeValue: decodeLbBackend,
+    });
+  }
+
+  static open(pinRoot: string): LbBackendMap {
+    return openPinned(pinRoot, LbBackendMap.mapName, (map) => new LbBackendMap(map));
+  }
+}
+
+/** bpfnet_lb_rnat: rev_nat_index → the frontend (VIP, port) replies are rewritten to. */
+export class LbRevNatMap extends KeyedMap<number, LbRevNat> {
+  static readonly mapName = "bpfnet_lb_rnat";
+
+  constructor(map: BpfMap) {
+    super(map, { name: LbRevNatMap.mapName, type: MapType.HASH, key: U32_KEY, value: LAYOUTS.lbRevNat }, {
+      encodeKey: (index) => encodeU32Key(checkRevNatIndex(index), "revNatIndex"),
+      decodeKey: decodeU32Key,
+      encodeValue: encodeLbRevNat,
+      decodeValue: decodeLbRevNat,
+    });
+  }
+
+  static open(pinRoot: string): LbRevNatMap {
+    return openPinned(pinRoot, LbRevNatMap.mapName, (map) => new LbRevNatMap(map));
+  }
+}
+
+/** bpfnet_lb_mglv: rev_nat_index → Maglev table (MAGLEV_M backend ids). A whole table is replaced at once. */
+export class LbMaglevMap extends KeyedMap<number, number[]> {
+  static readonly mapName = "bpfnet_lb_mglv";
+
+  constructor(map: BpfMap) {
+    super(map, { name: LbMaglevMap.mapName, type: MapType.HASH, key: U32_KEY, value: LAYOUTS.lbMaglev }, {
+      encodeKey: (index) => encodeU32Key(checkRevNatIndex(index), "revNatIndex"),
+      decodeKey: decodeU32Key,
+      encodeValue: encodeLbMaglev,
+      decodeValue: decodeLbMaglev,
+    });
+  }
+
+  static open(pinRoot: string): LbMaglevMap {
+    return openPinned(pinRoot, LbMaglevMap.mapName, (map) => new LbMaglevMap(map));
+  }
+}
+
+/** bpfnet_lb_aff (LRU): clientIP session affinity, written by the datapath. */
+export class LbAffinityMap extends KeyedMap<LbAffinityKey, LbAffinity> {
+  static readonly mapName = "bpfnet_lb_aff";
+
+  constructor(map: BpfMap) {
+    super(map, { name: LbAffinityMap.mapName, type: MapType.LRU_HASH, key: LAYOUTS.lbAffinityKey, value: LAYOUTS.lbAffinity }, {
+      encodeKey: encodeLbAffinityKey,
+      decodeKey: decodeLbAffinityKey,
+      encodeValue: encodeLbAffinity,
+      decodeValue: decodeLbAffinity,
+    });
+  }
+
+  static open(pinRoot: string): LbAffinityMap {
+    return openPinned(pinRoot, LbAffinityMap.mapName, (map) => new LbAffinityMap(map));
+  }
+
+  /** Drops a service's entries (e.g. when it is deleted or its affinity is switched off). */
+  deleteService(revNatIndex: number): number {
+    return this.entries().filter(([key]) => key.revNatIndex === revNatIndex && this.delete(key)).length;
+  }
+}
+
+/** bpfnet_lb_sknat (LRU): what the socket hooks translated, per socket; read-only here. */
+export class LbSockNatMap extends TypedMap {
+  static readonly mapName = "bpfnet_lb_sknat";
+
+  constructor(map: BpfMap) {
+    super(map);
+    checkShape(map, LbSockNatMap.mapName, MapType.LRU_HASH, LAYOUTS.lbSockNatKey, LAYOUTS.lbSockNat);
+  }
+
+  static open(pinRoot: string): LbSockNatMap {
+    return openPinned(pinRoot, LbSockNatMap.mapName, (map) => new LbSockNatMap(map));
+  }
+
+  entries(): LbSockNatEntry[] {
+    return this.map.keys().flatMap((key) => {
+      const value = this.map.lookup(key);
+      return value ? [decodeLbSockNat(key, value)] : [];
+    });
+  }
+}
+
+/** bpfnet_lb_nobe: per service (rev_nat_index), packets and connects dropped for want of a backend. */
+export class LbNoBackendMap extends CounterMap<number> {
+  static readonly mapName = "bpfnet_lb_nobe";
+
+  constructor(map: BpfMap) {
+    super(map, LbNoBackendMap.mapName, LAYOUTS.lbNoBackendKey, encodeLbNoBackendKey, decodeLbNoBackendKey);
+  }
+
+  static open(pinRoot: string): LbNoBackendMap {
+    return openPinned(pinRoot, LbNoBackendMap.mapName, (map) => new LbNoBackendMap(map));
+  }
+}
+
+/** bpfnet_sock_cfg: the single slot naming the namespace the socket hooks act in. */
+export class SockConfigMap extends TypedMap {
+  static readonly mapName = "bpfnet_sock_cfg";
+  private static readonly slot = Buffer.alloc(4);
+
+  constructor(map: BpfMap) {
+    super(map);
+    checkShape(map, SockConfigMap.mapName, MapType.ARRAY, 4, LAYOUTS.sockConfig);
+  }
+
+  static open(pinRoot: string): SockConfigMap {
+    return openPinned(pinRoot, SockConfigMap.mapName, (map) => new SockConfigMap(map));
+  }
+
+  get(): SockConfig {
+    const value = this.map.lookup(SockConfigMap.slot);
+    if (!value) throw new Error("bpfnet_sock_cfg has no slot 0");
+    return decodeSockConfig(value);
+  }
+
+  set(config: SockConfig): void {
+    this.map.update(SockConfigMap.slot, encodeSockConfig(config));
+  }
+}
+
+/** The service maps of one host (pinned once any datapath object of this version is loaded). */
+export interface LbMaps {
+  services: LbServiceMap;
+  backends: LbBackendMap;
+  revNat: LbRevNatMap;
+  maglev: LbMaglevMap;
+  affinity: LbAffinityMap;
+  sockNat: LbSockNatMap;
+  noBackend: LbNoBackendMap;
+  sockConfig: SockConfigMap;
+  close(): void;
+}
+
+export function openLbMaps(pinRoot: string): LbMaps {
+  const opened: TypedMap[] = [];
+  const track = <T extends TypedMap>(map: T): T => (opened.push(map), map);
+  try {
+    return {
+      services: track(LbServiceMap.open(pinRoot)),
+      backends: track(LbBackendMap.open(pinRoot)),
+      revNat: track(LbRevNatMap.open(pinRoot)),
+      maglev: track(LbMaglevMap.open(pinRoot)),
+      affinity: track(LbAffinityMap.open(pinRoot)),
+      sockNat: track(LbSockNatMap.open(pinRoot)),
+      noBackend: track(LbNoBackendMap.open(pinRoot)),
+      sockConfig: track(SockConfigMap.open(pinRoot)),
       close: () => opened.forEach((m) => m.close()),
     };
   } catch (err) {

@@ -225,6 +225,124 @@ struct bpfnet_metrics_value {
 	__u64 bytes;
 };
 
+/* --- Service load balancing (lib/lb.h, bpf_sock.c; contract in bpf/README.md) --- */
+
+#define DROP_NO_SERVICE_BACKEND	-144	/* a service (VIP, port, proto) with no usable backend */
+#define DROP_LB_NAT		-145	/* rewriting a packet's address/port or checksum failed */
+
+/* bpfnet_lb_svc.flags (slot 0) */
+#define BPFNET_LB_AFFINITY	1	/* sessionAffinity clientIP: bpfnet_lb_aff pins client → backend */
+#define BPFNET_LB_MAGLEV	2	/* select through the service's bpfnet_lb_mglv table */
+
+/* bpfnet_lb_be.flags */
+#define BPFNET_LB_BE_TERMINATING	1	/* no new flows; flows pinned in CT continue */
+
+/*
+ * bpfnet_ct_key.flags of the two entries a translated flow adds: SERVICE keys
+ * the client's tuple as sent (to the VIP) and pins rev_nat_index + backend_id;
+ * REVNAT keys the tuple as translated (to the backend), so a reply finds its
+ * rev_nat_index. Both are the client side's; policy's entries are untouched.
+ */
+#define BPFNET_CT_SERVICE	2
+#define BPFNET_CT_REVNAT	3
+
+#define BPFNET_MAGLEV_M		251	/* Maglev table size (prime): index = flow hash % M */
+
+#define BPFNET_LB_SVC_MAX	65536	/* service rows + backend slots */
+#define BPFNET_LB_BE_MAX	65536
+#define BPFNET_LB_RNAT_MAX	65536
+#define BPFNET_LB_MGLV_MAX	16384
+#define BPFNET_LB_AFF_MAX	65536
+#define BPFNET_LB_SKNAT_MAX	65536
+#define BPFNET_LB_NOBE_MAX	16384
+
+/* Slot 0: the service row; slots 1..count: one backend each. */
+struct bpfnet_lb_svc_key {
+	__be32 vip;
+	__be16 port;
+	__u16 slot;
+	__u8  proto;		/* IPPROTO_TCP / IPPROTO_UDP */
+	__u8  pad[3];
+};
+
+struct bpfnet_lb_svc {
+	__u32 backend_id;	/* slots 1..count; 0 in the row */
+	__u16 count;		/* row: active slots 1..count (0: no backend, dropped) */
+	__u16 rev_nat_index;	/* row: the service's cluster-wide number, 1..65535 */
+	__u8  flags;		/* row: BPFNET_LB_AFFINITY | BPFNET_LB_MAGLEV */
+	__u8  pad;
+	__u16 affinity_timeout_s;	/* row: clientIP affinity lifetime, seconds */
+};
+
+/* bpfnet_lb_be: key u32 backend_id (>= 1, host-local numbering). */
+struct bpfnet_lb_be {
+	__be32 addr;
+	__be16 port;
+	__u8  proto;
+	__u8  flags;		/* BPFNET_LB_BE_TERMINATING */
+};
+
+/* bpfnet_lb_rnat: key u32 rev_nat_index → the frontend replies are rewritten to. */
+struct bpfnet_lb_rnat {
+	__be32 vip;
+	__be16 port;
+	__u16 pad;
+};
+
+/* bpfnet_lb_mglv: key u32 rev_nat_index → the service's Maglev lookup table. */
+struct bpfnet_lb_mglv {
+	__u32 backend_ids[BPFNET_MAGLEV_M];
+};
+
+struct bpfnet_lb_aff_key {
+	__be32 client_ip;	/* tc: the client's address; socket hook: 0 (the host's namespace) */
+	__u32 rev_nat_index;
+};
+
+struct bpfnet_lb_aff {
+	__u64 last_used_ns;	/* bpf_ktime_get_ns() of the last new flow that used it */
+	__u32 backend_id;
+	__u32 pad;
+};
+
+/* bpfnet_lb_sknat: what a socket hook translated, for recvmsg4/getpeername4. */
+struct bpfnet_lb_sknat_key {
+	__u64 cookie;		/* bpf_get_socket_cookie() */
+	__be32 addr;		/* backend */
+	__be16 port;
+	__u16 pad;
+};
+
+struct bpfnet_lb_sknat {
+	__be32 vip;
+	__be16 port;
+	__u16 rev_nat_index;
+};
+
+/* bpfnet_lb_nobe: per-service count of packets/connects dropped for want of a backend. */
+struct bpfnet_lb_nobe_key {
+	__u32 rev_nat_index;
+};
+
+/* bpfnet_sock_cfg (one slot): the socket hooks act only in this network namespace. */
+struct bpfnet_sock_cfg {
+	__u64 netns_cookie;	/* SO_NETNS_COOKIE of the host's namespace; 0: hooks do nothing */
+	__u32 flags;		/* none defined yet */
+	__u32 pad;
+};
+
+_Static_assert(sizeof(struct bpfnet_lb_svc_key) == 12, "lb svc key ABI");
+_Static_assert(sizeof(struct bpfnet_lb_svc) == 12, "lb svc value ABI");
+_Static_assert(sizeof(struct bpfnet_lb_be) == 8, "lb backend ABI");
+_Static_assert(sizeof(struct bpfnet_lb_rnat) == 8, "lb rnat ABI");
+_Static_assert(sizeof(struct bpfnet_lb_mglv) == 4 * BPFNET_MAGLEV_M, "lb maglev ABI");
+_Static_assert(sizeof(struct bpfnet_lb_aff_key) == 8, "lb affinity key ABI");
+_Static_assert(sizeof(struct bpfnet_lb_aff) == 16, "lb affinity value ABI");
+_Static_assert(sizeof(struct bpfnet_lb_sknat_key) == 16, "lb sknat key ABI");
+_Static_assert(sizeof(struct bpfnet_lb_sknat) == 8, "lb sknat value ABI");
+_Static_assert(sizeof(struct bpfnet_lb_nobe_key) == 4, "lb nobe key ABI");
+_Static_assert(sizeof(struct bpfnet_sock_cfg) == 16, "sock cfg ABI");
+
 _Static_assert(sizeof(struct bpfnet_endpoint_key) == 4, "endpoint key ABI");
 _Static_assert(sizeof(struct bpfnet_endpoint) == 32, "endpoint value ABI");
 _Static_assert(sizeof(struct bpfnet_tunnel_key) == 8, "tunnel key ABI");

@@ -125,4 +125,82 @@ static __always_inline const struct bpfnet_peer *peer_lookup(__be32 ip4)
 	return bpf_map_lookup_elem(&bpfnet_peers, &key);
 }
 
+/* --- Service load balancing (contract: bpf/README.md, "Service load balancing") --- */
+
+/* Services: slot 0 = the row (count, rev_nat_index, flags), slots 1..count = backend ids. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__type(key, struct bpfnet_lb_svc_key);
+	__type(value, struct bpfnet_lb_svc);
+	__uint(max_entries, BPFNET_LB_SVC_MAX);
+	__uint(map_flags, BPF_F_NO_PREALLOC);	/* written by the agent only */
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} bpfnet_lb_svc SEC(".maps");
+
+/* Backends by id (host-local numbering, shared by the services that list them). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__type(key, __u32);
+	__type(value, struct bpfnet_lb_be);
+	__uint(max_entries, BPFNET_LB_BE_MAX);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} bpfnet_lb_be SEC(".maps");
+
+/* rev_nat_index → frontend, for replies. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__type(key, __u32);
+	__type(value, struct bpfnet_lb_rnat);
+	__uint(max_entries, BPFNET_LB_RNAT_MAX);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} bpfnet_lb_rnat SEC(".maps");
+
+/* rev_nat_index → Maglev table (computed by the agent). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__type(key, __u32);
+	__type(value, struct bpfnet_lb_mglv);
+	__uint(max_entries, BPFNET_LB_MGLV_MAX);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} bpfnet_lb_mglv SEC(".maps");
+
+/* clientIP session affinity. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__type(key, struct bpfnet_lb_aff_key);
+	__type(value, struct bpfnet_lb_aff);
+	__uint(max_entries, BPFNET_LB_AFF_MAX);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} bpfnet_lb_aff SEC(".maps");
+
+/* Socket hooks: (socket, backend) → the VIP the application asked for. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__type(key, struct bpfnet_lb_sknat_key);
+	__type(value, struct bpfnet_lb_sknat);
+	__uint(max_entries, BPFNET_LB_SKNAT_MAX);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} bpfnet_lb_sknat SEC(".maps");
+
+/* Per-service drops for want of a backend (per CPU, like bpfnet_metrics). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__type(key, struct bpfnet_lb_nobe_key);
+	__type(value, struct bpfnet_metrics_value);
+	__uint(max_entries, BPFNET_LB_NOBE_MAX);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} bpfnet_lb_nobe SEC(".maps");
+
+/* A single slot: the socket hooks' namespace (all hosts' hooks share the root cgroup). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__type(key, __u32);
+	__type(value, struct bpfnet_sock_cfg);
+	__uint(max_entries, 1);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} bpfnet_sock_cfg SEC(".maps");
+
 #endif /* BPFNET_MAPS_H */
