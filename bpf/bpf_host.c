@@ -10,6 +10,7 @@
 #include <bpf/bpf_helpers.h>
 
 #define HOOK_DIRECTION METRIC_EGRESS
+#define HOOK_PROGRAM BPFNET_HOOK_HOST
 /* Host-stack packets carrying the L7 proxy's upstream mark were judged by the proxy (enforce.h). */
 #define TRUST_PROXY_MARK 1
 

@@ -9,6 +9,7 @@
 #include <bpf/bpf_helpers.h>
 
 #define HOOK_DIRECTION METRIC_INGRESS
+#define HOOK_PROGRAM BPFNET_HOOK_LXC
 
 #include "lib/abi.h"
 #include "lib/maps.h"

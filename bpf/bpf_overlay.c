@@ -11,6 +11,7 @@
 #include <bpf/bpf_helpers.h>
 
 #define HOOK_DIRECTION METRIC_INGRESS
+#define HOOK_PROGRAM BPFNET_HOOK_OVERLAY
 
 #include "lib/abi.h"
 #include "lib/maps.h"

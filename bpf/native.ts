@@ -75,12 +75,22 @@ export interface NativeTestRun {
   mark: number;
 }
 
+/** A BPF ring buffer read on libuv's loop (src/ringbuf.cc). */
+export interface NativeRingReader {
+  /** Consumes what the ring holds now, delivering it through the callback before returning. */
+  drain(): void;
+  close(): void;
+  readonly closed: boolean;
+}
+
 export interface NativeBinding {
   setErrorClass(ctor: typeof BpfError): void;
   possibleCpus(): number;
   ObjectHandle: new (path: string, pinRoot?: string | null) => NativeObjectHandle;
   /** From a pinned path (bpf_obj_get) or a map fd to duplicate. */
   MapHandle: new (pathOrFd: string | number) => NativeMapHandle;
+  /** Polls the ring map's records; onBatch gets every record available at each wakeup. */
+  RingReader: new (mapFd: number, onBatch: (error: Error | null, records?: Buffer[]) => void) => NativeRingReader;
   tcHookCreate(ifindex: number, direction: NativeDirection, netns?: string | null): boolean;
   tcHookDestroy(ifindex: number, netns?: string | null): void;
   tcAttach(

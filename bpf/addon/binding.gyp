@@ -20,7 +20,8 @@
         "src/map.cc",
         "src/tc.cc",
         "src/prog.cc",
-        "src/socket.cc"
+        "src/socket.cc",
+        "src/ringbuf.cc"
       ],
       "actions": [
         {

@@ -13,6 +13,7 @@
 
 #include <linux/pkt_cls.h>
 #include "ct.h"
+#include "events.h"
 #include "flow.h"
 #include "ipcache.h"
 #include "metrics.h"
@@ -21,6 +22,10 @@
 #ifndef HOOK_DIRECTION
 #error "define HOOK_DIRECTION before including enforce.h"
 #endif
+
+/* The endpoint flags that make enforce() look at a packet at all. */
+#define POLICY_FLAGS (BPFNET_EP_ENFORCE_INGRESS | BPFNET_EP_ENFORCE_EGRESS | \
+		      BPFNET_EP_AUDIT_INGRESS | BPFNET_EP_AUDIT_EGRESS)
 
 /* enforce(): the packet goes to the L7 proxy (the caller hands it to the host stack). */
 #define ENFORCE_TO_PROXY 1
@@ -45,8 +50,8 @@ static __always_inline int enforce(struct __sk_buff *skb, const struct pkt *pkt,
 	__u64 now;
 	int ret;
 
-	if (!ep->flags)
-		return 0;
+	if (!(ep->flags & POLICY_FLAGS))
+		return 0;	/* open (a TRACE-only endpoint is open too) */
 	ret = flow_get(skb, pkt, f);
 	if (ret < 0)
 		return ret;
@@ -74,6 +79,8 @@ static __always_inline int enforce(struct __sk_buff *skb, const struct pkt *pkt,
 			if (!(ep->flags & audit_bit)) {
 				verdict_record(ep->endpoint_id, row ? row->rule_id : 0, direction,
 					       BPFNET_VERDICT_DENY, skb->len);
+				event_verdict(skb, f, ep, direction, BPFNET_VERDICT_DENY,
+					      row ? row->rule_id : 0, peer);
 				return DROP_POLICY_DENIED;
 			}
 			metrics_record(skb->ifindex, HOOK_DIRECTION, REASON_POLICY_AUDIT, skb->len);
@@ -90,8 +97,10 @@ static __always_inline int enforce(struct __sk_buff *skb, const struct pkt *pkt,
 	if (ret < 0)
 		return ret;
 	/* Allowed verdicts once per flow (its first packet); audits on every packet, as drops would be. */
-	if (verdict == BPFNET_VERDICT_AUDIT || (verdict && ret == 1))
+	if (verdict == BPFNET_VERDICT_AUDIT || (verdict && ret == 1)) {
 		verdict_record(ep->endpoint_id, row ? row->rule_id : 0, direction, verdict, skb->len);
+		event_verdict(skb, f, ep, direction, verdict, row ? row->rule_id : 0, peer);
+	}
 	if (proxy_port) {
 		skb->mark = BPFNET_MARK_TO_PROXY | ((__u32)bpf_ntohs(proxy_port) << 16);
 		return ENFORCE_TO_PROXY;

@@ -4,16 +4,18 @@
  * reason (DROP_*); every program's entry function passes that through
  * bpfnet_exit, which counts the verdict and turns drop reasons into
  * TC_ACT_SHOT. No handler returns TC_ACT_SHOT itself, so no drop goes
- * uncounted or without a reason.
+ * uncounted or without a reason, nor without its monitor event (events.h).
  */
 #ifndef BPFNET_VERDICT_H
 #define BPFNET_VERDICT_H
 
 #include <linux/pkt_cls.h>
+#include "events.h"
 #include "metrics.h"
 
 static __always_inline int bpfnet_exit(struct __sk_buff *skb, __u8 direction, int ret)
 {
+	bool dropped = false;
 	__u8 reason;
 
 	if (ret == TC_ACT_SHOT)
@@ -22,6 +24,7 @@ static __always_inline int bpfnet_exit(struct __sk_buff *skb, __u8 direction, in
 	if (ret < 0) {
 		reason = (__u8)-ret;
 		ret = TC_ACT_SHOT;
+		dropped = true;
 	} else if (ret == TC_ACT_REDIRECT) {
 		reason = REASON_FORWARDED;
 	} else {
@@ -29,6 +32,7 @@ static __always_inline int bpfnet_exit(struct __sk_buff *skb, __u8 direction, in
 	}
 
 	metrics_record(skb->ifindex, direction, reason, skb->len);
+	event_exit(skb, direction, reason, dropped, ret);
 	return ret;
 }
 

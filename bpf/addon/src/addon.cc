@@ -31,6 +31,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   InitTc(env, exports);
   InitProg(env, exports);
   InitSocket(env, exports);
+  InitRingbuf(env, exports);
   return exports;
 }
 

@@ -53,5 +53,6 @@ void InitMap(Napi::Env env, Napi::Object exports);
 void InitTc(Napi::Env env, Napi::Object exports);
 void InitProg(Napi::Env env, Napi::Object exports);
 void InitSocket(Napi::Env env, Napi::Object exports);
+void InitRingbuf(Napi::Env env, Napi::Object exports);
 
 }  // namespace bpfnet
