@@ -15,6 +15,7 @@
 #include "lib/maps.h"
 #include "lib/pkt.h"
 #include "lib/forward.h"
+#include "lib/lb.h"
 #include "lib/verdict.h"
 
 /*
@@ -44,6 +45,10 @@ static __always_inline int handle_from_container(struct __sk_buff *skb)
 	src = source_endpoint(skb, &pkt);
 	if (!src)
 		return DROP_SPOOFED_SOURCE;
+	/* A service frontend becomes its flow's backend: policy below judges the backend. */
+	ret = lb_translate(skb, &pkt, &f);
+	if (ret < 0)
+		return ret;
 	/* The sender's egress policy, then (for a local destination) the receiver's ingress. */
 	ret = enforce(skb, &pkt, &f, src, BPFNET_POLICY_EGRESS);
 	if (ret < 0)

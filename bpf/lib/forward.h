@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <linux/pkt_cls.h>
 #include "enforce.h"
+#include "lb.h"
 #include "maps.h"
 #include "pkt.h"
 #include "proxy.h"
@@ -42,6 +43,9 @@ static __always_inline int endpoint_deliver(struct __sk_buff *skb, struct pkt *p
 		return ret;
 	if (ret == ENFORCE_TO_PROXY)
 		return proxy_deliver(skb, f);
+	ret = lb_rev_nat(skb, pkt, f);	/* a reply of a service flow: source back to the VIP */
+	if (ret < 0)
+		return ret;
 	return local_deliver(pkt, ep, dec_ttl);
 }
 

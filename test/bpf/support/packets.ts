@@ -140,3 +140,42 @@ export function parseIpv4Frame(frame: Buffer): ParsedFrame {
     l4: frame.subarray(ETH_HLEN + 20),
   };
 }
+
+/** The TCP/UDP checksum field's offset in the segment (no IPv4 options). */
+function l4ChecksumOffset(protocol: number): number {
+  if (protocol === 6) return 16;
+  if (protocol === 17) return 6;
+  throw new RangeError(`no L4 checksum for protocol ${protocol}`);
+}
+
+/** The pseudo-header (RFC 793/768) and segment of an IPv4 TCP/UDP frame without options. */
+function pseudoAndSegment(frame: Buffer): { protocol: number; bytes: Buffer } {
+  const iph = frame.subarray(ETH_HLEN, ETH_HLEN + 20);
+  const segment = frame.subarray(ETH_HLEN + 20, ETH_HLEN + iph.readUInt16BE(2));
+  const pseudo = Buffer.alloc(12);
+  iph.copy(pseudo, 0, 12, 20);
+  pseudo[9] = iph[9];
+  pseudo.writeUInt16BE(segment.length, 10);
+  return { protocol: iph[9], bytes: Buffer.concat([pseudo, segment]) };
+}
+
+/** A copy of a TCP/UDP frame with its L4 checksum computed from scratch. */
+export function withL4Checksum(frame: Buffer): Buffer {
+  const out = Buffer.from(frame);
+  const { protocol } = pseudoAndSegment(out);
+  const at = ETH_HLEN + 20 + l4ChecksumOffset(protocol);
+  out.writeUInt16BE(0, at);
+  const sum = checksum(pseudoAndSegment(out).bytes);
+  out.writeUInt16BE(protocol === 17 && sum === 0 ? 0xffff : sum, at);
+  return out;
+}
+
+/** Whether a TCP/UDP frame's L4 checksum verifies (recomputed over pseudo-header and segment). */
+export function l4ChecksumValid(frame: Buffer): boolean {
+  return onesComplementSum(pseudoAndSegment(frame).bytes) === 0xffff;
+}
+
+/** The TCP/UDP ports of an IPv4 frame without options. */
+export function l4Ports(frame: Buffer): { sport: number; dport: number } {
+  return { sport: frame.readUInt16BE(ETH_HLEN + 20), dport: frame.readUInt16BE(ETH_HLEN + 22) };
+}

@@ -1,0 +1,303 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Service load balancing: a (VIP, port, proto) frontend translated to one of
+ * its backends. The contract with the agent is in bpf/README.md ("Service
+ * load balancing"). Selection is shared by the tc path (bpf_lxc, per packet,
+ * pinned in CT) and the socket hooks (bpf_sock.c, once per connect).
+ */
+#ifndef BPFNET_LB_H
+#define BPFNET_LB_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <linux/if_ether.h>
+#include <linux/in.h>
+#include <linux/ip.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+#include "abi.h"
+#include "ct.h"
+#include "flow.h"
+#include "maps.h"
+#include "pkt.h"
+
+/* murmur3's finaliser: every input bit moves every output bit. */
+static __always_inline __u32 lb_fmix32(__u32 x)
+{
+	x ^= x >> 16;
+	x *= 0x85ebca6b;
+	x ^= x >> 13;
+	x *= 0xc2b2ae35;
+	return x ^ (x >> 16);
+}
+
+/* The flow hash Maglev indexes by (mirrored by lbFlowHash in bpf/abi.ts). */
+static __always_inline __u32 lb_flow_hash(__be32 saddr, __be32 daddr, __be16 sport, __be16 dport, __u8 proto)
+{
+	__u32 h = 0x9e3779b9 ^ proto;
+
+	h = lb_fmix32(h ^ bpf_ntohl(saddr));
+	h = lb_fmix32(h ^ bpf_ntohl(daddr));
+	return lb_fmix32(h ^ ((__u32)bpf_ntohs(sport) << 16 | bpf_ntohs(dport)));
+}
+
+/* The service row (slot 0) of a frontend, or NULL. */
+static __always_inline const struct bpfnet_lb_svc *lb_service(__be32 vip, __be16 port, __u8 proto)
+{
+	struct bpfnet_lb_svc_key key = { .vip = vip, .port = port, .slot = 0, .proto = proto };
+
+	return bpf_map_lookup_elem(&bpfnet_lb_svc, &key);
+}
+
+static __always_inline const struct bpfnet_lb_be *lb_backend(__u32 id)
+{
+	return bpf_map_lookup_elem(&bpfnet_lb_be, &id);
+}
+
+/* A backend a new flow may take: present and not terminating. */
+static __always_inline bool lb_backend_open(__u32 id)
+{
+	const struct bpfnet_lb_be *be = id ? lb_backend(id) : NULL;
+
+	return be && !(be->flags & BPFNET_LB_BE_TERMINATING);
+}
+
+/* Counts a packet or connect refused for want of a backend, per service. */
+static __always_inline void lb_count_no_backend(__u16 rev_nat_index, __u32 len)
+{
+	struct bpfnet_lb_nobe_key key = { .rev_nat_index = rev_nat_index };
+	struct bpfnet_metrics_value *v = bpf_map_lookup_elem(&bpfnet_lb_nobe, &key);
+	struct bpfnet_metrics_value init = { .packets = 1, .bytes = len };
+
+	if (v) {
+		v->packets++;
+		v->bytes += len;
+		return;
+	}
+	bpf_map_update_elem(&bpfnet_lb_nobe, &key, &init, BPF_NOEXIST);
+}
+
+/*
+ * The backend for a new flow of a service: the client's affinity entry,
+ * else the Maglev entry for `hash`, else slot hash % count + 1. 0 when there
+ * is none a new flow may take.
+ */
+static __always_inline __u32 lb_select(__be32 vip, __be16 port, __u8 proto, const struct bpfnet_lb_svc *svc,
+				       __be32 client, __u32 hash, __u64 now)
+{
+	struct bpfnet_lb_aff_key aff_key = { .client_ip = client, .rev_nat_index = svc->rev_nat_index };
+	const struct bpfnet_lb_mglv *table = NULL;
+	struct bpfnet_lb_aff *aff;
+	__u32 index = svc->rev_nat_index;
+	__u32 id = 0;
+
+	if (!svc->count)
+		return 0;
+	if (svc->flags & BPFNET_LB_AFFINITY) {
+		aff = bpf_map_lookup_elem(&bpfnet_lb_aff, &aff_key);
+		if (aff && now - aff->last_used_ns <= (__u64)svc->affinity_timeout_s * NSEC_PER_SEC &&
+		    lb_backend_open(aff->backend_id)) {
+			aff->last_used_ns = now;
+			return aff->backend_id;
+		}
+	}
+	if (svc->flags & BPFNET_LB_MAGLEV)
+		table = bpf_map_lookup_elem(&bpfnet_lb_mglv, &index);
+	if (table) {
+		__u32 i = hash % BPFNET_MAGLEV_M;
+
+		/* Keeps the bound check the compiler would drop: the verifier needs it. */
+		asm volatile("" : "+r"(i));
+		if (i < BPFNET_MAGLEV_M)
+			id = table->backend_ids[i];
+	} else {
+		struct bpfnet_lb_svc_key key = { .vip = vip, .port = port, .proto = proto };
+		const struct bpfnet_lb_svc *slot;
+
+		key.slot = (__u16)(hash % svc->count + 1);
+		slot = bpf_map_lookup_elem(&bpfnet_lb_svc, &key);
+		if (slot)
+			id = slot->backend_id;
+	}
+	if (!lb_backend_open(id))
+		return 0;
+	if (svc->flags & BPFNET_LB_AFFINITY) {
+		struct bpfnet_lb_aff fresh = { .last_used_ns = now, .backend_id = id };
+
+		bpf_map_update_elem(&bpfnet_lb_aff, &aff_key, &fresh, BPF_ANY);
+	}
+	return id;
+}
+
+/* --- The per-packet half (tc programs) --- */
+
+/* Checksum offsets in the TCP and UDP headers (linux/tcp.h's flag names clash with flow.h's). */
+#define L4_TCP_CHECK_OFF	16
+#define L4_UDP_CHECK_OFF	6
+
+/*
+ * Rewrites the destination (dst) or source address and port of a TCP/UDP
+ * packet, with incremental IPv4 and L4 checksum updates (a UDP checksum of 0
+ * stays 0), then re-points pkt at the headers and updates f.
+ */
+static __always_inline int lb_rewrite(struct __sk_buff *skb, struct pkt *pkt, struct flow *f, bool dst,
+				      __be32 addr, __be16 port)
+{
+	const __u32 l4 = sizeof(struct ethhdr) + pkt->ip4->ihl * 4;
+	const __u32 check_off = l4 + (f->proto == IPPROTO_TCP ? L4_TCP_CHECK_OFF : L4_UDP_CHECK_OFF);
+	const __u64 mangled = f->proto == IPPROTO_UDP ? BPF_F_MARK_MANGLED_0 : 0;
+	__be32 old_addr = dst ? f->daddr : f->saddr;
+	__be16 old_port = dst ? f->dport : f->sport;
+	__u32 addr_off = sizeof(struct ethhdr) + (dst ? offsetof(struct iphdr, daddr) : offsetof(struct iphdr, saddr));
+	__u32 port_off = l4 + (dst ? 2 : 0);	/* TCP and UDP: source port, then destination port */
+
+	if (old_addr != addr) {
+		if (bpf_l4_csum_replace(skb, check_off, old_addr, addr, mangled | BPF_F_PSEUDO_HDR | sizeof(addr)) < 0 ||
+		    bpf_l3_csum_replace(skb, sizeof(struct ethhdr) + offsetof(struct iphdr, check), old_addr, addr,
+					sizeof(addr)) < 0 ||
+		    bpf_skb_store_bytes(skb, addr_off, &addr, sizeof(addr), 0) < 0)
+			return DROP_LB_NAT;
+	}
+	if (old_port != port) {
+		if (bpf_l4_csum_replace(skb, check_off, old_port, port, mangled | sizeof(port)) < 0 ||
+		    bpf_skb_store_bytes(skb, port_off, &port, sizeof(port), 0) < 0)
+			return DROP_LB_NAT;
+	}
+	if (dst) {
+		f->daddr = addr;
+		f->dport = port;
+	} else {
+		f->saddr = addr;
+		f->sport = port;
+	}
+	/* The helpers invalidated the packet pointers. */
+	return parse_ipv4(skb, pkt) == 0 ? 0 : DROP_LB_NAT;
+}
+
+/* The live CT entry under key, or NULL. */
+static __always_inline struct bpfnet_ct_entry *lb_ct_live(const struct bpfnet_ct_key *key, __u64 now)
+{
+	struct bpfnet_ct_entry *e = bpf_map_lookup_elem(&bpfnet_ct, key);
+
+	return e && e->expires > now ? e : NULL;
+}
+
+/* Creates a service/revnat CT entry; DROP_CT_FULL when it cannot (fail closed). */
+static __always_inline int lb_ct_create(const struct bpfnet_ct_key *key, const struct bpfnet_config *cfg,
+					const struct flow *f, __u16 rev_nat_index, __u32 backend_id, __u8 flags,
+					__u64 now)
+{
+	struct bpfnet_ct_entry fresh = { .rev_nat_index = rev_nat_index, .backend_id = backend_id };
+
+	ct_refresh(&fresh, cfg, f, flags, now);
+	return bpf_map_update_elem(&bpfnet_ct, key, &fresh, BPF_ANY) < 0 ? DROP_CT_FULL : 0;
+}
+
+/*
+ * A container's packet to a service frontend, translated to its flow's
+ * backend (bpf_lxc, before egress policy): 0 when the packet is no service's
+ * or is translated (pkt and f then describe the translated packet), else a
+ * drop reason.
+ */
+static __always_inline int lb_translate(struct __sk_buff *skb, struct pkt *pkt, struct flow *f)
+{
+	const struct bpfnet_lb_svc *svc;
+	const struct bpfnet_lb_be *be = NULL;
+	const struct bpfnet_config *cfg;
+	struct bpfnet_ct_entry *svc_ct, *rev_ct;
+	__u32 backend_id = 0;
+	__u8 seen_reply = 0;
+	__u16 rev_nat_index;
+	__u64 now;
+	int ret = flow_get(skb, pkt, f);
+
+	if (ret < 0)
+		return ret;
+	if (f->proto != IPPROTO_TCP && f->proto != IPPROTO_UDP)
+		return 0;
+	svc = lb_service(f->daddr, f->dport, f->proto);
+	if (!svc)
+		return 0;
+	rev_nat_index = svc->rev_nat_index;
+	cfg = config_get();
+	now = bpf_ktime_get_ns();
+
+	struct bpfnet_ct_key svc_key = {
+		.saddr = f->saddr, .daddr = f->daddr, .sport = f->sport, .dport = f->dport,
+		.proto = f->proto, .flags = BPFNET_CT_SERVICE,
+	};
+	svc_ct = lb_ct_live(&svc_key, now);
+	/* A pinned flow keeps its backend while it exists, even terminating. */
+	if (svc_ct && svc_ct->rev_nat_index == rev_nat_index) {
+		backend_id = svc_ct->backend_id;
+		be = lb_backend(backend_id);
+	}
+	if (!be) {
+		__u32 hash = svc->flags & BPFNET_LB_MAGLEV
+				     ? lb_flow_hash(f->saddr, f->daddr, f->sport, f->dport, f->proto)
+				     : bpf_get_prandom_u32();
+
+		backend_id = lb_select(f->daddr, f->dport, f->proto, svc, f->saddr, hash, now);
+		be = backend_id ? lb_backend(backend_id) : NULL;
+		if (!be) {
+			lb_count_no_backend(rev_nat_index, skb->len);
+			return DROP_NO_SERVICE_BACKEND;
+		}
+		ret = lb_ct_create(&svc_key, cfg, f, rev_nat_index, backend_id, 0, now);
+		if (ret < 0)
+			return ret;
+		svc_ct = NULL;
+	}
+
+	struct bpfnet_ct_key rev_key = {
+		.saddr = f->saddr, .daddr = be->addr, .sport = f->sport, .dport = be->port,
+		.proto = f->proto, .flags = BPFNET_CT_REVNAT,
+	};
+	rev_ct = lb_ct_live(&rev_key, now);
+	if (rev_ct && rev_ct->rev_nat_index == rev_nat_index) {
+		ct_refresh(rev_ct, cfg, f, 0, now);
+		seen_reply = rev_ct->flags & BPFNET_CT_SEEN_REPLY;
+	} else {
+		ret = lb_ct_create(&rev_key, cfg, f, rev_nat_index, backend_id, 0, now);
+		if (ret < 0)
+			return ret;
+	}
+	/* The reply side marks REVNAT; the pin lives as long as an established flow. */
+	if (svc_ct)
+		ct_refresh(svc_ct, cfg, f, seen_reply, now);
+	return lb_rewrite(skb, pkt, f, true, be->addr, be->port);
+}
+
+/*
+ * A reply of a translated flow, about to be delivered to its client: source
+ * rewritten back to the frontend. 0 for every other packet (untouched) and
+ * after the rewrite; a drop reason if the rewrite failed.
+ */
+static __always_inline int lb_rev_nat(struct __sk_buff *skb, struct pkt *pkt, struct flow *f)
+{
+	const struct bpfnet_lb_rnat *rnat;
+	struct bpfnet_ct_entry *e;
+	__u32 index;
+	__u64 now;
+	int ret = flow_get(skb, pkt, f);
+
+	if (ret < 0)
+		return ret;
+	if (f->proto != IPPROTO_TCP && f->proto != IPPROTO_UDP)
+		return 0;
+	struct bpfnet_ct_key key = {
+		.saddr = f->daddr, .daddr = f->saddr, .sport = f->dport, .dport = f->sport,
+		.proto = f->proto, .flags = BPFNET_CT_REVNAT,
+	};
+	now = bpf_ktime_get_ns();
+	e = lb_ct_live(&key, now);
+	if (!e)
+		return 0;
+	index = e->rev_nat_index;
+	rnat = bpf_map_lookup_elem(&bpfnet_lb_rnat, &index);
+	if (!rnat)
+		return 0;
+	ct_refresh(e, config_get(), f, BPFNET_CT_SEEN_REPLY, now);
+	return lb_rewrite(skb, pkt, f, false, rnat->vip, rnat->port);
+}
+#endif /* BPFNET_LB_H */

@@ -1,0 +1,322 @@
+/**
+ * Service load balancing in the tc datapath through BPF_PROG_TEST_RUN, rule by rule of the
+ * contract (bpf/README.md, "Service load balancing"): DNAT of TCP and UDP with correct checksums
+ * (recomputed here), reverse NAT on delivery (same host through bpf_lxc, across hosts through
+ * bpf_overlay), the backend pinned in CT (also when it turns TERMINATING; a vanished one is
+ * replaced), random spread over the slots, the Maglev table, clientIP affinity, no backend → a
+ * counted drop, and policy judging the backend with the client's identity.
+ *
+ * Client A and local backend B sit on a veth pair made for the test (bftla/bftlb); R1 and R2 are
+ * pods on another host (reached through the tunnel).
+ */
+import { DropReason, EndpointFlags, lbFlowHash, LbBackendFlags, LbProto, LbServiceFlags, MAGLEV_M, monotonicNowNs, openLbMaps, PolicyAction, PolicyDirection, TcAction, testRun } from "../../bpf";
+import type { DatapathMaps, DatapathObjects, Endpoint, LbMaps, LbServiceKey, PolicyRow } from "../../bpf";
+import { loadTestDatapath, TestDatapath, tunnelCb } from "./support/datapath";
+import { ip, ipQuiet } from "./support/netns";
+import { l4ChecksumValid, l4Ports, parseIpv4Frame, tcp, TCP_FLAGS, udp, withL4Checksum } from "./support/packets";
+
+const GATEWAY_MAC = "02:00:00:00:00:fe";
+const A = { ip: "10.251.1.1", id: 2000, endpointId: 20, mac: "02:00:00:00:1a:01" };
+const B = { ip: "10.251.1.2", id: 2001, endpointId: 21, mac: "02:00:00:00:1b:01" };
+const R1 = { ip: "10.251.2.5", id: 2002 };
+const R2 = { ip: "10.251.2.6", id: 2003 };
+const REMOTE_PREFIX = "10.251.2.0/24";
+const PEER_UNDERLAY = "192.0.2.20";
+const VNI = 6;
+const VIP = "10.96.0.10";
+const DEV_A = "bftla";
+const DEV_B = "bftlb";
+const TCP_SVC: LbServiceKey = { vip: VIP, port: 80, proto: LbProto.TCP };
+const UDP_SVC: LbServiceKey = { vip: VIP, port: 53, proto: LbProto.UDP };
+const REV = 12;
+// Backend ids: 1 = B:8080, 2 = R1:8080, 3 = R2:8080 (TCP); 4 = B:5353 (UDP).
+const BACKENDS: Record<number, { addr: string; port: number }> = {
+  1: { addr: B.ip, port: 8080 },
+  2: { addr: R1.ip, port: 8080 },
+  3: { addr: R2.ip, port: 8080 },
+};
+
+let t: TestDatapath | undefined;
+let dp: DatapathObjects;
+let maps: DatapathMaps;
+let lb: LbMaps;
+let ifA: number;
+let ifB: number;
+
+beforeAll(() => {
+  ipQuiet("link", "del", DEV_A);
+  ip("link", "add", DEV_A, "type", "veth", "peer", "name", DEV_B);
+  [ifA, ifB] = [DEV_A, DEV_B].map((dev) => (JSON.parse(ip("-j", "link", "show", "dev", dev)) as { ifindex: number }[])[0].ifindex);
+  t = loadTestDatapath();
+  ({ dp, maps } = t);
+  lb = openLbMaps(t.bpffs.dir);
+});
+
+afterAll(() => {
+  lb?.close();
+  t?.close();
+  ipQuiet("link", "del", DEV_A);
+});
+
+function endpoint(e: typeof A, ifindex: number, flags = 0): Endpoint {
+  return { ifindex, endpointId: e.endpointId, mac: e.mac, nodeMac: "0a:00:00:00:00:01", flags };
+}
+
+beforeEach(() => {
+  for (const e of maps.ct.entries()) maps.ct.delete(e);
+  for (const s of lb.services.entries()) lb.services.delete(s);
+  for (const [id] of lb.backends.entries()) lb.backends.delete(id);
+  for (const [k] of lb.affinity.entries()) lb.affinity.delete(k);
+  for (const [k] of lb.maglev.entries()) lb.maglev.delete(k);
+  for (const row of maps.policy.entries()) maps.policy.delete(row);
+  lb.noBackend.clear();
+  maps.metrics.clear();
+  maps.config.set({ mode: "vxlan", vni: VNI, vxlanIfindex: 4343, hostIfindex: 4444, gateway: "10.251.1.254" });
+  maps.endpoints.set(A.ip, endpoint(A, ifA));
+  maps.endpoints.set(B.ip, endpoint(B, ifB));
+  maps.tunnel.set(REMOTE_PREFIX, { remote: PEER_UNDERLAY });
+  maps.peers.set(PEER_UNDERLAY);
+  for (const [addr, id] of [[A.ip, A.id], [B.ip, B.id], [R1.ip, R1.id], [R2.ip, R2.id]] as const) maps.ipcache.set(`${addr}/32`, id);
+  for (const [id, be] of Object.entries(BACKENDS)) lb.backends.set(Number(id), { ...be, proto: LbProto.TCP });
+  lb.backends.set(4, { addr: B.ip, port: 5353, proto: LbProto.UDP });
+  lb.revNat.set(REV, { vip: VIP, port: 80 });
+  lb.revNat.set(REV + 1, { vip: VIP, port: 53 });
+});
+
+const frame = (src: string, dst: string, srcMac = A.mac) => ({ srcMac, dstMac: GATEWAY_MAC, src, dst });
+/** A's TCP segment with a correct checksum. */
+const tcpFromA = (dst: string, sport: number, dport: number, flags: number = TCP_FLAGS.SYN) =>
+  withL4Checksum(tcp(frame(A.ip, dst), sport, dport, flags, Buffer.from("hello")));
+/** A reply from a backend to A with a correct checksum. */
+const tcpTo = (src: string, dport: number, sport = 8080, flags = TCP_FLAGS.SYN | TCP_FLAGS.ACK) =>
+  withL4Checksum(tcp(frame(src, A.ip, B.mac), sport, dport, flags, Buffer.from("world")));
+
+const fromA = (packet: Buffer) => testRun(dp.programs.lxc, packet, { ifindex: ifA });
+const fromB = (packet: Buffer) => testRun(dp.programs.lxc, packet, { ifindex: ifB });
+/** A packet from another host's pod, through the VXLAN device (test build: metadata from cb). */
+const fromTunnel = (packet: Buffer) => testRun(t!.overlayTest.program("from_overlay"), packet, { cb: tunnelCb(PEER_UNDERLAY, VNI) });
+
+/** The backend a translated packet went to, by its new destination. */
+function backendOf(out: Buffer): number {
+  const p = parseIpv4Frame(out);
+  const { dport } = l4Ports(out);
+  const id = Object.entries(BACKENDS).find(([, be]) => be.addr === p.dst && be.port === dport)?.[0];
+  if (!id) throw new Error(`not translated to a known backend: ${p.dst}:${dport}`);
+  return Number(id);
+}
+
+function service(backendIds: number[], flags = 0, affinityTimeoutS = 0): void {
+  lb.services.set(TCP_SVC, { revNatIndex: REV, backendIds, flags, affinityTimeoutS });
+}
+
+describe("DNAT", () => {
+  test("TCP to VIP:80 goes to the backend's address and port with valid IPv4 and TCP checksums", () => {
+    service([1]);
+    const sent = tcpFromA(VIP, 40000, 80);
+    expect(l4ChecksumValid(sent)).toBe(true);
+    const out = fromA(sent);
+    expect(out.retval).toBe(TcAction.REDIRECT);
+    const p = parseIpv4Frame(out.data);
+    expect({ src: p.src, dst: p.dst, ...l4Ports(out.data) }).toEqual({ src: A.ip, dst: B.ip, sport: 40000, dport: 8080 });
+    expect(p.checksumValid).toBe(true);
+    expect(l4ChecksumValid(out.data)).toBe(true);
+    expect(p.l4.subarray(20).toString()).toBe("hello");
+    // Pinned: the service entry (tuple as sent) and the revnat entry (tuple as translated).
+    const ct = maps.ct.entries().filter((e) => e.hook === "service" || e.hook === "revnat");
+    expect(ct.map((e) => ({ hook: e.hook, daddr: e.daddr, dport: e.dport, rev: e.revNatIndex, be: e.backendId })).sort((x, y) => x.hook.localeCompare(y.hook))).toEqual([
+      { hook: "revnat", daddr: B.ip, dport: 8080, rev: REV, be: 1 },
+      { hook: "service", daddr: VIP, dport: 80, rev: REV, be: 1 },
+    ]);
+  });
+
+  test("UDP with a checksum keeps it valid; a UDP checksum of 0 stays 0", () => {
+    lb.services.set(UDP_SVC, { revNatIndex: REV + 1, backendIds: [4] });
+    const plain = udp(frame(A.ip, VIP), 5000, 53, Buffer.from("query"));
+    const summed = withL4Checksum(plain);
+    for (const [sent, zero] of [[summed, false], [plain, true]] as const) {
+      maps.ct.entries().forEach((e) => maps.ct.delete(e));
+      const out = fromA(sent);
+      expect(out.retval).toBe(TcAction.REDIRECT);
+      const p = parseIpv4Frame(out.data);
+      expect({ dst: p.dst, ...l4Ports(out.data) }).toEqual({ dst: B.ip, sport: 5000, dport: 5353 });
+      expect(p.checksumValid).toBe(true);
+      if (zero) expect(out.data.readUInt16BE(14 + 20 + 6)).toBe(0);
+      else expect(l4ChecksumValid(out.data)).toBe(true);
+    }
+  });
+
+  test("the same VIP on another port or protocol is another service; other traffic is untouched", () => {
+    service([1]);
+    const other = fromA(tcpFromA(VIP, 40000, 81)); // no service on :81: to the host stack, unchanged
+    expect(other.retval).toBe(TcAction.OK);
+    expect(parseIpv4Frame(other.data).dst).toBe(VIP);
+    const udp80 = fromA(withL4Checksum(udp(frame(A.ip, VIP), 5000, 80, Buffer.from("x"))));
+    expect(parseIpv4Frame(udp80.data).dst).toBe(VIP);
+    const direct = fromA(tcpFromA(B.ip, 40001, 8080));
+    expect(direct.retval).toBe(TcAction.REDIRECT);
+    expect(l4Ports(direct.data).dport).toBe(8080);
+    expect(maps.ct.entries().filter((e) => e.hook === "service" || e.hook === "revnat")).toEqual([]);
+  });
+});
+
+describe("reverse NAT on delivery", () => {
+  test("a local backend's reply reaches the client from VIP:80 with valid checksums", () => {
+    service([1]);
+    fromA(tcpFromA(VIP, 40000, 80));
+    const out = fromB(tcpTo(B.ip, 40000));
+    expect(out.retval).toBe(TcAction.REDIRECT);
+    const p = parseIpv4Frame(out.data);
+    expect({ src: p.src, dst: p.dst, ...l4Ports(out.data) }).toEqual({ src: VIP, dst: A.ip, sport: 80, dport: 40000 });
+    expect(p.checksumValid).toBe(true);
+    expect(l4ChecksumValid(out.data)).toBe(true);
+    expect(p.dstMac).toBe(A.mac);
+  });
+
+  test("a remote backend's reply is translated as bpf_overlay delivers it", () => {
+    service([2]);
+    const sent = fromA(tcpFromA(VIP, 40002, 80));
+    expect(parseIpv4Frame(sent.data).dst).toBe(R1.ip);
+    const out = fromTunnel(tcpTo(R1.ip, 40002));
+    expect(out.retval).toBe(TcAction.REDIRECT);
+    const p = parseIpv4Frame(out.data);
+    expect({ src: p.src, ...l4Ports(out.data) }).toEqual({ src: VIP, sport: 80, dport: 40002 });
+    expect(l4ChecksumValid(out.data)).toBe(true);
+  });
+
+  test("the same backend answering a direct connection is not rewritten", () => {
+    service([1]);
+    fromA(tcpFromA(VIP, 40000, 80));
+    fromA(tcpFromA(B.ip, 40001, 8080)); // direct, another port of A
+    const out = fromB(tcpTo(B.ip, 40001));
+    expect(parseIpv4Frame(out.data).src).toBe(B.ip);
+  });
+
+  test("a reply marks the flow seen-reply, and the next forward packet carries that to the pin", () => {
+    service([1]);
+    fromA(tcpFromA(VIP, 40000, 80));
+    fromB(tcpTo(B.ip, 40000));
+    fromA(tcpFromA(VIP, 40000, 80, TCP_FLAGS.ACK));
+    const byHook = Object.fromEntries(maps.ct.entries().map((e) => [e.hook, e]));
+    expect(byHook.revnat.seenReply).toBe(true);
+    expect(byHook.service.seenReply).toBe(true);
+    // Established TCP: the long lifetime (default 6 h), not the short one.
+    expect(byHook.service.expiresNs - monotonicNowNs()).toBeGreaterThan(3600n * 1_000_000_000n);
+  });
+});
+
+describe("the backend pinned in CT", () => {
+  test("the same flow keeps its backend; TERMINATING keeps it too; a vanished one is replaced", () => {
+    service([1, 2, 3]);
+    const first = backendOf(fromA(tcpFromA(VIP, 41000, 80)).data);
+    for (let i = 0; i < 20; i++) expect(backendOf(fromA(tcpFromA(VIP, 41000, 80, TCP_FLAGS.ACK)).data)).toBe(first);
+
+    // Drain it: out of the slots, flagged terminating. The pinned flow stays; new flows avoid it.
+    lb.backends.set(first, { ...BACKENDS[first], proto: LbProto.TCP, flags: LbBackendFlags.TERMINATING });
+    service([1, 2, 3].filter((id) => id !== first));
+    for (let i = 0; i < 10; i++) expect(backendOf(fromA(tcpFromA(VIP, 41000, 80, TCP_FLAGS.ACK)).data)).toBe(first);
+    for (let sport = 42000; sport < 42030; sport++) expect(backendOf(fromA(tcpFromA(VIP, sport, 80)).data)).not.toBe(first);
+
+    // Gone from the backends map: the flow picks again, among the remaining ones.
+    lb.backends.delete(first);
+    const again = backendOf(fromA(tcpFromA(VIP, 41000, 80, TCP_FLAGS.ACK)).data);
+    expect(again).not.toBe(first);
+    const pin = maps.ct.entries().find((e) => e.hook === "service" && e.sport === 41000);
+    expect(pin?.backendId).toBe(again);
+  });
+
+  test("new flows spread at random over the slots", () => {
+    service([1, 2, 3]);
+    const counts: Record<number, number> = { 1: 0, 2: 0, 3: 0 };
+    const flows = 600;
+    for (let sport = 20000; sport < 20000 + flows; sport++) counts[backendOf(fromA(tcpFromA(VIP, sport, 80)).data)]++;
+    // Binomial(600, 1/3): mean 200, sd 11.5; 140..260 is more than 5 sd either side.
+    for (const id of [1, 2, 3]) expect(counts[id]).toBeGreaterThan(140);
+    for (const id of [1, 2, 3]) expect(counts[id]).toBeLessThan(260);
+  });
+
+  test("a slot repeated weighs its backend accordingly", () => {
+    service([1, 1, 1, 2]);
+    let toB = 0;
+    for (let sport = 21000; sport < 21400; sport++) if (backendOf(fromA(tcpFromA(VIP, sport, 80)).data) === 1) toB++;
+    // Binomial(400, 3/4): mean 300, sd 8.7.
+    expect(toB).toBeGreaterThan(255);
+    expect(toB).toBeLessThan(345);
+  });
+});
+
+describe("selection", () => {
+  test("Maglev: the flow takes table[lbFlowHash(tuple) % 251]", () => {
+    const table = Array.from({ length: MAGLEV_M }, (_, i) => ((i * 7) % 3) + 1);
+    lb.maglev.set(REV, table);
+    service([1, 2, 3], LbServiceFlags.MAGLEV);
+    const seen = new Set<number>();
+    for (let sport = 30000; sport < 30060; sport++) {
+      const expected = table[lbFlowHash({ saddr: A.ip, daddr: VIP, sport, dport: 80, proto: LbProto.TCP }) % MAGLEV_M];
+      const got = backendOf(fromA(tcpFromA(VIP, sport, 80)).data);
+      expect({ sport, got }).toEqual({ sport, got: expected });
+      seen.add(got);
+    }
+    expect(seen.size).toBe(3);
+    // Without the pin the same tuple hashes to the same entry again.
+    maps.ct.entries().forEach((e) => maps.ct.delete(e));
+    const expected = table[lbFlowHash({ saddr: A.ip, daddr: VIP, sport: 30005, dport: 80, proto: LbProto.TCP }) % MAGLEV_M];
+    expect(backendOf(fromA(tcpFromA(VIP, 30005, 80)).data)).toBe(expected);
+  });
+
+  test("clientIP affinity: every new flow of one client lands on one backend, recorded in bpfnet_lb_aff", () => {
+    service([1, 2, 3], LbServiceFlags.AFFINITY, 60);
+    const chosen = new Set<number>();
+    for (let sport = 31000; sport < 31050; sport++) chosen.add(backendOf(fromA(tcpFromA(VIP, sport, 80)).data));
+    expect(chosen.size).toBe(1);
+    const [only] = [...chosen];
+    expect(lb.affinity.get({ clientIp: A.ip, revNatIndex: REV })?.backendId).toBe(only);
+  });
+
+  test("an affinity entry older than the timeout is not followed", () => {
+    // The entry points at backend 3, which no slot lists: only affinity can choose it.
+    service([1, 2], LbServiceFlags.AFFINITY, 60);
+    lb.affinity.set({ clientIp: A.ip, revNatIndex: REV }, { lastUsedNs: monotonicNowNs(), backendId: 3 });
+    expect(backendOf(fromA(tcpFromA(VIP, 32000, 80)).data)).toBe(3);
+    lb.affinity.set({ clientIp: A.ip, revNatIndex: REV }, { lastUsedNs: monotonicNowNs() - 120n * 1_000_000_000n, backendId: 3 });
+    expect(backendOf(fromA(tcpFromA(VIP, 32001, 80)).data)).not.toBe(3);
+  });
+
+  test("no backend: dropped as NO_SERVICE_BACKEND, counted for the service", () => {
+    service([]);
+    expect(fromA(tcpFromA(VIP, 33000, 80)).retval).toBe(TcAction.SHOT);
+    expect(maps.metrics.get({ id: ifA, direction: "ingress", reason: DropReason.NO_SERVICE_BACKEND }).packets).toBe(1n);
+    service([9]); // a slot whose backend does not exist
+    expect(fromA(tcpFromA(VIP, 33001, 80)).retval).toBe(TcAction.SHOT);
+    expect(lb.noBackend.get(REV).packets).toBe(2n);
+    expect(maps.ct.entries().filter((e) => e.hook === "service")).toEqual([]);
+  });
+});
+
+describe("service and policy", () => {
+  function row(endpointId: number, direction: number, identity: number, dport: number): PolicyRow {
+    return { endpointId, direction, identity, dport, proto: 6, action: PolicyAction.ALLOW, proxyPort: 0, ruleId: 7 };
+  }
+
+  test("egress policy judges the backend, not the VIP", () => {
+    service([1]);
+    maps.endpoints.set(A.ip, endpoint(A, ifA, EndpointFlags.ENFORCE_EGRESS));
+    maps.policy.set(row(A.endpointId, PolicyDirection.EGRESS, B.id, 80)); // the frontend's port: no use
+    expect(fromA(tcpFromA(VIP, 34000, 80)).retval).toBe(TcAction.SHOT);
+    maps.policy.set(row(A.endpointId, PolicyDirection.EGRESS, B.id, 8080));
+    expect(fromA(tcpFromA(VIP, 34001, 80)).retval).toBe(TcAction.REDIRECT);
+  });
+
+  test("the backend's ingress sees the client's identity; the reply passes the client's ingress", () => {
+    service([1]);
+    maps.endpoints.set(B.ip, endpoint(B, ifB, EndpointFlags.ENFORCE_INGRESS));
+    maps.endpoints.set(A.ip, endpoint(A, ifA, EndpointFlags.ENFORCE_INGRESS));
+    maps.policy.set(row(B.endpointId, PolicyDirection.INGRESS, R1.id, 8080)); // someone else
+    expect(fromA(tcpFromA(VIP, 35000, 80)).retval).toBe(TcAction.SHOT);
+    maps.policy.set(row(B.endpointId, PolicyDirection.INGRESS, A.id, 8080));
+    expect(fromA(tcpFromA(VIP, 35001, 80)).retval).toBe(TcAction.REDIRECT);
+    // A enforces ingress with no rows: only the reply's CT pass lets it in, then it is translated.
+    const reply = fromB(tcpTo(B.ip, 35001));
+    expect(reply.retval).toBe(TcAction.REDIRECT);
+    expect(parseIpv4Frame(reply.data).src).toBe(VIP);
+  });
+});
