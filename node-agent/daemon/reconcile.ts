@@ -57,6 +57,12 @@ export class Reconciler<V> {
     private readonly log: Logger,
     private readonly resyncMs: number,
     backoff: BackoffOptions = {},
+    /**
+     * After a pass, wait this long before the next: the watch events of that window are
+     * applied in one pass (a pass recomputes the whole map, so one pass per event costs
+     * O(hosts) per event; see docs/scale.md). 0: a pass as soon as kicked.
+     */
+    private readonly coalesceMs = 0,
   ) {
     this.backoff = new Backoff({ initialMs: 200, maxMs: 10_000, ...backoff });
   }
@@ -137,6 +143,7 @@ export class Reconciler<V> {
         await this.runOnce();
         this.backoff.reset();
         this.stats.lastSuccessAt = new Date().toISOString();
+        if (this.coalesceMs > 0) await sleep(this.coalesceMs, this.abort.signal);
       } catch (e) {
         this.stats.errors++;
         this.stats.lastError = (e as Error).message;

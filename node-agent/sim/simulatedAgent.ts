@@ -1,0 +1,205 @@
+// A simulated agent: the node agent's real read side (prefix watches with their resume rules,
+// NetworkView, computePeers/desiredTunnels, the ipcache rows from every host's endpoint records,
+// and the Reconciler) with in-memory maps where the daemon has BPF maps. Thousands of hosts'
+// control planes then fit on one machine (docs/scale.md). What it does not run: devices,
+// programs, the endpoint API and policy computation (they are per-host work that does not grow
+// with the number of hosts).
+import type { Etcd3 } from "etcd3";
+import { endpointsDir, ipamHostsDir, nodesDir } from "../../provider/etcd/keys";
+import { gatewayIp, parseCidr } from "../../provider/ipam/cidr";
+import { Logger } from "../daemon/log";
+import { Reconciler } from "../daemon/reconcile";
+import { computePeers, desiredPeers, desiredTunnels, NetworkView, Peer } from "../daemon/view";
+import { PrefixWatch, WatchBatch } from "../daemon/watch";
+import { buildIpcache } from "../policy/ipcache";
+import { PolicyInputs } from "../policy/view";
+
+/** Which in-memory map changed, for the harness's convergence clocks. */
+export type SimMapName = "tunnel" | "peers" | "ipcache";
+
+export interface SimulatedAgentOptions {
+  client: Etcd3;
+  prefix: string;
+  host: string;
+  underlayIp: string;
+  mode: "vxlan" | "l3";
+  /** This host's pod CIDR (the daemon reads it from its allocation before it starts reconciling). */
+  podCidr: string;
+  /** Also watch every host's endpoint records and keep the ipcache (as the policy agent does). */
+  ipcache: boolean;
+  log: Logger;
+  resyncMs?: number;
+  /** The reconcilers' coalescing window (Reconciler's coalesceMs; 0: one pass per event). */
+  coalesceMs?: number;
+  /** Called after each map write, with the wall-clock time it landed. */
+  onWrite?: (map: SimMapName, key: string, removed: boolean, at: number) => void;
+}
+
+export interface SimulatedAgentStats {
+  /** Watch events received, and the bytes of their keys and values (watch bandwidth). */
+  events: number;
+  bytes: number;
+  /** Keys and bytes that came in (re)lists. */
+  listedKeys: number;
+  listedBytes: number;
+  /** Range reads done by the watches (1 per watch unless compaction or a cancel forced a relist). */
+  lists: number;
+  compactions: number;
+  disconnects: number;
+  tunnel: number;
+  ipcache: number;
+  passes: number;
+}
+
+export class SimulatedAgent {
+  readonly tunnel = new Map<string, string>();
+  readonly peers = new Set<string>();
+  readonly ipcache = new Map<string, number>();
+  private readonly view: NetworkView;
+  private readonly inputs: PolicyInputs;
+  private readonly watches: PrefixWatch[] = [];
+  private readonly reconcilers: Reconciler<unknown>[] = [];
+  private events = 0;
+  private bytes = 0;
+  private listedKeys = 0;
+  private listedBytes = 0;
+
+  constructor(private readonly o: SimulatedAgentOptions) {
+    this.view = new NetworkView(o.prefix);
+    this.inputs = new PolicyInputs(o.prefix);
+  }
+
+  get host(): string {
+    return this.o.host;
+  }
+
+  /** True once every watched prefix was listed (the daemon's rule before it prunes). */
+  get synced(): boolean {
+    return this.view.synced && (!this.o.ipcache || this.inputs.synced.endpoints);
+  }
+
+  start(): void {
+    const { o } = this;
+    const resyncMs = o.resyncMs ?? 30_000;
+    // Computed once per view change, not once per reconciler.
+    let cached: Peer[] | undefined;
+    const peers = () => (cached ??= computePeers(o.host, o.podCidr, this.view.nodes, this.view.allocs).peers);
+    const memory = <V>(name: SimMapName, map: Map<string, V>) => ({
+      upsert: (k: string, v: V) => {
+        map.set(k, v);
+        o.onWrite?.(name, k, false, Date.now());
+      },
+      remove: (k: string) => {
+        map.delete(k);
+        o.onWrite?.(name, k, true, Date.now());
+      },
+    });
+    const tunnel = new Reconciler<string>(
+      { name: "tunnel-map", desired: () => (this.view.synced ? desiredTunnels(o.mode, peers()) : undefined), actual: () => this.tunnel, equal: (a, b) => a === b, ...memory("tunnel", this.tunnel) },
+      o.log,
+      resyncMs,
+      {},
+      o.coalesceMs ?? 0,
+    );
+    const peerSet = new Map<string, true>();
+    const peerMap = new Reconciler<true>(
+      {
+        name: "peer-map",
+        desired: () => (this.view.synced ? new Map([...desiredPeers(o.mode, peers())].map((ip) => [ip, true as const])) : undefined),
+        actual: () => peerSet,
+        equal: () => true,
+        upsert: (ip) => (peerSet.set(ip, true), this.peers.add(ip), o.onWrite?.("peers", ip, false, Date.now())),
+        remove: (ip) => (peerSet.delete(ip), this.peers.delete(ip), o.onWrite?.("peers", ip, true, Date.now())),
+      },
+      o.log,
+      resyncMs,
+      {},
+      o.coalesceMs ?? 0,
+    );
+    const ipcache = new Reconciler<number>(
+      {
+        name: "ipcache",
+        desired: () => (this.view.synced && this.inputs.synced.endpoints ? this.desiredIpcache(peers()) : undefined),
+        actual: () => this.ipcache,
+        equal: (a, b) => a === b,
+        ...memory("ipcache", this.ipcache),
+      },
+      o.log,
+      resyncMs,
+      {},
+      o.coalesceMs ?? 0,
+    );
+    this.reconcilers.push(tunnel as Reconciler<unknown>, peerMap as Reconciler<unknown>);
+    if (o.ipcache) this.reconcilers.push(ipcache as Reconciler<unknown>);
+    const kick = () => {
+      cached = undefined;
+      this.reconcilers.forEach((r) => r.kick());
+    };
+    this.watch(ipamHostsDir(o.prefix), (b) => this.view.applyAllocs(b), kick);
+    this.watch(nodesDir(o.prefix), (b) => this.view.applyNodes(b), kick);
+    if (o.ipcache) this.watch(endpointsDir(o.prefix), (b) => this.inputs.applyEndpoints(b), () => ipcache.kick());
+    for (const r of this.reconcilers) r.start();
+  }
+
+  async stop(): Promise<void> {
+    for (const r of this.reconcilers) await r.stop();
+    await Promise.all(this.watches.map((w) => w.stop()));
+  }
+
+  /** Resolves once no reconcile pass is pending. */
+  async settled(): Promise<void> {
+    await Promise.all(this.reconcilers.map((r) => r.settled()));
+  }
+
+  get stats(): SimulatedAgentStats {
+    const sum = (f: (w: PrefixWatch) => number) => this.watches.reduce((a, w) => a + f(w), 0);
+    return {
+      events: this.events,
+      bytes: this.bytes,
+      listedKeys: this.listedKeys,
+      listedBytes: this.listedBytes,
+      lists: sum((w) => w.stats.lists),
+      compactions: sum((w) => w.stats.compactions),
+      disconnects: sum((w) => w.stats.disconnects),
+      tunnel: this.tunnel.size,
+      ipcache: this.ipcache.size,
+      passes: this.reconcilers.reduce((a, r) => a + r.stats.passes, 0),
+    };
+  }
+
+  private watch(prefix: string, apply: (b: WatchBatch) => void, after: () => void): void {
+    const w = new PrefixWatch({
+      client: this.o.client,
+      prefix,
+      log: this.o.log,
+      onBatch: (b) => {
+        const bytes = b.events.reduce((n, ev) => n + ev.key.length + ev.value.length, 0);
+        if (b.relist) {
+          this.listedKeys += b.events.length;
+          this.listedBytes += bytes;
+        } else {
+          this.events += b.events.length;
+          this.bytes += bytes;
+        }
+        apply(b);
+        after();
+      },
+    });
+    this.watches.push(w);
+    w.start();
+  }
+
+  /** The ipcache rows as the policy agent builds them: endpoints, this host, the other hosts. */
+  private desiredIpcache(peers: { underlayIp: string; podCidr: string }[]): Map<string, number> {
+    const gw = (cidr: string) => {
+      const c = parseCidr(cidr);
+      return c ? [gatewayIp(c)] : [];
+    };
+    return buildIpcache({
+      endpoints: [...this.inputs.endpoints.values()],
+      localHostIps: [this.o.underlayIp, ...gw(this.o.podCidr)],
+      remoteHostIps: peers.flatMap((p) => [p.underlayIp, ...gw(p.podCidr)]),
+      cidrIdentities: new Map(),
+    });
+  }
+}

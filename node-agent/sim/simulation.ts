@@ -1,0 +1,189 @@
+// The scale simulation: many simulated hosts (their real etcd writes) and a set of simulated
+// agents (the real watch → view → reconcile code into memory) against one etcd cluster, with
+// the clocks that turn them into convergence figures: from a host's allocation (or an
+// endpoint's record) to the moment every simulated agent's map holds it.
+import type { Etcd3 } from "etcd3";
+import { EtcdConnection } from "../../provider/etcd/etcdClient";
+import { formatIpv4 } from "../../provider/ipam/cidr";
+import { sleep } from "../daemon/backoff";
+import { connectAgentClient } from "../daemon/etcd";
+import { Logger } from "../daemon/log";
+import { SimMapName, SimulatedAgent } from "./simulatedAgent";
+import { SimulatedHost } from "./simulatedHost";
+
+export interface SimulationOptions {
+  connection: EtcdConnection;
+  /** The network's etcd prefix (its ContainerNetwork config must exist). */
+  prefix: string;
+  mode: "vxlan" | "l3";
+  /** Simulated hosts share one etcd client per this many (a real host has its own). */
+  hostsPerClient: number;
+  endpointsPerHost: number;
+  leaseTtlSeconds: number;
+  /** Simulated agents also keep the ipcache from every host's endpoint records. */
+  ipcache: boolean;
+  log: Logger;
+  /** The simulated agents' reconcile coalescing window (ms; 0: a pass per watch event). */
+  coalesceMs?: number;
+}
+
+export interface Convergence {
+  /** One sample per (event, agent): ms from the write's answer to the agent's map holding it. */
+  latenciesMs: number[];
+  /** Events that some agent had not applied by the deadline. */
+  missing: number;
+}
+
+/** Pure: a simulated host's underlay address, unique per index (a 10.128.0.0/9 space). */
+export function simulatedUnderlay(index: number): string {
+  return formatIpv4(((10 << 24) >>> 0) + 0x800000 + 1 + index);
+}
+
+/** Pure: a simulated host's name. */
+export function simulatedHostName(index: number): string {
+  return `sim-${String(index).padStart(5, "0")}`;
+}
+
+export class Simulation {
+  readonly hosts = new Map<string, SimulatedHost>();
+  readonly agents: SimulatedAgent[] = [];
+  private readonly clients: Etcd3[] = [];
+  private readonly agentClients: Etcd3[] = [];
+  private nextIndex = 0;
+  /** map:key → when each agent wrote it (only while tracking: probes, not bulk ramps). */
+  private readonly seen = new Map<string, number[]>();
+  private tracking = false;
+
+  constructor(readonly o: SimulationOptions) {}
+
+  /** A client for the next simulated host (hostsPerClient hosts per client). */
+  private hostClient(): Etcd3 {
+    const i = Math.floor(this.hosts.size / this.o.hostsPerClient);
+    while (this.clients.length <= i) this.clients.push(connectAgentClient(this.o.connection));
+    return this.clients[i];
+  }
+
+  /** A new host, registered, allocated, with its endpoints published; returns it and when its allocation was answered. */
+  async join(identityOf: (n: number) => number = (n) => 256 + (n % 16)): Promise<{ host: SimulatedHost; allocatedAt: number; endpointsAt: Map<string, number> }> {
+    const index = this.nextIndex++;
+    const host = new SimulatedHost({ client: this.hostClient(), prefix: this.o.prefix, host: simulatedHostName(index), underlayIp: simulatedUnderlay(index), leaseTtlSeconds: this.o.leaseTtlSeconds, log: this.o.log });
+    this.hosts.set(host.host, host);
+    // Registered first, then allocated: the allocation is the event that makes it a peer.
+    await host.register();
+    await host.allocate();
+    const allocatedAt = Date.now();
+    const endpointsAt = new Map<string, number>();
+    for (let n = 0; n < this.o.endpointsPerHost; n++) {
+      const { ip } = await host.addEndpoint(n, identityOf(n));
+      endpointsAt.set(`${ip}/32`, Date.now());
+    }
+    return { host, allocatedAt, endpointsAt };
+  }
+
+  /** `count` new hosts over `lanes` concurrent joiners. */
+  async addHosts(count: number, lanes: number): Promise<void> {
+    let left = count;
+    await Promise.all(
+      Array.from({ length: lanes }, async () => {
+        while (left > 0) {
+          left--;
+          await this.join();
+        }
+      }),
+    );
+  }
+
+  async leave(name: string): Promise<void> {
+    const h = this.hosts.get(name);
+    if (!h) return;
+    this.hosts.delete(name);
+    await h.leave();
+  }
+
+  /** Starts `count` simulated agents (each with its own client, as a host has) and waits until each has listed etcd. */
+  async startAgents(count: number, deadlineMs = 120_000): Promise<SimulatedAgent[]> {
+    const started: SimulatedAgent[] = [];
+    for (let i = 0; i < count; i++) {
+      const client = connectAgentClient(this.o.connection);
+      this.agentClients.push(client);
+      const index = 1_000_000 + this.agents.length;
+      const agent = new SimulatedAgent({
+        client,
+        prefix: this.o.prefix,
+        host: `agent-${this.agents.length}`,
+        underlayIp: simulatedUnderlay(index),
+        mode: this.o.mode,
+        // Outside the pool's /24s of simulated hosts: an observer's own CIDR never hides a peer.
+        podCidr: "192.168.0.0/24",
+        ipcache: this.o.ipcache,
+        log: this.o.log,
+        coalesceMs: this.o.coalesceMs ?? 0,
+        onWrite: (map, key, removed, at) => this.record(map, key, removed, at),
+      });
+      agent.start();
+      this.agents.push(agent);
+      started.push(agent);
+    }
+    await waitFor(() => started.every((a) => a.synced), deadlineMs, "simulated agents to list etcd");
+    return started;
+  }
+
+  async stopAgent(agent: SimulatedAgent): Promise<void> {
+    const i = this.agents.indexOf(agent);
+    if (i >= 0) this.agents.splice(i, 1);
+    await agent.stop();
+  }
+
+  /** Times every agent's map writes from now on (call before the writes being measured). */
+  track(on: boolean): void {
+    this.tracking = on;
+    if (!on) this.seen.clear();
+  }
+
+  /**
+   * Waits until every agent applied each expected key (a removal when `removed`), then
+   * returns one latency per (key, agent) measured from `since(key)`; stops expecting them.
+   */
+  async converge(map: SimMapName, keys: string[], since: (key: string) => number, deadlineMs: number, removed = false): Promise<Convergence> {
+    const holds = (a: SimulatedAgent, key: string) => {
+      const has = map === "tunnel" ? a.tunnel.has(key) : map === "peers" ? a.peers.has(key) : a.ipcache.has(key);
+      return removed ? !has : has;
+    };
+    const deadline = Date.now() + deadlineMs;
+    while (Date.now() < deadline && !keys.every((k) => this.agents.every((a) => holds(a, k)))) await sleep(10);
+    const latenciesMs: number[] = [];
+    let missing = 0;
+    for (const key of keys) {
+      const times = this.seen.get(`${map}:${key}`) ?? [];
+      this.seen.delete(`${map}:${key}`);
+      if (!this.agents.every((a) => holds(a, key))) missing++;
+      // A watch event can reach an agent before the writer's own answer does: that is 0 ms.
+      for (const t of times) latenciesMs.push(Math.max(0, t - since(key)));
+    }
+    return { latenciesMs, missing };
+  }
+
+  /** Stops every agent and host (hosts' leases are left to expire with the throwaway etcd). */
+  async stop(): Promise<void> {
+    await Promise.all(this.agents.map((a) => a.stop()));
+    await Promise.all([...this.hosts.values()].map((h) => h.stop()));
+    for (const c of [...this.clients, ...this.agentClients]) c.close();
+  }
+
+  private record(map: SimMapName, key: string, _removed: boolean, at: number): void {
+    if (!this.tracking) return;
+    const k = `${map}:${key}`;
+    const times = this.seen.get(k);
+    if (times) times.push(at);
+    else this.seen.set(k, [at]);
+  }
+}
+
+/** Polls `cond` until it holds; throws naming `what` at the deadline. */
+export async function waitFor(cond: () => boolean, deadlineMs: number, what: string): Promise<void> {
+  const deadline = Date.now() + deadlineMs;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${deadlineMs} ms waiting for ${what}`);
+    await sleep(20);
+  }
+}
