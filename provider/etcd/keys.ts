@@ -131,13 +131,13 @@ export function serviceSpecKey(prefix: string, name: string): string {
   return `${serviceSpecsDir(prefix)}${name}`;
 }
 
-/** <services>/vips/<a.b.c.d> → which service holds the virtual IP (one holder per address). */
+/** <services>/vips/<a.b.c.d>/<PROTO>-<port> → which service holds the frontend (one holder each; services may share a VIP on other ports). */
 export function serviceVipsDir(prefix: string): string {
   return `${servicesDir(prefix)}vips/`;
 }
 
-export function serviceVipKey(prefix: string, ip: string): string {
-  return `${serviceVipsDir(prefix)}${ip}`;
+export function serviceVipKey(prefix: string, ip: string, protocol: string, port: number): string {
+  return `${serviceVipsDir(prefix)}${ip}/${protocol}-${port}`;
 }
 
 /** <services>/revnat/<n> → which service port holds reverse-NAT number n (1-65535, cluster-wide). */

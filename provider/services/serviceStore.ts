@@ -103,22 +103,29 @@ export async function writeService(client: Etcd3, prefix: string, spec: ServiceS
     }
     const old = current ? parseStoredService(current.value).service : undefined;
     const ours = (kv: Kv) => claimOf(kv)?.serviceId === serviceId;
-    const vipOwner = new Map(vips.map((kv) => [kv.key.slice(serviceVipsDir(prefix).length), kv]));
+    const vipOf = (kv: Kv) => kv.key.slice(serviceVipsDir(prefix).length).split("/")[0];
 
-    // The VIP: as given; else the one we hold; else the first free one of the serviceCidr.
-    let ip = spec.frontend.ip ?? old?.frontend.ip ?? vips.filter(ours).map((kv) => kv.key.slice(serviceVipsDir(prefix).length))[0];
+    // The VIP: as given; else the one we hold; else the first address of the serviceCidr no
+    // service uses on any port.
+    let ip = spec.frontend.ip ?? old?.frontend.ip ?? vips.filter(ours).map(vipOf)[0];
     const ipAllocated = spec.frontend.ip === undefined ? (old?.ipAllocated ?? true) : false;
     if (ip === undefined) {
       if (!serviceCidr) throw final(`frontend.ip is omitted but network ${prefix} has no serviceCidr to allocate it from: set serviceCidr on the network, or give frontend.ip`);
-      const free = pickVip(serviceCidr, new Set(vipOwner.keys()));
+      const free = pickVip(serviceCidr, new Set(vips.map(vipOf)));
       if (free === undefined) throw final(`serviceCidr ${serviceCidrText} of network ${prefix} is full: no free virtual IP for service ${spec.serviceName}`);
       ip = free;
     } else if (spec.frontend.ip !== undefined && serviceCidr && !containsAddress(serviceCidr, parseIpv4(ip)!)) {
       throw final(`frontend.ip ${JSON.stringify(ip)} is outside the network's serviceCidr ${JSON.stringify(serviceCidrText)}`);
     }
-    const vipKv = vipOwner.get(ip);
-    if (vipKv && !ours(vipKv)) {
-      throw final(`frontend.ip ${ip} is held by service ${JSON.stringify(claimOf(vipKv)?.serviceName ?? "?")} (${vipKv.key}): pick another IP, or omit it to get a free one`);
+    // One claim per frontend (VIP, protocol, port): another service may hold other ports of the VIP.
+    const claims = new Map(vips.map((kv) => [kv.key, kv]));
+    const vipKeys = spec.frontend.ports.map((p) => serviceVipKey(prefix, ip!, p.protocol, p.port));
+    for (const [i, k] of vipKeys.entries()) {
+      const held = claims.get(k);
+      if (held && !ours(held)) {
+        const p = spec.frontend.ports[i];
+        throw final(`frontend ${ip} ${p.protocol} port ${p.port} is held by service ${JSON.stringify(claimOf(held)?.serviceName ?? "?")} (${k}): pick another port or IP, or omit frontend.ip to get a free one`);
+      }
     }
 
     // Reverse-NAT numbers: a port that stays keeps its number; new ports take the lowest free
@@ -138,12 +145,14 @@ export async function writeService(client: Etcd3, prefix: string, spec: ServiceS
 
     const compares: ICompare[] = [cmp.unchanged(cfgKey, cfgKv.modRevision), current ? cmp.unchanged(key, current.modRevision) : cmp.absent(key)];
     const ops: IRequestOp[] = [];
-    if (!vipKv) {
-      compares.push(cmp.absent(serviceVipKey(prefix, ip)));
-      ops.push(op.put(serviceVipKey(prefix, ip), claim));
+    for (const k of vipKeys) {
+      if (claims.has(k)) continue;
+      compares.push(cmp.absent(k));
+      ops.push(op.put(k, claim));
     }
-    // The VIP we held before a change of frontend.ip goes back to the pool.
-    const released = [...vips.filter((kv) => ours(kv) && kv !== vipKv), ...revNats.filter((kv) => ours(kv) && !wantedRevNat.has(revNatOf(kv)))];
+    // Frontends we no longer have (a port removed, the VIP changed) and their numbers go back.
+    const wantedVip = new Set(vipKeys);
+    const released = [...vips.filter((kv) => ours(kv) && !wantedVip.has(kv.key)), ...revNats.filter((kv) => ours(kv) && !wantedRevNat.has(revNatOf(kv)))];
     for (const kv of released) {
       compares.push(cmp.unchanged(kv.key, kv.modRevision));
       ops.push(op.del(kv.key));

@@ -121,7 +121,8 @@ test("create allocates a VIP and a reverse-NAT number per port; update keeps the
     `${PREFIX}/services/v1/revnat/1`,
     `${PREFIX}/services/v1/revnat/2`,
     `${PREFIX}/services/v1/specs/api`,
-    `${PREFIX}/services/v1/vips/10.96.0.1`,
+    `${PREFIX}/services/v1/vips/10.96.0.1/TCP-80`,
+    `${PREFIX}/services/v1/vips/10.96.0.1/UDP-53`,
   ]);
   const stored = JSON.parse((await getValue(conn, created.id))!);
   expect(stored).toMatchObject({ schema: 1, serviceId: outs.serviceId, serviceName: "api", ipAllocated: true, sessionAffinity: "none", algorithm: "random", sessionAffinityTimeoutSeconds: 10800 });
@@ -137,15 +138,22 @@ test("create allocates a VIP and a reverse-NAT number per port; update keeps the
   expect(up.ip).toBe("10.96.0.1");
   expect(up.frontend.ports.map((x) => [x.port, x.revNatIndex])).toEqual([[80, 1], [443, 3]]);
 
-  // A second service asking for the taken VIP is refused, naming the holder; another IP works.
+  // A second service on a taken frontend (VIP, protocol, port) is refused, naming the holder;
+  // another port of the same VIP is its own.
   const other = await checked({ serviceName: "web", frontend: { ip: "10.96.0.1", ports: [{ port: 80 }] } });
-  await expect(p.create!(other)).rejects.toThrow(/frontend.ip 10\.96\.0\.1 is held by service "api"/);
-  const web = (await p.create!(await checked({ serviceName: "web", frontend: { ip: "10.96.0.5", ports: [{ port: 80 }] } }))).outs!;
+  await expect(p.create!(other)).rejects.toThrow(/frontend 10\.96\.0\.1 TCP port 80 is held by service "api"/);
+  const web = (await p.create!(await checked({ serviceName: "web", frontend: { ip: "10.96.0.1", ports: [{ port: 8443 }] } }))).outs!;
   expect(web.frontend.ports[0].revNatIndex).toBe(2);
+  // A new service without an IP never gets one in use on any port.
+  const third = (await p.create!(await checked({ serviceName: "third" }))).outs!;
+  expect(third.ip).toBe("10.96.0.2");
+  await p.delete!("x", third);
   // Moving web to another explicit IP releases the old claim in the same transaction.
   const moved = (await p.update!("x", web, await checked({ serviceName: "web", frontend: { ip: "10.96.0.6", ports: [{ port: 80 }] } }))).outs!;
   expect(moved.ip).toBe("10.96.0.6");
-  expect((await keysUnder(conn, `${PREFIX}/services/v1/vips/`)).sort()).toEqual([`${PREFIX}/services/v1/vips/10.96.0.1`, `${PREFIX}/services/v1/vips/10.96.0.6`]);
+  expect((await keysUnder(conn, `${PREFIX}/services/v1/vips/`)).sort()).toEqual(
+    [`${PREFIX}/services/v1/vips/10.96.0.1/TCP-80`, `${PREFIX}/services/v1/vips/10.96.0.1/TCP-443`, `${PREFIX}/services/v1/vips/10.96.0.6/TCP-80`].sort(),
+  );
 
   // Another resource with the same serviceName is refused; its delete leaves ours alone.
   await expect(p.create!(await checked())).rejects.toThrow(/belongs to another Service/);
@@ -194,7 +202,7 @@ test("the serialized provider creates and deletes from a fresh process", async (
   const { file } = await serialize(dir, "service", p);
   const c = await callFresh(file, "create", await checked({ frontend: { ip: "10.96.0.9", ports: [{ port: 80 }] } }));
   expect(c.outs.ip).toBe("10.96.0.9");
-  expect(await getValue(conn, `${PREFIX}/services/v1/vips/10.96.0.9`)).toContain(c.outs.serviceId);
+  expect(await getValue(conn, `${PREFIX}/services/v1/vips/10.96.0.9/TCP-80`)).toContain(c.outs.serviceId);
   await callFresh(file, "delete", c.id, c.outs);
   expect(await keysUnder(conn, `${PREFIX}/services/`)).toEqual([]);
 });

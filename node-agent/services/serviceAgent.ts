@@ -1,0 +1,148 @@
+// The agent's service reconciler: watches the services and every host's endpoint records,
+// computes this host's service maps (desired.ts, pure) and writes them through the sink in the
+// datapath's order. Backend ids are read back from the pinned map, so a restarted agent keeps
+// them (flows pinned in CT keep their backend); a backend that leaves drains TERMINATING while a
+// tracked flow uses it (at most `graceMs`). Without maps (no datapath) it computes and reports.
+import type { Etcd3 } from "etcd3";
+import { endpointsDir, serviceSpecsDir } from "../../provider/etcd/keys";
+import { LbBackendFlags } from "../../bpf/abi";
+import type { ServiceBackendView, ServiceList, ServiceView } from "../api/types";
+import { Logger } from "../daemon/log";
+import { PrefixWatch, WatchBatch } from "../daemon/watch";
+import { backendName, DesiredFrontend, desiredFrontends, Draining, planMaps } from "./desired";
+import { ServiceMapSink } from "./sink";
+import { ServiceInputs } from "./view";
+
+export interface ServiceAgentOptions {
+  client: Etcd3;
+  prefix: string;
+  log: Logger;
+  /** The maps' writer; absent: computed and reported only. */
+  sink?: ServiceMapSink;
+  /** Backend ids and reverse-NAT numbers live flows use (from CT). */
+  inUse?: () => { backends: Set<number>; revNat: Set<number> };
+  /**
+   * HEALTH's hook: true when this host sees `host`'s health path down (node-agent/health:
+   * a published record saying unreachable). Its backends then take no new flows.
+   */
+  hostDown?: (host: string) => boolean;
+  /** A backend that left is removed at the latest this long after (default 5 min). */
+  graceMs?: number;
+  /** Passes also run this often (draining, health changes; default 2 s). */
+  intervalMs?: number;
+}
+
+export class ServiceAgent {
+  readonly inputs: ServiceInputs;
+  private readonly watches: PrefixWatch[] = [];
+  private draining: Draining = { backends: new Map(), revNat: new Map() };
+  private frontends: DesiredFrontend[] = [];
+  private backendIds = new Map<string, number>();
+  private terminating = new Map<number, string>();
+  private queue: Promise<void> = Promise.resolve();
+  private pending = false;
+  private timer: NodeJS.Timeout | undefined;
+  private stopped = false;
+  readonly stats = { passes: 0, errors: 0, lastError: "", lastPassAt: "" };
+
+  constructor(private readonly o: ServiceAgentOptions) {
+    this.inputs = new ServiceInputs(o.prefix);
+  }
+
+  start(): void {
+    const watch = (dir: string, apply: (b: WatchBatch) => void) => {
+      const w = new PrefixWatch({ client: this.o.client, prefix: dir, log: this.o.log.child("watch"), onBatch: (b) => (apply(b), void this.kick()) });
+      this.watches.push(w);
+      w.start();
+    };
+    watch(serviceSpecsDir(this.o.prefix), (b) => this.inputs.applyServices(b));
+    watch(endpointsDir(this.o.prefix), (b) => this.inputs.applyEndpoints(b));
+    this.timer = setInterval(() => void this.kick(), this.o.intervalMs ?? 2000);
+    this.timer.unref();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.timer) clearInterval(this.timer);
+    await Promise.all(this.watches.map((w) => w.stop()));
+    await this.queue;
+  }
+
+  /** Something changed: run a pass soon; passes never overlap. */
+  kick(): Promise<void> {
+    if (this.pending) return this.queue;
+    this.pending = true;
+    this.queue = this.queue.then(() => {
+      this.pending = false;
+      if (this.stopped || !this.inputs.allSynced) return;
+      try {
+        this.pass();
+        this.stats.passes++;
+        this.stats.lastPassAt = new Date().toISOString();
+      } catch (e) {
+        this.stats.errors++;
+        this.stats.lastError = (e as Error).message;
+        this.o.log.warn("service pass failed", { error: e as Error });
+      }
+    });
+    return this.queue;
+  }
+
+  private pass(): void {
+    const frontends = desiredFrontends([...this.inputs.services.values()], [...this.inputs.endpoints.values()], this.o.hostDown);
+    const sink = this.o.sink;
+    if (!sink) return void (this.frontends = frontends);
+    const current = sink.read();
+    const inUse = this.o.inUse?.() ?? { backends: new Set<number>(), revNat: new Set<number>() };
+    const { target, draining } = planMaps(frontends, current.backends, this.draining, inUse, current.revNat, Date.now(), this.o.graceMs ?? 5 * 60_000);
+    sink.apply(target);
+    this.frontends = frontends;
+    for (const id of this.draining.backends.keys()) if (!draining.backends.has(id)) this.o.log.info("drained backend removed", { id, backend: this.terminating.get(id) });
+    this.draining = draining;
+    this.backendIds = new Map([...target.backends].map(([id, b]) => [backendName(b), id]));
+    this.terminating = new Map([...target.backends].filter(([, b]) => (b.flags ?? 0) & LbBackendFlags.TERMINATING).map(([id, b]) => [id, backendName(b)]));
+  }
+
+  /** `bpfnet service list`: each service's VIP, ports and backends with host and state; draining backends; ignored records. */
+  list(): ServiceList {
+    const byService = new Map<string, DesiredFrontend[]>();
+    for (const f of this.frontends) byService.set(f.service, [...(byService.get(f.service) ?? []), f]);
+    const backend = (b: DesiredFrontend["backends"][number], state: ServiceBackendView["state"]): ServiceBackendView => ({
+      address: b.addr,
+      port: b.port,
+      host: b.host,
+      state,
+      ...(this.backendIds.has(b.name) ? { id: this.backendIds.get(b.name)! } : {}),
+    });
+    const services: ServiceView[] = [...this.inputs.services.values()]
+      .sort((a, b) => (a.serviceName < b.serviceName ? -1 : 1))
+      .map((s) => ({
+        name: s.serviceName,
+        vip: s.frontend.ip,
+        sessionAffinity: s.sessionAffinity,
+        algorithm: s.algorithm,
+        ports: (byService.get(s.serviceName) ?? []).map((f) => {
+          const p = s.frontend.ports.find((x) => x.revNatIndex === f.revNatIndex)!;
+          return {
+            port: p.port,
+            protocol: p.protocol,
+            targetPort: p.targetPort,
+            revNatIndex: p.revNatIndex,
+            backends: [...f.backends.map((b) => backend(b, "active")), ...f.skipped.map((b) => backend(b, "health-down"))],
+          };
+        }),
+      }));
+    return {
+      synced: this.inputs.allSynced,
+      programmed: this.o.sink !== undefined,
+      services,
+      draining: [...this.terminating].map(([id, name]) => ({ id, backend: name })),
+      problems: this.problems(),
+    };
+  }
+
+  /** Problems to report in status: service records that do not validate. */
+  problems(): string[] {
+    return [...this.inputs.problems].map(([name, why]) => `service ${name} ignored: ${why.join("; ")}`);
+  }
+}
