@@ -1,7 +1,7 @@
 // A small client of the agent API for the CLI, the CNI plugin and tests.
 import * as http from "http";
 import type { AppliedLogView } from "../daemon/appliedLog";
-import type { AddEndpointRequest, AddEndpointResponse, AgentStatus, DeleteEndpointResponse, EndpointView } from "./types";
+import type { AddEndpointRequest, AddEndpointResponse, AgentStatus, DeleteEndpointResponse, EndpointView, ServiceList } from "./types";
 
 export class ApiError extends Error {
   constructor(
@@ -43,6 +43,11 @@ export class AgentClient {
 
   deleteEndpoint(id: string): Promise<DeleteEndpointResponse> {
     return this.request("DELETE", `/v1/endpoints/${encodeURIComponent(id)}`);
+  }
+
+  /** Services, their ports and backends as this host programs them (`bpfnet service list`). */
+  services(): Promise<ServiceList> {
+    return this.request("GET", "/v1/services");
   }
 
   /** The etcd changes the agent applied, in order (daemon/appliedLog.ts). */

@@ -6,6 +6,7 @@
 //   POST   /v1/endpoints          AddEndpointRequest → 201 { endpoint, created: true } | 200 (exists)
 //   DELETE /v1/endpoints/<id>     { deleted, endpoint? } (200 either way: deleting twice is fine)
 //   GET    /v1/debug/applied      AppliedLogView: the etcd changes applied, in order
+//   GET    /v1/services           ServiceList: services, their ports and backends as this host programs them
 //
 // Errors are { error: { code, message } } with a 4xx/5xx status.
 import * as fs from "fs";
@@ -25,6 +26,8 @@ export interface ApiHandlers {
   ready(): boolean;
   /** The applied-changes log (daemon/appliedLog.ts). */
   applied(): unknown;
+  /** Services as this host programs them (ServiceList); absent: 404. */
+  services?(): unknown;
 }
 
 const MAX_BODY = 64 * 1024;
@@ -95,6 +98,10 @@ export class ApiServer {
       const method = req.method ?? "GET";
       if (resource === "status" && !id && method === "GET") return send(200, await this.handlers.status());
       if (resource === "debug" && id === "applied" && method === "GET") return send(200, this.handlers.applied());
+      if (resource === "services" && !id && method === "GET") {
+        const s = this.handlers.services?.();
+        return s ? send(200, s) : fail(404, "no-services", "the service reconciler has not started");
+      }
       if (resource !== "endpoints") return fail(404, "not-found", `unknown path ${url.pathname}`);
       if (!id && method === "GET") return send(200, { endpoints: this.handlers.listEndpoints() });
       if (id && method === "GET") {

@@ -126,3 +126,37 @@ export interface PolicyStatus {
   releases: number;
   lastError: string;
 }
+
+/** A backend of a service port as this host programs it (`bpfnet service list`). */
+export interface ServiceBackendView {
+  address: string;
+  port: number;
+  /** The host of the endpoint behind it. */
+  host: string;
+  /** active: takes new flows; health-down: its host's health path is down from here (no new flows). */
+  state: "active" | "health-down";
+  /** This host's backend id in bpfnet_lb_be (absent when not programmed). */
+  id?: number;
+}
+
+/** A service as this host sees it: VIP, ports and their backends. */
+export interface ServiceView {
+  name: string;
+  vip: string;
+  sessionAffinity: "none" | "clientIP";
+  algorithm: "random" | "maglev";
+  ports: { port: number; protocol: "TCP" | "UDP"; targetPort: number; revNatIndex: number; backends: ServiceBackendView[] }[];
+}
+
+/** GET /v1/services. */
+export interface ServiceList {
+  /** Services and every host's endpoint records were listed once (before that, nothing is programmed). */
+  synced: boolean;
+  /** The service maps are written (false: computed only, no datapath maps). */
+  programmed: boolean;
+  services: ServiceView[];
+  /** Backends that left, kept TERMINATING while tracked flows use them. */
+  draining: { id: number; backend: string }[];
+  /** Service records that do not validate (hand edits): ignored. */
+  problems: string[];
+}

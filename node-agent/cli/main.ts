@@ -3,6 +3,7 @@ import { agentCommand, AGENT_USAGE } from "./agent";
 import { endpointCommand, ENDPOINT_USAGE, statusCommand } from "./endpoint";
 import { healthCommand } from "./health";
 import { labCommand, LAB_USAGE } from "./lab";
+import { serviceCommand, SERVICE_USAGE } from "./service";
 
 const USAGE = `usage: bpfnet <command>
 commands:
@@ -11,9 +12,11 @@ commands:
   agent --config F     the node agent (foreground)
   endpoint add|del|list  containers of this host, through the agent's API
   status               the agent's state (devices, programs, maps, peers)
+  service list         services: VIP, ports, backends with host and state, through the agent's API
 ${LAB_USAGE}
 ${AGENT_USAGE}
-${ENDPOINT_USAGE}`;
+${ENDPOINT_USAGE}
+${SERVICE_USAGE}`;
 
 /** "--a b --c" → {a: "b", c: ""}; positional words are returned in order. */
 export function parseArgs(argv: string[]): { words: string[]; flags: Map<string, string> } {
@@ -46,6 +49,8 @@ export async function main(argv: string[]): Promise<number> {
       return endpointCommand(words[1], flags);
     case "status":
       return statusCommand(flags);
+    case "service":
+      return serviceCommand(words[1], flags);
     default:
       console.error(USAGE);
       return 2;

@@ -12,7 +12,7 @@
 import { randomUUID } from "crypto";
 import * as path from "path";
 import type { DeleteBuilder, Etcd3, PutBuilder } from "etcd3";
-import { connectFromProxy, reasonName, transparentListener, Verdict, Endpoint } from "../../bpf";
+import { connectFromProxy, reasonName, transparentListener, Verdict, Endpoint, openLbMaps, LbMaps } from "../../bpf";
 import { configKey, ipamHostsDir, nodeKey, nodesDir, SCHEMA_VERSION } from "../../provider/etcd/keys";
 import { listPrefix } from "../../provider/etcd/etcdOps";
 import { parseStoredConfig } from "../../provider/network/networkSpec";
@@ -40,6 +40,8 @@ import { CtGarbageCollector } from "./ctGc";
 import { NetworkCache, StateStore } from "./state";
 import { computePeers, desiredPeers, desiredTunnels, NetworkView, newerAgent, NodeRecord, PeerComputation } from "./view";
 import { PrefixWatch, WatchBatch } from "./watch";
+import { ServiceAgent } from "../services/serviceAgent";
+import { flowsInUse, ServiceMapSink } from "../services/sink";
 
 /** How often expired connection-tracking entries are removed (the short lifetime is 60 s by default). */
 const CT_GC_INTERVAL_MS = 30_000;
@@ -66,6 +68,8 @@ export class Agent {
   private policy: PolicyAgent | undefined;
   private l7: { proxy: L7Proxy; port: number } | undefined;
   private ctGc: CtGarbageCollector | undefined;
+  private services: ServiceAgent | undefined;
+  private lbMaps: LbMaps | undefined;
   private readonly reconcilers: Reconciler<unknown>[] = [];
   private tunnelReconciler: Reconciler<string> | undefined;
   private peerReconciler: Reconciler<true> | undefined;
@@ -230,6 +234,9 @@ export class Agent {
     });
     this.policy.start();
 
+    // Services: this host's LB maps from the services and every host's endpoints (docs/services.md).
+    this.services = this.startServices(dp);
+
     this.api = new ApiServer(cfg.apiSocket, {
       status: () => this.status(),
       listEndpoints: () => eps.list().map((v) => this.withPolicy(v)),
@@ -241,6 +248,7 @@ export class Agent {
       deleteEndpoint: (id) => eps.del(id),
       applied: () => this.applied.view(),
       ready: () => this.isReady,
+      services: () => this.services?.list(),
     }, log.child("api"));
     await this.api.listen();
     if (this.stopping) return void (await this.api.close());
@@ -259,6 +267,8 @@ export class Agent {
     for (const r of this.reconcilers) await r.stop();
     this.ctGc?.stop();
     await this.policy?.stop();
+    await this.services?.stop();
+    this.lbMaps?.close();
     await this.l7?.proxy.close();
     await Promise.all(this.watches.map((w) => w.stop()));
     await this.registration?.stop();
@@ -284,6 +294,26 @@ export class Agent {
       await proxy.close().catch(() => undefined);
       return undefined;
     }
+  }
+
+  /** The service reconciler over the pinned LB maps; without them (older objects) it computes and reports only. */
+  private startServices(dp: Datapath): ServiceAgent {
+    let sink: ServiceMapSink | undefined;
+    try {
+      this.lbMaps = openLbMaps(dp.pinRoot);
+      sink = new ServiceMapSink(this.lbMaps);
+    } catch (e) {
+      this.log.warn("no service maps: services are computed, not programmed", { error: e as Error });
+    }
+    const lb = this.lbMaps;
+    const services = new ServiceAgent({
+      client: this.client,
+      prefix: this.cfg.networkPrefix,
+      log: this.log.child("services"),
+      ...(sink && lb ? { sink, inUse: () => flowsInUse(dp.maps.ct, lb) } : {}),
+    });
+    services.start();
+    return services;
   }
 
   /** Runs a write on the host's behalf only while this agent's registration is in etcd. */
@@ -524,7 +554,7 @@ export class Agent {
       reconcilers: this.reconcilers.map((r) => ({ name: r.name, ...r.stats })),
       ...(this.policy ? { policy: this.policy.status() } : {}),
       ...(this.l7 ? { l7: { port: this.l7.port, ...this.l7.proxy.counts } } : {}),
-      problems: [...etcdProblems, ...this.problems, ...peers.problems, ...(this.policy?.status().problems ?? [])],
+      problems: [...etcdProblems, ...this.problems, ...peers.problems, ...(this.policy?.status().problems ?? []), ...(this.services?.problems() ?? [])],
     };
   }
 }
