@@ -12,9 +12,9 @@ import { Endpoint } from "../../bpf";
 import { encodeMetricsKey } from "../../bpf/abi";
 import { endpointKey, endpointsDir, SCHEMA_VERSION } from "../../provider/etcd/keys";
 import { Datapath } from "./datapath";
-import { ip, ipIn, tryIp } from "./exec";
+import { ExecResult, tryIp } from "./exec";
 import { isAssignable, nextFreeIp, PodNetwork } from "./ipam";
-import { getLink, linkIn } from "./links";
+import { batchLine, getLink, getLinkIn, ipBatchIn } from "./links";
 import { Logger } from "./log";
 import { writeSysctl } from "./devices";
 import { EndpointRecord, EndpointState, StateStore } from "./state";
@@ -74,9 +74,63 @@ export function hostVethName(id: string): string {
   return `bn${createHash("sha256").update(id).digest("hex").slice(0, 11)}`;
 }
 
-/** The temporary name of the container end until it is inside the container. */
+/** The temporary container-end name agents before the one-batch plumbing used (a crash could leave it behind). */
 export function tempPeerName(id: string): string {
   return `bt${createHash("sha256").update(id).digest("hex").slice(0, 11)}`;
+}
+
+/**
+ * The MACs of an endpoint's veth pair, derived from its id: locally administered unicast, stable
+ * across re-plumbing, and known before the pair exists (nothing to read back). Pure.
+ */
+export function vethMacs(id: string): { hostMac: string; mac: string } {
+  const mac = (side: string) => {
+    const b = createHash("sha256").update(`${side}/${id}`).digest().subarray(0, 6);
+    b[0] = (b[0] & 0xfc) | 0x02; // locally administered, unicast
+    return [...b].map((x) => x.toString(16).padStart(2, "0")).join(":");
+  };
+  return { hostMac: mac("host"), mac: mac("container") };
+}
+
+export interface PlumbPlan {
+  /** Where the host end goes: the agent's own namespace (/proc/<agent pid>/ns/net). */
+  agentNetns: string;
+  hostIfname: string;
+  ifname: string;
+  ip: string;
+  gateway: string;
+  mtu: number;
+  hostMac: string;
+  mac: string;
+}
+
+/**
+ * The `ip -batch` lines, run inside the container's namespace, that make an endpoint's veth
+ * pair (host end up, in the agent's namespace) and configure the container end: a /32 with the
+ * gateway on-link and the gateway's MAC pinned to the host end, so the container never needs
+ * an ARP answer and bpf_lxc sees every packet it sends. The last line shows the container end
+ * (its link_index is the host end's ifindex). Pure.
+ */
+export function plumbBatch(p: PlumbPlan): string[] {
+  const mtu = String(p.mtu);
+  return [
+    ["link", "add", p.hostIfname, "address", p.hostMac, "mtu", mtu, "netns", p.agentNetns, "up", "type", "veth", "peer", "name", p.ifname, "address", p.mac, "mtu", mtu],
+    ["link", "set", "lo", "up"],
+    ["addr", "add", `${p.ip}/32`, "dev", p.ifname],
+    ["link", "set", p.ifname, "up"],
+    ["route", "replace", p.gateway, "dev", p.ifname, "scope", "link"],
+    ["route", "replace", "default", "via", p.gateway, "dev", p.ifname, "mtu", mtu],
+    ["neigh", "replace", p.gateway, "lladdr", p.hostMac, "dev", p.ifname, "nud", "permanent"],
+    ["link", "show", "dev", p.ifname],
+  ].map(batchLine);
+}
+
+/** The host end's ifindex from the batch's `ip -j link show` of the container end. Pure. */
+export function peerIfindex(stdout: string, ifname: string): number {
+  const arrays = stdout.split("\n").filter((l) => l.startsWith("["));
+  const entry = arrays.length ? (JSON.parse(arrays[arrays.length - 1]) as { ifname?: string; link_index?: unknown }[])[0] : undefined;
+  if (!entry || entry.ifname !== ifname || typeof entry.link_index !== "number") throw new Error(`no peer ifindex for ${ifname} in ip's output: ${stdout.slice(0, 200)}`);
+  return entry.link_index;
 }
 
 /** Pure validation of an add request; returns the normalized request or throws EndpointError(400). */
@@ -317,46 +371,46 @@ export class EndpointManager {
   }
 
   private async unplumb(rec: EndpointRecord): Promise<void> {
-    // Deleting the host end takes the container end with it; the temp name covers a crash
-    // between creating the pair and moving the peer.
+    // Deleting the host end takes the container end with it; the temp name covers an older
+    // agent's crash between creating the pair and moving the peer.
     for (const dev of [rec.hostIfname, tempPeerName(rec.id)]) {
       const r = await tryIp("link", "del", dev);
       if (!r.ok && !/Cannot find device|does not exist/i.test(r.stderr)) throw new Error(`ip link del ${dev}: ${r.stderr.trim()}`);
     }
   }
 
+  /**
+   * The whole veth setup in ONE `ip -batch` run inside the container's namespace (the pair is
+   * born there, the host end placed straight into the agent's namespace): a process per step
+   * was most of an add's time. A name clash (leftovers of a crash under the same names) is
+   * cleaned up and retried once; what is left is then diagnosed for the caller.
+   */
   private async plumb(rec: EndpointRecord): Promise<void> {
     const { netns, ifname, hostIfname } = rec;
-    const tmp = tempPeerName(rec.id);
-    const mtu = String(this.mtu);
-    const gw = this.pod.gateway;
     if (!isAssignable(this.pod, rec.ip)) throw new Error(`internal: ${rec.ip} is not assignable in ${this.pod.cidr}`);
-    await this.unplumb(rec); // leftovers of a crash under the same names
-    await linkIn(netns, "lo").catch((e: Error) => {
-      throw new EndpointError(404, "no-netns", `cannot enter network namespace ${netns}: ${e.message}`);
-    });
-    if (await linkIn(netns, ifname).then(() => true, () => false)) {
-      throw new EndpointError(409, "ifname-taken", `${netns} already has a device ${ifname}`);
+    const macs = vethMacs(rec.id);
+    const lines = plumbBatch({ agentNetns: `/proc/${process.pid}/ns/net`, hostIfname, ifname, ip: rec.ip, gateway: this.pod.gateway, mtu: this.mtu, ...macs });
+    let r = await ipBatchIn(netns, lines, true);
+    if (!r.ok && /File exists/i.test(r.stderr)) {
+      await this.unplumb(rec);
+      r = await ipBatchIn(netns, lines, true);
     }
-    await ip("link", "add", hostIfname, "mtu", mtu, "type", "veth", "peer", "name", tmp, "mtu", mtu);
-    await ip("link", "set", tmp, "netns", netns);
-    await ipIn(netns, "link", "set", tmp, "name", ifname);
-    await ipIn(netns, "link", "set", "lo", "up");
-    await ipIn(netns, "addr", "add", `${rec.ip}/32`, "dev", ifname);
-    await ipIn(netns, "link", "set", ifname, "up");
-    await ip("link", "set", hostIfname, "up");
+    if (!r.ok) throw await this.plumbError(netns, ifname, r);
     writeSysctl(`net/ipv4/conf/${hostIfname}/rp_filter`, "0");
-    const hostLink = await getLink(hostIfname);
-    if (!hostLink) throw new Error(`${hostIfname} vanished while being set up`);
-    // A /32 with the gateway on-link, and the gateway's MAC pinned to the host veth: the
-    // container never needs an ARP answer, and bpf_lxc sees every packet it sends.
-    await ipIn(netns, "route", "replace", gw, "dev", ifname, "scope", "link");
-    await ipIn(netns, "route", "replace", "default", "via", gw, "dev", ifname, "mtu", mtu);
-    await ipIn(netns, "neigh", "replace", gw, "lladdr", hostLink.mac, "dev", ifname, "nud", "permanent");
-    const inner = await linkIn(netns, ifname);
-    rec.hostIfindex = hostLink.ifindex;
-    rec.hostMac = hostLink.mac;
-    rec.mac = inner.mac;
+    rec.hostIfindex = peerIfindex(r.stdout, ifname);
+    rec.hostMac = macs.hostMac;
+    rec.mac = macs.mac;
+  }
+
+  /** Why the batch failed, in the API's terms. */
+  private async plumbError(netns: string, ifname: string, r: ExecResult): Promise<Error> {
+    if (/nsenter: /.test(r.stderr) || !fs.existsSync(netns)) {
+      return new EndpointError(404, "no-netns", `cannot enter network namespace ${netns}: ${r.stderr.trim()}`);
+    }
+    if (/File exists/i.test(r.stderr) && (await getLinkIn(netns, ifname).catch(() => undefined))) {
+      return new EndpointError(409, "ifname-taken", `${netns} already has a device ${ifname}`);
+    }
+    return new Error(`ip -batch in ${netns} failed: ${r.stderr.trim()}`);
   }
 
   private view(r: EndpointRecord): EndpointView {
