@@ -82,6 +82,11 @@ export interface NetworkAgentArgs {
   bundlePath?: string;
   /** Node.js (>= 20) on the hosts (default /usr/bin/node). */
   nodePath?: string;
+  /**
+   * How many agents an update (a new bundle, a changed config) restarts at once (default 1,
+   * at most 1000). First creates all run in parallel.
+   */
+  maxUnavailable?: number;
 }
 
 /** The network's spec: the fields of ContainerNetwork (CIDRs, VNI, port, MTU), documented there. */
@@ -219,12 +224,15 @@ export class Network extends pulumi.ComponentResource implements NetworkOutputs 
     );
   }
 
-  /** One agent per host, each after its host's allocation, one host at a time (a new bundle rolls). */
+  /**
+   * One agent per host, each after its host's allocation. Created in parallel; an update rolls
+   * `agents.maxUnavailable` hosts at a time (the providers' shared gate, provider/agent/rollout.ts),
+   * not through a chain of dependencies, which would serialize the first `up` too.
+   */
   private deployAgents(name: string, args: NetworkArgs): Record<string, NodeAgent> {
     const bundlePath = args.agents?.bundlePath ?? DEFAULT_BUNDLE_PATH;
     const bundleSha256 = bundleDigest(bundlePath, name);
     const agents: Record<string, NodeAgent> = {};
-    let previous: NodeAgent | undefined;
     for (const h of args.hosts) {
       if (h.unreachable) {
         pulumi.log.warn(
@@ -234,7 +242,7 @@ export class Network extends pulumi.ComponentResource implements NetworkOutputs 
         );
       }
       const allocation = this.allocations[h.name];
-      previous = agents[h.name] = new NodeAgent(
+      agents[h.name] = new NodeAgent(
         `${name}-agent-${h.name}`,
         {
           connection: h.connection,
@@ -255,9 +263,10 @@ export class Network extends pulumi.ComponentResource implements NetworkOutputs 
           },
           // Only a marked host's state holds the admin connection: its removal is done with it.
           ...(h.unreachable ? { unreachable: true, adminEtcd: this.etcd.connection } : {}),
+          ...(args.agents?.maxUnavailable !== undefined ? { maxUnavailable: args.agents.maxUnavailable } : {}),
         },
         // After its route too, so that removing the host stops the agent before the route goes.
-        { parent: this, dependsOn: [allocation, ...(this.routes[h.name] ? [this.routes[h.name]] : []), ...(previous ? [previous] : [])] },
+        { parent: this, dependsOn: [allocation, ...(this.routes[h.name] ? [this.routes[h.name]] : [])] },
       );
     }
     return agents;

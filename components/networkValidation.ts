@@ -76,6 +76,8 @@ export function networkArgsProblems(name: string, args: NetworkArgs): string[] {
     const p = hostPathProblem("agents.nodePath", args.agents.nodePath);
     if (p) problems.push(p);
   }
+  const maxUnavailable = plain(args.agents?.maxUnavailable) ? maxUnavailableProblem("agents.maxUnavailable", args.agents?.maxUnavailable) : undefined;
+  if (maxUnavailable) problems.push(maxUnavailable);
   return problems;
 }
 

@@ -16,6 +16,7 @@ import { SupervisorKind, isRunningCommand, serviceFiles, startCommand, stopComma
 import { booleanProblem } from "../common/validate";
 import { forgetUnreachableHost } from "./forgetHost";
 import { LeftOnHost, leftOnHost, removalCommands } from "./removalRecord";
+import { DEFAULT_MAX_UNAVAILABLE, maxUnavailableProblem, rolling } from "./rollout";
 
 /** NodeAgent's arguments: SSH to the host, the agent's spec (paths, interfaces), etcd, and the bundle to run. */
 export interface NodeAgentArgs {
@@ -36,6 +37,11 @@ export interface NodeAgentArgs {
   unreachable?: pulumi.Input<boolean>;
   /** With `unreachable`: the admin connection the removal is done and recorded with (not the host's own). */
   adminEtcd?: pulumi.Input<EtcdConnection>;
+  /**
+   * Updates of this network's agents restart at most this many at a time (default 1); first
+   * creates are not held back. Every agent of one network should give the same value.
+   */
+  maxUnavailable?: pulumi.Input<number>;
 }
 
 interface AgentInputs {
@@ -48,6 +54,7 @@ interface AgentInputs {
   readyTimeoutMs?: number;
   unreachable?: boolean;
   adminEtcd?: EtcdConnection;
+  maxUnavailable?: number;
 }
 
 interface AgentOutputs extends AgentInputs {
@@ -135,6 +142,8 @@ export const nodeAgentProvider: pulumi.dynamic.ResourceProvider = {
     if (typeof news.bundlePath === "string" && !news.bundlePath.startsWith("04da6b54") && !fs.existsSync(news.bundlePath)) {
       failures.push({ property: "bundlePath", reason: `agent bundle ${news.bundlePath} does not exist: run scripts/setup (it builds build/agent-bundle.tgz)` });
     }
+    const maxUnavailable = maxUnavailableProblem("maxUnavailable", news.maxUnavailable);
+    if (maxUnavailable) failures.push({ property: "maxUnavailable", reason: maxUnavailable });
     const unreachable = news.unreachable === undefined ? undefined : booleanProblem("unreachable", news.unreachable);
     if (unreachable) failures.push({ property: "unreachable", reason: unreachable });
     if (news.unreachable === true && news.adminEtcd === undefined) {
@@ -164,7 +173,8 @@ export const nodeAgentProvider: pulumi.dynamic.ResourceProvider = {
     }
     // No leftOnHost key at all: outputs replace the old ones, and an undefined value fails the
     // provider's protobuf encoding ("Unexpected struct type.").
-    return { outs: await deploy(news) };
+    // Rolled: at most maxUnavailable of the network's agents restart at once (creates are not held).
+    return { outs: await rolling(news.spec.networkPrefix, news.maxUnavailable ?? DEFAULT_MAX_UNAVAILABLE, () => deploy(news)) };
   },
 
   async read(id: string, props: AgentOutputs) {
@@ -217,6 +227,7 @@ export class NodeAgent extends pulumi.dynamic.Resource {
         readyTimeoutMs: args.readyTimeoutMs,
         unreachable: args.unreachable,
         adminEtcd: args.adminEtcd === undefined ? undefined : pulumi.secret(args.adminEtcd),
+        maxUnavailable: args.maxUnavailable,
         leftOnHost: undefined,
         supervisor: undefined,
         nodeVersion: undefined,
