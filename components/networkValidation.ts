@@ -7,6 +7,7 @@
 import { addressProblem, booleanProblem, hostPathProblem, interfaceNameProblem } from "../provider/common/validate";
 import { UNKNOWN } from "../provider/common/unknown";
 import { checkNetworkSpec } from "../provider/network/networkSpec";
+import { maxUnavailableProblem } from "../provider/agent/rollout";
 import { connectionProblems, duplicateName, etcdHostProblems, hostField, hostNameProblem, plain } from "./fieldProblems";
 import type { NetworkArgs, NetworkHostArgs } from "./network";
 
