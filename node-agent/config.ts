@@ -31,6 +31,8 @@ export interface AgentConfig {
   leaseTtlSeconds: number;
   /** Full re-reconcile of every map this often, to repair drift (default 30 s). */
   resyncSeconds: number;
+  /** How often the health prober probes every peer (default 10 s; docs/observability.md). */
+  healthIntervalSeconds: number;
   logLevel: LogLevel;
 }
 
@@ -39,6 +41,7 @@ const LOG_LEVELS: LogLevel[] = ["debug", "info", "warn", "error"];
 
 export const DEFAULT_LEASE_TTL_SECONDS = 15;
 export const DEFAULT_RESYNC_SECONDS = 30;
+export const DEFAULT_HEALTH_INTERVAL_SECONDS = 10;
 export const API_SOCKET_NAME = "agent.sock";
 
 
@@ -97,6 +100,7 @@ export function parseAgentConfig(raw: unknown, source = "(inline)"): AgentConfig
   const nativeAddon = absPath("nativeAddon", r.nativeAddon, true);
   const leaseTtlSeconds = posInt("leaseTtlSeconds", DEFAULT_LEASE_TTL_SECONDS, 3600);
   const resyncSeconds = posInt("resyncSeconds", DEFAULT_RESYNC_SECONDS, 86400);
+  const healthIntervalSeconds = posInt("healthIntervalSeconds", DEFAULT_HEALTH_INTERVAL_SECONDS, 3600);
   let logLevel: LogLevel = "info";
   if (r.logLevel !== undefined) {
     if (LOG_LEVELS.includes(r.logLevel as LogLevel)) logLevel = r.logLevel as LogLevel;
@@ -104,7 +108,7 @@ export function parseAgentConfig(raw: unknown, source = "(inline)"): AgentConfig
   }
   const known = new Set([
     "hostName", "networkPrefix", "etcd", "stateDir", "bpffsDir", "underlayInterface", "underlayIp",
-    "apiSocket", "bpfObjectDir", "nativeAddon", "leaseTtlSeconds", "resyncSeconds", "logLevel",
+    "apiSocket", "bpfObjectDir", "nativeAddon", "leaseTtlSeconds", "resyncSeconds", "healthIntervalSeconds", "logLevel",
   ]);
   for (const k of Object.keys(r)) if (!known.has(k)) problems.push(`unknown field ${show(k)} (known: ${[...known].join(", ")})`);
 
@@ -122,6 +126,7 @@ export function parseAgentConfig(raw: unknown, source = "(inline)"): AgentConfig
     ...(nativeAddon ? { nativeAddon } : {}),
     leaseTtlSeconds,
     resyncSeconds,
+    healthIntervalSeconds,
     logLevel,
   };
 }

@@ -1,7 +1,7 @@
 // A small client of the agent API for the CLI, the CNI plugin and tests.
 import * as http from "http";
 import type { AppliedLogView } from "../daemon/appliedLog";
-import type { AddEndpointRequest, AddEndpointResponse, AgentStatus, DeleteEndpointResponse, EndpointView, ServiceList } from "./types";
+import type { AddEndpointRequest, AddEndpointResponse, AgentStatus, DeleteEndpointResponse, EndpointView, HealthStatus, ServiceList } from "./types";
 
 export class ApiError extends Error {
   constructor(
@@ -48,6 +48,11 @@ export class AgentClient {
   /** Services, their ports and backends as this host programs them (`bpfnet service list`). */
   services(): Promise<ServiceList> {
     return this.request("GET", "/v1/services");
+  }
+
+  /** This host's health endpoint and its view of every peer (node-agent/health). */
+  health(): Promise<HealthStatus> {
+    return this.request("GET", "/v1/health");
   }
 
   /** The etcd changes the agent applied, in order (daemon/appliedLog.ts). */

@@ -6,6 +6,7 @@
 //   POST   /v1/endpoints          AddEndpointRequest → 201 { endpoint, created: true } | 200 (exists)
 //   DELETE /v1/endpoints/<id>     { deleted, endpoint? } (200 either way: deleting twice is fine)
 //   GET    /v1/debug/applied      AppliedLogView: the etcd changes applied, in order
+//   GET    /v1/health             HealthStatus: this host's view of every peer (node-agent/health)
 //   GET    /v1/services           ServiceList: services, their ports and backends as this host programs them
 //
 // Errors are { error: { code, message } } with a 4xx/5xx status.
@@ -26,6 +27,8 @@ export interface ApiHandlers {
   ready(): boolean;
   /** The applied-changes log (daemon/appliedLog.ts). */
   applied(): unknown;
+  /** Host-to-host health (HealthStatus); absent: 404. */
+  health?(): unknown;
   /** Services as this host programs them (ServiceList); absent: 404. */
   services?(): unknown;
 }
@@ -98,6 +101,10 @@ export class ApiServer {
       const method = req.method ?? "GET";
       if (resource === "status" && !id && method === "GET") return send(200, await this.handlers.status());
       if (resource === "debug" && id === "applied" && method === "GET") return send(200, this.handlers.applied());
+      if (resource === "health" && !id && method === "GET") {
+        const h = this.handlers.health?.();
+        return h ? send(200, h) : fail(404, "no-health", "health probing has not started");
+      }
       if (resource === "services" && !id && method === "GET") {
         const s = this.handlers.services?.();
         return s ? send(200, s) : fail(404, "no-services", "the service reconciler has not started");

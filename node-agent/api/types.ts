@@ -1,8 +1,9 @@
 // The agent API's messages (HTTP/JSON over the unix socket). Shared by the server, the CLI
 // and the CNI plugin.
 import type { EndpointView } from "../daemon/endpoints";
+import type { PeerHealth } from "../health/view";
 
-export type { EndpointView };
+export type { EndpointView, PeerHealth };
 
 export const API_VERSION = "v1";
 
@@ -107,7 +108,19 @@ export interface AgentStatus {
   policy?: PolicyStatus;
   /** The L7 HTTP proxy (vxlan mode): its port and verdict counts. */
   l7?: { port: number; connections: number; allowed: number; denied: number; upstreamErrors: number };
+  /** Host-to-host health (node-agent/health): this host's endpoint and its view of every peer. */
+  health?: HealthStatus;
   problems: string[];
+}
+
+/** GET /v1/health, and `health` in GET /v1/status. */
+export interface HealthStatus {
+  intervalSeconds: number;
+  /** This host's health endpoint (absent while it starts, or when it failed: see `error`). */
+  endpoint?: { ip: string; responderPid?: number };
+  error?: string;
+  rounds: number;
+  peers: PeerHealth[];
 }
 
 export interface PolicyStatus {

@@ -1,12 +1,14 @@
 // `bpfnet health`: the deployment's state in a few lines, for the demo and for operators.
 // Everything goes over SSH (host keys verified), so it works the same on the lab and on real
 // hosts: reachability, each agent's status, and a real container-to-container ping between two
-// hosts through temporary endpoints that are removed afterwards.
+// hosts through temporary endpoints that are removed afterwards. The host × host matrix comes
+// from the agents' own probes (node-agent/health), read from each agent's status.
 import { Inventory, InventoryHost, readInventory, sshConnectionFor } from "../../lab/inventory";
 import { agentHostPaths } from "../../provider/agent/nodeAgentSpec";
 import { SshSession, withSsh } from "../../provider/host/ssh";
 import { shellWords } from "../../provider/common/shell";
 import type { AgentStatus } from "../api/types";
+import { formatMatrix, healthMatrix, MatrixRow } from "../health/view";
 
 export interface HostHealth {
   host: string;
@@ -25,7 +27,7 @@ export interface ConnectivityResult {
 }
 
 /** The agent's CLI on a host with these arguments, every word quoted (inventory values are input). */
-const agentCli = (h: InventoryHost, args: (string | number)[]) => {
+export const agentCli = (h: InventoryHost, args: (string | number)[]) => {
   const p = agentHostPaths(h.installDir, h.stateDir);
   return shellWords([process.env.BPFNET_NODE ?? "/usr/bin/node", p.cli, ...args, "--config", p.config]);
 };
@@ -77,9 +79,40 @@ export async function containerPing(a: InventoryHost, b: InventoryHost, count = 
   return result;
 }
 
+/** Each host's view of its peers, over SSH (`bpfnet status --json` on the host). */
+export async function healthRows(hosts: readonly InventoryHost[]): Promise<{ rows: MatrixRow[]; hosts: HostHealth[] }> {
+  const all = await Promise.all(hosts.map(hostHealth));
+  const rows = all.map((h): MatrixRow => {
+    if (!h.agent) return { from: h.host, error: h.detail, peers: [] };
+    if (!h.agent.health) return { from: h.host, error: "the agent reports no health (an older agent?)", peers: [] };
+    return { from: h.host, peers: h.agent.health.peers };
+  });
+  return { rows, hosts: all };
+}
+
+/**
+ * `bpfnet health --inventory F [--wait S] [--json] [--no-connectivity]`: every agent's state, the
+ * host × host health matrix from the agents' own probes (waiting up to S seconds, default 30,
+ * for every path to be up: agents that just started have not probed yet), and a container ping
+ * between two hosts. Exits 1 when any path is down or unknown.
+ */
 export async function healthCommand(flags: Map<string, string>): Promise<number> {
+  const waitText = flags.get("wait") ?? "30";
+  if (!/^\d{1,4}$/.test(waitText)) throw new Error(`--wait must be a number of seconds (0-9999), got ${JSON.stringify(waitText)}`);
   const inv: Inventory = readInventory(flags.get("inventory") ?? "/run/bpfnet/lab/bpfnet/inventory.json");
-  const hosts = await Promise.all(inv.hosts.map(hostHealth));
+  const deadline = Date.now() + Number(waitText) * 1000;
+  const names = inv.hosts.map((h) => h.name);
+  let { rows, hosts } = await healthRows(inv.hosts);
+  let matrix = healthMatrix(names, rows);
+  while (!matrix.allOk && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 1000));
+    ({ rows, hosts } = await healthRows(inv.hosts));
+    matrix = healthMatrix(names, rows);
+  }
+  if (flags.has("json")) {
+    console.log(JSON.stringify({ hosts: names, rows, ...matrix }, null, 2));
+    return matrix.allOk ? 0 : 1;
+  }
   const reachable = hosts.filter((h) => h.reachable).length;
   const ready = hosts.filter((h) => h.agent?.agent.ready);
   const lines = [`health: ${reachable}/${hosts.length} hosts reachable over SSH (host keys verified), ${ready.length}/${hosts.length} agents ready`];
@@ -87,7 +120,8 @@ export async function healthCommand(flags: Map<string, string>): Promise<number>
     const peers = h.agent ? `, ${h.agent.peers.length} peers, ${h.agent.programs.filter((p) => p.current).length} programs attached` : "";
     lines.push(`  ${h.host}: ${h.detail}${peers}`);
   }
-  let ok = reachable === hosts.length && ready.length === hosts.length;
+  lines.push(...formatMatrix(names, matrix).split("\n").map((l) => `  ${l}`));
+  let ok = reachable === hosts.length && ready.length === hosts.length && matrix.allOk;
   if (ready.length >= 2 && !flags.has("no-connectivity")) {
     const [a, b] = ready.map((r) => inv.hosts.find((h) => h.name === r.host)!);
     const c = await containerPing(a, b);

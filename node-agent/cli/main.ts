@@ -8,7 +8,7 @@ import { serviceCommand, SERVICE_USAGE } from "./service";
 const USAGE = `usage: bpfnet <command>
 commands:
   lab up|down|status   a datacenter of network namespaces on this machine
-  health [--inventory F]  one line on the deployment's state
+  health [--inventory F] [--wait S]  agents and the host × host health matrix (exit 1: a path is down)
   agent --config F     the node agent (foreground)
   endpoint add|del|list  containers of this host, through the agent's API
   status               the agent's state (devices, programs, maps, peers)

@@ -13,7 +13,7 @@ import { randomUUID } from "crypto";
 import * as path from "path";
 import type { DeleteBuilder, Etcd3, PutBuilder } from "etcd3";
 import { connectFromProxy, reasonName, transparentListener, Verdict, Endpoint, openLbMaps, LbMaps } from "../../bpf";
-import { configKey, ipamHostsDir, nodeKey, nodesDir, SCHEMA_VERSION } from "../../provider/etcd/keys";
+import { configKey, healthDir, ipamHostsDir, nodeKey, nodesDir, SCHEMA_VERSION } from "../../provider/etcd/keys";
 import { listPrefix } from "../../provider/etcd/etcdOps";
 import { parseStoredConfig } from "../../provider/network/networkSpec";
 import { gatewayIp, parseCidr } from "../../provider/ipam/cidr";
@@ -40,6 +40,8 @@ import { CtGarbageCollector } from "./ctGc";
 import { NetworkCache, StateStore } from "./state";
 import { computePeers, desiredPeers, desiredTunnels, NetworkView, newerAgent, NodeRecord, PeerComputation } from "./view";
 import { PrefixWatch, WatchBatch } from "./watch";
+import { AgentHealth } from "../health/agentHealth";
+import { healthRecordJson } from "../health/view";
 import { ServiceAgent } from "../services/serviceAgent";
 import { flowsInUse, ServiceMapSink } from "../services/sink";
 
@@ -68,6 +70,7 @@ export class Agent {
   private policy: PolicyAgent | undefined;
   private l7: { proxy: L7Proxy; port: number } | undefined;
   private ctGc: CtGarbageCollector | undefined;
+  private health: AgentHealth | undefined;
   private services: ServiceAgent | undefined;
   private lbMaps: LbMaps | undefined;
   private readonly reconcilers: Reconciler<unknown>[] = [];
@@ -248,12 +251,14 @@ export class Agent {
       deleteEndpoint: (id) => eps.del(id),
       applied: () => this.applied.view(),
       ready: () => this.isReady,
+      health: () => this.health?.status(),
       services: () => this.services?.list(),
     }, log.child("api"));
     await this.api.listen();
     if (this.stopping) return void (await this.api.close());
     this.isReady = true;
     this.checkNetwork();
+    this.startHealth(eps);
     log.info("agent ready", { mode: net.mode, podCidr: net.podCidr, gateway: this.pod.gateway, socket: cfg.apiSocket });
   }
 
@@ -264,6 +269,7 @@ export class Agent {
     this.networkChanged?.();
     this.log.info("agent stopping; the datapath keeps forwarding");
     await this.api?.close();
+    await this.health?.stop();
     for (const r of this.reconcilers) await r.stop();
     this.ctGc?.stop();
     await this.policy?.stop();
@@ -316,6 +322,26 @@ export class Agent {
     return services;
   }
 
+  /** The health endpoint and the prober (node-agent/health); results go to etcd on the agent's lease. */
+  private startHealth(eps: EndpointManager): void {
+    const dir = healthDir(this.cfg.networkPrefix, this.cfg.hostName);
+    this.health = new AgentHealth({
+      endpoints: eps,
+      intervalSeconds: this.cfg.healthIntervalSeconds,
+      targets: () =>
+        this.view.synced ? this.currentPeers().peers.map((p) => ({ peer: p.host, underlayIp: p.underlayIp, healthIp: this.view.nodes.get(p.host)?.healthIp })) : [],
+      publish: async (peer, h) => {
+        const lease = this.registration?.currentLeaseId;
+        if (!h) return this.asOwner(dir + peer, this.client.delete().key(dir + peer));
+        if (!lease) throw new Error("not registered yet");
+        return this.asOwner(dir + peer, this.client.put(dir + peer).value(healthRecordJson(this.cfg.hostName, h)).lease(lease));
+      },
+      onEndpoint: () => this.registration?.kick(),
+      log: this.log.child("health"),
+    });
+    this.health.start();
+  }
+
   /** Runs a write on the host's behalf only while this agent's registration is in etcd. */
   private async asOwner(key: string, op: PutBuilder | DeleteBuilder): Promise<void> {
     if (!this.registration) throw new Error(`not writing ${key}: not registered yet`);
@@ -332,6 +358,7 @@ export class Agent {
       agentVersion: AGENT_VERSION,
       incarnation: this.incarnation,
       startedAt: this.startedAt.toISOString(),
+      ...(this.health?.ip ? { healthIp: this.health.ip } : {}),
     };
   }
 
@@ -554,6 +581,7 @@ export class Agent {
       reconcilers: this.reconcilers.map((r) => ({ name: r.name, ...r.stats })),
       ...(this.policy ? { policy: this.policy.status() } : {}),
       ...(this.l7 ? { l7: { port: this.l7.port, ...this.l7.proxy.counts } } : {}),
+      ...(this.health ? { health: this.health.status() } : {}),
       problems: [...etcdProblems, ...this.problems, ...peers.problems, ...(this.policy?.status().problems ?? []), ...(this.services?.problems() ?? [])],
     };
   }

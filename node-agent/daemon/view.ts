@@ -14,6 +14,8 @@ export interface NodeRecord {
   /** Random per agent process: tells restarts apart. */
   incarnation: string;
   startedAt: string;
+  /** The host's health endpoint (node-agent/health), once it runs: what peers probe. */
+  healthIp?: string;
 }
 
 export function parseNodeRecord(text: string | undefined): NodeRecord | undefined {
@@ -34,6 +36,7 @@ export function parseNodeRecord(text: string | undefined): NodeRecord | undefine
     agentVersion: String(v.agentVersion ?? ""),
     incarnation: String(v.incarnation ?? ""),
     startedAt: String(v.startedAt ?? ""),
+    ...(typeof v.healthIp === "string" && parseIpv4(v.healthIp) !== undefined ? { healthIp: v.healthIp } : {}),
   };
 }
 
