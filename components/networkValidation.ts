@@ -28,7 +28,7 @@ function hostProblems(i: number, h: NetworkHostArgs): string[] {
 }
 
 /** The network spec's own check (ContainerNetwork's), on the values known now, in the user's field names. */
-function specProblems(args: NetworkArgs, networkName: string): string[] {
+export function specProblems(args: NetworkArgs, networkName: string): string[] {
   const known = (v: unknown) => (plain(v) ? v : UNKNOWN);
   const hosts = Array.isArray(args.hosts) ? args.hosts : [];
   const { failures } = checkNetworkSpec({

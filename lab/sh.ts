@@ -63,7 +63,8 @@ export function killNetnsProcesses(netns: string, graceMs = 3000): void {
   for (const pid of pids.filter(pidAlive)) signal(pid, "SIGKILL");
 }
 
-function signal(pid: number, sig: NodeJS.Signals): void {
+/** Sends a signal; a process already gone is not an error. */
+export function signal(pid: number, sig: NodeJS.Signals): void {
   try {
     process.kill(pid, sig);
   } catch {

@@ -1,11 +1,13 @@
 // `bpfnet lab up|down|status`: the lab datacenter as a product command.
 import * as path from "path";
 import { labDown, labStatus, labUp, inventoryPath } from "../../lab/lab";
+import { kubernetesCommand } from "./labKubernetes";
 import { DEFAULT_LAB, DEFAULT_STATE_ROOT, LabOptions, LabTopology } from "../../lab/topology";
 
 export const LAB_USAGE = `usage: bpfnet lab up [--name N] [--hosts 3] [--topology vxlan|l3] [--subnet 10.213.0.0/16] [--state-dir DIR]
        bpfnet lab down [--name N] [--state-dir DIR]
-       bpfnet lab status [--name N] [--state-dir DIR] [--json]`;
+       bpfnet lab status [--name N] [--state-dir DIR] [--json]
+       bpfnet lab k8s up|down|status [--name N] [--state-dir DIR] [--port 16443] [--no-virtual-kubelet]`;
 
 export function labOptionsFrom(flags: Map<string, string>): LabOptions {
   const name = flags.get("name") ?? DEFAULT_LAB.name;
@@ -18,7 +20,7 @@ export function labOptionsFrom(flags: Map<string, string>): LabOptions {
   };
 }
 
-export async function labCommand(verb: string | undefined, flags: Map<string, string>): Promise<number> {
+export async function labCommand(verb: string | undefined, flags: Map<string, string>, subverb?: string): Promise<number> {
   const options = labOptionsFrom(flags);
   switch (verb) {
     case "up": {
@@ -43,6 +45,8 @@ export async function labCommand(verb: string | undefined, flags: Map<string, st
       }
       return s.up || !s.options ? 0 : 1;
     }
+    case "k8s":
+      return kubernetesCommand(subverb, options.stateDir, flags);
     default:
       console.error(LAB_USAGE);
       return 2;

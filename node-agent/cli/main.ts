@@ -40,7 +40,7 @@ export async function main(argv: string[]): Promise<number> {
   const { words, flags } = parseArgs(argv);
   switch (words[0]) {
     case "lab":
-      return labCommand(words[1], flags);
+      return labCommand(words[1], flags, words[2]);
     case "health":
       return healthCommand(flags);
     case "agent":

@@ -86,7 +86,12 @@ export function certMatches(ca: CertAndKey, cert: CertAndKey, m: MemberIdentity)
   return [...new Set([...m.ips, "127.0.0.1"])].every((ip) => ips.has(ip)) && ips.size === new Set([...m.ips, "127.0.0.1"]).size;
 }
 
-interface CertSpec {
+/** Any certificate from a spec: for other PKIs built on the same issuer (e.g. the lab's Kubernetes CA). */
+export function issueCertificate(spec: CertSpec): CertAndKey {
+  return makeCert(forgeLib(), spec);
+}
+
+export interface CertSpec {
   cn: string;
   /** Organization: says what the certificate is for when the CN is a shared user name. */
   org?: string;

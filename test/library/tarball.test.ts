@@ -49,7 +49,7 @@ describe("the npm tarball", () => {
     const entries = [pkg.main, pkg.types, ...Object.values(pkg.bin as Record<string, string>)];
     for (const e of entries) expect(packed).toContain(e);
     // bin/ scripts load dist/ by path; follow from what they load.
-    const roots = [pkg.main, "dist/node-agent/cli/main.js", "dist/node-agent/cni/plugin.js", "dist/node-agent/daemon/main.js"];
+    const roots = [pkg.main, pkg.exports["./kubernetes"].default.replace(/^\.\//, ""), "dist/node-agent/cli/main.js", "dist/node-agent/cni/plugin.js", "dist/node-agent/daemon/main.js"];
     expect(fs.readFileSync(path.join(REPO, "bin", "bpfnet"), "utf8")).toContain('"dist", "node-agent", "cli", "main.js"');
     expect(fs.readFileSync(path.join(REPO, "bin", "bpfnet-cni"), "utf8")).toContain('"dist", "node-agent", "cni", "plugin.js"');
     const { local } = requireGraph(roots);
@@ -80,7 +80,8 @@ describe("the npm tarball", () => {
   });
 
   test("every third-party module the code requires is a dependency (or the @pulumi/pulumi peer); nothing declared is unused", () => {
-    const { bare } = requireGraph([pkg.main, "dist/node-agent/cli/main.js", "dist/node-agent/cni/plugin.js", "dist/node-agent/daemon/main.js"]);
+    // The Kubernetes entry point's @pulumi/kubernetes is an optional peer (docs/kubernetes.md).
+    const { bare } = requireGraph([pkg.main, pkg.exports["./kubernetes"].default.replace(/^\.\//, ""), "dist/node-agent/cli/main.js", "dist/node-agent/cni/plugin.js", "dist/node-agent/daemon/main.js"]);
     const builtins = new Set(builtinModules.flatMap((m) => [m, `node:${m}`]));
     const external = [...bare].filter((m) => !builtins.has(m)).sort();
     const declared = [...Object.keys(pkg.dependencies), ...Object.keys(pkg.peerDependencies)];
@@ -89,6 +90,8 @@ describe("the npm tarball", () => {
     expect(declared.filter((m) => !external.includes(m) && m !== "node-addon-api")).toEqual([]);
     expect(pkg.peerDependencies["@pulumi/pulumi"]).toBe(">=3.248.0 <4");
     expect(pkg.dependencies["@pulumi/pulumi"]).toBeUndefined();
+    expect(pkg.peerDependenciesMeta["@pulumi/kubernetes"]).toEqual({ optional: true });
+    expect(pkg.dependencies["@pulumi/kubernetes"]).toBeUndefined();
   });
 
   test("is a few megabytes, not the repository", () => {
