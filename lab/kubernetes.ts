@@ -121,12 +121,12 @@ export async function labKubernetesUp(stateDir: string, options: LabKubernetesOp
     ]);
     await waitReady(access, "/readyz", 120_000, () => processes["kube-apiserver"]);
     processes["kube-controller-manager"] = startDaemon(cp.netns, dir, "kube-controller-manager", bin("kube-controller-manager"), [
-      `--kubeconfig=${kubeconfigs.controllerManager}`, `--authentication-kubeconfig=${kubeconfigs.controllerManager}`, `--authorization-kubeconfig=${kubeconfigs.controllerManager}`,
+      `--kubeconfig=${kubeconfigs.controllerManager}`,
       "--controllers=*,-nodeipam,-cloud-node-lifecycle", "--secure-port=0", "--leader-elect=false", "--use-service-account-credentials=true",
       `--service-account-private-key-file=${p("sa.key")}`, `--root-ca-file=${p("ca.crt")}`, "--profiling=false",
     ]);
     processes["kube-scheduler"] = startDaemon(cp.netns, dir, "kube-scheduler", bin("kube-scheduler"), [
-      `--kubeconfig=${kubeconfigs.scheduler}`, `--authentication-kubeconfig=${kubeconfigs.scheduler}`, `--authorization-kubeconfig=${kubeconfigs.scheduler}`,
+      `--kubeconfig=${kubeconfigs.scheduler}`,
       "--secure-port=0", "--leader-elect=false", "--profiling=false",
     ]);
     save();
@@ -222,7 +222,8 @@ function startVirtualKubelet(stateDir: string, netns: string, node: string, node
   const key = writeFile(path.join(dir, "kubelet.key"), pki.kubelets[node].keyPem);
   return startDaemon(netns, dir, "virtual-kubelet", VIRTUAL_KUBELET_BIN,
     ["--provider", "mock", "--provider-config", providerConfig, "--nodename", node, "--kubeconfig", kubeconfig, "--disable-taint", "--metrics-addr", `${nodeIp}:10255`],
-    { APISERVER_CERT_LOCATION: cert, APISERVER_KEY_LOCATION: key, VKUBELET_POD_IP: nodeIp, KUBELET_PORT: "10250", KUBECONFIG: kubeconfig });
+    // With a CA, its API accepts only clients with a lab certificate (without one it would serve anyone).
+    { APISERVER_CERT_LOCATION: cert, APISERVER_KEY_LOCATION: key, APISERVER_CA_CERT_LOCATION: path.join(pkiDir(stateDir), "ca.crt"), VKUBELET_POD_IP: nodeIp, KUBELET_PORT: "10250", KUBECONFIG: kubeconfig });
 }
 
 /** A Node object for a host without a kubelet: scheduling sees it; nothing runs its pods. */
