@@ -92,6 +92,12 @@ export const ABI_CONSTANTS = {
   BPFNET_HOOK_OVERLAY: 2,
   BPFNET_HOOK_HOST: 3,
   BPFNET_EVENTS_RING_SIZE: 256 * 1024,
+  // The fast path (lib/fib.h, bpf_netdev.c).
+  REASON_ROUTE_FAST: 3,
+  REASON_ROUTE_STACK: 4,
+  REASON_PEER: 5,
+  BPFNET_HOOK_NETDEV: 4,
+  BPFNET_ROUTES_MAX: 4096,
 } as const;
 
 /** Drop reasons (negative, as the datapath returns them). */
@@ -129,6 +135,12 @@ export const Verdict = {
   PASSED: ABI_CONSTANTS.REASON_PASSED,
   /** A policy deny let through by audit mode; counted besides the packet's own verdict. */
   POLICY_AUDIT: ABI_CONSTANTS.REASON_POLICY_AUDIT,
+  /** l3 fast path (counted besides the verdict): bpf_lxc sent it out of the underlay device (bpf_redirect_neigh). */
+  ROUTE_FAST: ABI_CONSTANTS.REASON_ROUTE_FAST,
+  /** No fast route for it (a local address, the outside world, …): bpf_lxc handed it to the host stack. */
+  ROUTE_STACK: ABI_CONSTANTS.REASON_ROUTE_STACK,
+  /** Delivered straight into the container's namespace with bpf_redirect_peer. */
+  PEER: ABI_CONSTANTS.REASON_PEER,
 } as const;
 
 /** bpfnet_endpoint.flags: policy enforcement per direction (no bit: the endpoint is open). */
@@ -152,15 +164,13 @@ export const Identity = {
   REMOTE_NODE: ABI_CONSTANTS.BPFNET_ID_REMOTE_NODE,
 } as const;
 
-/** "forwarded", "passed", "policy-audit", or the drop reason's name in kebab case ("unknown-endpoint"). */
-
 /** tc return codes (linux/pkt_cls.h) seen in test runs. */
 export const TcAction = { OK: 0, SHOT: 2, REDIRECT: 7 } as const;
 
+/** "forwarded", "passed", "policy-audit", "route-fast", …, or the drop reason's name in kebab case ("unknown-endpoint"). */
 export function reasonName(reason: number): string {
-  if (reason === Verdict.FORWARDED) return "forwarded";
-  if (reason === Verdict.PASSED) return "passed";
-  if (reason === Verdict.POLICY_AUDIT) return "policy-audit";
+  const verdict = Object.entries(Verdict).find(([, code]) => code === reason);
+  if (verdict) return verdict[0].toLowerCase().replace(/_/g, "-");
   const entry = Object.entries(DropReason).find(([, code]) => code === reason);
   return entry ? entry[0].toLowerCase().replace(/_/g, "-") : `drop-${-reason}`;
 }
@@ -196,6 +206,8 @@ export const LAYOUTS = {
   }),
   tunnelKey: layout("bpfnet_tunnel_key", 8, { prefixlen: [0, 4], ip4: [4, 4] }),
   tunnel: layout("bpfnet_tunnel", 8, { remote_ip4: [0, 4], flags: [4, 4] }),
+  /** bpfnet_routes' value (its key is bpfnet_tunnel_key). */
+  route: layout("bpfnet_route", 8, { ifindex: [0, 4], flags: [4, 4] }),
   config: layout("bpfnet_config", 32, {
     mode: [0, 4],
     vni: [4, 4],
@@ -377,6 +389,28 @@ export function decodeTunnel(buf: Buffer): TunnelEntry {
   expectSize(buf, LAYOUTS.tunnel);
   const f = LAYOUTS.tunnel.fields;
   return { remote: formatIPv4(buf, f.remote_ip4.offset), flags: readU32(buf, f.flags) };
+}
+
+// --- bpfnet_routes (l3 fast path; keys as bpfnet_tunnel's) --------------------
+
+export interface RouteEntry {
+  /** The underlay device that reaches the pod CIDR. */
+  ifindex: number;
+  flags?: number;
+}
+
+export function encodeRoute(entry: RouteEntry): Buffer {
+  const f = LAYOUTS.route.fields;
+  const buf = Buffer.alloc(LAYOUTS.route.size);
+  writeU32(buf, f.ifindex, entry.ifindex, "ifindex");
+  writeU32(buf, f.flags, entry.flags ?? 0, "flags");
+  return buf;
+}
+
+export function decodeRoute(buf: Buffer): RouteEntry {
+  expectSize(buf, LAYOUTS.route);
+  const f = LAYOUTS.route.fields;
+  return { ifindex: readU32(buf, f.ifindex), flags: readU32(buf, f.flags) };
 }
 
 // --- bpfnet_peers -----------------------------------------------------------
@@ -1108,11 +1142,12 @@ const EVENT_TYPE_CODES: Record<EventType, number> = {
 };
 
 /** The program that emitted an event. */
-export type EventHook = "lxc" | "overlay" | "host" | "unknown";
+export type EventHook = "lxc" | "overlay" | "host" | "netdev" | "unknown";
 const HOOK_CODES: Record<Exclude<EventHook, "unknown">, number> = {
   lxc: ABI_CONSTANTS.BPFNET_HOOK_LXC,
   overlay: ABI_CONSTANTS.BPFNET_HOOK_OVERLAY,
   host: ABI_CONSTANTS.BPFNET_HOOK_HOST,
+  netdev: ABI_CONSTANTS.BPFNET_HOOK_NETDEV,
 };
 
 /** One bpfnet_event record, decoded. Identities are 0 where the datapath did not know them. */

@@ -31,7 +31,7 @@ static __always_inline int handle_from_host(struct __sk_buff *skb)
 	if (ret < 0)
 		return ret;
 	/* A local endpoint's ingress policy sees the sender's identity from the ipcache (the host: 1). */
-	return forward_to_pod(skb, &pkt, &f, false, DROP_NO_ROUTE);	/* bpfnet_host leads nowhere else */
+	return forward_to_pod(skb, &pkt, &f, 0, DROP_NO_ROUTE);	/* bpfnet_host leads nowhere else */
 }
 
 SEC("tc")

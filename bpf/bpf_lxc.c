@@ -55,8 +55,8 @@ static __always_inline int handle_from_container(struct __sk_buff *skb)
 		return ret;
 	if (ret == ENFORCE_TO_PROXY)
 		return proxy_deliver(skb, &f);
-	/* Not a pod: the host, the outside world, or l3 mode, all routed by the host. */
-	return forward_to_pod(skb, &pkt, &f, true, TC_ACT_OK);
+	/* Another host's pod in l3 mode: out of the underlay device; anything else: the host stack routes it. */
+	return forward_to_pod(skb, &pkt, &f, DELIVER_DEC_TTL | FORWARD_FIB, TC_ACT_OK);
 }
 
 SEC("tc")

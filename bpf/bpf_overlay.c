@@ -91,7 +91,7 @@ static __always_inline int handle_from_overlay(struct __sk_buff *skb)
 
 	ep = endpoint_lookup(pkt.ip4->daddr);
 	if (ep)
-		return endpoint_deliver(skb, &pkt, &f, ep, true);	/* source identity: the ipcache */
+		return endpoint_deliver(skb, &pkt, &f, ep, DELIVER_DEC_TTL | DELIVER_PEER);	/* source identity: the ipcache */
 	if (cfg && cfg->gateway_ip4 && pkt.ip4->daddr == cfg->gateway_ip4)
 		return host_deliver(skb);
 	return DROP_UNKNOWN_ENDPOINT;

@@ -42,12 +42,13 @@ export type {
   PolicyValue,
   StructLayout,
   TunnelEntry,
+  RouteEntry,
   PolicyVerdict,
   VerdictKey,
 } from "./abi";
 export { BpfObject, BpfProgram, DATAPATH_PROGRAMS, loadDatapathObjects, objectPath } from "./object";
 export type { DatapathObjects, DatapathProgram, LoadOptions } from "./object";
-export { BpfMap, ConfigMap, CtMap, EndpointMap, IpcacheMap, MetricsMap, openDatapathMaps, PeerMap, PolicyMap, TunnelMap, VerdictMap } from "./maps";
+export { BpfMap, ConfigMap, CtMap, EndpointMap, IpcacheMap, MetricsMap, openDatapathMaps, PeerMap, PolicyMap, RouteMap, TunnelMap, VerdictMap } from "./maps";
 export type { DatapathMaps, MapInfo, MetricsEntry, UpdateMode, VerdictEntry } from "./maps";
 export { DEFAULT_TC_HANDLE, DEFAULT_TC_PRIORITY, TcHook } from "./tc";
 export type { TcAttachment, TcAttachOptions, TcDirection, TcFilterOptions, TcHookOptions } from "./tc";

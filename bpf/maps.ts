@@ -1,6 +1,6 @@
 /**
  * Maps: BpfMap is the raw Buffer-level handle; the typed maps (EndpointMap,
- * TunnelMap, PeerMap, IpcacheMap, PolicyMap, CtMap, ConfigMap, MetricsMap, VerdictMap)
+ * TunnelMap, RouteMap, PeerMap, IpcacheMap, PolicyMap, CtMap, ConfigMap, MetricsMap, VerdictMap)
  * validate and encode (via abi.ts) so callers work with addresses and numbers.
  */
 import { join } from "path";
@@ -32,6 +32,7 @@ import {
   decodePeer,
   decodePeerKey,
   decodeTunnel,
+  decodeRoute,
   decodeTunnelKey,
   decodeVerdictKey,
   encodeConfig,
@@ -41,6 +42,7 @@ import {
   encodePeer,
   encodePeerKey,
   encodeTunnel,
+  encodeRoute,
   encodeTunnelKey,
   encodeVerdictKey,
   Endpoint,
@@ -50,6 +52,7 @@ import {
   StructLayout,
   sumPerCpuCounters,
   TunnelEntry,
+  RouteEntry,
   VerdictKey,
   checkBackendId,
   checkRevNatIndex,
@@ -291,6 +294,27 @@ export class TunnelMap extends KeyedMap<string, TunnelEntry> {
 }
 
 /**
+ * bpfnet_routes (l3 mode): other hosts' pod CIDRs → the underlay device bpf_lxc sends their
+ * packets out of (bpf_redirect_neigh). A destination without a row goes to the host stack.
+ */
+export class RouteMap extends KeyedMap<string, RouteEntry> {
+  static readonly mapName = "bpfnet_routes";
+
+  constructor(map: BpfMap) {
+    super(map, { name: RouteMap.mapName, type: MapType.LPM_TRIE, key: LAYOUTS.tunnelKey, value: LAYOUTS.route }, {
+      encodeKey: encodeTunnelKey,
+      decodeKey: decodeTunnelKey,
+      encodeValue: encodeRoute,
+      decodeValue: decodeRoute,
+    });
+  }
+
+  static open(pinRoot: string): RouteMap {
+    return openPinned(pinRoot, RouteMap.mapName, (map) => new RouteMap(map));
+  }
+}
+
+/**
  * bpfnet_peers: underlay IPv4 addresses of the network's other hosts. bpf_overlay drops
  * tunnelled packets from any other outer source (DropReason.UNKNOWN_PEER).
  */
@@ -516,6 +540,7 @@ export class VerdictMap extends CounterMap<VerdictKey> {
 export interface DatapathMaps {
   endpoints: EndpointMap;
   tunnel: TunnelMap;
+  routes: RouteMap;
   peers: PeerMap;
   ipcache: IpcacheMap;
   policy: PolicyMap;
@@ -533,6 +558,7 @@ export function openDatapathMaps(pinRoot: string): DatapathMaps {
     return {
       endpoints: track(EndpointMap.open(pinRoot)),
       tunnel: track(TunnelMap.open(pinRoot)),
+      routes: track(RouteMap.open(pinRoot)),
       peers: track(PeerMap.open(pinRoot)),
       ipcache: track(IpcacheMap.open(pinRoot)),
       policy: track(PolicyMap.open(pinRoot)),

@@ -4,7 +4,7 @@ import { BpfMap } from "./maps";
 import { native, NativeObjectHandle, NativeProgInfo } from "./native";
 import { defaultObjectDir } from "./paths";
 
-/** The three datapath objects: which program each holds and where it attaches. */
+/** The datapath objects: which program each holds and where it attaches. */
 export const DATAPATH_PROGRAMS = {
   /** tc ingress on each container's host-side veth. */
   lxc: { object: "bpf_lxc.o", program: "from_container", direction: "ingress" },
@@ -12,6 +12,8 @@ export const DATAPATH_PROGRAMS = {
   overlay: { object: "bpf_overlay.o", program: "from_overlay", direction: "ingress" },
   /** tc egress on bpfnet_host. */
   host: { object: "bpf_host.o", program: "from_host", direction: "egress" },
+  /** tc ingress on the host's underlay device (l3 mode): delivery into containers by bpf_redirect_peer. */
+  netdev: { object: "bpf_netdev.o", program: "from_netdev", direction: "ingress" },
 } as const;
 
 export type DatapathProgram = keyof typeof DATAPATH_PROGRAMS;
@@ -130,11 +132,12 @@ export class BpfObject {
   }
 }
 
-/** All three datapath objects of a host, sharing the maps pinned under one pin root. */
+/** All datapath objects of a host, sharing the maps pinned under one pin root. */
 export interface DatapathObjects {
   lxc: BpfObject;
   overlay: BpfObject;
   host: BpfObject;
+  netdev: BpfObject;
   /** The entry program of each object, e.g. programs.lxc = from_container. */
   programs: Record<DatapathProgram, BpfProgram>;
   close(): void;
@@ -151,14 +154,17 @@ export function loadDatapathObjects(pinRoot: string, dir = defaultObjectDir()): 
     const lxc = load("lxc");
     const overlay = load("overlay");
     const host = load("host");
+    const netdev = load("netdev");
     return {
       lxc,
       overlay,
       host,
+      netdev,
       programs: {
         lxc: lxc.program(DATAPATH_PROGRAMS.lxc.program),
         overlay: overlay.program(DATAPATH_PROGRAMS.overlay.program),
         host: host.program(DATAPATH_PROGRAMS.host.program),
+        netdev: netdev.program(DATAPATH_PROGRAMS.netdev.program),
       },
       close: () => loaded.forEach((o) => o.close()),
     };

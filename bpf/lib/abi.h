@@ -413,4 +413,34 @@ _Static_assert(sizeof(struct bpfnet_metrics_key) == 8, "metrics key ABI");
 _Static_assert(sizeof(struct bpfnet_metrics_value) == 16, "metrics value ABI");
 _Static_assert(sizeof(struct bpfnet_event) == 56, "event ABI");
 
+/* --- The fast path (lib/fib.h, bpf_netdev.c) --- */
+
+/*
+ * bpfnet_metrics_key.reason, counted besides the packet's own verdict: which
+ * path a packet took. FAST: bpf_lxc sent it out of the underlay device with
+ * bpf_redirect_neigh (the kernel routes and resolves the next hop); STACK: no
+ * fast route for it (a local address, the outside world, …), so the host
+ * stack got it; PEER: delivered into the container's namespace with
+ * bpf_redirect_peer (no second stack pass, no veth backlog).
+ */
+#define REASON_ROUTE_FAST	3
+#define REASON_ROUTE_STACK	4
+#define REASON_PEER		5
+
+/* bpfnet_event.hook of the underlay device's program (tc ingress on the host's underlay interface). */
+#define BPFNET_HOOK_NETDEV	4
+
+#define BPFNET_ROUTES_MAX	4096
+
+/*
+ * bpfnet_routes (l3 mode; key: struct bpfnet_tunnel_key, a pod CIDR): the
+ * other hosts' pod CIDRs and the device that reaches them.
+ */
+struct bpfnet_route {
+	__u32 ifindex;		/* the underlay device */
+	__u32 flags;		/* none defined yet */
+};
+
+_Static_assert(sizeof(struct bpfnet_route) == 8, "route value ABI");
+
 #endif /* BPFNET_ABI_H */

@@ -1,32 +1,47 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* The two ways a packet leaves through the datapath: to a local endpoint, or into the tunnel. */
+/* The ways a packet leaves through the datapath: to a local endpoint, into the tunnel, or (l3) out of the underlay device. */
 #ifndef BPFNET_FORWARD_H
 #define BPFNET_FORWARD_H
 
 #include <stdbool.h>
+#include <linux/if_packet.h>
 #include <linux/pkt_cls.h>
 #include "enforce.h"
 #include "lb.h"
+#include "fib.h"
 #include "maps.h"
+#include "metrics.h"
 #include "pkt.h"
 #include "proxy.h"
 
+/* How local_deliver hands a packet over (flags). */
+#define DELIVER_DEC_TTL	1	/* this hop routes: decrement the TTL (not where the kernel already did, bpf_host) */
+#define DELIVER_PEER	2	/* tc ingress only: straight into the container's namespace (bpf_redirect_peer) */
+
 /*
- * Delivers to a local endpoint out of its host-side veth: the container sees
- * a frame from its gateway (the veth's MAC) addressed to itself. dec_ttl is
- * false where the kernel already routed the packet (bpf_host), so each hop
- * decrements once.
+ * Delivers to a local endpoint: the container sees a frame from its gateway
+ * (the veth's MAC) addressed to itself. Out of the host-side veth
+ * (bpf_redirect), or with DELIVER_PEER into the container end's ingress, which
+ * skips the veth's transmit and backlog hop. The peer path keeps the packet
+ * type the receiving device gave it, so a frame the VXLAN device marked as
+ * for another host is marked for this one, or the container would discard it.
  */
-static __always_inline int local_deliver(struct pkt *pkt, const struct bpfnet_endpoint *ep,
-					 bool dec_ttl)
+static __always_inline int local_deliver(struct __sk_buff *skb, struct pkt *pkt,
+					 const struct bpfnet_endpoint *ep, __u32 how)
 {
-	if (dec_ttl) {
+	if (how & DELIVER_DEC_TTL) {
 		int ret = ipv4_dec_ttl(pkt->ip4);
 
 		if (ret < 0)
 			return ret;
 	}
 	eth_rewrite(pkt->eth, ep->node_mac, ep->mac);
+	if (how & DELIVER_PEER) {
+		if (skb->pkt_type != PACKET_HOST)
+			bpf_skb_change_type(skb, PACKET_HOST);
+		metrics_record(skb->ifindex, HOOK_DIRECTION, REASON_PEER, skb->len);
+		return bpf_redirect_peer(ep->ifindex, 0);
+	}
 	return bpf_redirect(ep->ifindex, 0);
 }
 
@@ -35,7 +50,7 @@ static __always_inline int local_deliver(struct pkt *pkt, const struct bpfnet_en
  * dropped, one redirected to the proxy goes to the proxy's socket instead.
  */
 static __always_inline int endpoint_deliver(struct __sk_buff *skb, struct pkt *pkt, struct flow *f,
-					    const struct bpfnet_endpoint *ep, bool dec_ttl)
+					    const struct bpfnet_endpoint *ep, __u32 how)
 {
 	int ret = enforce(skb, pkt, f, ep, BPFNET_POLICY_INGRESS);
 
@@ -46,7 +61,7 @@ static __always_inline int endpoint_deliver(struct __sk_buff *skb, struct pkt *p
 	ret = lb_rev_nat(skb, pkt, f);	/* a reply of a service flow: source back to the VIP */
 	if (ret < 0)
 		return ret;
-	return local_deliver(pkt, ep, dec_ttl);
+	return local_deliver(skb, pkt, ep, how);
 }
 
 /*
@@ -79,25 +94,32 @@ tunnel_route(const struct bpfnet_config *cfg, __be32 daddr)
 	return tunnel_lookup(daddr);
 }
 
+/* forward_to_pod's flags besides DELIVER_*: in l3 mode, another host's pod leaves by the underlay device (lib/fib.h). */
+#define FORWARD_FIB	4
+
 /*
  * Sends an IPv4 packet to the pod that owns its destination: a local endpoint
- * by redirect (after its ingress policy), a pod on another host through the tunnel (vxlan mode). Any
- * other destination returns `no_pod`: each attach point decides what that
- * means (the host stack for a container's packets, a drop on bpfnet_host).
+ * by redirect (after its ingress policy), a pod on another host through the
+ * tunnel (vxlan mode), or with FORWARD_FIB in l3 mode, out of the underlay
+ * device when bpfnet_routes knows its pod CIDR. Any other destination returns `no_pod`: each attach point
+ * decides what that means (the host stack for a container's packets, a drop
+ * on bpfnet_host). `how`: DELIVER_* for a local endpoint, FORWARD_FIB.
  */
 static __always_inline int forward_to_pod(struct __sk_buff *skb, struct pkt *pkt, struct flow *f,
-					  bool dec_ttl, int no_pod)
+					  __u32 how, int no_pod)
 {
 	const struct bpfnet_endpoint *ep = endpoint_lookup(pkt->ip4->daddr);
 	const struct bpfnet_config *cfg;
 	const struct bpfnet_tunnel *tun;
 
 	if (ep)
-		return endpoint_deliver(skb, pkt, f, ep, dec_ttl);
+		return endpoint_deliver(skb, pkt, f, ep, how & (DELIVER_DEC_TTL | DELIVER_PEER));
 	cfg = config_get();
 	tun = tunnel_route(cfg, pkt->ip4->daddr);
 	if (cfg && tun)
 		return tunnel_encap(skb, cfg, tun);
+	if (cfg && cfg->mode == BPFNET_MODE_L3 && (how & FORWARD_FIB))
+		return fib_redirect(skb, pkt, HOOK_DIRECTION, no_pod);
 	return no_pod;
 }
 

@@ -32,6 +32,16 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } bpfnet_tunnel SEC(".maps");
 
+/* l3 mode: other hosts' pod CIDRs → the underlay device bpf_lxc sends them out of (lib/fib.h). */
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__type(key, struct bpfnet_tunnel_key);
+	__type(value, struct bpfnet_route);
+	__uint(max_entries, BPFNET_ROUTES_MAX);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} bpfnet_routes SEC(".maps");
+
 /* Underlay addresses of the network's other hosts (the agent fills it from their registrations). */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -116,6 +126,13 @@ static __always_inline const struct bpfnet_tunnel *tunnel_lookup(__be32 ip4)
 	struct bpfnet_tunnel_key key = { .prefixlen = 32, .ip4 = ip4 };
 
 	return bpf_map_lookup_elem(&bpfnet_tunnel, &key);
+}
+
+static __always_inline const struct bpfnet_route *route_lookup(__be32 ip4)
+{
+	struct bpfnet_tunnel_key key = { .prefixlen = 32, .ip4 = ip4 };
+
+	return bpf_map_lookup_elem(&bpfnet_routes, &key);
 }
 
 static __always_inline const struct bpfnet_peer *peer_lookup(__be32 ip4)

@@ -119,6 +119,13 @@ export async function ensureDevices(plan: DevicePlan, log: Logger): Promise<Ensu
   return { host, ...(vxlan ? { vxlan } : {}) };
 }
 
+/** The host's underlay device (l3 mode attaches bpf_netdev to its ingress); it must exist. */
+export async function underlayLink(name: string): Promise<LinkInfo> {
+  const link = await getLink(name);
+  if (!link) throw new Error(`the underlay interface ${name} does not exist in the agent's namespace`);
+  return link;
+}
+
 /** Removes what ensureDevices made (for `bpfnet agent --teardown` and tests). */
 export async function removeDevices(): Promise<void> {
   for (const dev of [VXLAN_DEVICE, HOST_DEVICE]) await tryIp("link", "del", dev);

@@ -24,7 +24,8 @@ import type { AgentStatus, DeviceStatus, EndpointView, ProgramStatus } from "../
 import { AppliedLog } from "./appliedLog";
 import { sleep } from "./backoff";
 import { Datapath } from "./datapath";
-import { EnsuredDevices, ensureDevices, HOST_DEVICE, planDevices, VXLAN_DEVICE } from "./devices";
+import { desiredRoutes } from "./fastRoutes";
+import { EnsuredDevices, ensureDevices, HOST_DEVICE, planDevices, underlayLink, VXLAN_DEVICE } from "./devices";
 import { connectAgentClient } from "./etcd";
 import { EndpointManager } from "./endpoints";
 import { podNetwork, PodNetwork } from "./ipam";
@@ -75,6 +76,7 @@ export class Agent {
   private lbMaps: LbMaps | undefined;
   private readonly reconcilers: Reconciler<unknown>[] = [];
   private tunnelReconciler: Reconciler<string> | undefined;
+  private routeReconciler: Reconciler<number> | undefined;
   private peerReconciler: Reconciler<true> | undefined;
   private api: ApiServer | undefined;
   private isReady = false;
@@ -159,7 +161,10 @@ export class Agent {
     if (dp.maps.peers.entries().length === 0) for (const [, t] of dp.maps.tunnel.entries()) dp.maps.peers.set(t.remote);
     if (net.mode === "vxlan" && this.devices.vxlan) dp.attach("overlay", vxlanIfindex);
     dp.attach("host", hostIfindex);
-    log.info("programs attached", { hostIfindex, vxlanIfindex, endpoints: restored.restored });
+    // l3: the underlay device's ingress delivers to local containers directly (bpf_netdev).
+    const underlayIfindex = net.mode === "l3" ? (await underlayLink(cfg.underlayInterface)).ifindex : 0;
+    if (underlayIfindex) dp.attach("netdev", underlayIfindex);
+    log.info("programs attached", { hostIfindex, vxlanIfindex, underlayIfindex, endpoints: restored.restored });
 
     // 6. Reconcilers, registration, API.
     this.tunnelReconciler = new Reconciler<string>(
@@ -171,6 +176,18 @@ export class Agent {
         equal: (a, b) => a === b,
         upsert: (cidr, remote) => dp.maps.tunnel.set(cidr, { remote }),
         remove: (cidr) => void dp.maps.tunnel.delete(cidr),
+      },
+      log.child("reconcile"),
+      cfg.resyncSeconds * 1000,
+    );
+    this.routeReconciler = new Reconciler<number>(
+      {
+        name: "route-map",
+        desired: () => (this.view.synced ? desiredRoutes(net.mode, this.currentPeers().peers, underlayIfindex) : undefined),
+        actual: () => new Map(dp.maps.routes.entries().map(([cidr, r]) => [cidr, r.ifindex])),
+        equal: (a, b) => a === b,
+        upsert: (cidr, ifindex) => dp.maps.routes.set(cidr, { ifindex }),
+        remove: (cidr) => void dp.maps.routes.delete(cidr),
       },
       log.child("reconcile"),
       cfg.resyncSeconds * 1000,
@@ -201,7 +218,7 @@ export class Agent {
       log.child("reconcile"),
       cfg.resyncSeconds * 1000,
     );
-    this.reconcilers.push(this.tunnelReconciler as Reconciler<unknown>, this.peerReconciler as Reconciler<unknown>, endpointMap as Reconciler<unknown>, records as Reconciler<unknown>);
+    this.reconcilers.push(this.tunnelReconciler as Reconciler<unknown>, this.routeReconciler as Reconciler<unknown>, this.peerReconciler as Reconciler<unknown>, endpointMap as Reconciler<unknown>, records as Reconciler<unknown>);
     for (const r of this.reconcilers) r.start();
 
     this.registration = new Registration(
@@ -470,6 +487,7 @@ export class Agent {
 
   private onViewChange(): void {
     this.tunnelReconciler?.kick();
+    this.routeReconciler?.kick();
     this.peerReconciler?.kick();
     // Our own key gone or overwritten while we run (deleted by hand, or lease trouble): write it again.
     if (this.registration?.registered && this.view.nodesSynced) {
@@ -516,6 +534,8 @@ export class Agent {
       devices.push(l ? { name, ifindex: l.ifindex, up: l.up, mtu: l.mtu, ...(l.kind ? { kind: l.kind } : {}) } : { name, up: false });
       if (l && dp) programs.push(dp.hookStatus(name, l.ifindex, name === VXLAN_DEVICE ? "overlay" : "host"));
     }
+    const underlay = net.mode === "l3" ? await getLink(cfg.underlayInterface) : undefined;
+    if (underlay && dp) programs.push(dp.hookStatus(cfg.underlayInterface, underlay.ifindex, "netdev"));
     const eps = this.endpoints?.list() ?? [];
     if (dp) for (const ep of eps) if (ep.hostIfindex !== undefined && ep.status !== "lost") programs.push(dp.hookStatus(ep.hostIfname, ep.hostIfindex, "lxc"));
     const metrics = dp?.maps.metrics.entries() ?? [];

@@ -7,7 +7,9 @@ import { AgentClient } from "../api/client";
 import { AgentConfig } from "../config";
 import { removeHostKeys } from "../../provider/etcd/hostKeys";
 import { tryIp } from "./exec";
+import { DATAPATH_PROGRAMS, TcHook } from "../../bpf";
 import { removeDevices } from "./devices";
+import { getLink } from "./links";
 import { removeProxyRoute } from "./l7Delivery";
 import { connectAgentClient } from "./etcd";
 import { Logger } from "./log";
@@ -27,6 +29,7 @@ export async function teardown(cfg: AgentConfig, log: Logger): Promise<void> {
     log.warn("cannot read the endpoint state; endpoint devices may remain", { error: e as Error });
   }
   await removeDevices();
+  await detachUnderlay(cfg.underlayInterface, log);
   await removeProxyRoute();
   // Every map bpfnet pinned here (all named bpfnet_*), also those a newer datapath added
   // (peers, ipcache, policy, ct, verdicts, …): a removed host keeps no pin.
@@ -43,6 +46,18 @@ export async function teardown(cfg: AgentConfig, log: Logger): Promise<void> {
   for (const f of [ENDPOINTS_FILE, NETWORK_FILE]) fs.rmSync(path.join(cfg.stateDir, f), { force: true });
   fs.rmSync(cfg.apiSocket, { force: true });
   log.info("torn down", { host: cfg.hostName, endpoints: ids.length });
+}
+
+/** bpf_netdev off the underlay device (l3 mode), which stays: the host's own interface. */
+async function detachUnderlay(name: string, log: Logger): Promise<void> {
+  const link = await getLink(name).catch(() => undefined);
+  if (!link) return;
+  try {
+    const hook = TcHook.open(link.ifindex, DATAPATH_PROGRAMS.netdev.direction);
+    if (hook.query()) hook.detach();
+  } catch (e) {
+    log.warn("cannot detach bpf_netdev from the underlay device", { device: name, error: e as Error });
+  }
 }
 
 /** The names of bpfnet's pins in `bpffsDir` (none when the directory is gone). */

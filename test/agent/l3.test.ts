@@ -1,8 +1,9 @@
 /**
  * The agent in an l3 lab: hosts sit in their own subnets behind a router; no VXLAN device,
  * an empty tunnel map, and the router routes each pod CIDR to its host (added by hand here, as
- * an operator or BGP would). Packets from a container go up the host's stack (bpf_lxc passes
- * them) and arrive on the other host's bpfnet_host, whose program delivers them.
+ * an operator or BGP would). Packets from a container leave by the underlay device (bpf_lxc's
+ * fast path) and the other host's bpf_netdev delivers them; without it, they arrive on its
+ * bpfnet_host, whose program delivers them (test/agent/fastPath.test.ts has the fast path).
  *
  * Needs root, and dist/ built (`npx tsc -p .`; scripts/setup runs it before the tests).
  */
@@ -66,41 +67,45 @@ afterAll(async () => {
   await cleanupAll(steps);
 }, 60_000);
 
-test("l3 mode: no VXLAN device, no tunnel entries, only bpf_host and bpf_lxc", async () => {
+test("l3 mode: no VXLAN device, no tunnel entries, bpf_host, bpf_netdev and bpf_lxc", async () => {
   for (const [i, a] of agents.entries()) {
     const s = await a.status();
     expect(s.agent.mode).toBe("l3");
     expect(s.devices.map((d) => d.name)).toEqual(["bpfnet_host"]);
-    expect(s.programs.map((p) => `${p.program}@${p.current}`)).toEqual(["host@true", "lxc@true"]);
+    // bpf_lxc once per endpoint (the container's, and any the agent makes itself).
+    expect(s.programs.filter((p) => p.program !== "lxc").map((p) => `${p.program}@${p.current}`)).toEqual(["host@true", "netdev@true"]);
+    expect(s.programs.filter((p) => p.program === "lxc").every((p) => p.current)).toBe(true);
     expect(s.peers).toHaveLength(1); // known, but nothing uses the tunnel map
     expect(maps[i].tunnel.entries()).toEqual([]);
     expect(maps[i].config.get().mode).toBe("l3");
   }
 });
 
-test("containers on two hosts reach each other through the router and bpf_host", async () => {
+test("containers on two hosts reach each other through the router and bpf_netdev", async () => {
   const s2 = await agents[1].status();
-  const host2 = s2.devices[0].ifindex!;
+  const netdev2 = s2.programs.find((p) => p.program === "netdev")!.ifindex;
   const ep1 = (await agents[0].client.getEndpoint(CONTAINERS[0]))!;
-  const delivered = () => maps[1].metrics.get({ id: host2, direction: "egress", reason: Verdict.FORWARDED }).packets;
-  const passed = () => maps[0].metrics.get({ id: ep1.hostIfindex!, direction: "ingress", reason: Verdict.PASSED }).packets;
+  const delivered = () => maps[1].metrics.get({ id: netdev2, direction: "ingress", reason: Verdict.FORWARDED }).packets;
+  const passed = () => maps[0].metrics.get({ id: ep1.hostIfindex!, direction: "ingress", reason: Verdict.ROUTE_FAST }).packets;
   const [d0, p0] = [delivered(), passed()];
   const r = ping(CONTAINERS[0], ips[1], 5, 0.1);
   expect(r).toMatchObject({ ok: true, received: 5 });
   expect(ping(CONTAINERS[1], ips[0], 5, 0.1).ok).toBe(true);
   console.log(`l3 ping h1→h2 containers: avg RTT ${r.rttAvgMs} ms`);
   expect(delivered() - d0).toBeGreaterThanOrEqual(10n); // requests of one ping, replies of the other
-  expect(passed() - p0).toBeGreaterThanOrEqual(10n); // bpf_lxc hands cross-host packets to the stack
+  expect(passed() - p0).toBeGreaterThanOrEqual(10n); // bpf_lxc sends cross-host packets out of the underlay device
 
   const t = await tcpTransfer(CONTAINERS[0], CONTAINERS[1], ips[1], 10 * 1024 * 1024, 7001, children);
   expect(t.received).toEqual({ n: t.sent, sha: t.sha });
   console.log(`l3 TCP: 10 MiB in ${t.ms} ms (sha256 verified)`);
 });
 
-test("without bpf_host on the receiving host the traffic stops; a restart restores it", async () => {
+test("without bpf_netdev and bpf_host on the receiving host the traffic stops; a restart restores it", async () => {
   const s2 = await agents[1].status();
-  const hostProg = s2.programs.find((p) => p.program === "host")!;
-  TcHook.open(hostProg.ifindex, hostProg.direction, { netns: agents[1].netns }).detach();
+  for (const program of ["netdev", "host"]) {
+    const p = s2.programs.find((x) => x.program === program)!;
+    TcHook.open(p.ifindex, p.direction, { netns: agents[1].netns }).detach();
+  }
   expect(ping(CONTAINERS[0], ips[1], 2, 0.2, 1).received).toBe(0);
   await agents[1].stop();
   await agents[1].start();
@@ -110,11 +115,14 @@ test("without bpf_host on the receiving host the traffic stops; a restart restor
 test("teardown removes the devices, endpoints, pins, etcd keys and state of a stopped agent", async () => {
   const a = agents[1];
   const ep = (await a.client.getEndpoint(CONTAINERS[1]))!;
+  const netdev = (await a.status()).programs.find((p) => p.program === "netdev")!;
   await a.stop();
   // Run where the agent runs: inside the host's namespace.
   const out = spawnSync("ip", ["netns", "exec", a.netns, process.execPath, CLI, "agent", "teardown", "--config", a.configPath], { encoding: "utf8" });
   expect(out.status).toBe(0);
   expect(inNetns(a.netns, ["ip", "link", "show", "bpfnet_host"]).status).not.toBe(0);
+  // The underlay device stays (the host's own), without bpf_netdev.
+  expect(TcHook.open(netdev.ifindex, netdev.direction, { netns: a.netns }).query()).toBeUndefined();
   expect(inNetns(a.netns, ["ip", "link", "show", ep.hostIfname]).status).not.toBe(0);
   expect(fs.readdirSync(a.host.bpffsDir).filter((f) => f.startsWith("bpfnet_"))).toEqual([]);
   expect(fs.existsSync(path.join(a.host.stateDir, "endpoints.json"))).toBe(false);
