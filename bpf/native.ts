@@ -116,6 +116,25 @@ export interface NativeBinding {
   transparentListener(ip: string, port: number, backlog: number): number;
   /** An unconnected TCP socket with SO_MARK set (the L7 proxy's upstream side). */
   markedSocket(mark: number): number;
+  /** Attaches a program to a cgroup as a bpf_link and pins the link (cgroup.cc). */
+  cgroupLinkCreate(progFd: number, cgroupPath: string, attachType: string, pinPath: string): { linkId: number; progId: number };
+  /** A pinned link's ids and attachment, or null when nothing is pinned there. */
+  linkInfo(pinPath: string): NativeLinkInfo | null;
+  /** Detaches a pinned link and removes the pin; false when there was no pin. */
+  linkDetach(pinPath: string): boolean;
+  /** SO_NETNS_COOKIE of the calling thread's network namespace. */
+  netnsCookie(): bigint;
+}
+
+export interface NativeLinkInfo {
+  linkId: number;
+  progId: number;
+  /** The attached program's tag (hex); "" if it could not be read. */
+  progTag: string;
+  /** 0 once the link is detached (its cgroup gone or bpf_link_detach). */
+  cgroupId: bigint;
+  /** "connect4", "sendmsg4", "recvmsg4", "getpeername4"; "" for others. */
+  attachType: string;
 }
 
 let binding: NativeBinding | undefined;

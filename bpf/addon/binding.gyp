@@ -21,7 +21,8 @@
         "src/tc.cc",
         "src/prog.cc",
         "src/socket.cc",
-        "src/ringbuf.cc"
+        "src/ringbuf.cc",
+        "src/cgroup.cc"
       ],
       "actions": [
         {

@@ -32,6 +32,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   InitProg(env, exports);
   InitSocket(env, exports);
   InitRingbuf(env, exports);
+  InitCgroup(env, exports);
   return exports;
 }
 
