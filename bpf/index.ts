@@ -70,6 +70,6 @@ export {
   SockConfigMap,
 } from "./maps";
 export type { LbMaps, LbService } from "./maps";
-export { attachSocketLb, cgroupV2Root, detachSocketLb, netnsCookie, SOCKET_LB_HOOKS, SOCKET_LB_OBJECT, socketLbLinks, socketLbPin } from "./socketLb";
+export { attachSocketLb, CGROUP_V2_MOUNT, cgroupV2Root, detachSocketLb, netnsCookie, SOCKET_LB_HOOKS, SOCKET_LB_OBJECT, socketLbLinks, socketLbPin } from "./socketLb";
 export type { AttachSocketLbOptions, SocketLbHook, SocketLbLink } from "./socketLb";
 export { connectFromProxy, transparentListener } from "./socket";

@@ -4,7 +4,8 @@
  * host's pin root (so they outlive the agent), acting only in the namespace whose cookie is in
  * bpfnet_sock_cfg. Contract: bpf/README.md, "Service load balancing".
  */
-import { existsSync, readFileSync, renameSync } from "fs";
+import { execFileSync } from "child_process";
+import { mkdirSync, readFileSync, renameSync } from "fs";
 import { join } from "path";
 import { SockConfigMap } from "./maps";
 import { native } from "./native";
@@ -24,28 +25,25 @@ export type SocketLbHook = keyof typeof SOCKET_LB_HOOKS;
 /** The object file of the socket hooks, in the datapath's object directory. */
 export const SOCKET_LB_OBJECT = "bpf_sock.o";
 
+/** Where attachSocketLb mounts cgroup2 when this process sees none (as Cilium mounts /run/cilium/cgroupv2). */
+export const CGROUP_V2_MOUNT = "/run/bpfnet/cgroup2";
+
 /**
- * Where the hooks attach: the cgroup-v2 root, which every process of the machine is below. Found
- * in this process's mounts (/sys/fs/cgroup, or /sys/fs/cgroup/unified on a hybrid system), else
- * through init's mount namespace: `ip netns exec` (how lab hosts run) mounts a fresh /sys
- * without the cgroup mounts.
+ * Where the hooks attach: the cgroup-v2 root, which every process of the machine is below. The
+ * cgroup2 mount of this process's mount namespace (/sys/fs/cgroup, or /sys/fs/cgroup/unified on a
+ * hybrid system); when there is none (`ip netns exec`, how lab hosts run, mounts a fresh /sys
+ * without it) cgroup2 is mounted at CGROUP_V2_MOUNT: the same hierarchy, seen from here.
  */
 export function cgroupV2Root(): string {
-  const fromMounts = (mountsFile: string, prefix: string): string | undefined => {
-    try {
-      const line = readFileSync(mountsFile, "utf8")
-        .split("\n")
-        .map((l) => l.split(" "))
-        .find((f) => f[2] === "cgroup2");
-      // Mount points are octal-escaped in /proc/*/mounts (a space is \040).
-      return line ? prefix + line[1].replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8))) : undefined;
-    } catch {
-      return undefined;
-    }
-  };
-  const found = [fromMounts("/proc/self/mounts", ""), fromMounts("/proc/1/mounts", "/proc/1/root")].find((p) => p && existsSync(p));
-  if (!found) throw new Error("no cgroup2 mount found (in /proc/self/mounts or init's): the socket hooks need cgroup v2");
-  return found;
+  const mounted = readFileSync("/proc/self/mounts", "utf8")
+    .split("\n")
+    .map((l) => l.split(" "))
+    .find((f) => f[2] === "cgroup2");
+  // Mount points are octal-escaped in /proc/*/mounts (a space is \040).
+  if (mounted) return mounted[1].replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
+  mkdirSync(CGROUP_V2_MOUNT, { recursive: true });
+  execFileSync("mount", ["-t", "cgroup2", "none", CGROUP_V2_MOUNT], { stdio: ["ignore", "ignore", "pipe"] });
+  return CGROUP_V2_MOUNT;
 }
 
 /** A hook's link as pinned in a pin root. */

@@ -24,6 +24,7 @@ import type { AgentStatus, DeviceStatus, EndpointView, ProgramStatus } from "../
 import { AppliedLog } from "./appliedLog";
 import { sleep } from "./backoff";
 import { Datapath } from "./datapath";
+import { ensureSocketLb } from "./socketLb";
 import { desiredRoutes } from "./fastRoutes";
 import { EnsuredDevices, ensureDevices, HOST_DEVICE, planDevices, underlayLink, VXLAN_DEVICE } from "./devices";
 import { connectAgentClient } from "./etcd";
@@ -129,6 +130,7 @@ export class Agent {
     const policySink = new DatapathPolicySink(dp.maps);
     this.datapath = dp;
     dp.setConfig({ mode: net.mode, vni: net.vni, vxlanIfindex, hostIfindex, gateway: this.pod.gateway });
+    ensureSocketLb(cfg.bpffsDir, cfg.bpfObjectDir, log.child("socket-lb"));
     // Expired CT entries only; the pinned map is never emptied (live flows keep their replies' pass).
     this.ctGc = new CtGarbageCollector(dp.maps.ct, CT_GC_INTERVAL_MS, log.child("ct-gc"));
     this.ctGc.start();

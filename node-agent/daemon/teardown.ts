@@ -11,6 +11,7 @@ import { DATAPATH_PROGRAMS, TcHook } from "../../bpf";
 import { removeDevices } from "./devices";
 import { getLink } from "./links";
 import { removeProxyRoute } from "./l7Delivery";
+import { removeSocketLb } from "./socketLb";
 import { connectAgentClient } from "./etcd";
 import { Logger } from "./log";
 import { ENDPOINTS_FILE, NETWORK_FILE, StateStore } from "./state";
@@ -31,6 +32,7 @@ export async function teardown(cfg: AgentConfig, log: Logger): Promise<void> {
   await removeDevices();
   await detachUnderlay(cfg.underlayInterface, log);
   await removeProxyRoute();
+  removeSocketLb(cfg.bpffsDir, log);
   // Every map bpfnet pinned here (all named bpfnet_*), also those a newer datapath added
   // (peers, ipcache, policy, ct, verdicts, …): a removed host keeps no pin.
   for (const name of pinnedMaps(cfg.bpffsDir)) fs.rmSync(path.join(cfg.bpffsDir, name), { force: true });

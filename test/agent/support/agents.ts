@@ -147,9 +147,9 @@ export class LabAgent {
   }
 }
 
-/** Container namespaces of the tests: all named tagtc…/trelc…/tpolc…/tpfc…/tsvcc…, removed by removeContainers(). */
+/** Container namespaces of the tests: all named tagtc…/trelc…/tpolc…/tpfc…/tsvcc…/tlbc…, removed by removeContainers(). */
 export function addContainerNetns(name: string): string {
-  if (!/^(tagtc|trelc|tpolc|tpfc|tsvcc)/.test(name)) throw new Error(`container netns ${name} must start with tagtc (agent tests), trelc (reliability tests), tpolc (policy tests), tpfc (datapath performance tests) or tsvcc (service tests)`);
+  if (!/^(tagtc|trelc|tpolc|tpfc|tsvcc|tlbc)/.test(name)) throw new Error(`container netns ${name} must start with tagtc (agent tests), trelc (reliability tests), tpolc (policy tests), tpfc (datapath performance tests), tsvcc (service tests) or tlbc (service datapath tests)`);
   spawnSync("ip", ["netns", "del", name]);
   execFileSync("ip", ["netns", "add", name]);
   return `/run/netns/${name}`;
