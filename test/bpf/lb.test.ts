@@ -12,7 +12,7 @@
 import { DropReason, EndpointFlags, lbFlowHash, LbBackendFlags, LbProto, LbServiceFlags, MAGLEV_M, monotonicNowNs, openLbMaps, PolicyAction, PolicyDirection, TcAction, testRun } from "../../bpf";
 import type { DatapathMaps, DatapathObjects, Endpoint, LbMaps, LbServiceKey, PolicyRow } from "../../bpf";
 import { loadTestDatapath, TestDatapath, tunnelCb } from "./support/datapath";
-import { ip, ipQuiet } from "./support/netns";
+import { ipQuiet, vethPair } from "./support/netns";
 import { l4ChecksumValid, l4Ports, parseIpv4Frame, tcp, TCP_FLAGS, udp, withL4Checksum } from "./support/packets";
 
 const GATEWAY_MAC = "02:00:00:00:00:fe";
@@ -44,9 +44,7 @@ let ifA: number;
 let ifB: number;
 
 beforeAll(() => {
-  ipQuiet("link", "del", DEV_A);
-  ip("link", "add", DEV_A, "type", "veth", "peer", "name", DEV_B);
-  [ifA, ifB] = [DEV_A, DEV_B].map((dev) => (JSON.parse(ip("-j", "link", "show", "dev", dev)) as { ifindex: number }[])[0].ifindex);
+  [ifA, ifB] = vethPair(DEV_A, DEV_B);
   t = loadTestDatapath();
   ({ dp, maps } = t);
   lb = openLbMaps(t.bpffs.dir);

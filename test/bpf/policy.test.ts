@@ -28,7 +28,7 @@ import { encodeCtKey } from "../../bpf/abi";
 import { CtGarbageCollector } from "../../node-agent/daemon/ctGc";
 import { silentLogger } from "../../node-agent/daemon/log";
 import { loadTestDatapath, TestDatapath, tunnelCb } from "./support/datapath";
-import { ip, ipQuiet } from "./support/netns";
+import { ipQuiet, vethPair } from "./support/netns";
 import { icmpEcho, icmpEchoReply, tcp, TCP_FLAGS, udp } from "./support/packets";
 
 const GATEWAY_MAC = "02:00:00:00:00:fe";
@@ -51,9 +51,7 @@ let ifA: number;
 let ifB: number;
 
 beforeAll(() => {
-  ipQuiet("link", "del", DEV_A);
-  ip("link", "add", DEV_A, "type", "veth", "peer", "name", DEV_B);
-  [ifA, ifB] = [DEV_A, DEV_B].map((dev) => (JSON.parse(ip("-j", "link", "show", "dev", dev)) as { ifindex: number }[])[0].ifindex);
+  [ifA, ifB] = vethPair(DEV_A, DEV_B);
   t = loadTestDatapath();
   ({ dp, maps, overlayTest } = t);
 });

@@ -34,3 +34,11 @@ export function execInNetns(netns: string, cmd: string[], timeoutMs = 15000): nu
     return typeof status === "number" ? status : -1;
   }
 }
+
+/** A fresh veth pair in the root namespace (an earlier run's removed first): the two ifindexes. */
+export function vethPair(a: string, b: string): [number, number] {
+  ipQuiet("link", "del", a);
+  ip("link", "add", a, "type", "veth", "peer", "name", b);
+  const ifindex = (dev: string) => (JSON.parse(ip("-j", "link", "show", "dev", dev)) as { ifindex: number }[])[0].ifindex;
+  return [ifindex(a), ifindex(b)];
+}
