@@ -12,6 +12,7 @@ import { EtcdHostAccess } from "../provider/etcd/etcdHostAccess";
 import { HostAllocation } from "../provider/ipam/hostAllocation";
 import { NetworkMode } from "../provider/network/networkSpec";
 import { NodeAgent } from "../provider/agent/nodeAgent";
+import { DEFAULT_METRICS_PORT } from "../provider/agent/nodeAgentSpec";
 import { RouterArgs, RouterRoute } from "../provider/router/routerRoute";
 import { SshConnection } from "../provider/host/sshConnection";
 import { findUp } from "../bpf/paths";
@@ -36,6 +37,11 @@ export interface NetworkHostArgs {
   bpffsDir?: string;
   /** Address etcd members and clients use on this host (default: the SSH host). */
   controlAddress?: string;
+  /**
+   * "HOST:PORT" the host's agent serves Prometheus metrics on, GET /metrics (default: the
+   * control address, port 9962). Never every interface unless written out ("0.0.0.0:9962").
+   */
+  metricsAddress?: string;
   /** Any value; changing it re-issues this host's etcd credentials now (e.g. after a suspected leak). */
   credentialRotation?: string;
   /**
@@ -260,6 +266,7 @@ export class Network extends pulumi.ComponentResource implements NetworkOutputs 
             underlayInterface: h.underlayInterface ?? "eth0",
             underlayIp: h.underlayIp,
             nodePath: args.agents?.nodePath ?? "/usr/bin/node",
+            metricsAddress: h.metricsAddress ?? pulumi.output(h.connection).apply((c) => `${h.controlAddress ?? c.host}:${DEFAULT_METRICS_PORT}`),
           },
           // Only a marked host's state holds the admin connection: its removal is done with it.
           ...(h.unreachable ? { unreachable: true, adminEtcd: this.etcd.connection } : {}),

@@ -4,7 +4,7 @@
 // interface, address and SSH validators through fieldProblems.ts, the network spec's
 // checkNetworkSpec): this module only feeds them the user's fields and renames the inner resources' fields (ContainerNetwork's
 // `hostAddresses[i]` is the user's `hosts[i] (…).underlayIp`).
-import { addressProblem, booleanProblem, hostPathProblem, interfaceNameProblem } from "../provider/common/validate";
+import { addressProblem, booleanProblem, hostPathProblem, interfaceNameProblem, listenAddressProblem } from "../provider/common/validate";
 import { UNKNOWN } from "../provider/common/unknown";
 import { checkNetworkSpec } from "../provider/network/networkSpec";
 import { maxUnavailableProblem } from "../provider/agent/rollout";
@@ -22,6 +22,7 @@ function hostProblems(i: number, h: NetworkHostArgs): string[] {
   for (const key of ["installDir", "stateDir", "bpffsDir"] as const) if (h[key] !== undefined) add(hostPathProblem(`${field}.${key}`, h[key]));
   if (h.underlayInterface !== undefined) add(interfaceNameProblem(`${field}.underlayInterface`, h.underlayInterface));
   if (h.controlAddress !== undefined) add(addressProblem(`${field}.controlAddress`, h.controlAddress));
+  if (h.metricsAddress !== undefined) add(listenAddressProblem(`${field}.metricsAddress`, h.metricsAddress));
   if (h.unreachable !== undefined) add(booleanProblem(`${field}.unreachable`, h.unreachable));
   problems.push(...connectionProblems(`${field}.connection`, h.connection));
   return problems;

@@ -5,7 +5,7 @@ import * as path from "path";
 import { connectionProblems, EtcdConnection } from "../provider/etcd/etcdClient";
 import { nameProblem, prefixProblem } from "../provider/etcd/keys";
 import { parseIpv4 } from "../provider/ipam/cidr";
-import { interfaceNameProblem } from "../provider/common/validate";
+import { interfaceNameProblem, listenAddressProblem } from "../provider/common/validate";
 
 export interface AgentConfig {
   /** This host's name in the network: its key under ipam/v1/hosts/ and state/nodes/v1/. */
@@ -34,6 +34,8 @@ export interface AgentConfig {
   /** How often the health prober probes every peer (default 10 s; docs/observability.md). */
   healthIntervalSeconds: number;
   logLevel: LogLevel;
+  /** Prometheus metrics at GET /metrics on "IPV4:PORT" (NodeAgent: the host's control address, port 9962); absent: not served. */
+  metricsAddress?: string;
 }
 
 export type LogLevel = "debug" | "info" | "warn" | "error";
@@ -101,6 +103,8 @@ export function parseAgentConfig(raw: unknown, source = "(inline)"): AgentConfig
   const leaseTtlSeconds = posInt("leaseTtlSeconds", DEFAULT_LEASE_TTL_SECONDS, 3600);
   const resyncSeconds = posInt("resyncSeconds", DEFAULT_RESYNC_SECONDS, 86400);
   const healthIntervalSeconds = posInt("healthIntervalSeconds", DEFAULT_HEALTH_INTERVAL_SECONDS, 3600);
+  const metricsAddress = r.metricsAddress === undefined ? undefined : r.metricsAddress;
+  if (metricsAddress !== undefined) pushIf(problems, listenAddressProblem("metricsAddress", metricsAddress));
   let logLevel: LogLevel = "info";
   if (r.logLevel !== undefined) {
     if (LOG_LEVELS.includes(r.logLevel as LogLevel)) logLevel = r.logLevel as LogLevel;
@@ -108,7 +112,7 @@ export function parseAgentConfig(raw: unknown, source = "(inline)"): AgentConfig
   }
   const known = new Set([
     "hostName", "networkPrefix", "etcd", "stateDir", "bpffsDir", "underlayInterface", "underlayIp",
-    "apiSocket", "bpfObjectDir", "nativeAddon", "leaseTtlSeconds", "resyncSeconds", "healthIntervalSeconds", "logLevel",
+    "apiSocket", "bpfObjectDir", "nativeAddon", "leaseTtlSeconds", "resyncSeconds", "healthIntervalSeconds", "logLevel", "metricsAddress",
   ]);
   for (const k of Object.keys(r)) if (!known.has(k)) problems.push(`unknown field ${show(k)} (known: ${[...known].join(", ")})`);
 
@@ -128,6 +132,7 @@ export function parseAgentConfig(raw: unknown, source = "(inline)"): AgentConfig
     resyncSeconds,
     healthIntervalSeconds,
     logLevel,
+    ...(typeof metricsAddress === "string" ? { metricsAddress } : {}),
   };
 }
 

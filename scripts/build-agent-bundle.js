@@ -12,7 +12,7 @@ const crypto = require("crypto");
 const { execFileSync } = require("child_process");
 
 const root = path.resolve(__dirname, "..");
-const RUNTIME_DEPS = ["etcd3"]; // what dist/node-agent requires from node_modules
+const RUNTIME_DEPS = ["etcd3", "prom-client"]; // what dist/node-agent requires from node_modules
 const out = path.join(root, "build", "agent-bundle.tgz");
 
 function closure(names) {

@@ -1,6 +1,7 @@
 // A small client of the agent API for the CLI, the CNI plugin and tests.
 import * as http from "http";
 import type { AppliedLogView } from "../daemon/appliedLog";
+import { filterQuery, MonitorEvent, MonitorFilter } from "../monitor/event";
 import type { AddEndpointRequest, AddEndpointResponse, AgentStatus, DeleteEndpointResponse, EndpointView, HealthStatus, ServiceList } from "./types";
 
 export class ApiError extends Error {
@@ -45,14 +46,47 @@ export class AgentClient {
     return this.request("DELETE", `/v1/endpoints/${encodeURIComponent(id)}`);
   }
 
+  /** This host's health endpoint and its view of every peer (node-agent/health). */
+  health(): Promise<HealthStatus> {
+    return this.request("GET", "/v1/health");
+  }
+
   /** Services, their ports and backends as this host programs them (`bpfnet service list`). */
   services(): Promise<ServiceList> {
     return this.request("GET", "/v1/services");
   }
 
-  /** This host's health endpoint and its view of every peer (node-agent/health). */
-  health(): Promise<HealthStatus> {
-    return this.request("GET", "/v1/health");
+  /**
+   * The node monitor's events as they happen (GET /v1/monitor), until `signal` aborts or the
+   * agent closes the stream. Breaking out of the loop closes the connection.
+   */
+  async *monitor(filter: MonitorFilter = {}, signal?: AbortSignal): AsyncIterable<MonitorEvent> {
+    const res = await new Promise<http.IncomingMessage>((resolve, reject) => {
+      const req = http.request({ socketPath: this.socketPath, agent: false, path: `/v1/monitor${filterQuery(filter)}`, method: "GET", signal }, resolve);
+      req.on("error", (e: NodeJS.ErrnoException) =>
+        reject(e.code === "ENOENT" || e.code === "ECONNREFUSED" ? new ApiError(0, "unreachable", `cannot reach the agent at ${this.socketPath} (${e.code}): is it running?`) : e),
+      );
+      req.end();
+    });
+    try {
+      if ((res.statusCode ?? 500) >= 400) {
+        const chunks: Buffer[] = [];
+        for await (const c of res) chunks.push(c as Buffer);
+        const err = (JSON.parse(Buffer.concat(chunks).toString("utf8") || "{}") as { error?: { code?: string; message?: string } }).error;
+        throw new ApiError(res.statusCode ?? 500, err?.code ?? "error", err?.message ?? `HTTP ${res.statusCode}`);
+      }
+      let rest = "";
+      for await (const chunk of res) {
+        const lines = (rest + (chunk as Buffer).toString("utf8")).split("\n");
+        rest = lines.pop() ?? "";
+        for (const line of lines) if (line) yield JSON.parse(line) as MonitorEvent;
+      }
+    } catch (e) {
+      if (signal?.aborted) return;
+      throw e;
+    } finally {
+      res.destroy();
+    }
   }
 
   /** The etcd changes the agent applied, in order (daemon/appliedLog.ts). */

@@ -8,12 +8,16 @@
 //   GET    /v1/debug/applied      AppliedLogView: the etcd changes applied, in order
 //   GET    /v1/health             HealthStatus: this host's view of every peer (node-agent/health)
 //   GET    /v1/services           ServiceList: services, their ports and backends as this host programs them
+//   GET    /v1/monitor?type=drop|verdict|trace&endpoint=N
+//                                 the node monitor: MonitorEvent per line (application/x-ndjson), until closed
 //
 // Errors are { error: { code, message } } with a 4xx/5xx status.
 import * as fs from "fs";
 import * as http from "http";
 import { EndpointError } from "../daemon/endpoints";
 import { Logger } from "../daemon/log";
+import type { MonitorListener } from "../monitor/hub";
+import { parseMonitorFilter } from "../monitor/event";
 import type { AgentStatus, ApiErrorBody } from "./types";
 import { API_VERSION } from "./types";
 
@@ -31,7 +35,12 @@ export interface ApiHandlers {
   health?(): unknown;
   /** Services as this host programs them (ServiceList); absent: 404. */
   services?(): unknown;
+  /** Adds a node-monitor listener, returning its removal; absent: 404. */
+  monitor?(listener: MonitorListener): () => void;
 }
+
+/** A monitor listener whose connection holds more than this unsent loses events (counted). */
+const MONITOR_BACKLOG_BYTES = 1 << 20;
 
 const MAX_BODY = 64 * 1024;
 
@@ -109,6 +118,7 @@ export class ApiServer {
         const s = this.handlers.services?.();
         return s ? send(200, s) : fail(404, "no-services", "the service reconciler has not started");
       }
+      if (resource === "monitor" && !id && method === "GET") return this.streamMonitor(url, req, res, fail);
       if (resource !== "endpoints") return fail(404, "not-found", `unknown path ${url.pathname}`);
       if (!id && method === "GET") return send(200, { endpoints: this.handlers.listEndpoints() });
       if (id && method === "GET") {
@@ -129,6 +139,30 @@ export class ApiServer {
       this.log.error("API request failed", { method: req.method, url: req.url, error: e as Error });
       return fail(500, "internal", (e as Error).message);
     }
+  }
+
+  /** GET /v1/monitor: a chunked NDJSON stream of the events the filter matches, until the client goes. */
+  private streamMonitor(url: URL, req: http.IncomingMessage, res: http.ServerResponse, fail: (status: number, code: string, message: string) => void): void {
+    const subscribe = this.handlers.monitor;
+    if (!subscribe) return fail(404, "no-monitor", "the node monitor has not started");
+    let filter;
+    try {
+      filter = parseMonitorFilter(url.searchParams.getAll("type"), url.searchParams.get("endpoint"));
+    } catch (e) {
+      return fail(400, "bad-request", (e as Error).message);
+    }
+    res.writeHead(200, { "content-type": "application/x-ndjson", "cache-control": "no-store" });
+    res.flushHeaders();
+    const unsubscribe = subscribe({
+      filter,
+      send: (e) => {
+        if (res.writableLength > MONITOR_BACKLOG_BYTES) return false;
+        res.write(JSON.stringify(e) + "\n");
+        return true;
+      },
+    });
+    req.socket.setTimeout(0);
+    res.on("close", unsubscribe);
   }
 }
 

@@ -3,6 +3,7 @@ import { agentCommand, AGENT_USAGE } from "./agent";
 import { endpointCommand, ENDPOINT_USAGE, statusCommand } from "./endpoint";
 import { healthCommand } from "./health";
 import { labCommand, LAB_USAGE } from "./lab";
+import { monitorCommand, MONITOR_USAGE } from "./monitor";
 import { serviceCommand, SERVICE_USAGE } from "./service";
 
 const USAGE = `usage: bpfnet <command>
@@ -12,10 +13,12 @@ commands:
   agent --config F     the node agent (foreground)
   endpoint add|del|list  containers of this host, through the agent's API
   status               the agent's state (devices, programs, maps, peers)
+  monitor              the datapath's drops, policy verdicts and traces, live (--all: every host)
   service list         services: VIP, ports, backends with host and state, through the agent's API
 ${LAB_USAGE}
 ${AGENT_USAGE}
 ${ENDPOINT_USAGE}
+${MONITOR_USAGE}
 ${SERVICE_USAGE}`;
 
 /** "--a b --c" → {a: "b", c: ""}; positional words are returned in order. */
@@ -49,6 +52,8 @@ export async function main(argv: string[]): Promise<number> {
       return endpointCommand(words[1], flags);
     case "status":
       return statusCommand(flags);
+    case "monitor":
+      return monitorCommand(flags);
     case "service":
       return serviceCommand(words[1], flags);
     default:

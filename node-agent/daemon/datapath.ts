@@ -74,7 +74,8 @@ export class Datapath {
       cur.gateway === (config.gateway ?? "0.0.0.0"); // "0.0.0.0" in a slot written before the field existed
     if (!same) {
       // CT lifetimes the caller does not set keep their current values (the policy side owns them).
-      this.maps.config.set({ ctLifetimeTcp: cur.ctLifetimeTcp, ctLifetimeShort: cur.ctLifetimeShort, ...config });
+      // Nor do the flags (the node monitor's switches: bpf/abi.ts withMonitorFlags).
+      this.maps.config.set({ ctLifetimeTcp: cur.ctLifetimeTcp, ctLifetimeShort: cur.ctLifetimeShort, flags: cur.flags, ...config });
       this.log.info("datapath config set", { ...config });
     }
   }

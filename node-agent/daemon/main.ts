@@ -20,6 +20,10 @@ import { gatewayIp, parseCidr } from "../../provider/ipam/cidr";
 import { AgentConfig } from "../config";
 import { AGENT_VERSION } from "../version";
 import { ApiServer } from "../api/server";
+import { MonitorHub, MonitorListener } from "../monitor/hub";
+import { defineAgentMetrics } from "../metrics/agentMetrics";
+import { MetricsServer } from "../metrics/server";
+import { splitListenAddress } from "../../provider/common/validate";
 import type { AgentStatus, DeviceStatus, EndpointView, ProgramStatus } from "../api/types";
 import { AppliedLog } from "./appliedLog";
 import { sleep } from "./backoff";
@@ -80,6 +84,10 @@ export class Agent {
   private routeReconciler: Reconciler<number> | undefined;
   private peerReconciler: Reconciler<true> | undefined;
   private api: ApiServer | undefined;
+  /** The node monitor: the datapath's events to API listeners (node-agent/monitor). */
+  private monitor: MonitorHub | undefined;
+  /** Prometheus metrics on cfg.metricsAddress (node-agent/metrics). */
+  private metrics: MetricsServer | undefined;
   private isReady = false;
   private stopping = false;
   private readonly problems = new Set<string>();
@@ -130,6 +138,14 @@ export class Agent {
     const policySink = new DatapathPolicySink(dp.maps);
     this.datapath = dp;
     dp.setConfig({ mode: net.mode, vni: net.vni, vxlanIfindex, hostIfindex, gateway: this.pod.gateway });
+    this.monitor = new MonitorHub(cfg.bpffsDir, cfg.hostName, log.child("monitor"), () => new Map((this.endpoints?.policyEndpoints() ?? []).map((e) => [e.number, e.id])));
+    try {
+      this.monitor.start();
+    } catch (e) {
+      // A datapath without the ring (an older object set): forwarding matters more than events.
+      log.warn("node monitor not started", { error: e as Error });
+      this.monitor = undefined;
+    }
     ensureSocketLb(cfg.bpffsDir, cfg.bpfObjectDir, log.child("socket-lb"));
     // Expired CT entries only; the pinned map is never emptied (live flows keep their replies' pass).
     this.ctGc = new CtGarbageCollector(dp.maps.ct, CT_GC_INTERVAL_MS, log.child("ct-gc"));
@@ -272,9 +288,11 @@ export class Agent {
       ready: () => this.isReady,
       health: () => this.health?.status(),
       services: () => this.services?.list(),
+      ...(this.monitor ? { monitor: (l: MonitorListener) => this.monitor!.subscribe(l) } : {}),
     }, log.child("api"));
     await this.api.listen();
     if (this.stopping) return void (await this.api.close());
+    await this.startMetrics(dp);
     this.isReady = true;
     this.checkNetwork();
     this.startHealth(eps);
@@ -288,6 +306,8 @@ export class Agent {
     this.networkChanged?.();
     this.log.info("agent stopping; the datapath keeps forwarding");
     await this.api?.close();
+    await this.metrics?.close();
+    this.monitor?.stop();
     await this.health?.stop();
     for (const r of this.reconcilers) await r.stop();
     this.ctGc?.stop();
@@ -339,6 +359,29 @@ export class Agent {
     });
     services.start();
     return services;
+  }
+
+  /** The metrics (read at each scrape) and their server; a bind failure is reported, not fatal. */
+  private async startMetrics(dp: Datapath): Promise<void> {
+    defineAgentMetrics({
+      datapathCounters: () => dp.maps.metrics.entries(),
+      verdictCounters: () => dp.maps.verdicts.entries(),
+      identities: () => dp.maps.ipcache.entries().map(([, identity]) => identity),
+      policyRows: () => dp.maps.policy.entries().length,
+      endpoints: () => this.endpoints?.list().length,
+      watches: () => this.watches.map((w) => ({ prefix: w.prefix, connected: w.isConnected, disconnects: w.stats.disconnects, lists: w.stats.lists, ...(w.disconnectedSince ? { disconnectedSince: w.disconnectedSince } : {}) })),
+      monitor: () => this.monitor?.counts(),
+    });
+    if (!this.cfg.metricsAddress) return;
+    const { host, port } = splitListenAddress(this.cfg.metricsAddress);
+    const server = new MetricsServer(host, port, this.log.child("metrics"));
+    try {
+      await server.listen();
+      this.metrics = server;
+    } catch (e) {
+      this.problems.add(`metrics not served on ${this.cfg.metricsAddress}: ${(e as Error).message}`);
+      this.log.warn("metrics server failed to start", { address: this.cfg.metricsAddress, error: e as Error });
+    }
   }
 
   /** The health endpoint and the prober (node-agent/health); results go to etcd on the agent's lease. */

@@ -41,6 +41,9 @@ export interface ReconcilerStats {
   lastSuccessAt?: string;
 }
 
+/** Called after every pass of every reconciler (the agent's metrics time them). */
+export const reconcileObservers = new Set<(target: string, seconds: number, ok: boolean) => void>();
+
 export class Reconciler<V> {
   readonly stats: ReconcilerStats = { passes: 0, upserts: 0, removals: 0, errors: 0 };
   private dirty = false;
@@ -138,13 +141,20 @@ export class Reconciler<V> {
       }
       this.dirty = false;
       this.busy = true;
+      const started = process.hrtime.bigint();
+      const observe = (ok: boolean) => {
+        const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+        for (const o of reconcileObservers) o(this.target.name, seconds, ok);
+      };
       try {
         this.stats.passes++;
         await this.runOnce();
+        observe(true);
         this.backoff.reset();
         this.stats.lastSuccessAt = new Date().toISOString();
         if (this.coalesceMs > 0) await sleep(this.coalesceMs, this.abort.signal);
       } catch (e) {
+        observe(false);
         this.stats.errors++;
         this.stats.lastError = (e as Error).message;
         this.dirty = true;

@@ -3,7 +3,7 @@
 import { EtcdConnection } from "../etcd/etcdClient";
 import { nameProblem, prefixProblem } from "../etcd/keys";
 import { ServiceSpec } from "../host/supervisor";
-import { checkKnown, hostPathProblem, interfaceNameProblem, isKnown, sha256Problem } from "../common/validate";
+import { checkKnown, hostPathProblem, interfaceNameProblem, isKnown, listenAddressProblem, sha256Problem } from "../common/validate";
 import { parseIpv4 } from "../ipam/cidr";
 
 export interface NodeAgentSpec {
@@ -18,7 +18,12 @@ export interface NodeAgentSpec {
   underlayIp: string;
   /** Node.js on the host (>= 20). */
   nodePath: string;
+  /** "HOST:PORT" the agent serves Prometheus metrics on (Network's default: the host's control address, port 9962); absent: none. */
+  metricsAddress?: string;
 }
+
+/** The agent's metrics port when Network picks the address (Cilium's agent uses 9962 too). */
+export const DEFAULT_METRICS_PORT = 9962;
 
 export const MIN_NODE_MAJOR = 20;
 
@@ -48,6 +53,7 @@ export function agentConfig(s: NodeAgentSpec, etcd: EtcdConnection, bundleSha256
         underlayInterface: s.underlayInterface,
         underlayIp: s.underlayIp,
         apiSocket: p.socket,
+        ...(s.metricsAddress ? { metricsAddress: s.metricsAddress } : {}),
       },
       null,
       2,
@@ -96,6 +102,7 @@ export function agentSpecProblems(s: Partial<NodeAgentSpec> | undefined, bundleS
   for (const k of ["installDir", "stateDir", "bpffsDir", "nodePath"] as const) checkKnown(p, s[k], (v) => hostPathProblem(`spec.${k}`, v));
   checkKnown(p, s.underlayInterface, (v) => interfaceNameProblem("spec.underlayInterface", v));
   checkKnown(p, s.underlayIp, (v) => (typeof v === "string" && parseIpv4(v) !== undefined ? undefined : `spec.underlayIp must be an IPv4 address, got ${JSON.stringify(v)}`));
+  if (s.metricsAddress !== undefined) checkKnown(p, s.metricsAddress, (v) => listenAddressProblem("spec.metricsAddress", v));
   checkKnown(p, bundleSha256, (v) => sha256Problem("bundleSha256", v));
   return p;
 }

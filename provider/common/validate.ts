@@ -77,3 +77,22 @@ export function checkKnown(problems: string[], value: unknown, problem: (v: unkn
 export function booleanProblem(field: string, value: unknown): string | undefined {
   return value === true || value === false ? undefined : `${field} must be true or false, got ${JSON.stringify(value)}`;
 }
+
+/**
+ * A TCP listen address "HOST:PORT": an IPv4 address or a DNS name (addressProblem) and a port
+ * from 1 to 65535, e.g. the agent's metrics address. 0.0.0.0 must be written out: nothing
+ * listens on every interface by default.
+ */
+export function listenAddressProblem(field: string, value: unknown): string | undefined {
+  const bad = `${field} must be "HOST:PORT" (an IPv4 address or a DNS name, and a port from 1 to 65535), got ${show(value)}`;
+  if (typeof value !== "string") return bad;
+  const m = /^([^:]+):([1-9]\d{0,4})$/.exec(value);
+  if (!m || Number(m[2]) > 65535 || addressProblem(field, m[1]) !== undefined) return bad;
+  return undefined;
+}
+
+/** "HOST:PORT" split (the value must have passed listenAddressProblem). */
+export function splitListenAddress(value: string): { host: string; port: number } {
+  const i = value.lastIndexOf(":");
+  return { host: value.slice(0, i), port: Number(value.slice(i + 1)) };
+}

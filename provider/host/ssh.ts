@@ -16,6 +16,14 @@ export interface SshSession {
   /** Runs a command; rejects, naming the host and the command, unless it exits 0. */
   run(command: string, stdin?: string | Buffer): Promise<string>;
   writeFile(path: string, data: string | Buffer, mode?: number): Promise<void>;
+  /**
+   * Runs a long-lived command, handing its stdout to onStdout as it arrives (nothing buffered);
+   * resolves with its exit code and stderr when it ends, or when `signal` aborts. The command
+   * runs on a pseudo-terminal (no echo, no CR/LF translation; stderr arrives on stdout) so that
+   * closing the channel hangs it up: a command that only writes now and then would otherwise
+   * outlive the session until its next write.
+   */
+  stream(command: string, onStdout: (chunk: Buffer) => void, signal?: AbortSignal): Promise<{ code: number; stderr: string }>;
 }
 
 /** SHA256 fingerprint of an SSH public key blob, in ssh-keygen's format. */
@@ -92,8 +100,28 @@ function session(client: Client, conn: SshConnection): SshSession {
         stream.end(stdin);
       });
     });
+  const stream = (command: string, onStdout: (chunk: Buffer) => void, signal?: AbortSignal) =>
+    new Promise<{ code: number; stderr: string }>((resolve, reject) => {
+      if (signal?.aborted) return resolve({ code: -1, stderr: "" });
+      client.exec(command, { pty: { modes: { ECHO: 0, ONLCR: 0 } } }, (err, channel) => {
+        if (err) return reject(new Error(`ssh ${where}: cannot run \`${command}\`: ${err.message}`));
+        const errOut: Buffer[] = [];
+        let code = -1;
+        const abort = () => channel.close();
+        signal?.addEventListener("abort", abort, { once: true });
+        channel.on("data", onStdout);
+        channel.stderr.on("data", (d: Buffer) => errOut.push(d));
+        channel.on("exit", (c: number | null) => (code = c ?? -1));
+        channel.on("close", () => {
+          signal?.removeEventListener("abort", abort);
+          resolve({ code, stderr: Buffer.concat(errOut).toString() });
+        });
+        channel.end();
+      });
+    });
   return {
     exec,
+    stream,
     async run(command, stdin) {
       const r = await exec(command, stdin);
       if (r.code !== 0) throw new Error(`ssh ${where}: \`${command}\` exited ${r.code}: ${(r.stderr || r.stdout).trim()}`);

@@ -1,0 +1,89 @@
+// The agent's node monitor: one reader of the datapath's ring buffer per agent, fanning the
+// events out to the API's listeners (each with its filter). The ring is always drained, listener
+// or not, so events lost are the datapath's (ring full: bpfnet_events_lost), never a slow
+// listener's; a listener that cannot keep up loses its own backlog instead (counted).
+import { monotonicNowNs } from "../../bpf/abi";
+import { EventReader, EventsLostMap } from "../../bpf/events";
+import type { Logger } from "../daemon/log";
+import { matchesFilter, MonitorEvent, MonitorFilter, toMonitorEvent, wallOffsetMs } from "./event";
+
+export interface MonitorListener {
+  filter: MonitorFilter;
+  /** Returns false when the listener's sink is full: the event is counted dropped for it. */
+  send(e: MonitorEvent): boolean;
+}
+
+/** Counts the metrics and the status report. */
+export interface MonitorCounts {
+  /** Events read from the ring, by type. */
+  received: { drop: number; verdict: number; trace: number };
+  /** Events the ring had no room for (the datapath's count). */
+  lost: bigint;
+  /** Records that did not decode. */
+  malformed: number;
+  /** Events not delivered to a listener whose connection was backed up. */
+  listenerDropped: number;
+  listeners: number;
+}
+
+export class MonitorHub {
+  private reader: EventReader | undefined;
+  private lostMap: EventsLostMap | undefined;
+  private readonly listeners = new Set<MonitorListener>();
+  private readonly received = { drop: 0, verdict: 0, trace: 0 };
+  private listenerDropped = 0;
+
+  constructor(
+    private readonly pinRoot: string,
+    private readonly host: string,
+    private readonly log: Logger,
+    /** Endpoint number → id, for the events' `endpoint`. */
+    private readonly endpointIds: () => ReadonlyMap<number, string> = () => new Map(),
+  ) {}
+
+  start(): void {
+    this.lostMap = EventsLostMap.open(this.pinRoot);
+    this.reader = EventReader.open(
+      this.pinRoot,
+      (batch) => {
+        const offset = wallOffsetMs(monotonicNowNs(), Date.now());
+        let ids: ReadonlyMap<number, string> | undefined;
+        const name = (n: number) => (ids ??= this.endpointIds()).get(n);
+        for (const raw of batch) {
+          this.received[raw.type]++;
+          if (this.listeners.size === 0) continue;
+          const e = toMonitorEvent(raw, this.host, offset, name);
+          for (const l of this.listeners) {
+            if (matchesFilter(l.filter, e) && !l.send(e)) this.listenerDropped++;
+          }
+        }
+      },
+      (err) => this.log.warn("monitor ring read failed", { error: err }),
+    );
+    this.log.info("node monitor reading the datapath's events");
+  }
+
+  /** Adds a listener; the returned function removes it. */
+  subscribe(listener: MonitorListener): () => void {
+    this.listeners.add(listener);
+    return () => void this.listeners.delete(listener);
+  }
+
+  counts(): MonitorCounts {
+    return {
+      received: { ...this.received },
+      lost: this.lostMap?.total() ?? 0n,
+      malformed: this.reader?.malformed ?? 0,
+      listenerDropped: this.listenerDropped,
+      listeners: this.listeners.size,
+    };
+  }
+
+  stop(): void {
+    this.listeners.clear();
+    this.reader?.close();
+    this.lostMap?.close();
+    this.reader = undefined;
+    this.lostMap = undefined;
+  }
+}
