@@ -31,7 +31,9 @@ export interface AgentConfig {
   leaseTtlSeconds: number;
   /** Full re-reconcile of every map this often, to repair drift (default 30 s). */
   resyncSeconds: number;
-  /** How often the health prober probes every peer (default 10 s; docs/observability.md). */
+  /** Run the health endpoint and probe the peers (default true; docs/observability.md). */
+  health: boolean;
+  /** How often the health prober probes every peer (default 10 s). */
   healthIntervalSeconds: number;
   logLevel: LogLevel;
   /** Prometheus metrics at GET /metrics on "IPV4:PORT" (NodeAgent: the host's control address, port 9962); absent: not served. */
@@ -103,6 +105,7 @@ export function parseAgentConfig(raw: unknown, source = "(inline)"): AgentConfig
   const leaseTtlSeconds = posInt("leaseTtlSeconds", DEFAULT_LEASE_TTL_SECONDS, 3600);
   const resyncSeconds = posInt("resyncSeconds", DEFAULT_RESYNC_SECONDS, 86400);
   const healthIntervalSeconds = posInt("healthIntervalSeconds", DEFAULT_HEALTH_INTERVAL_SECONDS, 3600);
+  if (r.health !== undefined && typeof r.health !== "boolean") problems.push(`health must be true or false, got ${show(r.health)}`);
   const metricsAddress = r.metricsAddress === undefined ? undefined : r.metricsAddress;
   if (metricsAddress !== undefined) pushIf(problems, listenAddressProblem("metricsAddress", metricsAddress));
   let logLevel: LogLevel = "info";
@@ -112,7 +115,7 @@ export function parseAgentConfig(raw: unknown, source = "(inline)"): AgentConfig
   }
   const known = new Set([
     "hostName", "networkPrefix", "etcd", "stateDir", "bpffsDir", "underlayInterface", "underlayIp",
-    "apiSocket", "bpfObjectDir", "nativeAddon", "leaseTtlSeconds", "resyncSeconds", "healthIntervalSeconds", "logLevel", "metricsAddress",
+    "apiSocket", "bpfObjectDir", "nativeAddon", "leaseTtlSeconds", "resyncSeconds", "health", "healthIntervalSeconds", "logLevel", "metricsAddress",
   ]);
   for (const k of Object.keys(r)) if (!known.has(k)) problems.push(`unknown field ${show(k)} (known: ${[...known].join(", ")})`);
 
@@ -130,6 +133,7 @@ export function parseAgentConfig(raw: unknown, source = "(inline)"): AgentConfig
     ...(nativeAddon ? { nativeAddon } : {}),
     leaseTtlSeconds,
     resyncSeconds,
+    health: r.health !== false,
     healthIntervalSeconds,
     logLevel,
     ...(typeof metricsAddress === "string" ? { metricsAddress } : {}),

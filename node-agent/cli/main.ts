@@ -2,6 +2,7 @@
 import { agentCommand, AGENT_USAGE } from "./agent";
 import { endpointCommand, ENDPOINT_USAGE, statusCommand } from "./endpoint";
 import { healthCommand } from "./health";
+import { connectivityCommand } from "./connectivity";
 import { labCommand, LAB_USAGE } from "./lab";
 import { monitorCommand, MONITOR_USAGE } from "./monitor";
 import { serviceCommand, SERVICE_USAGE } from "./service";
@@ -10,6 +11,7 @@ const USAGE = `usage: bpfnet <command>
 commands:
   lab up|down|status   a datacenter of network namespaces on this machine
   health [--inventory F] [--wait S]  agents and the host × host health matrix (exit 1: a path is down)
+  connectivity test [--inventory F]  temporary endpoints everywhere, every path checked, then removed
   agent --config F     the node agent (foreground)
   endpoint add|del|list  containers of this host, through the agent's API
   status               the agent's state (devices, programs, maps, peers)
@@ -46,6 +48,8 @@ export async function main(argv: string[]): Promise<number> {
       return labCommand(words[1], flags, words[2]);
     case "health":
       return healthCommand(flags);
+    case "connectivity":
+      return connectivityCommand(words[1], flags);
     case "agent":
       return agentCommand(words[1], flags);
     case "endpoint":

@@ -295,7 +295,7 @@ export class Agent {
     await this.startMetrics(dp);
     this.isReady = true;
     this.checkNetwork();
-    this.startHealth(eps);
+    if (cfg.health) this.startHealth(eps);
     log.info("agent ready", { mode: net.mode, podCidr: net.podCidr, gateway: this.pod.gateway, socket: cfg.apiSocket });
   }
 

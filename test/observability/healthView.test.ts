@@ -133,3 +133,21 @@ test("`bpfnet health --wait` refuses anything but a number of seconds, before re
     await expect(healthCommand(new Map([["wait", bad], ["inventory", "/nonexistent/inventory.json"]]))).rejects.toThrow(`--wait must be a number of seconds (0-9999), got ${JSON.stringify(bad)}`);
   }
 });
+
+describe("the agent config's health fields", () => {
+  const base = { hostName: "h1", networkPrefix: "/bpfnet/x", etcd: { endpoints: ["http://127.0.0.1:2379"] }, stateDir: "/var/lib/bpfnet", bpffsDir: "/sys/fs/bpf/bpfnet", underlayInterface: "eth0", underlayIp: "192.168.1.10" };
+  test("on by default, every 10 s", async () => {
+    const { parseAgentConfig } = await import("../../node-agent/config");
+    expect(parseAgentConfig(base)).toMatchObject({ health: true, healthIntervalSeconds: 10 });
+    expect(parseAgentConfig({ ...base, health: false, healthIntervalSeconds: 2 })).toMatchObject({ health: false, healthIntervalSeconds: 2 });
+  });
+  test("anything else is refused, naming the field and the value", async () => {
+    const { parseAgentConfig } = await import("../../node-agent/config");
+    for (const bad of ["true; rm -rf /", "$(reboot)", "`id`", "yes\n", "..", "'", 1]) {
+      expect(() => parseAgentConfig({ ...base, health: bad })).toThrow(`health must be true or false, got ${JSON.stringify(bad)}`);
+    }
+    for (const bad of [0, -1, 1.5, 3601, "5", "5; id", "$(id)", null]) {
+      expect(() => parseAgentConfig({ ...base, healthIntervalSeconds: bad })).toThrow(`healthIntervalSeconds must be an integer from 1 to 3600, got ${JSON.stringify(bad)}`);
+    }
+  });
+});

@@ -50,6 +50,11 @@ export interface AgentOptions {
   etcd: EtcdConnection;
   leaseTtlSeconds?: number;
   resyncSeconds?: number;
+  /** The health endpoint and prober (default off here: these tests count endpoints and programs). */
+  health?: boolean;
+  healthIntervalSeconds?: number;
+  /** The command that runs the agent inside its host (default `ip netns exec <host netns>`). */
+  launcher?: () => string[];
 }
 
 export class LabAgent {
@@ -58,11 +63,13 @@ export class LabAgent {
   readonly logPath: string;
   readonly client: AgentClient;
   readonly socket: string;
+  private readonly launcher: (() => string[]) | undefined;
 
   constructor(
     readonly host: InventoryHost,
     opts: AgentOptions,
   ) {
+    this.launcher = opts.launcher;
     this.configPath = path.join(host.stateDir, "agent.json");
     this.logPath = path.join(host.stateDir, "agent.log");
     this.socket = path.join(host.stateDir, "agent.sock");
@@ -80,6 +87,8 @@ export class LabAgent {
           underlayIp: host.underlayIp,
           leaseTtlSeconds: opts.leaseTtlSeconds ?? 10,
           resyncSeconds: opts.resyncSeconds ?? 5,
+          health: opts.health ?? false,
+          ...(opts.healthIntervalSeconds ? { healthIntervalSeconds: opts.healthIntervalSeconds } : {}),
           logLevel: "debug",
         },
         null,
@@ -99,7 +108,8 @@ export class LabAgent {
    */
   async start(timeoutMs = 30_000, cli = CLI): Promise<void> {
     const log = fs.openSync(this.logPath, "a");
-    const proc = spawn("ip", ["netns", "exec", this.netns, process.execPath, cli, "agent", "--config", this.configPath], {
+    const [cmd, ...pre] = this.launcher?.() ?? ["ip", "netns", "exec", this.netns];
+    const proc = spawn(cmd, [...pre, process.execPath, cli, "agent", "--config", this.configPath], {
       stdio: ["ignore", log, log],
     });
     fs.closeSync(log);

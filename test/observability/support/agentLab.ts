@@ -51,10 +51,11 @@ export async function startAgentLab(o: AgentLabOptions): Promise<AgentLab> {
       const bin = path.join(path.dirname(agentHostPaths(h.installDir, h.stateDir).cli));
       fs.mkdirSync(bin, { recursive: true });
       fs.symlinkSync(path.join(REPO, "bin", "bpfnet"), path.join(bin, "bpfnet"));
-      const a = new LabAgent(installedLayout(h), { prefix, etcd: etcd.connection, leaseTtlSeconds: 10 });
-      const cfg = JSON.parse(fs.readFileSync(a.configPath, "utf8"));
-      fs.writeFileSync(a.configPath, JSON.stringify({ ...cfg, healthIntervalSeconds: o.healthIntervalSeconds ?? 2 }, null, 2));
-      agents.push(a);
+      // In the mount namespace of the host's sshd, as an agent NodeAgent started over SSH: the
+      // namespaces that commands over SSH create (`ip netns add`) are mounted there.
+      const sshdPid = path.join(lab.stateDir, "hosts", h.name, "ssh", "sshd.pid");
+      const launcher = () => ["nsenter", "-t", fs.readFileSync(sshdPid, "utf8").trim(), "-m", "-n"];
+      agents.push(new LabAgent(installedLayout(h), { prefix, etcd: etcd.connection, leaseTtlSeconds: 10, launcher, health: true, healthIntervalSeconds: o.healthIntervalSeconds ?? 2 }));
     }
     if (o.topology === "l3") {
       for (const h of lab.inventory.hosts) execFileSync("ip", ["-n", lab.inventory.router!.netns!, "route", "add", cidrs[h.name], "via", h.underlayIp]);

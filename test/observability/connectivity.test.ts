@@ -1,0 +1,98 @@
+/**
+ * `bpfnet connectivity test` against real agents, as an operator runs it (over SSH from the
+ * inventory): it passes on a 3-host vxlan lab and a 2-host l3 lab, fails naming the broken
+ * paths when a host's programs are detached, and leaves nothing behind — also when SIGTERM
+ * interrupts it.
+ */
+import { spawn, spawnSync } from "child_process";
+import * as fs from "fs";
+import { TcHook } from "../../bpf";
+import { CLI, waitFor } from "../agent/support/agents";
+import { AgentLab, startAgentLab } from "./support/agentLab";
+
+function connectivity(L: AgentLab): { status: number | null; out: string } {
+  const r = spawnSync(process.execPath, [CLI, "connectivity", "test", "--inventory", L.inventoryFile], { encoding: "utf8", timeout: 300_000 });
+  return { status: r.status, out: r.stdout + r.stderr };
+}
+
+/** Nothing the test made is left: no namespace, no endpoint on any agent. */
+async function nothingLeft(L: AgentLab): Promise<void> {
+  expect(fs.readdirSync("/run/netns").filter((n) => n.startsWith("bpfnet-ct-"))).toEqual([]);
+  for (const a of L.agents) expect((await a.client.listEndpoints()).map((e) => e.id).filter((id) => id.startsWith("bpfnet-ct-"))).toEqual([]);
+}
+
+describe("vxlan, 3 hosts", () => {
+  let L: AgentLab | undefined;
+  beforeAll(async () => {
+    L = await startAgentLab({ name: "thl2", octet: 116, topology: "vxlan", hosts: 3, clusterCidr: "10.83.0.0/16" });
+  }, 180_000);
+  afterAll(async () => {
+    await L?.down();
+  }, 90_000);
+
+  test("every check passes, one line each and a summary; nothing is left", async () => {
+    const r = connectivity(L!);
+    const checks = [
+      ...["h1", "h2", "h3"].map((h) => `container→container same host (${h})`),
+      ...["h1→h2", "h1→h3", "h2→h1", "h2→h3", "h3→h1", "h3→h2"].map((p) => `container→container ${p}`),
+      ...["h1", "h2", "h3"].flatMap((h) => [`container→host (${h})`, `host→container (${h})`]),
+      ...["h1→h2", "h2→h3", "h3→h1"].flatMap((p) => [`container→another host ${p}`, `host→another host's container ${p}`, `MTU 1450 with DF ${p}`]),
+      "health matrix (the agents' probes)",
+    ];
+    for (const c of checks) expect(r.out).toContain(`✔ pass  ${c}  (`);
+    expect(r.out).toMatch(/✔ pass {2}container→container h1→h2 {2}\(2\/2, rtt [\d.]+ ms\)/);
+    expect(r.out).toContain(`connectivity test: ${checks.length}/${checks.length} checks passed, 2 skipped`);
+    expect(r.out).not.toContain("FAIL");
+    expect(r.status).toBe(0);
+    await nothingLeft(L!);
+  }, 300_000);
+
+  test("with h2's programs detached it fails, naming the paths through h2", async () => {
+    const h2 = L!.agents[1];
+    for (const p of (await h2.status()).programs) TcHook.open(p.ifindex, p.direction, { netns: h2.netns }).detach();
+    try {
+      const r = connectivity(L!);
+      expect(r.out).toMatch(/✘ FAIL {2}container→container h1→h2 {2}\(0\/2/);
+      expect(r.out).toMatch(/✘ FAIL {2}host→another host's container h1→h2/);
+      expect(r.out).toContain("✔ pass  container→container h1→h3");
+      expect(r.out).toMatch(/connectivity test: \d+\/\d+ checks passed, \d+ FAILED/);
+      expect(r.status).toBe(1);
+      await nothingLeft(L!);
+    } finally {
+      await h2.stop();
+      await h2.start(60_000); // attaches them again
+    }
+  }, 300_000);
+
+  test("SIGTERM in the middle: the temporary endpoints are removed, exit 143", async () => {
+    const child = spawn(process.execPath, [CLI, "connectivity", "test", "--inventory", L!.inventoryFile], { stdio: ["ignore", "pipe", "pipe"] });
+    let out = "";
+    child.stdout.on("data", (d: Buffer) => (out += d.toString()));
+    child.stderr.on("data", (d: Buffer) => (out += d.toString()));
+    const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
+    await waitFor("the first check", () => out.includes("✔ pass"), 120_000);
+    child.kill("SIGTERM");
+    expect(await exited).toBe(143);
+    expect(out).toContain("SIGTERM: removing the temporary endpoints");
+    await nothingLeft(L!);
+  }, 200_000);
+});
+
+describe("l3, 2 hosts behind a router", () => {
+  let L: AgentLab | undefined;
+  beforeAll(async () => {
+    L = await startAgentLab({ name: "thl3", octet: 117, topology: "l3", hosts: 2, clusterCidr: "10.84.0.0/16" });
+  }, 180_000);
+  afterAll(async () => {
+    await L?.down();
+  }, 90_000);
+
+  test("every check passes", async () => {
+    const r = connectivity(L!);
+    expect(r.out).toContain("✔ pass  container→container h1→h2");
+    expect(r.out).toContain("✔ pass  MTU 1500 with DF h1→h2");
+    expect(r.out).toMatch(/connectivity test: (\d+)\/\1 checks passed, 2 skipped/);
+    expect(r.status).toBe(0);
+    await nothingLeft(L!);
+  }, 300_000);
+});
