@@ -356,6 +356,8 @@ export class Agent {
       prefix: this.cfg.networkPrefix,
       log: this.log.child("services"),
       ...(sink && lb ? { sink, inUse: () => flowsInUse(dp.maps.ct, lb) } : {}),
+      // HEALTH's view: a peer this host probed and found unreachable takes no new flows.
+      hostDown: (host) => this.health?.view().find((p) => p.peer === host)?.reachable === false,
     });
     services.start();
     return services;
