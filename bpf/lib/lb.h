@@ -268,10 +268,74 @@ static __always_inline int lb_translate(struct __sk_buff *skb, struct pkt *pkt, 
 	return lb_rewrite(skb, pkt, f, true, be->addr, be->port);
 }
 
+/* ICMP errors that quote the offending packet (RFC 792): unreachable, time exceeded, parameter problem. */
+#define ICMP_DEST_UNREACH	3
+#define ICMP_TIME_EXCEEDED	11
+#define ICMP_PARAMETERPROB	12
+#define ICMP_HDR_LEN		8
+
+/*
+ * An ICMP error about a translated flow (from its backend or a router on the
+ * way), delivered to the client: the quoted packet is the client's as
+ * translated (client → backend:port), so its destination goes back to the
+ * frontend, and an error sent by the backend itself comes from the VIP. The
+ * quoted IPv4 checksum is patched with it, so the ICMP checksum changes only
+ * by the port; the quoted L4 checksum (often cut off) is left as it was.
+ */
+static __always_inline int lb_rev_nat_icmp(struct __sk_buff *skb, struct pkt *pkt, struct flow *f)
+{
+	const __u32 icmp = sizeof(struct ethhdr) + pkt->ip4->ihl * 4;
+	const __u32 inner = icmp + ICMP_HDR_LEN;
+	const struct bpfnet_lb_rnat *rnat;
+	struct bpfnet_ct_entry *e;
+	struct iphdr in;
+	__be16 ports[2];
+	__u32 index, l4;
+	__u8 type;
+
+	if (bpf_skb_load_bytes(skb, icmp, &type, 1) < 0)
+		return 0;
+	if (type != ICMP_DEST_UNREACH && type != ICMP_TIME_EXCEEDED && type != ICMP_PARAMETERPROB)
+		return 0;
+	if (bpf_skb_load_bytes(skb, inner, &in, sizeof(in)) < 0 || in.ihl < 5 ||
+	    (in.protocol != IPPROTO_TCP && in.protocol != IPPROTO_UDP) || in.saddr != f->daddr)
+		return 0;
+	l4 = inner + in.ihl * 4;
+	if (bpf_skb_load_bytes(skb, l4, ports, sizeof(ports)) < 0)
+		return 0;
+	struct bpfnet_ct_key key = {
+		.saddr = in.saddr, .daddr = in.daddr, .sport = ports[0], .dport = ports[1],
+		.proto = in.protocol, .flags = BPFNET_CT_REVNAT,
+	};
+	e = lb_ct_live(&key, bpf_ktime_get_ns());
+	if (!e)
+		return 0;
+	index = e->rev_nat_index;
+	rnat = bpf_map_lookup_elem(&bpfnet_lb_rnat, &index);
+	if (!rnat)
+		return 0;
+	if (bpf_l3_csum_replace(skb, inner + offsetof(struct iphdr, check), in.daddr, rnat->vip, sizeof(__be32)) < 0 ||
+	    bpf_skb_store_bytes(skb, inner + offsetof(struct iphdr, daddr), &rnat->vip, sizeof(__be32), 0) < 0 ||
+	    bpf_l4_csum_replace(skb, icmp + 2, ports[1], rnat->port, sizeof(__be16)) < 0 ||
+	    bpf_skb_store_bytes(skb, l4 + 2, &rnat->port, sizeof(__be16), 0) < 0)
+		return DROP_LB_NAT;
+	if (f->saddr == in.daddr) {
+		/* The backend's own error: from the VIP, as the client knows it. */
+		if (bpf_l3_csum_replace(skb, sizeof(struct ethhdr) + offsetof(struct iphdr, check), f->saddr, rnat->vip,
+					sizeof(__be32)) < 0 ||
+		    bpf_skb_store_bytes(skb, sizeof(struct ethhdr) + offsetof(struct iphdr, saddr), &rnat->vip,
+					sizeof(__be32), 0) < 0)
+			return DROP_LB_NAT;
+		f->saddr = rnat->vip;
+	}
+	return parse_ipv4(skb, pkt) == 0 ? 0 : DROP_LB_NAT;
+}
+
 /*
  * A reply of a translated flow, about to be delivered to its client: source
- * rewritten back to the frontend. 0 for every other packet (untouched) and
- * after the rewrite; a drop reason if the rewrite failed.
+ * rewritten back to the frontend (an ICMP error about it: its quoted packet).
+ * 0 for every other packet (untouched) and after the rewrite; a drop reason
+ * if the rewrite failed.
  */
 static __always_inline int lb_rev_nat(struct __sk_buff *skb, struct pkt *pkt, struct flow *f)
 {
@@ -283,6 +347,8 @@ static __always_inline int lb_rev_nat(struct __sk_buff *skb, struct pkt *pkt, st
 
 	if (ret < 0)
 		return ret;
+	if (f->proto == IPPROTO_ICMP)
+		return lb_rev_nat_icmp(skb, pkt, f);
 	if (f->proto != IPPROTO_TCP && f->proto != IPPROTO_UDP)
 		return 0;
 	struct bpfnet_ct_key key = {

@@ -13,7 +13,7 @@ import { DropReason, EndpointFlags, lbFlowHash, LbBackendFlags, LbProto, LbServi
 import type { DatapathMaps, DatapathObjects, Endpoint, LbMaps, LbServiceKey, PolicyRow } from "../../bpf";
 import { loadTestDatapath, TestDatapath, tunnelCb } from "./support/datapath";
 import { ipQuiet, vethPair } from "./support/netns";
-import { l4ChecksumValid, l4Ports, parseIpv4Frame, tcp, TCP_FLAGS, udp, withL4Checksum } from "./support/packets";
+import { icmpChecksumValid, icmpError, l4ChecksumValid, l4Ports, onesComplementSum, parseIpv4Frame, tcp, TCP_FLAGS, udp, withL4Checksum } from "./support/packets";
 
 const GATEWAY_MAC = "02:00:00:00:00:fe";
 const A = { ip: "10.251.1.1", id: 2000, endpointId: 20, mac: "02:00:00:00:1a:01" };
@@ -179,6 +179,28 @@ describe("reverse NAT on delivery", () => {
     const p = parseIpv4Frame(out.data);
     expect({ src: p.src, ...l4Ports(out.data) }).toEqual({ src: VIP, sport: 80, dport: 40002 });
     expect(l4ChecksumValid(out.data)).toBe(true);
+  });
+
+  test("an ICMP error about a translated flow quotes the VIP; the backend's own comes from the VIP", () => {
+    service([2]);
+    const sent = fromA(tcpFromA(VIP, 40003, 80)).data;
+    const quoted = sent.subarray(14, 14 + 20 + 8); // the translated packet as R1's side saw it: A → R1:8080
+    const ROUTER = "10.251.2.254";
+    for (const [from, outerSrc] of [[R1.ip, VIP], [ROUTER, ROUTER]] as const) {
+      const out = fromTunnel(icmpError(frame(from, A.ip, B.mac), 3, 1, quoted));
+      expect(out.retval).toBe(TcAction.REDIRECT);
+      const p = parseIpv4Frame(out.data);
+      const inner = p.l4.subarray(8);
+      expect({ src: p.src, checksum: p.checksumValid, icmp: icmpChecksumValid(out.data) }).toEqual({ src: outerSrc, checksum: true, icmp: true });
+      expect(parseIpv4Frame(Buffer.concat([out.data.subarray(0, 14), inner])).dst).toBe(VIP);
+      expect(onesComplementSum(inner.subarray(0, 20))).toBe(0xffff); // the quoted header's checksum
+      expect({ sport: inner.readUInt16BE(20), dport: inner.readUInt16BE(22) }).toEqual({ sport: 40003, dport: 80 });
+    }
+    // An error about a flow that was never translated stays as it was.
+    const direct = fromA(tcpFromA(R1.ip, 40004, 8080)).data.subarray(14, 14 + 28);
+    const untouched = fromTunnel(icmpError(frame(R1.ip, A.ip, B.mac), 3, 1, direct));
+    expect(parseIpv4Frame(untouched.data).src).toBe(R1.ip);
+    expect(parseIpv4Frame(Buffer.concat([untouched.data.subarray(0, 14), parseIpv4Frame(untouched.data).l4.subarray(8)])).dst).toBe(R1.ip);
   });
 
   test("the same backend answering a direct connection is not rewritten", () => {

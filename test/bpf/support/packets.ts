@@ -179,3 +179,17 @@ export function l4ChecksumValid(frame: Buffer): boolean {
 export function l4Ports(frame: Buffer): { sport: number; dport: number } {
   return { sport: frame.readUInt16BE(ETH_HLEN + 20), dport: frame.readUInt16BE(ETH_HLEN + 22) };
 }
+
+/** An ICMP error (e.g. type 3 unreachable, 11 time exceeded) quoting `quoted` (an IPv4 header and the start of its payload). */
+export function icmpError(spec: Ipv4FrameSpec, type: number, code: number, quoted: Buffer): Buffer {
+  const icmp = Buffer.concat([Buffer.alloc(8), quoted]);
+  icmp[0] = type;
+  icmp[1] = code;
+  icmp.writeUInt16BE(checksum(icmp), 2);
+  return ipv4(spec, 1, icmp);
+}
+
+/** Whether an IPv4 frame's ICMP message checksum verifies. */
+export function icmpChecksumValid(frame: Buffer): boolean {
+  return onesComplementSum(frame.subarray(ETH_HLEN + 20, ETH_HLEN + frame.readUInt16BE(ETH_HLEN + 2))) === 0xffff;
+}
