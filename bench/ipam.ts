@@ -1,5 +1,7 @@
 // IPAM benchmark: 1,000 host CIDRs by 8 concurrent clients against one local etcd, with the
-// transactional allocator and, for contrast, a naive read-pick-write allocator (no transaction).
+// transactional allocator as it was (a read, a guess or a scan, a claim) and with its free-slot
+// hint (one transaction per allocation), side by side in one run, and, for contrast, a naive
+// read-pick-write allocator (no transaction).
 //   npx ts-node bench/ipam.ts            (etcd data dir on disk, under the OS temp dir)
 //   BENCH_TMPFS=1 npx ts-node bench/ipam.ts   (data dir on /dev/shm)
 import * as os from "os";
@@ -72,17 +74,18 @@ async function duplicates(conn: EtcdConnection, prefix: string): Promise<number>
   }
 }
 
-async function transactional(conn: EtcdConnection, name: string, pool: string): Promise<Row> {
+/** The transactional allocator: today's path (`hint: false`) or with this process's free-slot hint (one transaction per allocation). */
+async function transactional(conn: EtcdConnection, name: string, pool: string, hint: boolean): Promise<Row> {
   const prefix = await network(conn, name, pool);
   const r = await drive(conn, async (client, host) => {
-    const a = await allocate(client, { prefix, host, allocationId: `${host}-bench` });
+    const a = await allocate(client, { prefix, host, allocationId: `${host}-bench`, hint });
     return a.conflicts;
   });
   const client = connect(conn);
   const problems = (await audit(client, prefix)).problems;
   client.close();
   if (problems.length) throw new Error(`audit of ${prefix}: ${problems.slice(0, 5).join("; ")}`);
-  return { name: `txn allocator (${name})`, pool, ok: r.latencies.length, ...r, duplicates: await duplicates(conn, prefix) };
+  return { name: `txn allocator${hint ? " + hint" : ""} (${name})`, pool, ok: r.latencies.length, ...r, duplicates: await duplicates(conn, prefix) };
 }
 
 async function viaProvider(conn: EtcdConnection, name: string, pool: string): Promise<Row> {
@@ -142,10 +145,14 @@ async function main() {
   const etcd = await startEtcd({ dataRoot: tmpfs ? "/dev/shm" : os.tmpdir() });
   try {
     const conn = etcd.connection;
-    await transactional(conn, "warmup", "10.192.0.0/12"); // JIT and etcd warm-up, not reported
+    await transactional(conn, "warmup", "10.192.0.0/12", false); // JIT and etcd warm-up, not reported
+    await transactional(conn, "warmup-hint", "10.208.0.0/12", true);
+    // Today's allocator and the hinted one side by side, interleaved, same etcd, same run.
     const rows = [
-      await transactional(conn, "sparse", "10.0.0.0/12"),
-      await transactional(conn, "dense", "10.16.0.0/14"),
+      await transactional(conn, "sparse", "10.0.0.0/12", false),
+      await transactional(conn, "sparse", "10.64.0.0/12", true),
+      await transactional(conn, "dense", "10.16.0.0/14", false),
+      await transactional(conn, "dense", "10.20.0.0/14", true),
       await viaProvider(conn, "provider", "10.32.0.0/12"),
       await naive(conn, "naive", "10.48.0.0/12"),
     ];

@@ -97,6 +97,13 @@ function gc(): void {
 const mib = (b: number) => fmt(b / 2 ** 20, 1);
 const dist = (xs: number[]) => `${fmt(percentile(xs, 50), 0)} / ${fmt(percentile(xs, 99), 0)} / ${fmt(Math.max(...xs), 0)}`;
 
+/** Transport errors no caller awaited (an etcd member too slow on a loaded machine): counted, reported, not fatal. */
+let unhandled = 0;
+process.on("unhandledRejection", (e) => {
+  unhandled++;
+  if (unhandled <= 3) console.error(`unhandled rejection: ${(e as Error)?.message ?? e}`);
+});
+
 async function main(): Promise<void> {
   if (!(global as { gc?: unknown }).gc) console.error("note: run with node --expose-gc for per-agent heap figures");
   const dataRoot = process.env.SCALE_TMPFS ? "/dev/shm" : os.tmpdir();
@@ -279,6 +286,7 @@ async function main(): Promise<void> {
     );
   }
   if (stoppedAt) console.log(`\n${stoppedAt}`);
+  console.log(`\nUnhandled etcd call failures in the harness: ${unhandled}.`);
   if (process.env.SCALE_JSON) fs.writeFileSync(process.env.SCALE_JSON, JSON.stringify({ steps, churn, stoppedAt }, null, 1));
   process.exit(0);
 }

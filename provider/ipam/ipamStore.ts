@@ -33,6 +33,7 @@ import {
   parseHostRecord,
 } from "../etcd/keys";
 import { StoredConfig, parseStoredConfig } from "../network/networkSpec";
+import { hintFor, newHint, setHint, slotFreed, slotTaken, takeSlot, unreserveSlot } from "./freeSlotHint";
 
 export type IpamErrorCode =
   | "no-network"
@@ -73,6 +74,11 @@ export interface AllocateRequest {
   requestedCidr?: string;
   /** Give up after this long (default 60 s); transport errors are retried until then. */
   deadlineMs?: number;
+  /**
+   * Use this process's free-slot hint (default true): one transaction per allocation on a
+   * dense pool. false: today's path only (a read, a guess or a scan, a claim), for comparison.
+   */
+  hint?: boolean;
 }
 
 export interface Allocation {
@@ -125,6 +131,15 @@ export async function allocate(client: Etcd3, req: AllocateRequest): Promise<All
     if (!requested) throw ipamError("requested-invalid", `requestedCidr must be an aligned IPv4 CIDR, got ${JSON.stringify(req.requestedCidr)}`);
   }
   const state: Attempt = { cidrCount: 0, hostCount: 0, orphanChecked: false, wrote: false, conflicts: 0, retries: 0 };
+  if (requested === undefined && req.hint !== false) {
+    try {
+      const fast = await hintedClaim(client, req, state);
+      if (fast) return fast;
+    } catch (e) {
+      if (isIpamError(e) || !isTransient(e)) throw e;
+      state.retries++; // the path below re-reads, and adopts a write of ours that landed
+    }
+  }
   let lastError: unknown;
   for (let attempt = 1; ; attempt++) {
     try {
@@ -336,6 +351,92 @@ function done(req: AllocateRequest, p: Pool, cidr: string, revision: number, out
   };
 }
 
+/** The free-slot hints' scope: the cluster (the client's endpoints) and the network. */
+function hintScope(client: Etcd3, prefix: string): string {
+  const hosts = (client as unknown as { options?: { hosts?: string | string[] } }).options?.hosts;
+  return `${JSON.stringify(hosts ?? "")} ${prefix}`;
+}
+
+interface HintedPool {
+  configKv: Kv;
+  pool: Pool;
+}
+
+/**
+ * One transaction: claim the slot the hint believes free, comparing it absent, the host absent
+ * and the config unchanged; on a loss the same transaction returns why. Undefined hands the
+ * allocation to the full path (no hint, a changed pool, the host already holds a CIDR, a pool
+ * believed full, or an orphaned CIDR record of this host to reclaim).
+ */
+async function hintedClaim(client: Etcd3, req: AllocateRequest, state: Attempt): Promise<Allocation | undefined> {
+  const scope = hintScope(client, req.prefix);
+  let hint = hintFor<HintedPool>(scope);
+  if (!hint) {
+    const snap = await txn(client, [], [op.get(configKey(req.prefix)), op.list(ipamCidrsDir(req.prefix), { keysOnly: true })]);
+    const configKv = rangeKvs(snap, 0)[0];
+    const pool = poolOf(req, configKv);
+    hint = newHint<HintedPool>({ configKv, pool }, pool.total, usedIndices(req.prefix, rangeKvs(snap, 1), pool));
+    setHint(scope, hint);
+  }
+  const p = poolOf(req, hint.pool.configKv); // this request's own pool guards
+  const hKey = hostKey(req.prefix, req.host);
+  for (let tries = 0; tries < 8; tries++) {
+    const idx = takeSlot(hint, fnv1a(req.host) % p.total);
+    if (idx === undefined) {
+      setHint(scope, undefined);
+      return undefined;
+    }
+    const cidr = formatCidr(nthSubnet(p.pool, p.hp, idx));
+    const cKey = cidrKey(req.prefix, cidr);
+    const records = recordsFor(req, cidr, new Date().toISOString());
+    let resp;
+    try {
+      resp = await writeTxn(
+        state,
+        client,
+        [cmp.unchanged(configKey(req.prefix), p.configRev), cmp.absent(hKey), cmp.absent(cKey)],
+        [op.put(cKey, records.cidr), op.put(hKey, records.host), op.list(ipamCidrsDir(req.prefix), { countOnly: true }), op.list(ipamHostsDir(req.prefix), { countOnly: true })],
+        [op.get(configKey(req.prefix)), op.get(hKey)],
+      );
+    } catch (e) {
+      unreserveSlot(hint, idx);
+      throw e;
+    }
+    if (resp.succeeded) {
+      slotTaken(hint, idx);
+      // More CIDR keys than host keys: an orphaned record somewhere. If it is this host's, give
+      // the new claim back and let the full path reclaim the orphan (nothing leaks).
+      if (rangeCount(resp, 2) > rangeCount(resp, 3) && (await findOrphan(client, req, p, cidr))) {
+        await release(client, { prefix: req.prefix, host: req.host, allocationId: req.allocationId, podCidr: cidr });
+        slotFreed(hint, idx);
+        return undefined;
+      }
+      return done(req, p, cidr, revisionOf(resp), "new", state);
+    }
+    const configNow = rangeKvs(resp, 0)[0];
+    if (!configNow || configNow.modRevision !== p.configRev) {
+      unreserveSlot(hint, idx);
+      setHint(scope, undefined);
+      return undefined;
+    }
+    if (rangeKvs(resp, 1)[0]) {
+      unreserveSlot(hint, idx);
+      return undefined; // the host holds a CIDR already: kept or adopted by the full path
+    }
+    slotTaken(hint, idx); // someone else took the slot
+    state.conflicts++;
+  }
+  return undefined;
+}
+
+/** A released slot is free again in this process's hint. */
+function hintFreed(client: Etcd3, prefix: string, cidr: string): void {
+  const hint = hintFor<HintedPool>(hintScope(client, prefix));
+  const c = parseCidr(cidr);
+  const idx = hint && c ? subnetIndex(hint.pool.pool.pool, hint.pool.pool.hp, c) : undefined;
+  if (hint && idx !== undefined) slotFreed(hint, idx);
+}
+
 /** Pool indices taken by the CIDR keys (a key of another size blocks every index it overlaps). */
 function usedIndices(prefix: string, keys: Kv[], p: Pool): Set<number> {
   const used = new Set<number>();
@@ -351,13 +452,13 @@ function usedIndices(prefix: string, keys: Kv[], p: Pool): Set<number> {
   return used;
 }
 
-async function findOrphan(client: Etcd3, req: AllocateRequest, p: Pool): Promise<{ cidr: string; kv: Kv } | undefined> {
+async function findOrphan(client: Etcd3, req: AllocateRequest, p: Pool, except?: string): Promise<{ cidr: string; kv: Kv } | undefined> {
   const snap = await txn(client, [], [op.list(ipamCidrsDir(req.prefix))]);
   for (const kv of rangeKvs(snap, 0)) {
     const owner = parseCidrRecord(kv.value);
     const cidr = cidrFromKey(req.prefix, kv.key);
     const c = cidr ? parseCidr(cidr) : undefined;
-    if (owner?.host === req.host && c && subnetIndex(p.pool, p.hp, c) !== undefined) return { cidr: formatCidr(c), kv };
+    if (owner?.host === req.host && c && subnetIndex(p.pool, p.hp, c) !== undefined && formatCidr(c) !== except) return { cidr: formatCidr(c), kv };
   }
   return undefined;
 }
@@ -426,7 +527,10 @@ export async function release(client: Etcd3, req: ReleaseRequest): Promise<"rele
       const compare = [...(ours ? [cmp.unchanged(hKey, hostKv!.modRevision)] : []), ...(cidrOurs ? [cmp.unchanged(cidrKv!.key, cidrKv!.modRevision)] : [])];
       const ops = [...(ours ? [op.del(hKey)] : []), ...(cidrOurs ? [op.del(cidrKv!.key)] : [])];
       const resp = await txn(client, compare, ops);
-      if (resp.succeeded) return "released";
+      if (resp.succeeded) {
+        if (cidr) hintFreed(client, req.prefix, cidr);
+        return "released";
+      }
     } catch (e) {
       if (!isTransient(e) || Date.now() >= deadline) throw e;
       await sleep(backoff(attempt));
