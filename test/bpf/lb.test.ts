@@ -203,6 +203,15 @@ describe("reverse NAT on delivery", () => {
     expect(parseIpv4Frame(Buffer.concat([untouched.data.subarray(0, 14), parseIpv4Frame(untouched.data).l4.subarray(8)])).dst).toBe(R1.ip);
   });
 
+  test("a reply the host stack routed (l3 mode) is translated as bpf_host delivers it", () => {
+    service([3]);
+    fromA(tcpFromA(VIP, 40005, 80));
+    const out = testRun(dp.programs.host, tcpTo(R2.ip, 40005));
+    expect(out.retval).toBe(TcAction.REDIRECT);
+    const p = parseIpv4Frame(out.data);
+    expect({ src: p.src, ...l4Ports(out.data), csum: l4ChecksumValid(out.data), ip: p.checksumValid }).toEqual({ src: VIP, sport: 80, dport: 40005, csum: true, ip: true });
+  });
+
   test("the same backend answering a direct connection is not rewritten", () => {
     service([1]);
     fromA(tcpFromA(VIP, 40000, 80));
