@@ -28,8 +28,10 @@ export interface ServiceAgentOptions {
   hostDown?: (host: string) => boolean;
   /** A backend that left is removed at the latest this long after (default 5 min). */
   graceMs?: number;
-  /** Passes also run this often (draining, health changes; default 2 s). */
+  /** How often to look at draining backends and health changes (default 2 s). */
   intervalMs?: number;
+  /** How often the sink reads the maps back instead of trusting what it wrote (default 60 s). */
+  resyncMs?: number;
 }
 
 export class ServiceAgent {
@@ -43,6 +45,9 @@ export class ServiceAgent {
   private pending = false;
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
+  /** The health of the backends' hosts the last pass was computed with. */
+  private healthUsed = "";
+  private lastResync = Date.now();
   readonly stats = { passes: 0, errors: 0, lastError: "", lastPassAt: "" };
 
   constructor(private readonly o: ServiceAgentOptions) {
@@ -57,7 +62,16 @@ export class ServiceAgent {
     };
     watch(serviceSpecsDir(this.o.prefix), (b) => this.inputs.applyServices(b));
     watch(endpointsDir(this.o.prefix), (b) => this.inputs.applyEndpoints(b));
-    this.timer = setInterval(() => void this.kick(), this.o.intervalMs ?? 2000);
+    // Between changes, a pass only when it could change something: a backend draining, a host's
+    // health flipped, or a resync of the maps due (a pass at 10,000 services is not free).
+    this.timer = setInterval(() => {
+      const resync = Date.now() - this.lastResync >= (this.o.resyncMs ?? 60_000);
+      if (resync) {
+        this.o.sink?.resync();
+        this.lastResync = Date.now();
+      }
+      if (resync || this.draining.backends.size > 0 || this.draining.revNat.size > 0 || this.healthSignature() !== this.healthUsed) void this.kick();
+    }, this.o.intervalMs ?? 2000);
     this.timer.unref();
   }
 
@@ -88,7 +102,15 @@ export class ServiceAgent {
     return this.queue;
   }
 
+  /** Which hosts with endpoints this host sees down (HEALTH's view), as one string. */
+  private healthSignature(): string {
+    const down = this.o.hostDown;
+    if (!down) return "";
+    return [...new Set([...this.inputs.endpoints.values()].map((e) => e.host))].filter((h) => down(h)).sort().join(",");
+  }
+
   private pass(): void {
+    this.healthUsed = this.healthSignature();
     const frontends = desiredFrontends([...this.inputs.services.values()], [...this.inputs.endpoints.values()], this.o.hostDown);
     const sink = this.o.sink;
     if (!sink) return void (this.frontends = frontends);

@@ -99,7 +99,7 @@ test("the planned maps are what the datapath translates to; a restart keeps ever
   // A restarted agent: a fresh sink over the pinned maps, no memory of its own.
   const again = new ServiceMapSink(openLbMaps(t!.bpffs.dir));
   pass(again, desiredFrontends([svc()], [...BOTH].reverse()), { backends: new Map(), revNat: new Map() });
-  expect(again.stats).toEqual({ writes: 0, deletes: 0 });
+  expect(again.stats).toEqual({ writes: 0, deletes: 0, fullReads: 1 });
   expect(new Map(lb.backends.entries().map(([id, b]) => [id, backendName(b)]))).toEqual(names);
 });
 
