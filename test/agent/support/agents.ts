@@ -55,6 +55,8 @@ export interface AgentOptions {
   healthIntervalSeconds?: number;
   /** The command that runs the agent inside its host (default `ip netns exec <host netns>`). */
   launcher?: () => string[];
+  /** "HOST:PORT" of the agent's Prometheus metrics (default: none served). */
+  metricsAddress?: string;
 }
 
 export class LabAgent {
@@ -89,6 +91,7 @@ export class LabAgent {
           resyncSeconds: opts.resyncSeconds ?? 5,
           health: opts.health ?? false,
           ...(opts.healthIntervalSeconds ? { healthIntervalSeconds: opts.healthIntervalSeconds } : {}),
+          ...(opts.metricsAddress ? { metricsAddress: opts.metricsAddress } : {}),
           logLevel: "debug",
         },
         null,

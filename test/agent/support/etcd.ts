@@ -19,7 +19,7 @@ export interface LabEtcd {
   restart(): Promise<void>;
 }
 
-async function freePortOn(host: string): Promise<number> {
+export async function freePortOn(host: string): Promise<number> {
   return new Promise((resolve, reject) => {
     const srv = net.createServer();
     srv.unref();

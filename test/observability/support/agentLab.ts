@@ -29,6 +29,8 @@ export interface AgentLabOptions {
   hosts: number;
   clusterCidr: string;
   healthIntervalSeconds?: number;
+  /** Each agent serves metrics on its control address (the SSH one, like Network's default), this port. */
+  metricsPort?: number;
 }
 
 /** The host as the agent sees it: its state in <stateDir>/agent/ like an installed agent. */
@@ -55,7 +57,7 @@ export async function startAgentLab(o: AgentLabOptions): Promise<AgentLab> {
       // namespaces that commands over SSH create (`ip netns add`) are mounted there.
       const sshdPid = path.join(lab.stateDir, "hosts", h.name, "ssh", "sshd.pid");
       const launcher = () => ["nsenter", "-t", fs.readFileSync(sshdPid, "utf8").trim(), "-m", "-n"];
-      agents.push(new LabAgent(installedLayout(h), { prefix, etcd: etcd.connection, leaseTtlSeconds: 10, launcher, health: true, healthIntervalSeconds: o.healthIntervalSeconds ?? 2 }));
+      agents.push(new LabAgent(installedLayout(h), { prefix, etcd: etcd.connection, leaseTtlSeconds: 10, launcher, health: true, healthIntervalSeconds: o.healthIntervalSeconds ?? 2, ...(o.metricsPort ? { metricsAddress: `${h.ssh.host}:${o.metricsPort}` } : {}) }));
     }
     if (o.topology === "l3") {
       for (const h of lab.inventory.hosts) execFileSync("ip", ["-n", lab.inventory.router!.netns!, "route", "add", cidrs[h.name], "via", h.underlayIp]);
