@@ -3,6 +3,7 @@ import { agentCommand, AGENT_USAGE } from "./agent";
 import { endpointCommand, ENDPOINT_USAGE, statusCommand } from "./endpoint";
 import { healthCommand } from "./health";
 import { connectivityCommand } from "./connectivity";
+import { uiCommand } from "./ui";
 import { labCommand, LAB_USAGE } from "./lab";
 import { monitorCommand, MONITOR_USAGE } from "./monitor";
 import { serviceCommand, SERVICE_USAGE } from "./service";
@@ -12,6 +13,7 @@ commands:
   lab up|down|status   a datacenter of network namespaces on this machine
   health [--inventory F] [--wait S]  agents and the host × host health matrix (exit 1: a path is down)
   connectivity test [--inventory F]  temporary endpoints everywhere, every path checked, then removed
+  ui --inventory F [--listen 127.0.0.1:8490]  a live status page: hosts, health, endpoints, flows, drops
   agent --config F     the node agent (foreground)
   endpoint add|del|list  containers of this host, through the agent's API
   status               the agent's state (devices, programs, maps, peers)
@@ -50,6 +52,8 @@ export async function main(argv: string[]): Promise<number> {
       return healthCommand(flags);
     case "connectivity":
       return connectivityCommand(words[1], flags);
+    case "ui":
+      return uiCommand(flags);
     case "agent":
       return agentCommand(words[1], flags);
     case "endpoint":

@@ -48,6 +48,7 @@ import { computePeers, desiredPeers, desiredTunnels, NetworkView, newerAgent, No
 import { PrefixWatch, WatchBatch } from "./watch";
 import { AgentHealth } from "../health/agentHealth";
 import { healthRecordJson } from "../health/view";
+import { defineHealthMetrics } from "../health/metrics";
 import { ServiceAgent } from "../services/serviceAgent";
 import { flowsInUse, ServiceMapSink } from "../services/sink";
 
@@ -404,6 +405,7 @@ export class Agent {
       log: this.log.child("health"),
     });
     this.health.start();
+    defineHealthMetrics(() => this.health?.view() ?? []);
   }
 
   /** Runs a write on the host's behalf only while this agent's registration is in etcd. */

@@ -151,3 +151,27 @@ describe("the agent config's health fields", () => {
     }
   });
 });
+
+describe("health metrics", () => {
+  const view = [nextPeerHealth(undefined, target, up, { ok: true, latencyMs: 1.5 }, t(0)), nextPeerHealth(undefined, { ...target, peer: "h3" }, up, { ok: false, error: "x" }, t(0))];
+  test("rows: status per peer and path, latency only where it answered, unreachable peers", async () => {
+    const { healthGaugeRows } = await import("../../node-agent/health/metrics");
+    expect(healthGaugeRows(view)).toEqual({
+      status: [
+        { labels: { peer: "h2", path: "host" }, value: 1 }, { labels: { peer: "h2", path: "endpoint" }, value: 1 },
+        { labels: { peer: "h3", path: "host" }, value: 1 }, { labels: { peer: "h3", path: "endpoint" }, value: 0 },
+      ],
+      latency: [{ labels: { peer: "h2", path: "host" }, value: 0.000432 }, { labels: { peer: "h2", path: "endpoint" }, value: 0.0015 }, { labels: { peer: "h3", path: "host" }, value: 0.000432 }],
+      unreachable: 1,
+    });
+  });
+  test("in the agent's registry, in Prometheus text", async () => {
+    const { defineHealthMetrics } = await import("../../node-agent/health/metrics");
+    const { registry } = await import("../../node-agent/metrics/registry");
+    defineHealthMetrics(() => view);
+    const text = await registry.metrics();
+    expect(text).toContain('bpfnet_health_peer_reachable{peer="h3",path="endpoint"} 0');
+    expect(text).toContain('bpfnet_health_peer_latency_seconds{peer="h2",path="endpoint"} 0.0015');
+    expect(text).toContain("bpfnet_health_unreachable_peers 1");
+  });
+});
