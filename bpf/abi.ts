@@ -80,6 +80,7 @@ export const ABI_CONSTANTS = {
   BPFNET_LB_AFF_MAX: 65536,
   BPFNET_LB_SKNAT_MAX: 65536,
   BPFNET_LB_NOBE_MAX: 16384,
+  BPFNET_LB_ACTIVE: 1,
   // Node monitor events
   BPFNET_EP_TRACE: 16,
   BPFNET_CFG_EVENTS_OFF: 1,
@@ -896,7 +897,13 @@ export interface LbSockNatEntry {
   revNatIndex: number;
 }
 
-/** bpfnet_sock_cfg: the network namespace whose sockets the socket hooks translate. */
+/** bpfnet_sock_cfg.flags. */
+export const SockConfigFlags = {
+  /** A service has been written here: the tc datapath looks for service flows (unset: it costs nothing). */
+  LB_ACTIVE: ABI_CONSTANTS.BPFNET_LB_ACTIVE,
+} as const;
+
+/** bpfnet_sock_cfg: the network namespace whose sockets the socket hooks translate, and SockConfigFlags. */
 export interface SockConfig {
   /** SO_NETNS_COOKIE of the host's namespace; 0n: the hooks translate nothing. */
   netnsCookie: bigint;

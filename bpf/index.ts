@@ -56,7 +56,7 @@ export { testRun } from "./testrun";
 export type { TestRunOptions, TestRunResult } from "./testrun";
 export { possibleCpus } from "./system";
 // Service load balancing (bpf/README.md, "Service load balancing")
-export { LbBackendFlags, LbProto, LbServiceFlags, lbFlowHash, MAGLEV_M } from "./abi";
+export { LbBackendFlags, LbProto, LbServiceFlags, lbFlowHash, MAGLEV_M, SockConfigFlags } from "./abi";
 export type { LbAffinity, LbAffinityKey, LbBackend, LbFlowTuple, LbRevNat, LbServiceKey, LbSockNatEntry, SockConfig } from "./abi";
 export {
   LbAffinityMap,

@@ -85,6 +85,7 @@ import {
   LbServiceValue,
   LbSockNatEntry,
   SockConfig,
+  SockConfigFlags,
 } from "./abi";
 import { native, NativeMapHandle, NativeMapInfo } from "./native";
 
@@ -599,14 +600,42 @@ export interface LbService {
  */
 export class LbServiceMap extends TypedMap {
   static readonly mapName = "bpfnet_lb_svc";
+  private active = false;
 
-  constructor(map: BpfMap) {
+  /**
+   * `sockConfig`: where set() raises SockConfigFlags.LB_ACTIVE before the first row, without which
+   * the tc datapath does not look for service flows (open() passes the host's).
+   */
+  constructor(
+    map: BpfMap,
+    private readonly sockConfig?: SockConfigMap,
+  ) {
     super(map);
     checkShape(map, LbServiceMap.mapName, MapType.HASH, LAYOUTS.lbSvcKey, LAYOUTS.lbSvc);
   }
 
   static open(pinRoot: string): LbServiceMap {
-    return openPinned(pinRoot, LbServiceMap.mapName, (map) => new LbServiceMap(map));
+    const sockConfig = SockConfigMap.open(pinRoot);
+    try {
+      return openPinned(pinRoot, LbServiceMap.mapName, (map) => new LbServiceMap(map, sockConfig));
+    } catch (err) {
+      sockConfig.close();
+      throw err;
+    }
+  }
+
+  /** Raises LB_ACTIVE once (it stays: clearing it would stop reverse NAT of live flows). */
+  private activate(): void {
+    if (this.active || !this.sockConfig) return;
+    const cfg = this.sockConfig.get();
+    const flags = cfg.flags ?? 0;
+    if (!(flags & SockConfigFlags.LB_ACTIVE)) this.sockConfig.set({ ...cfg, flags: flags | SockConfigFlags.LB_ACTIVE });
+    this.active = true;
+  }
+
+  override close(): void {
+    this.sockConfig?.close();
+    super.close();
   }
 
   private row(key: LbServiceKey): LbServiceValue | undefined {
@@ -637,6 +666,7 @@ export class LbServiceMap extends TypedMap {
       affinityTimeoutS: service.affinityTimeoutS ?? 0,
     });
     const rowKey = encodeLbSvcKey(key, 0);
+    this.activate();
     const oldCount = this.row(key)?.count ?? 0;
     if (count < oldCount) this.map.update(rowKey, rowValue);
     service.backendIds.forEach((backendId, i) =>

@@ -98,7 +98,7 @@ export function attachSocketLb(pinRoot: string, options: AttachSocketLbOptions =
   try {
     const config = SockConfigMap.open(pinRoot);
     try {
-      config.set({ netnsCookie: options.netnsCookie ?? netnsCookie() });
+      config.set({ ...config.get(), netnsCookie: options.netnsCookie ?? netnsCookie() });
     } finally {
       config.close();
     }

@@ -324,10 +324,17 @@ struct bpfnet_lb_nobe_key {
 	__u32 rev_nat_index;
 };
 
+/*
+ * bpfnet_sock_cfg.flags: LB_ACTIVE, a service has been written on this host
+ * (LbServiceMap sets it): only then do bpf_lxc and delivery parse a packet's
+ * ports to look for a service flow, so a host without services pays nothing.
+ */
+#define BPFNET_LB_ACTIVE	1
+
 /* bpfnet_sock_cfg (one slot): the socket hooks act only in this network namespace. */
 struct bpfnet_sock_cfg {
 	__u64 netns_cookie;	/* SO_NETNS_COOKIE of the host's namespace; 0: hooks do nothing */
-	__u32 flags;		/* none defined yet */
+	__u32 flags;		/* BPFNET_LB_ACTIVE */
 	__u32 pad;
 };
 

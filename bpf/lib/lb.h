@@ -54,6 +54,15 @@ static __always_inline const struct bpfnet_lb_be *lb_backend(__u32 id)
 	return bpf_map_lookup_elem(&bpfnet_lb_be, &id);
 }
 
+/* Whether this host has services at all (LbServiceMap sets the flag with the first one). */
+static __always_inline bool lb_active(void)
+{
+	__u32 zero = 0;
+	const struct bpfnet_sock_cfg *cfg = bpf_map_lookup_elem(&bpfnet_sock_cfg, &zero);
+
+	return cfg && (cfg->flags & BPFNET_LB_ACTIVE);
+}
+
 /* A backend a new flow may take: present and not terminating. */
 static __always_inline bool lb_backend_open(__u32 id)
 {
@@ -209,8 +218,11 @@ static __always_inline int lb_translate(struct __sk_buff *skb, struct pkt *pkt, 
 	__u8 seen_reply = 0;
 	__u16 rev_nat_index;
 	__u64 now;
-	int ret = flow_get(skb, pkt, f);
+	int ret;
 
+	if (!lb_active())
+		return 0;
+	ret = flow_get(skb, pkt, f);
 	if (ret < 0)
 		return ret;
 	if (f->proto != IPPROTO_TCP && f->proto != IPPROTO_UDP)
@@ -343,8 +355,11 @@ static __always_inline int lb_rev_nat(struct __sk_buff *skb, struct pkt *pkt, st
 	struct bpfnet_ct_entry *e;
 	__u32 index;
 	__u64 now;
-	int ret = flow_get(skb, pkt, f);
+	int ret;
 
+	if (!lb_active())
+		return 0;
+	ret = flow_get(skb, pkt, f);
 	if (ret < 0)
 		return ret;
 	if (f->proto == IPPROTO_ICMP)

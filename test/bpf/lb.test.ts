@@ -9,7 +9,7 @@
  * Client A and local backend B sit on a veth pair made for the test (bftla/bftlb); R1 and R2 are
  * pods on another host (reached through the tunnel).
  */
-import { DropReason, EndpointFlags, lbFlowHash, LbBackendFlags, LbProto, LbServiceFlags, MAGLEV_M, monotonicNowNs, openLbMaps, PolicyAction, PolicyDirection, TcAction, testRun } from "../../bpf";
+import { DropReason, EndpointFlags, lbFlowHash, LbBackendFlags, LbProto, LbServiceFlags, LbServiceMap, MAGLEV_M, monotonicNowNs, openLbMaps, PolicyAction, PolicyDirection, SockConfigFlags, TcAction, testRun } from "../../bpf";
 import type { DatapathMaps, DatapathObjects, Endpoint, LbMaps, LbServiceKey, PolicyRow } from "../../bpf";
 import { loadTestDatapath, TestDatapath, tunnelCb } from "./support/datapath";
 import { ipQuiet, vethPair } from "./support/netns";
@@ -141,6 +141,21 @@ describe("DNAT", () => {
       if (zero) expect(out.data.readUInt16BE(14 + 20 + 6)).toBe(0);
       else expect(l4ChecksumValid(out.data)).toBe(true);
     }
+  });
+
+  test("a host where no service was ever written does not look: LB_ACTIVE, raised by the first set()", () => {
+    service([1]);
+    lb.sockConfig.set({ ...lb.sockConfig.get(), flags: 0 });
+    const untouched = fromA(tcpFromA(VIP, 40010, 80));
+    expect({ ret: untouched.retval, dst: parseIpv4Frame(untouched.data).dst }).toEqual({ ret: TcAction.OK, dst: VIP });
+    const services = LbServiceMap.open(t!.bpffs.dir);
+    try {
+      services.set(TCP_SVC, { revNatIndex: REV, backendIds: [1] });
+    } finally {
+      services.close();
+    }
+    expect(lb.sockConfig.get().flags).toBe(SockConfigFlags.LB_ACTIVE);
+    expect(parseIpv4Frame(fromA(tcpFromA(VIP, 40011, 80)).data).dst).toBe(B.ip);
   });
 
   test("the same VIP on another port or protocol is another service; other traffic is untouched", () => {
