@@ -26,7 +26,7 @@ import * as os from "os";
 import * as path from "path";
 import { randomBytes } from "crypto";
 import type { Etcd3 } from "etcd3";
-import { DatapathMaps, openDatapathMaps, reasonName } from "../bpf";
+import { DatapathMaps, openDatapathMaps, reasonName, Verdict } from "../bpf";
 import { killNetnsProcesses, netnsExists, run, tryRun } from "../lab/sh";
 import { connect, EtcdConnection } from "../provider/etcd/etcdClient";
 import { allocate } from "../provider/ipam/ipamStore";
@@ -35,9 +35,9 @@ import { checkBuilt, LabAgent, seedNetwork } from "../test/agent/support/agents"
 import type { EndpointView } from "../node-agent/api/types";
 import { LabEtcd, startEtcdOn } from "../test/agent/support/etcd";
 import { startTestLab, TestLab } from "../test/support/lab";
-import { addNetns, addPlainContainer, addPlainVxlan, addRouterRoutes, BASELINE_VXLAN_DEVICE, bpfAttachments } from "./lib/baseline";
+import { addNetns, addPlainContainer, addPlainUnderlay, addPlainVxlan, BASELINE_VXLAN_DEVICE, bpfAttachments } from "./lib/baseline";
 import { Children, msSince, now, sleep } from "./lib/proc";
-import { LatencySamples, ModeResult, PathResult, PingVariant, renderMode, RunInfo, writeDoc } from "./lib/report";
+import { Goals, LatencySamples, missedGoals, ModeResult, PathResult, PingVariant, renderMode, RunInfo, writeDoc } from "./lib/report";
 import { fmt, mean, median } from "./lib/stats";
 import { iperf, pingRtts, requestResponse, startEchoServer, startIperfServer, startProber } from "./lib/traffic";
 
@@ -47,8 +47,18 @@ const IPERF_PORT = 5201;
 const ECHO_PORT = 7100;
 const BASELINE_VNI = 100;
 const BASELINE_VXLAN_PORT = 4789;
+/** The l3 baseline's host ↔ router link (bench/lib/baseline.ts addPlainUnderlay). */
+const BASELINE_UNDERLAY_DEVICE = "bdpu0";
+
+const linkMtu = (netns: string, dev: string): number => (JSON.parse(run("ip", ["-n", netns, "-j", "link", "show", "dev", dev])) as { mtu: number }[])[0].mtu;
 
 export type Mode = "vxlan" | "l3";
+
+/** Issue 13's goals: ratios of the baseline in the same run; endpoint add in ms. */
+const GOALS: Record<Mode, Goals> = {
+  vxlan: { throughput: 0.97, latency: 1.03, endpointAdd: { p50: 30, p99: 60 } },
+  l3: { throughput: 0.98, latency: 1.03, idlePing: 1.05 },
+};
 
 interface Params {
   iperfRuns: number;
@@ -276,7 +286,8 @@ async function measurePaths(ctx: Ctx, paths: [Path, Path], P: Params, log: (s: s
 }
 
 async function startAgents(ctx: Ctx, lab: TestLab, conn: EtcdConnection, prefix: string): Promise<LabAgent[]> {
-  const agents = lab.inventory.hosts.map((h) => new LabAgent(h, { prefix, etcd: conn, leaseTtlSeconds: 10, resyncSeconds: 30 }));
+  // Resync an hour: changes come by watch; the l3 attribution removes route rows for a while.
+  const agents = lab.inventory.hosts.map((h) => new LabAgent(h, { prefix, etcd: conn, leaseTtlSeconds: 10, resyncSeconds: 3600 }));
   ctx.agents.push(...agents);
   await Promise.all(agents.map((a) => a.start(60_000)));
   for (const h of lab.inventory.hosts) ctx.maps.push(openDatapathMaps(h.bpffsDir));
@@ -349,8 +360,27 @@ async function endpointAddBench(ctx: Ctx, agent: LabAgent, targetIp: string, n: 
     what: `endpoint add → first answered packet (container on the other host)`,
     samples: first,
     failures,
-    extra: [{ what: "of which the API call (POST /v1/endpoints)", samples: api }],
+    extra: [{ what: "of which the API call (POST /v1/endpoints)", samples: api }, ...agentAddSteps(agent, "bdp-e")],
   };
+}
+
+/** The agent's own account of its adds (its log's cumulative ms per step), for the ids starting with `prefix`. */
+function agentAddSteps(agent: LabAgent, prefix: string): { what: string; samples: number[] }[] {
+  const steps: Record<string, string> = {
+    queued: "agent: request taken up",
+    recorded: "agent: address recorded (state file written)",
+    plumbed: "agent: veth pair plumbed (one ip -batch)",
+    attached: "agent: bpf_lxc attached, endpoint map written",
+    ready: "agent: ready recorded: the answer",
+  };
+  const seen: Record<string, number[]> = {};
+  for (const line of fs.readFileSync(agent.logPath, "utf8").split("\n")) {
+    if (!line.includes('"endpoint added"')) continue;
+    const rec = JSON.parse(line) as { id?: string; ms?: Record<string, number> };
+    if (!rec.id?.startsWith(prefix) || !rec.ms) continue;
+    for (const [k, v] of Object.entries(rec.ms)) (seen[k] ??= []).push(v);
+  }
+  return Object.entries(steps).filter(([k]) => seen[k]).map(([k, what]) => ({ what: `${what}, since the request`, samples: seen[k] }));
 }
 
 /** A new host's allocation written to etcd → its pod CIDR in every agent's pinned tunnel map. */
@@ -479,14 +509,24 @@ export async function setupMode(ctx: Ctx, mode: Mode, octet: number, log: (s: st
       baseline: `kernel VXLAN device (VNI ${BASELINE_VNI}, port ${BASELINE_VXLAN_PORT}, static FDB and neighbour entries), veth + /32 routes, ip_forward; MTU ${e1.mtu}`,
     };
   } else {
-    addRouterRoutes(routerNetns!, [
-      { podCidr: `${base[0]}.0/24`, via: h1.underlayIp },
-      { podCidr: `${base[1]}.0/24`, via: h2.underlayIp },
-    ]);
-    checks = [baselineBpfCheck([h1.netns!, h2.netns!], ["bdpb0", "eth0"], [n1, n2], [routerNetns!])];
+    // The baseline's own host ↔ router links (eth0 carries bpf_netdev): same kind, same MTU.
+    for (const [i, h] of [h1, h2].entries()) {
+      addPlainUnderlay({
+        hostNetns: h.netns!,
+        routerNetns: routerNetns!,
+        hostIfname: BASELINE_UNDERLAY_DEVICE,
+        routerIfname: `bdpr${i + 1}`,
+        hostIp: `10.${o}.7${i + 1}.1`,
+        routerIp: `10.${o}.7${i + 1}.2`,
+        mtu: linkMtu(h.netns!, h.underlayInterface),
+        localPodCidr: `${base[i]}.0/24`,
+        remotePodCidr: `${base[1 - i]}.0/24`,
+      });
+    }
+    checks = [baselineBpfCheck([h1.netns!, h2.netns!], ["bdpb0", BASELINE_UNDERLAY_DEVICE], [n1, n2], [routerNetns!])];
     describe = {
-      bpfnet: `agents in l3 mode, endpoints through the API; bpf_lxc passes to the host stack → eth0 → router (pod CIDR routes added by hand) → host 2's stack → bpfnet_host, bpf_host redirects to the veth; MTU ${e1.mtu}`,
-      baseline: `veth + /32 routes on the hosts, static routes for the baseline pod CIDRs on the router, ip_forward; MTU ${e1.mtu}`,
+      bpfnet: `agents in l3 mode, endpoints through the API; bpf_lxc → bpf_redirect_neigh out of eth0 (the fast path) → router (pod CIDR routes added by hand) → host 2's eth0, bpf_netdev → bpf_redirect_peer into the container; MTU ${e1.mtu}`,
+      baseline: `veth + /32 routes on the hosts, its own host ↔ router veth links (${BASELINE_UNDERLAY_DEVICE}, eth0's MTU) with static routes on hosts and router, ip_forward; MTU ${e1.mtu}`,
     };
   }
   return {
@@ -509,9 +549,9 @@ export async function setupMode(ctx: Ctx, mode: Mode, octet: number, log: (s: st
 /**
  * Idle-ping attribution: one ping every 10 ms on several paths in the same rounds (rotating
  * order): bpfnet, the baseline, a second baseline pair (an A/A comparison: how far two identical
- * paths differ here), and in l3 mode bpfnet endpoints with parts of the datapath taken out of
- * the path by hand — bpf_lxc detached, the bpfnet_host hop bypassed by /32 routes to the veths,
- * or both. These extra endpoints are only for this comparison.
+ * paths differ here), and in l3 mode bpfnet endpoints with bpf_lxc detached by hand (their
+ * packets go out through the host stack; bpf_netdev still delivers them on the other side): what
+ * the sending side's fast path costs or saves. These extra endpoints are only for this comparison.
  */
 async function pingVariants(ctx: Ctx, s: ModeSetup, mode: Mode, octet: number, P: Params, log: (s: string) => void): Promise<PingVariant[]> {
   const c = mode === "vxlan" ? "v" : "l";
@@ -520,18 +560,14 @@ async function pingVariants(ctx: Ctx, s: ModeSetup, mode: Mode, octet: number, P
   ctx.netns.add(`bdpc${c}1c`).add(`bdpc${c}2c`);
   addPlainContainer({ netns: `bdpc${c}1c`, hostNetns: h1, hostIfname: "bdpb1", ip: `10.${octet}.64.3`, gateway: `10.${octet}.64.1`, mtu });
   addPlainContainer({ netns: `bdpc${c}2c`, hostNetns: h2, hostIfname: "bdpb1", ip: `10.${octet}.65.3`, gateway: `10.${octet}.65.1`, mtu });
-  const variants: { what: string; path: Path }[] = [
+  const variants: { what: string; path: Path; around?: <T>(fn: () => Promise<T>) => Promise<T> }[] = [
     { what: "bpfnet", path: s.paths[0] },
     { what: "baseline", path: s.paths[1] },
     { what: "baseline, second pair (A/A)", path: { name: "baseline", client: `bdpc${c}1c`, server: `bdpc${c}2c`, serverIp: `10.${octet}.65.3` } },
   ];
   const detached: { ns: string; dev: string }[] = [];
   if (mode === "l3") {
-    const cuts = [
-      { tag: "x", what: "bpfnet without bpf_lxc (detached by hand)", noLxc: true, bypass: false },
-      { tag: "y", what: "bpfnet without the bpfnet_host hop (/32 routes to the veths)", noLxc: false, bypass: true },
-      { tag: "z", what: "bpfnet endpoints with neither (no BPF on the path)", noLxc: true, bypass: true },
-    ];
+    const cuts = [{ tag: "x", what: "bpfnet without bpf_lxc (detached by hand: out through the host stack)", noLxc: true }];
     for (const cut of cuts) {
       const eps: EndpointView[] = [];
       for (const [i, h] of [h1, h2].entries()) {
@@ -542,13 +578,14 @@ async function pingVariants(ctx: Ctx, s: ModeSetup, mode: Mode, octet: number, P
           run("ip", ["netns", "exec", h, "tc", "qdisc", "del", "dev", e.hostIfname, "clsact"]);
           detached.push({ ns: h, dev: e.hostIfname });
         }
-        if (cut.bypass) {
-          run("ip", ["-n", h, "neigh", "replace", e.ip, "lladdr", e.mac!, "dev", e.hostIfname, "nud", "permanent"]);
-          run("ip", ["-n", h, "route", "add", `${e.ip}/32`, "dev", e.hostIfname]);
-        }
       }
       variants.push({ what: cut.what, path: { name: "bpfnet", client: `bdpc${c}1${cut.tag}`, server: `bdpc${c}2${cut.tag}`, serverIp: eps[1].ip } });
     }
+    // The same endpoints as "bpfnet" with the fast path switched off for this variant's pings
+    // only: without route rows bpf_lxc hands the packets to the host stack (the agents'
+    // resync is an hour here, so nothing puts the rows back meanwhile; counted below).
+    const veths = s.bpfnetEndpoints.map((e) => e.hostIfindex!);
+    variants.push({ what: "bpfnet with the fast path off (no route rows: bpf_lxc passes to the host stack)", path: s.paths[0], around: withoutRoutes(ctx, veths) });
   }
   log(`${mode}: idle ping, ${variants.length} paths in the same rounds (${P.variantRounds} × ${P.variantPings} each)`);
   for (const v of variants) await pingRtts(ctx.children, v.path.client, v.path.serverIp, 10, 0.01);
@@ -558,7 +595,9 @@ async function pingVariants(ctx: Ctx, s: ModeSetup, mode: Mode, octet: number, P
     const p50: number[] = [];
     for (let k = 0; k < variants.length; k++) {
       const i = (k + r) % variants.length;
-      const got = await pingRtts(ctx.children, variants[i].path.client, variants[i].path.serverIp, P.variantPings, 0.01);
+      const v = variants[i];
+      const ping = () => pingRtts(ctx.children, v.path.client, v.path.serverIp, P.variantPings, 0.01);
+      const got = await (v.around ? v.around(ping) : ping());
       samples[i].push(...got.rtts);
       p50[i] = median(got.rtts);
     }
@@ -576,6 +615,27 @@ async function pingVariants(ctx: Ctx, s: ModeSetup, mode: Mode, octet: number, P
     ratio: median(samples[i]) / base,
     roundRatios: roundRatios[i],
   }));
+}
+
+/**
+ * Runs `fn` with every host's route rows (the l3 fast path) removed, then puts them back; fails
+ * when a packet of the measured endpoints (their host veths: `veths[i]` on host i) still went
+ * fast meanwhile (the rows came back under it).
+ */
+function withoutRoutes(ctx: Ctx, veths: number[]): <T>(fn: () => Promise<T>) => Promise<T> {
+  return async (fn) => {
+    const saved = ctx.maps.map((m) => m.routes.entries());
+    const fast = () => ctx.maps.reduce((n, m, i) => n + m.metrics.get({ id: veths[i], direction: "ingress", reason: Verdict.ROUTE_FAST }).packets, 0n);
+    saved.forEach((rows, i) => rows.forEach(([cidr]) => ctx.maps[i].routes.delete(cidr)));
+    const before = fast();
+    try {
+      return await fn();
+    } finally {
+      const went = fast() - before;
+      saved.forEach((rows, i) => rows.forEach(([cidr, r]) => ctx.maps[i].routes.set(cidr, r)));
+      if (went > 0n) throw new Error(`${went} packets took the fast path while its route rows were removed`);
+    }
+  };
 }
 
 /** What the namespaces look like, for the error report of a failed run. */
@@ -659,6 +719,7 @@ async function measureMode(ctx: Ctx, mode: Mode, P: Params, octet: number, log: 
     checks,
     cpu: cpuSince(cpu0),
     seconds: (Date.now() - t0) / 1000,
+    goals: GOALS[mode],
   };
 }
 
@@ -735,11 +796,17 @@ async function main(): Promise<void> {
     writeDoc(DOC, blocks);
     console.log(`written to ${path.relative(process.cwd(), DOC)}`);
   } else console.log("(not written to docs/benchmarks.md: --quick runs need --write)");
+  // A check as well as a measurement: any missed goal fails the run.
+  const missed = results.flatMap(missedGoals);
+  if (missed.length) {
+    console.log(`goals missed:\n${missed.map((m) => `  ${m}`).join("\n")}`);
+    process.exitCode = 1;
+  } else console.log("all goals met");
 }
 
 if (require.main === module) {
   main().then(
-    () => process.exit(0),
+    () => process.exit(process.exitCode ?? 0),
     async (e) => {
       console.error(e instanceof Error ? e.stack ?? e.message : e);
       await cleanupActive();

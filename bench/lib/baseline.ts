@@ -93,9 +93,23 @@ export function addPlainVxlan(hosts: VxlanPeerPlan[], o: { vni: number; port: nu
   }
 }
 
-/** Plain routes on the l3 lab's router: each baseline pod CIDR via its host. */
-export function addRouterRoutes(routerNetns: string, routes: { podCidr: string; via: string }[]): void {
-  for (const r of routes) ipIn(routerNetns, "route", "replace", r.podCidr, "via", r.via);
+/**
+ * The l3 baseline's own underlay: a veth pair host ↔ router beside the host's eth0 (the same
+ * kind of link), a /30 per host, each baseline pod CIDR routed over it on the router and the
+ * other host's baseline CIDR routed over it on the host. bpfnet's bpf_netdev sits on eth0's
+ * ingress, so the baseline must not share eth0 to stay free of BPF.
+ */
+export function addPlainUnderlay(o: { hostNetns: string; routerNetns: string; hostIfname: string; routerIfname: string; hostIp: string; routerIp: string; mtu: number; localPodCidr: string; remotePodCidr: string }): void {
+  const mtu = String(o.mtu);
+  tryRun("ip", ["-n", o.hostNetns, "link", "del", o.hostIfname]);
+  ipIn(o.hostNetns, "link", "add", o.hostIfname, "mtu", mtu, "type", "veth", "peer", "name", o.routerIfname, "mtu", mtu, "netns", `/run/netns/${o.routerNetns}`);
+  ipIn(o.hostNetns, "addr", "add", `${o.hostIp}/30`, "dev", o.hostIfname);
+  ipIn(o.hostNetns, "link", "set", o.hostIfname, "up");
+  ipIn(o.routerNetns, "addr", "add", `${o.routerIp}/30`, "dev", o.routerIfname);
+  ipIn(o.routerNetns, "link", "set", o.routerIfname, "up");
+  ipIn(o.routerNetns, "route", "replace", o.localPodCidr, "via", o.hostIp);
+  ipIn(o.hostNetns, "route", "replace", o.remotePodCidr, "via", o.routerIp);
+  sysctlIn(o.hostNetns, `net.ipv4.conf.${o.hostIfname}.rp_filter`, "0");
 }
 
 export interface BpfAttachment {

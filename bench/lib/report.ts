@@ -54,6 +54,20 @@ export interface ModeResult {
   /** How busy the machine was during this mode. */
   cpu: string;
   seconds: number;
+  /** The mode's goals (issue 13); the defaults of earlier runs when absent. */
+  goals?: Goals;
+}
+
+/** Goals of a mode: bpfnet/baseline ratios, and control-plane latencies in ms. */
+export interface Goals {
+  /** Throughput ratio, at least. */
+  throughput: number;
+  /** Request/response p50 and mean ratios, at most. */
+  latency: number;
+  /** Idle ping (one every 10 ms) p50 ratio, at most. */
+  idlePing?: number;
+  /** Endpoint add → first answered packet, ms, at most. */
+  endpointAdd?: { p50: number; p99: number };
 }
 
 export interface RunInfo {
@@ -67,20 +81,22 @@ export interface RunInfo {
   quick: boolean;
 }
 
-const THROUGHPUT_GOAL = 0.9;
-const LATENCY_GOAL = 1.1;
+const DEFAULT_GOALS: Goals = { throughput: 0.9, latency: 1.1 };
 
 function verdict(r: number, goal: number, higherIsBetter: boolean): string {
   if (!Number.isFinite(r)) return "n/a";
   return (higherIsBetter ? r >= goal : r <= goal) ? "met" : "**missed**";
 }
 
-/** The comparison table of one mode: absolute figures and bpfnet/baseline ratios. */
-export function comparisonTable(m: ModeResult): string {
+/** The comparison rows of one mode (absolute figures, bpfnet/baseline ratios) and the goals they missed. */
+function comparison(m: ModeResult): { rows: string[][]; missed: string[] } {
+  const g = m.goals ?? DEFAULT_GOALS;
   const gbps = (p: PathResult) => median(p.throughput.map((t) => t.gbps));
   const rows: string[][] = [];
+  const missed: string[] = [];
   const add = (metric: string, unit: string, a: number, b: number, digits: number, goal?: { value: number; higher: boolean }) => {
     const r = ratio(a, b);
+    if (goal && verdict(r, goal.value, goal.higher) !== "met") missed.push(`${m.mode}: ${metric} ${fmt(r, 3)}× (goal ${goal.higher ? "≥" : "≤"} ${goal.value}×)`);
     rows.push([
       metric,
       `${fmt(a, digits)} ${unit}`,
@@ -90,15 +106,45 @@ export function comparisonTable(m: ModeResult): string {
       goal ? verdict(r, goal.value, goal.higher) : "",
     ]);
   };
-  add(`TCP throughput, iperf3 median of ${m.bpfnet.throughput.length}`, "Gbit/s", gbps(m.bpfnet), gbps(m.baseline), 2, { value: THROUGHPUT_GOAL, higher: true });
-  add(`TCP request/response p50 (${m.bpfnet.rr.length} RT)`, "µs", percentile(m.bpfnet.rr, 50), percentile(m.baseline.rr, 50), 1, { value: LATENCY_GOAL, higher: false });
-  add("TCP request/response mean", "µs", mean(m.bpfnet.rr), mean(m.baseline.rr), 1, { value: LATENCY_GOAL, higher: false });
+  add(`TCP throughput, iperf3 median of ${m.bpfnet.throughput.length}`, "Gbit/s", gbps(m.bpfnet), gbps(m.baseline), 2, { value: g.throughput, higher: true });
+  add(`TCP request/response p50 (${m.bpfnet.rr.length} RT)`, "µs", percentile(m.bpfnet.rr, 50), percentile(m.baseline.rr, 50), 1, { value: g.latency, higher: false });
+  add("TCP request/response mean", "µs", mean(m.bpfnet.rr), mean(m.baseline.rr), 1, { value: g.latency, higher: false });
   add("TCP request/response p99", "µs", percentile(m.bpfnet.rr, 99), percentile(m.baseline.rr, 99), 1);
-  add(`ping RTT p50, every 10 ms (${m.bpfnet.ping.length} pings)`, "µs", percentile(m.bpfnet.ping, 50) * 1000, percentile(m.baseline.ping, 50) * 1000, 0);
+  const idle = g.idlePing !== undefined ? { value: g.idlePing, higher: false } : undefined;
+  add(`ping RTT p50, every 10 ms (${m.bpfnet.ping.length} pings)`, "µs", percentile(m.bpfnet.ping, 50) * 1000, percentile(m.baseline.ping, 50) * 1000, 0, idle);
   add("ping RTT mean, every 10 ms", "µs", mean(m.bpfnet.ping) * 1000, mean(m.baseline.ping) * 1000, 0);
   add(`ping RTT p50, back to back (${m.bpfnet.pingFast.length} pings)`, "µs", percentile(m.bpfnet.pingFast, 50) * 1000, percentile(m.baseline.pingFast, 50) * 1000, 1);
   add("ping RTT mean, back to back", "µs", mean(m.bpfnet.pingFast) * 1000, mean(m.baseline.pingFast) * 1000, 1);
-  return markdownTable(["metric", "bpfnet", "baseline", "bpfnet/baseline", "goal", ""], rows);
+  return { rows, missed: [...missed, ...controlGoals(m).missed] };
+}
+
+/** The comparison table of one mode: absolute figures and bpfnet/baseline ratios. */
+export function comparisonTable(m: ModeResult): string {
+  return markdownTable(["metric", "bpfnet", "baseline", "bpfnet/baseline", "goal", ""], comparison(m).rows);
+}
+
+/** Every goal of the mode the run missed, one line each (empty: all met). */
+export function missedGoals(m: ModeResult): string[] {
+  return comparison(m).missed;
+}
+
+/** The endpoint-add goal against its samples: the table's cell and what was missed. */
+function controlGoals(m: ModeResult): { cell: (c: LatencySamples) => string; missed: string[] } {
+  const goal = m.goals?.endpointAdd;
+  const applies = (c: LatencySamples) => goal !== undefined && c.what.startsWith("endpoint add");
+  const missed: string[] = [];
+  for (const c of m.control.filter(applies)) {
+    const [p50, p99] = [percentile(c.samples, 50), percentile(c.samples, 99)];
+    if (!(p50 <= goal!.p50 && p99 <= goal!.p99) || c.failures > 0) {
+      missed.push(`${m.mode}: ${c.what} p50 ${fmt(p50)} ms, p99 ${fmt(p99)} ms, ${c.failures} failed (goal p50 ≤ ${goal!.p50}, p99 ≤ ${goal!.p99} ms, none failed)`);
+    }
+  }
+  const cell = (c: LatencySamples) => {
+    if (!applies(c)) return "";
+    const met = percentile(c.samples, 50) <= goal!.p50 && percentile(c.samples, 99) <= goal!.p99 && c.failures === 0;
+    return `p50 ≤ ${goal!.p50}, p99 ≤ ${goal!.p99}: ${met ? "met" : "**missed**"}`;
+  };
+  return { cell, missed };
 }
 
 export function runsTable(m: ModeResult): string {
@@ -111,13 +157,14 @@ export function runsTable(m: ModeResult): string {
 
 export function controlTable(m: ModeResult): string {
   const rows: string[][] = [];
+  const { cell } = controlGoals(m);
   for (const c of m.control) {
-    const line = (what: string, xs: number[], failures?: number) =>
-      rows.push([what, String(xs.length) + (failures ? ` (+${failures} failed)` : ""), fmt(percentile(xs, 50)), fmt(percentile(xs, 90)), fmt(percentile(xs, 99)), fmt(mean(xs)), fmt(xs.length ? Math.max(...xs) : NaN)]);
-    line(c.what, c.samples, c.failures);
+    const line = (what: string, xs: number[], failures?: number, goal = "") =>
+      rows.push([what, String(xs.length) + (failures ? ` (+${failures} failed)` : ""), fmt(percentile(xs, 50)), fmt(percentile(xs, 90)), fmt(percentile(xs, 99)), fmt(mean(xs)), fmt(xs.length ? Math.max(...xs) : NaN), goal]);
+    line(c.what, c.samples, c.failures, cell(c));
     for (const e of c.extra ?? []) line(`  ${e.what}`, e.samples);
   }
-  return markdownTable(["control plane (ms)", "n", "p50", "p90", "p99", "mean", "max"], rows);
+  return markdownTable(["control plane (ms)", "n", "p50", "p90", "p99", "mean", "max", "goal"], rows);
 }
 
 export function variantsTable(m: ModeResult): string {

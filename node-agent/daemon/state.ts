@@ -57,18 +57,22 @@ export function emptyEndpointState(): EndpointState {
   return { schema: STATE_SCHEMA, nextNumber: 1, endpoints: {} };
 }
 
-/** Writes `data` to `file` atomically and durably. */
-export function writeFileAtomic(file: string, data: string, mode = 0o600): void {
+/**
+ * Writes `data` to `file` atomically (a reader sees the old or the new content, also after the
+ * writer crashes) and, when `durable`, synced to disk (also after power loss).
+ */
+export function writeFileAtomic(file: string, data: string, mode = 0o600, durable = true): void {
   const dir = path.dirname(file);
   const tmp = path.join(dir, `.${path.basename(file)}.${process.pid}.tmp`);
   const fd = fs.openSync(tmp, "w", mode);
   try {
     fs.writeSync(fd, data);
-    fs.fsyncSync(fd);
+    if (durable) fs.fsyncSync(fd);
   } finally {
     fs.closeSync(fd);
   }
   fs.renameSync(tmp, file);
+  if (!durable) return;
   const dfd = fs.openSync(dir, "r");
   try {
     fs.fsyncSync(dfd);
@@ -115,8 +119,12 @@ export class StateStore {
     return { ...emptyEndpointState(), ...raw };
   }
 
-  saveEndpoints(state: EndpointState): void {
-    writeFileAtomic(this.endpointsFile, JSON.stringify(state, null, 2) + "\n");
+  /**
+   * `durable` false: atomic against an agent crash, not synced against power loss. An endpoint add
+   * uses it: its records guard devices and namespaces, which a power loss takes away anyway.
+   */
+  saveEndpoints(state: EndpointState, durable = true): void {
+    writeFileAtomic(this.endpointsFile, JSON.stringify(state, null, 2) + "\n", 0o600, durable);
   }
 
   loadNetwork(): NetworkCache | undefined {
