@@ -360,6 +360,75 @@ function hintScope(client: Etcd3, prefix: string): string {
 interface HintedPool {
   configKv: Kv;
   pool: Pool;
+  /** Claims waiting for the transaction in flight; they go together in the next one. */
+  queue: Claim[];
+  busy: boolean;
+}
+
+/** Claims per transaction: 2 compares, 2 puts and 2 reads each (etcd's --max-txn-ops is 128 by default). */
+const MAX_BATCH = 32;
+
+type ClaimResult = { won: true; revision: number; cidrCount: number; hostCount: number } | { won: false; configNow?: Kv; hostNow?: Kv; cidrNow?: Kv };
+
+interface Claim {
+  client: Etcd3;
+  hKey: string;
+  cKey: string;
+  records: { host: string; cidr: string };
+  resolve(r: ClaimResult): void;
+  reject(e: unknown): void;
+}
+
+/**
+ * Claims made while a claim transaction of this process is in flight go in the next one
+ * together: all or nothing, comparing every host and slot absent and the config unchanged, so a
+ * burst (a first `up` of many hosts) costs a few transactions. A lost batch returns each
+ * claim's keys, so each learns its own outcome; one whose keys were free tries again.
+ */
+function claimInBatch(hp: HintedPool, prefix: string, c: Omit<Claim, "resolve" | "reject">): Promise<ClaimResult> {
+  return new Promise<ClaimResult>((resolve, reject) => {
+    hp.queue.push({ ...c, resolve, reject });
+    if (!hp.busy) void runBatches(hp, prefix);
+  });
+}
+
+async function runBatches(hp: HintedPool, prefix: string): Promise<void> {
+  hp.busy = true;
+  while (hp.queue.length) {
+    // One claim per host in a transaction (etcd refuses a key put twice): a second claim of the
+    // same host (a retry racing the first) waits for the next one.
+    const claims: Claim[] = [];
+    const hosts = new Set<string>();
+    for (let i = 0; i < hp.queue.length && claims.length < MAX_BATCH; ) {
+      const c = hp.queue[i];
+      if (hosts.has(c.hKey)) i++;
+      else {
+        hosts.add(c.hKey);
+        claims.push(c);
+        hp.queue.splice(i, 1);
+      }
+    }
+    const n = claims.length;
+    try {
+      // On the client of a claim in this batch: its caller waits for the answer, so it is open.
+      const resp = await txn(
+        claims[0].client,
+        [cmp.unchanged(configKey(prefix), hp.pool.configRev), ...claims.flatMap((c) => [cmp.absent(c.hKey), cmp.absent(c.cKey)])],
+        [...claims.flatMap((c) => [op.put(c.cKey, c.records.cidr), op.put(c.hKey, c.records.host)]), op.list(ipamCidrsDir(prefix), { countOnly: true }), op.list(ipamHostsDir(prefix), { countOnly: true })],
+        [op.get(configKey(prefix)), ...claims.flatMap((c) => [op.get(c.hKey), op.get(c.cKey)])],
+      );
+      if (resp.succeeded) {
+        const won: ClaimResult = { won: true, revision: revisionOf(resp), cidrCount: rangeCount(resp, 2 * n), hostCount: rangeCount(resp, 2 * n + 1) };
+        claims.forEach((c) => c.resolve(won));
+      } else {
+        const configNow = rangeKvs(resp, 0)[0];
+        claims.forEach((c, i) => c.resolve({ won: false, configNow, hostNow: rangeKvs(resp, 1 + 2 * i)[0], cidrNow: rangeKvs(resp, 2 + 2 * i)[0] }));
+      }
+    } catch (e) {
+      claims.forEach((c) => c.reject(e));
+    }
+  }
+  hp.busy = false;
 }
 
 /**
@@ -375,12 +444,12 @@ async function hintedClaim(client: Etcd3, req: AllocateRequest, state: Attempt):
     const snap = await txn(client, [], [op.get(configKey(req.prefix)), op.list(ipamCidrsDir(req.prefix), { keysOnly: true })]);
     const configKv = rangeKvs(snap, 0)[0];
     const pool = poolOf(req, configKv);
-    hint = newHint<HintedPool>({ configKv, pool }, pool.total, usedIndices(req.prefix, rangeKvs(snap, 1), pool));
+    hint = newHint<HintedPool>({ configKv, pool, queue: [], busy: false }, pool.total, usedIndices(req.prefix, rangeKvs(snap, 1), pool));
     setHint(scope, hint);
   }
   const p = poolOf(req, hint.pool.configKv); // this request's own pool guards
   const hKey = hostKey(req.prefix, req.host);
-  for (let tries = 0; tries < 8; tries++) {
+  for (let tries = 0, lostBatches = 0; tries < 8 && lostBatches < 16; ) {
     const idx = takeSlot(hint, fnv1a(req.host) % p.total);
     if (idx === undefined) {
       setHint(scope, undefined);
@@ -389,42 +458,42 @@ async function hintedClaim(client: Etcd3, req: AllocateRequest, state: Attempt):
     const cidr = formatCidr(nthSubnet(p.pool, p.hp, idx));
     const cKey = cidrKey(req.prefix, cidr);
     const records = recordsFor(req, cidr, new Date().toISOString());
-    let resp;
+    let r: ClaimResult;
     try {
-      resp = await writeTxn(
-        state,
-        client,
-        [cmp.unchanged(configKey(req.prefix), p.configRev), cmp.absent(hKey), cmp.absent(cKey)],
-        [op.put(cKey, records.cidr), op.put(hKey, records.host), op.list(ipamCidrsDir(req.prefix), { countOnly: true }), op.list(ipamHostsDir(req.prefix), { countOnly: true })],
-        [op.get(configKey(req.prefix)), op.get(hKey)],
-      );
+      r = await claimInBatch(hint.pool, req.prefix, { client, hKey, cKey, records });
     } catch (e) {
+      state.wrote = true; // sent, no answer: it may have landed (the full path adopts it)
       unreserveSlot(hint, idx);
       throw e;
     }
-    if (resp.succeeded) {
+    if (r.won) {
       slotTaken(hint, idx);
       // More CIDR keys than host keys: an orphaned record somewhere. If it is this host's, give
       // the new claim back and let the full path reclaim the orphan (nothing leaks).
-      if (rangeCount(resp, 2) > rangeCount(resp, 3) && (await findOrphan(client, req, p, cidr))) {
+      if (r.cidrCount > r.hostCount && (await findOrphan(client, req, p, cidr))) {
         await release(client, { prefix: req.prefix, host: req.host, allocationId: req.allocationId, podCidr: cidr });
         slotFreed(hint, idx);
         return undefined;
       }
-      return done(req, p, cidr, revisionOf(resp), "new", state);
+      return done(req, p, cidr, r.revision, "new", state);
     }
-    const configNow = rangeKvs(resp, 0)[0];
-    if (!configNow || configNow.modRevision !== p.configRev) {
+    if (!r.configNow || r.configNow.modRevision !== p.configRev) {
       unreserveSlot(hint, idx);
       setHint(scope, undefined);
       return undefined;
     }
-    if (rangeKvs(resp, 1)[0]) {
+    if (r.hostNow) {
       unreserveSlot(hint, idx);
       return undefined; // the host holds a CIDR already: kept or adopted by the full path
     }
-    slotTaken(hint, idx); // someone else took the slot
-    state.conflicts++;
+    if (r.cidrNow) {
+      slotTaken(hint, idx); // someone else took the slot
+      state.conflicts++;
+      tries++;
+    } else {
+      unreserveSlot(hint, idx); // another claim of the batch lost it: this slot is still free
+      lostBatches++;
+    }
   }
   return undefined;
 }

@@ -105,3 +105,17 @@ test("a host whose key was deleted by hand gets its orphaned CIDR back through t
   const cidrs = await cidrsOf(prefix);
   expect(new Set(cidrs).size).toBe(2);
 });
+
+test("concurrent allocations of one host (a retry racing the first) in one burst with others: one CIDR for it, no error, no duplicate", async () => {
+  const prefix = await network("hint-same", "10.73.0.0/16", 24);
+  const calls = [
+    ...Array.from({ length: 4 }, () => allocate(client, { prefix, host: "twin", allocationId: "twin-id" })),
+    ...Array.from({ length: 20 }, (_, i) => allocate(client, { prefix, host: `n${i}`, allocationId: `n${i}` })),
+  ];
+  const results = await Promise.all(calls);
+  expect(new Set(results.slice(0, 4).map((r) => r.podCidr)).size).toBe(1);
+  const cidrs = await cidrsOf(prefix);
+  expect(cidrs).toHaveLength(21);
+  expect(new Set(cidrs).size).toBe(21);
+  expect((await audit(client, prefix)).problems).toEqual([]);
+});
