@@ -140,6 +140,17 @@ static __always_inline __u32 lb_select(__be32 vip, __be16 port, __u8 proto, cons
 
 /* --- The per-packet half (tc programs) --- */
 
+/* 1 with f parsed when this host has services, 0 when it has none (nothing to look at), or a drop reason. */
+static __always_inline int lb_flow(struct __sk_buff *skb, const struct pkt *pkt, struct flow *f)
+{
+	int ret;
+
+	if (!lb_active())
+		return 0;
+	ret = flow_get(skb, pkt, f);
+	return ret < 0 ? ret : 1;
+}
+
 /* Checksum offsets in the TCP and UDP headers (linux/tcp.h's flag names clash with flow.h's). */
 #define L4_TCP_CHECK_OFF	16
 #define L4_UDP_CHECK_OFF	6
@@ -220,10 +231,8 @@ static __always_inline int lb_translate(struct __sk_buff *skb, struct pkt *pkt, 
 	__u64 now;
 	int ret;
 
-	if (!lb_active())
-		return 0;
-	ret = flow_get(skb, pkt, f);
-	if (ret < 0)
+	ret = lb_flow(skb, pkt, f);
+	if (ret <= 0)
 		return ret;
 	if (f->proto != IPPROTO_TCP && f->proto != IPPROTO_UDP)
 		return 0;
@@ -357,10 +366,8 @@ static __always_inline int lb_rev_nat(struct __sk_buff *skb, struct pkt *pkt, st
 	__u64 now;
 	int ret;
 
-	if (!lb_active())
-		return 0;
-	ret = flow_get(skb, pkt, f);
-	if (ret < 0)
+	ret = lb_flow(skb, pkt, f);
+	if (ret <= 0)
 		return ret;
 	if (f->proto == IPPROTO_ICMP)
 		return lb_rev_nat_icmp(skb, pkt, f);
