@@ -12,6 +12,14 @@ import { Reconciler } from "../daemon/reconcile";
 import { computePeers, desiredPeers, desiredTunnels, NetworkView, Peer } from "../daemon/view";
 import { PrefixWatch, WatchBatch } from "../daemon/watch";
 import { buildIpcache } from "../policy/ipcache";
+import { ABI_CONSTANTS } from "../../bpf/abi";
+
+/** The BPF maps' sizes (bpf/lib/abi.h): a memory map refuses a new key past them, as the kernel does. */
+export const SIM_MAP_CAPACITY: Record<SimMapName, number> = {
+  tunnel: ABI_CONSTANTS.BPFNET_TUNNEL_MAX,
+  peers: ABI_CONSTANTS.BPFNET_PEERS_MAX,
+  ipcache: ABI_CONSTANTS.BPFNET_IPCACHE_MAX,
+};
 import { PolicyInputs } from "../policy/view";
 
 /** Which in-memory map changed, for the harness's convergence clocks. */
@@ -49,6 +57,8 @@ export interface SimulatedAgentStats {
   tunnel: number;
   ipcache: number;
   passes: number;
+  /** Writes refused because the map was full (its BPF max_entries). */
+  mapFull: number;
 }
 
 export class SimulatedAgent {
@@ -63,6 +73,7 @@ export class SimulatedAgent {
   private bytes = 0;
   private listedKeys = 0;
   private listedBytes = 0;
+  private mapFull = 0;
 
   constructor(private readonly o: SimulatedAgentOptions) {
     this.view = new NetworkView(o.prefix);
@@ -84,8 +95,14 @@ export class SimulatedAgent {
     // Computed once per view change, not once per reconciler.
     let cached: Peer[] | undefined;
     const peers = () => (cached ??= computePeers(o.host, o.podCidr, this.view.nodes, this.view.allocs).peers);
+    const full = (name: SimMapName, size: number, k: string, has: boolean) => {
+      if (has || size < SIM_MAP_CAPACITY[name]) return;
+      this.mapFull++;
+      throw new Error(`${name} map full (max_entries ${SIM_MAP_CAPACITY[name]}): ${k} not added`);
+    };
     const memory = <V>(name: SimMapName, map: Map<string, V>) => ({
       upsert: (k: string, v: V) => {
+        full(name, map.size, k, map.has(k));
         map.set(k, v);
         o.onWrite?.(name, k, false, Date.now());
       },
@@ -108,7 +125,7 @@ export class SimulatedAgent {
         desired: () => (this.view.synced ? new Map([...desiredPeers(o.mode, peers())].map((ip) => [ip, true as const])) : undefined),
         actual: () => peerSet,
         equal: () => true,
-        upsert: (ip) => (peerSet.set(ip, true), this.peers.add(ip), o.onWrite?.("peers", ip, false, Date.now())),
+        upsert: (ip) => (full("peers", peerSet.size, ip, peerSet.has(ip)), peerSet.set(ip, true), this.peers.add(ip), o.onWrite?.("peers", ip, false, Date.now())),
         remove: (ip) => (peerSet.delete(ip), this.peers.delete(ip), o.onWrite?.("peers", ip, true, Date.now())),
       },
       o.log,
@@ -164,6 +181,7 @@ export class SimulatedAgent {
       tunnel: this.tunnel.size,
       ipcache: this.ipcache.size,
       passes: this.reconcilers.reduce((a, r) => a + r.stats.passes, 0),
+      mapFull: this.mapFull,
     };
   }
 

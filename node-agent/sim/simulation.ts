@@ -69,12 +69,13 @@ export class Simulation {
     const host = new SimulatedHost({ client: this.hostClient(), prefix: this.o.prefix, host: simulatedHostName(index), underlayIp: simulatedUnderlay(index), leaseTtlSeconds: this.o.leaseTtlSeconds, log: this.o.log });
     this.hosts.set(host.host, host);
     // Registered first, then allocated: the allocation is the event that makes it a peer.
+    // Each step is retried as the agent's loops retry it (a slow etcd answers after the deadline).
     await host.register();
-    await host.allocate();
+    await retried(() => host.allocate());
     const allocatedAt = Date.now();
     const endpointsAt = new Map<string, number>();
     for (let n = 0; n < this.o.endpointsPerHost; n++) {
-      const { ip } = await host.addEndpoint(n, identityOf(n));
+      const { ip } = await retried(() => host.addEndpoint(n, identityOf(n)));
       endpointsAt.set(`${ip}/32`, Date.now());
     }
     return { host, allocatedAt, endpointsAt };
@@ -176,6 +177,18 @@ export class Simulation {
     const times = this.seen.get(k);
     if (times) times.push(at);
     else this.seen.set(k, [at]);
+  }
+}
+
+/** Runs `fn` again after a failure (backoff 0.2–3.2 s), up to 6 tries: what the agent's reconcilers do for a write. */
+async function retried<T>(fn: () => Promise<T>): Promise<T> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await fn();
+    } catch (e) {
+      if (attempt >= 5) throw e;
+      await sleep(200 * 2 ** Math.min(attempt, 4));
+    }
   }
 }
 

@@ -31,7 +31,7 @@ beforeAll(async () => {
   const c = await containerNetworkProvider.check!({} as never, { connection: etcd.connection, networkName: "tsc1", mode: "vxlan", clusterCidr: "10.0.0.0/10", hostPrefixLength: 24 } as never);
   expect(c.failures).toEqual([]);
   prefix = (await containerNetworkProvider.create(c.inputs!)).id;
-  sim = new Simulation({ connection: etcd.connection, prefix, mode: "vxlan", hostsPerClient: 50, endpointsPerHost: ENDPOINTS, leaseTtlSeconds: 15, ipcache: true, log: silentLogger });
+  sim = new Simulation({ connection: etcd.connection, prefix, mode: "vxlan", hostsPerClient: 50, endpointsPerHost: ENDPOINTS, leaseTtlSeconds: 15, ipcache: true, log: silentLogger, coalesceMs: 50 });
 }, 60_000);
 
 afterAll(async () => {
