@@ -11,6 +11,7 @@
  */
 import { DropReason, EndpointFlags, lbFlowHash, LbBackendFlags, LbProto, LbServiceFlags, LbServiceMap, MAGLEV_M, monotonicNowNs, openLbMaps, PolicyAction, PolicyDirection, SockConfigFlags, TcAction, testRun } from "../../bpf";
 import type { DatapathMaps, DatapathObjects, Endpoint, LbMaps, LbServiceKey, PolicyRow } from "../../bpf";
+import { encodeLbSvcKey } from "../../bpf/abi";
 import { loadTestDatapath, TestDatapath, tunnelCb } from "./support/datapath";
 import { ipQuiet, vethPair } from "./support/netns";
 import { icmpChecksumValid, icmpError, l4ChecksumValid, l4Ports, onesComplementSum, parseIpv4Frame, tcp, TCP_FLAGS, udp, withL4Checksum } from "./support/packets";
@@ -364,3 +365,53 @@ describe("service and policy", () => {
     expect(parseIpv4Frame(reply.data).src).toBe(VIP);
   });
 });
+
+describe("typed service maps", () => {
+  test("set grows and shrinks a service without leaving slots behind; delete removes row and slots", () => {
+    lb.services.set(TCP_SVC, { revNatIndex: REV, backendIds: [1, 2, 3], flags: LbServiceFlags.AFFINITY, affinityTimeoutS: 30 });
+    expect(lb.services.get(TCP_SVC)).toEqual({ revNatIndex: REV, backendIds: [1, 2, 3], flags: LbServiceFlags.AFFINITY, affinityTimeoutS: 30 });
+    lb.services.set(TCP_SVC, { revNatIndex: REV, backendIds: [2] });
+    expect(lb.services.get(TCP_SVC)).toEqual({ revNatIndex: REV, backendIds: [2], flags: 0, affinityTimeoutS: 0 });
+    expect(lb.services.raw.keys().length).toBe(2); // the row and one slot
+    expect(lb.services.strays()).toEqual([]);
+    expect(lb.services.entries()).toEqual([{ ...TCP_SVC, revNatIndex: REV, backendIds: [2], flags: 0, affinityTimeoutS: 0 }]);
+    expect(lb.services.delete(TCP_SVC)).toBe(true);
+    expect(lb.services.raw.keys()).toEqual([]);
+    expect(lb.services.delete(TCP_SVC)).toBe(false);
+  });
+
+  test("a slot beyond the row's count (an interrupted writer) is a stray the agent can delete", () => {
+    service([1]);
+    lb.services.set({ ...TCP_SVC, port: 81 }, { revNatIndex: REV + 2, backendIds: [1, 2] });
+    lb.services.raw.delete(encodeLbSvcKey({ ...TCP_SVC, port: 81 }, 0)); // a row gone, its slots left
+    expect(lb.services.strays().map((k) => `${k.port}/${k.slot}`).sort()).toEqual(["81/1", "81/2"]);
+    for (const k of lb.services.strays()) lb.services.deleteSlot(k, k.slot);
+    expect(lb.services.strays()).toEqual([]);
+    expect(lb.services.get(TCP_SVC)?.backendIds).toEqual([1]);
+  });
+
+  test.each([
+    ["VIP with a command", () => lb.services.set({ ...TCP_SVC, vip: "10.96.0.10; rm -rf /" }, { revNatIndex: REV, backendIds: [1] })],
+    ["VIP with $(…)", () => lb.services.set({ ...TCP_SVC, vip: "$(reboot)" }, { revNatIndex: REV, backendIds: [1] })],
+    ["VIP with a newline", () => lb.services.set({ ...TCP_SVC, vip: "10.96.0.10\n10.0.0.1" }, { revNatIndex: REV, backendIds: [1] })],
+    ["port 0", () => lb.services.set({ ...TCP_SVC, port: 0 }, { revNatIndex: REV, backendIds: [1] })],
+    ["port 70000", () => lb.services.set({ ...TCP_SVC, port: 70000 }, { revNatIndex: REV, backendIds: [1] })],
+    ["protocol ICMP", () => lb.services.set({ ...TCP_SVC, proto: 1 }, { revNatIndex: REV, backendIds: [1] })],
+    ["revNatIndex 0", () => lb.services.set(TCP_SVC, { revNatIndex: 0, backendIds: [1] })],
+    ["revNatIndex 65536", () => lb.services.set(TCP_SVC, { revNatIndex: 65536, backendIds: [1] })],
+    ["backend id 0", () => lb.services.set(TCP_SVC, { revNatIndex: REV, backendIds: [0] })],
+    ["backend id 1.5", () => lb.services.set(TCP_SVC, { revNatIndex: REV, backendIds: [1.5] })],
+    ["affinity timeout 70000 s", () => lb.services.set(TCP_SVC, { revNatIndex: REV, backendIds: [1], affinityTimeoutS: 70000 })],
+    ["backend address with backticks", () => lb.backends.set(9, { addr: "`id`", port: 80, proto: LbProto.TCP })],
+    ["backend address with ..", () => lb.backends.set(9, { addr: "10..0.1", port: 80, proto: LbProto.TCP })],
+    ["backend port -1", () => lb.backends.set(9, { addr: B.ip, port: -1, proto: LbProto.TCP })],
+    ["a Maglev table of 250", () => lb.maglev.set(REV, new Array(250).fill(1))],
+    ["a Maglev entry 0", () => lb.maglev.set(REV, new Array(MAGLEV_M).fill(0))],
+    ["reverse NAT to a quoted address", () => lb.revNat.set(REV, { vip: "'10.96.0.10'", port: 80 })],
+  ])("refused before anything is written: %s", (_what, write) => {
+    const before = [lb.services.raw.keys().length, lb.backends.entries().length, lb.maglev.entries().length];
+    expect(write).toThrow(/not an IPv4 address|must be|Maglev table has/);
+    expect([lb.services.raw.keys().length, lb.backends.entries().length, lb.maglev.entries().length]).toEqual(before);
+  });
+});
+
