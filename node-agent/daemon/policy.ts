@@ -14,6 +14,7 @@ import { PolicyInputs } from "../policy/view";
 import type { PolicyStatus } from "../api/types";
 import { Logger } from "./log";
 import { writeFileAtomic } from "./state";
+import { PassQueue } from "./passQueue";
 import { PrefixWatch, WatchBatch } from "./watch";
 
 export interface LocalEndpoint {
@@ -80,16 +81,15 @@ export class PolicyAgent {
   private lease: string | undefined;
   private computed: ComputedPolicy | undefined;
   private applied = false;
-  private queue: Promise<void> = Promise.resolve();
-  private pending = false;
+  private readonly passes: PassQueue;
   private timer: NodeJS.Timeout | undefined;
-  private stopped = false;
   readonly stats = { passes: 0, errors: 0, allocations: 0, releases: 0, lastError: "" };
 
   constructor(private readonly o: PolicyAgentOptions) {
     this.inputs = new PolicyInputs(o.prefix);
     this.allocator = new IdentityAllocator(o.client, o.prefix, o.host, o.leaseId);
     this.saved = this.load();
+    this.passes = new PassQueue("policy", () => this.pass(), this.stats, o.log);
   }
 
   start(): void {
@@ -116,29 +116,15 @@ export class PolicyAgent {
   }
 
   async stop(): Promise<void> {
-    this.stopped = true;
+    const passes = this.passes.stop(); // no pass starts from here on
     if (this.timer) clearInterval(this.timer);
     await Promise.all(this.watches.map((w) => w.stop()));
-    await this.queue;
+    await passes;
   }
 
   /** Something changed (endpoints, lease, etcd): run a pass soon; passes never overlap. */
   kick(): Promise<void> {
-    if (this.pending) return this.queue;
-    this.pending = true;
-    this.queue = this.queue.then(async () => {
-      this.pending = false;
-      if (this.stopped) return;
-      try {
-        await this.pass();
-        this.stats.passes++;
-      } catch (e) {
-        this.stats.errors++;
-        this.stats.lastError = (e as Error).message;
-        this.o.log.warn("policy pass failed", { error: e });
-      }
-    });
-    return this.queue;
+    return this.passes.kick();
   }
 
   /**

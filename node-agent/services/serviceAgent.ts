@@ -8,6 +8,7 @@ import { endpointsDir, serviceSpecsDir } from "../../provider/etcd/keys";
 import { LbBackendFlags } from "../../bpf/abi";
 import type { ServiceBackendView, ServiceList, ServiceView } from "../api/types";
 import { Logger } from "../daemon/log";
+import { PassQueue } from "../daemon/passQueue";
 import { PrefixWatch, WatchBatch } from "../daemon/watch";
 import { backendName, DesiredFrontend, desiredFrontends, Draining, planMaps } from "./desired";
 import { ServiceMapSink } from "./sink";
@@ -41,17 +42,16 @@ export class ServiceAgent {
   private frontends: DesiredFrontend[] = [];
   private backendIds = new Map<string, number>();
   private terminating = new Map<number, string>();
-  private queue: Promise<void> = Promise.resolve();
-  private pending = false;
+  private readonly passes: PassQueue;
   private timer: NodeJS.Timeout | undefined;
-  private stopped = false;
   /** The health of the backends' hosts the last pass was computed with. */
   private healthUsed = "";
   private lastResync = Date.now();
-  readonly stats = { passes: 0, errors: 0, lastError: "", lastPassAt: "" };
+  readonly stats = { passes: 0, errors: 0, lastError: "" };
 
   constructor(private readonly o: ServiceAgentOptions) {
     this.inputs = new ServiceInputs(o.prefix);
+    this.passes = new PassQueue("service", () => this.pass(), this.stats, o.log, () => this.inputs.allSynced);
   }
 
   start(): void {
@@ -76,30 +76,15 @@ export class ServiceAgent {
   }
 
   async stop(): Promise<void> {
-    this.stopped = true;
+    const passes = this.passes.stop(); // no pass starts from here on
     if (this.timer) clearInterval(this.timer);
     await Promise.all(this.watches.map((w) => w.stop()));
-    await this.queue;
+    await passes;
   }
 
   /** Something changed: run a pass soon; passes never overlap. */
   kick(): Promise<void> {
-    if (this.pending) return this.queue;
-    this.pending = true;
-    this.queue = this.queue.then(() => {
-      this.pending = false;
-      if (this.stopped || !this.inputs.allSynced) return;
-      try {
-        this.pass();
-        this.stats.passes++;
-        this.stats.lastPassAt = new Date().toISOString();
-      } catch (e) {
-        this.stats.errors++;
-        this.stats.lastError = (e as Error).message;
-        this.o.log.warn("service pass failed", { error: e as Error });
-      }
-    });
-    return this.queue;
+    return this.passes.kick();
   }
 
   /** Which hosts with endpoints this host sees down (HEALTH's view), as one string. */

@@ -4,8 +4,8 @@
 // call time; their outputs are plain JSON without undefined values.
 import * as pulumi from "@pulumi/pulumi";
 import { EtcdConnection, connectionProblems, plainConnection, withEtcd } from "../etcd/etcdClient";
-import { configKey } from "../etcd/keys";
-import { NetworkMode, NetworkSpec, NetworkSpecInputs, StoredConfig, checkNetworkSpec } from "./networkSpec";
+import { configKey, prefixProblem } from "../etcd/keys";
+import { Failure, NetworkMode, NetworkSpec, NetworkSpecInputs, StoredConfig, checkNetworkSpec } from "./networkSpec";
 import { createConfig, deleteNetwork, readConfig, updateConfig } from "./networkStore";
 import { isUnknown } from "../common/unknown";
 
@@ -77,6 +77,28 @@ function specFromStored(prefix: string, c: StoredConfig): NetworkSpec {
 export function differs(a: unknown, b: unknown): boolean {
   if (isUnknown(b)) return true;
   return canonical(a) !== canonical(b);
+}
+
+/**
+ * A record resource's check (NetworkPolicy, Service: a spec stored under a network) completed
+ * with the network's etcd connection and key prefix: both kept in the inputs, their problems
+ * added to the failures.
+ */
+export function withNetworkChecks<R extends { inputs: Record<string, unknown>; failures: Failure[] }>(result: R, connection: unknown, prefix: unknown): R {
+  result.inputs.connection = connection;
+  result.inputs.prefix = prefix;
+  result.failures.push(...connectionProblems(connection));
+  if (!isUnknown(prefix)) {
+    const p = prefixProblem("prefix", prefix);
+    if (p) result.failures.push({ property: "prefix", reason: p });
+  }
+  return result;
+}
+
+/** The checked spec of a record resource; create and update re-check, so nothing invalid is ever written. */
+export function checkedSpec<S>(kind: string, r: { spec?: S; failures: Failure[] }): S {
+  if (!r.spec || r.failures.length) throw new Error(`invalid ${kind}: ${r.failures.map((f) => f.reason).join("; ") || "incomplete inputs"}`);
+  return r.spec;
 }
 
 function canonical(v: unknown): string {

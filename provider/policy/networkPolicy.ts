@@ -3,9 +3,8 @@
 // policies into its endpoints' BPF policy maps (docs/policy.md). Serialized like
 // ContainerNetwork: helpers by value, require("etcd3") at call time, plain-JSON outputs.
 import * as pulumi from "@pulumi/pulumi";
-import { EtcdConnection, connectionProblems, plainConnection, withEtcd } from "../etcd/etcdClient";
-import { prefixProblem } from "../etcd/keys";
-import { EtcdConnectionArgs, differs, secretConnection, withSecretConnection } from "../network/containerNetwork";
+import { EtcdConnection, plainConnection, withEtcd } from "../etcd/etcdClient";
+import { EtcdConnectionArgs, checkedSpec, differs, secretConnection, withNetworkChecks, withSecretConnection } from "../network/containerNetwork";
 import { isUnknown } from "../common/unknown";
 import { EgressRule, IngressRule, PolicySpec, PolicySpecInputs, Selector, checkPolicySpec } from "./policySpec";
 import { deletePolicy, policyKey, readPolicy, writePolicy } from "./policyStore";
@@ -33,22 +32,12 @@ const REPLACE_FIELDS = ["prefix", "policyName"] as const;
 
 function checkInputs(news: NetworkPolicyInputs): ReturnType<typeof checkPolicySpec> {
   const { connection, prefix, ...spec } = news;
-  const result = checkPolicySpec(spec);
-  result.inputs.connection = connection;
-  result.inputs.prefix = prefix;
-  result.failures.push(...connectionProblems(connection));
-  if (!isUnknown(prefix)) {
-    const p = prefixProblem("prefix", prefix);
-    if (p) result.failures.push({ property: "prefix", reason: p });
-  }
-  return result;
+  return withNetworkChecks(checkPolicySpec(spec), connection, prefix);
 }
 
 /** The spec to write; create and update re-check, so nothing invalid is ever written. */
 function specOf(inputs: NetworkPolicyInputs): PolicySpec {
-  const { spec, failures } = checkInputs(inputs);
-  if (!spec || failures.length) throw new Error(`invalid NetworkPolicy: ${failures.map((f) => f.reason).join("; ") || "incomplete inputs"}`);
-  return spec;
+  return checkedSpec("NetworkPolicy", checkInputs(inputs));
 }
 
 function outsOf(spec: PolicySpec, conn: EtcdConnection, prefix: string, policyId: string, revision: number): NetworkPolicyOutputs {

@@ -3,9 +3,9 @@
 // the specs and programs its BPF service maps. Serialized like NetworkPolicy: helpers by value,
 // require("etcd3") at call time, plain-JSON outputs.
 import * as pulumi from "@pulumi/pulumi";
-import { EtcdConnection, connectionProblems, plainConnection, withEtcd } from "../etcd/etcdClient";
-import { prefixProblem, serviceSpecKey } from "../etcd/keys";
-import { EtcdConnectionArgs, differs, secretConnection, withSecretConnection } from "../network/containerNetwork";
+import { EtcdConnection, plainConnection, withEtcd } from "../etcd/etcdClient";
+import { serviceSpecKey } from "../etcd/keys";
+import { EtcdConnectionArgs, checkedSpec, differs, secretConnection, withNetworkChecks, withSecretConnection } from "../network/containerNetwork";
 import { isUnknown } from "../common/unknown";
 import type { Selector } from "../policy/policySpec";
 import {
@@ -50,22 +50,12 @@ const REPLACE_FIELDS = ["prefix", "serviceName"] as const;
 
 function checkInputs(news: ServiceInputs): ReturnType<typeof checkServiceSpec> {
   const { connection, prefix, ...spec } = news;
-  const result = checkServiceSpec(spec);
-  result.inputs.connection = connection;
-  result.inputs.prefix = prefix;
-  result.failures.push(...connectionProblems(connection));
-  if (!isUnknown(prefix)) {
-    const p = prefixProblem("prefix", prefix);
-    if (p) result.failures.push({ property: "prefix", reason: p });
-  }
-  return result;
+  return withNetworkChecks(checkServiceSpec(spec), connection, prefix);
 }
 
 /** The spec to write; create and update re-check, so nothing invalid is ever written. */
 function specOf(inputs: ServiceInputs): ServiceSpec {
-  const { spec, failures } = checkInputs(inputs);
-  if (!spec || failures.length) throw new Error(`invalid Service: ${failures.map((f) => f.reason).join("; ") || "incomplete inputs"}`);
-  return spec;
+  return checkedSpec("Service", checkInputs(inputs));
 }
 
 function outsOf(stored: StoredService, inputs: { connection: EtcdConnection; prefix: string; serviceCidr?: string }, ipGiven: boolean, revision: number): ServiceOutputs {

@@ -60,6 +60,32 @@ export function readmeProgram(heading: string): string {
   return m[1];
 }
 
+/**
+ * Type-checks `program` (a README program) under a strict tsconfig, with module names resolved
+ * to this checkout's files as the package's exports map them (e.g. { bpfnet: ["./index.ts"] }).
+ * Returns tsc's combined output and exit status.
+ */
+export function typeCheckInRepo(program: string, paths: Record<string, string[]>): { output: string; status: number | null } {
+  const dir = fs.mkdtempSync(path.join(REPO, "build", "readme-program-"));
+  try {
+    fs.writeFileSync(path.join(dir, "index.ts"), program);
+    fs.writeFileSync(
+      path.join(dir, "tsconfig.json"),
+      JSON.stringify({
+        compilerOptions: {
+          strict: true, target: "ES2022", module: "commonjs", moduleResolution: "node", esModuleInterop: true, noEmit: true, skipLibCheck: true, types: ["node"],
+          baseUrl: REPO, paths, typeRoots: [path.join(REPO, "node_modules", "@types")],
+        },
+        files: ["index.ts"],
+      }),
+    );
+    const tsc = spawnSync(path.join(REPO, "node_modules", ".bin", "tsc"), ["-p", dir], { encoding: "utf8", cwd: dir });
+    return { output: tsc.stdout + tsc.stderr, status: tsc.status };
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 export interface UserProject {
   dir: string;
   /** The environment the user's shell would have: PATH with pulumi, a file backend in `dir`. */
