@@ -2,7 +2,9 @@
 // programs built from an earlier revision, in the same run, with BPF_PROG_TEST_RUN: what a
 // change to bpf/ costs every packet, without devices or traffic noise. Reported as ratios.
 //
-//   npx ts-node bench/programCost.ts [--baseline <git rev>] [--rounds 15]
+//   npx ts-node bench/programCost.ts [--baseline <git rev> | --baseline-dir <objects>] [--rounds 15]
+//   (--baseline-dir: objects built already, e.g. this tree with `make -C bpf OUT=DIR
+//   EXTRA_CFLAGS=-DBPFNET_NO_EVENTS`: what the node monitor's events cost; docs/benchmarks.md)
 //
 // The baseline revision's bpf/ is exported with `git archive` and built with its own Makefile
 // into a temporary directory. Both sets of objects get their own bpffs pin root and the same
@@ -66,13 +68,16 @@ function main(): void {
   execFileSync("mount", ["-t", "bpf", "bpf", bpffs]);
   const builds: Build[] = [];
   try {
-    // The baseline's objects, from its own sources and Makefile.
-    const src = path.join(work, "src");
-    fs.mkdirSync(src);
-    execFileSync("sh", ["-c", `git -C "$1" archive "$2" bpf | tar -x -C "$3"`, "sh", REPO, baselineRev, src]);
-    const baseOut = path.join(work, "obj");
-    execFileSync("make", ["-s", "-C", path.join(src, "bpf"), `OUT=${baseOut}`, path.join(baseOut, "bpf_lxc.o"), path.join(baseOut, "bpf_host.o")]);
-    builds.push(load(`baseline (${baselineRev})`, baseOut, path.join(bpffs, "base")));
+    // The baseline's objects, from its own sources and Makefile (or prebuilt).
+    const baselineDir = arg("baseline-dir", "");
+    const baseOut = baselineDir ? path.resolve(baselineDir) : path.join(work, "obj");
+    if (!baselineDir) {
+      const src = path.join(work, "src");
+      fs.mkdirSync(src);
+      execFileSync("sh", ["-c", `git -C "$1" archive "$2" bpf | tar -x -C "$3"`, "sh", REPO, baselineRev, src]);
+      execFileSync("make", ["-s", "-C", path.join(src, "bpf"), `OUT=${baseOut}`, path.join(baseOut, "bpf_lxc.o"), path.join(baseOut, "bpf_host.o")]);
+    }
+    builds.push(load(`baseline (${baselineDir ? path.basename(baseOut) : baselineRev})`, baseOut, path.join(bpffs, "base")));
     builds.push(load("current", path.join(REPO, "build", "bpf"), path.join(bpffs, "cur")));
 
     const frame = (dst: string, ttl = 64) => ({ srcMac: POD_A.mac, dstMac: "02:00:00:00:00:fe", src: POD_A.ip, dst, ttl });

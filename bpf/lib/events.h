@@ -7,7 +7,8 @@
  * and dropped. bpfnet_config.flags switches events off or traces on.
  *
  * The including program defines HOOK_PROGRAM (BPFNET_HOOK_*), the program
- * named in its events.
+ * named in its events. BPFNET_NO_EVENTS compiles them out (bench/monitor.ts's
+ * baseline only).
  */
 #ifndef BPFNET_EVENTS_H
 #define BPFNET_EVENTS_H
@@ -43,6 +44,10 @@ static __always_inline bool events_on(const struct bpfnet_config *cfg)
 	return !cfg || !(cfg->flags & BPFNET_CFG_EVENTS_OFF);
 }
 
+#ifdef BPFNET_NO_EVENTS
+#define event_verdict(skb, f, ep, direction, verdict, rule_id, peer) ((void)0)
+#define event_exit(skb, direction, reason, dropped, action) ((void)(dropped))
+#else
 /*
  * Copies the event into the ring, or counts it lost: never waits for room.
  * Not inlined: events are the cold path, and the function's signature puts
@@ -179,5 +184,6 @@ static __always_inline void event_exit(struct __sk_buff *skb, __u8 direction, __
 	}
 	event_submit(&ev);
 }
+#endif /* BPFNET_NO_EVENTS */
 
 #endif /* BPFNET_EVENTS_H */

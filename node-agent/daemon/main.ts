@@ -12,7 +12,8 @@
 import { randomUUID } from "crypto";
 import * as path from "path";
 import type { DeleteBuilder, Etcd3, PutBuilder } from "etcd3";
-import { connectFromProxy, reasonName, transparentListener, Verdict, Endpoint, openLbMaps, LbMaps } from "../../bpf";
+import { connectFromProxy, reasonName, transparentListener, Verdict, Endpoint, openLbMaps, LbMaps, EndpointFlags } from "../../bpf";
+import { monitorSettings, withMonitorFlags } from "../../bpf/abi";
 import { configKey, healthDir, ipamHostsDir, nodeKey, nodesDir, SCHEMA_VERSION } from "../../provider/etcd/keys";
 import { listPrefix } from "../../provider/etcd/etcdOps";
 import { parseStoredConfig } from "../../provider/network/networkSpec";
@@ -139,7 +140,13 @@ export class Agent {
     const policySink = new DatapathPolicySink(dp.maps);
     this.datapath = dp;
     dp.setConfig({ mode: net.mode, vni: net.vni, vxlanIfindex, hostIfindex, gateway: this.pod.gateway });
-    this.monitor = new MonitorHub(cfg.bpffsDir, cfg.hostName, log.child("monitor"), () => new Map((this.endpoints?.policyEndpoints() ?? []).map((e) => [e.number, e.id])));
+    this.monitor = new MonitorHub(
+      cfg.bpffsDir,
+      cfg.hostName,
+      log.child("monitor"),
+      () => new Map((this.endpoints?.policyEndpoints() ?? []).map((e) => [e.number, e.id])),
+      () => this.tracesChanged(dp),
+    );
     try {
       this.monitor.start();
     } catch (e) {
@@ -162,7 +169,10 @@ export class Agent {
       {
         name: "endpoint-map",
         // Policy flags as the policy sink applied them (restored from the pinned map at start).
-        desired: () => eps.desiredMap((n) => policySink.flagsOf(n)),
+        desired: () => {
+          const traced = this.tracedNumbers();
+          return eps.desiredMap((n) => policySink.flagsOf(n) | (traced.has(n) ? EndpointFlags.TRACE : 0));
+        },
         actual: () => new Map(dp.maps.endpoints.entries()),
         equal: (a, b) => a.ifindex === b.ifindex && a.endpointId === b.endpointId && a.mac === b.mac && a.nodeMac === b.nodeMac && (a.flags ?? 0) === (b.flags ?? 0),
         upsert: (ip, ep) => dp.maps.endpoints.set(ip, ep),
@@ -546,6 +556,21 @@ export class Agent {
         this.registration.kick();
       }
     }
+  }
+
+  /** Numbers of the endpoints a monitor listener traces (node-agent/monitor/hub.ts). */
+  private tracedNumbers(): Set<number> {
+    const want = this.monitor?.tracedEndpoints();
+    if (!want?.size) return new Set();
+    return new Set((this.endpoints?.policyEndpoints() ?? []).filter((e) => want.has(e.id) || want.has(String(e.number))).map((e) => e.number));
+  }
+
+  /** A traced endpoint came or went: the config's TRACE_ENDPOINTS switch, then the flags. */
+  private tracesChanged(dp: Datapath): void {
+    const cur = dp.maps.config.get();
+    const flags = withMonitorFlags(cur.flags ?? 0, { ...monitorSettings(cur.flags ?? 0), traceEndpoints: (this.monitor?.tracedEndpoints().size ?? 0) > 0 });
+    if (flags !== cur.flags) dp.maps.config.set({ ...cur, flags });
+    this.kickEndpoints();
   }
 
   private kickEndpoints(): void {

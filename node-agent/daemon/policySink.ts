@@ -8,6 +8,7 @@
 // The current state is read back from the maps each time, so a restarted agent continues from
 // what the previous one left pinned; until its first pass nothing is removed.
 import type { EndpointMap, IpcacheMap, PolicyMap } from "../../bpf/maps";
+import { EndpointFlags } from "../../bpf/abi";
 import { ComputedPolicy, PolicyEntry } from "../policy/compute";
 import { diffRows, planEndpoint } from "../policy/plan";
 import type { PolicySink } from "./policy";
@@ -28,7 +29,11 @@ export class DatapathPolicySink implements PolicySink {
   readonly stats = { passes: 0, rowsWritten: 0, rowsDeleted: 0, ipcacheWritten: 0, ipcacheDeleted: 0, flagChanges: 0 };
 
   constructor(private readonly maps: PolicyMaps) {
-    for (const [, ep] of maps.endpoints.entries()) if (ep.flags) this.flags.set(ep.endpointId, ep.flags);
+    // Policy's bits only: TRACE belongs to the node monitor (a trace left by a previous agent goes).
+    for (const [, ep] of maps.endpoints.entries()) {
+      const flags = (ep.flags ?? 0) & ~EndpointFlags.TRACE;
+      if (flags) this.flags.set(ep.endpointId, flags);
+    }
   }
 
   flagsOf(endpointNumber: number): number {
@@ -70,8 +75,9 @@ export class DatapathPolicySink implements PolicySink {
     if (flags) this.flags.set(endpointNumber, flags);
     else this.flags.delete(endpointNumber);
     for (const [ip, ep] of this.maps.endpoints.entries()) {
-      if (ep.endpointId === endpointNumber && (ep.flags ?? 0) !== flags) {
-        this.maps.endpoints.set(ip, { ...ep, flags });
+      const withTrace = flags | ((ep.flags ?? 0) & EndpointFlags.TRACE); // the monitor's bit stays
+      if (ep.endpointId === endpointNumber && (ep.flags ?? 0) !== withTrace) {
+        this.maps.endpoints.set(ip, { ...ep, flags: withTrace });
         this.stats.flagChanges++;
       }
     }

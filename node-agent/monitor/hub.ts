@@ -39,7 +39,20 @@ export class MonitorHub {
     private readonly log: Logger,
     /** Endpoint number → id, for the events' `endpoint`. */
     private readonly endpointIds: () => ReadonlyMap<number, string> = () => new Map(),
+    /** The set of traced endpoints changed (the agent sets their TRACE flag). */
+    private readonly onTraceChange: () => void = () => undefined,
   ) {}
+
+  /** Listeners per traced endpoint (id or number as the filter gave it). */
+  private readonly traceRefs = new Map<string, number>();
+
+  /**
+   * Endpoints some listener traces: a listener that names an endpoint and wants traces (its
+   * types include trace, or are all) switches that endpoint's TRACE flag on while it listens.
+   */
+  tracedEndpoints(): ReadonlySet<string> {
+    return new Set(this.traceRefs.keys());
+  }
 
   start(): void {
     this.lostMap = EventsLostMap.open(this.pinRoot);
@@ -66,7 +79,23 @@ export class MonitorHub {
   /** Adds a listener; the returned function removes it. */
   subscribe(listener: MonitorListener): () => void {
     this.listeners.add(listener);
-    return () => void this.listeners.delete(listener);
+    const { endpoint, types } = listener.filter;
+    const traces = endpoint !== undefined && (!types?.length || types.includes("trace"));
+    if (traces) this.trace(endpoint, +1);
+    let done = false;
+    return () => {
+      if (done) return;
+      done = true;
+      this.listeners.delete(listener);
+      if (traces) this.trace(endpoint, -1);
+    };
+  }
+
+  private trace(endpoint: string, delta: number): void {
+    const n = (this.traceRefs.get(endpoint) ?? 0) + delta;
+    if (n > 0) this.traceRefs.set(endpoint, n);
+    else this.traceRefs.delete(endpoint);
+    if (n === 0 || (n === 1 && delta > 0)) this.onTraceChange();
   }
 
   counts(): MonitorCounts {
@@ -81,6 +110,7 @@ export class MonitorHub {
 
   stop(): void {
     this.listeners.clear();
+    this.traceRefs.clear();
     this.reader?.close();
     this.lostMap?.close();
     this.reader = undefined;

@@ -7,7 +7,8 @@
  * in time order, naming the host, and leaves nothing running on the hosts when stopped.
  */
 import { ChildProcess, spawn, spawnSync } from "child_process";
-import { DropReason } from "../../bpf";
+import { DropReason, EndpointFlags, openDatapathMaps } from "../../bpf";
+import { monitorSettings } from "../../bpf/abi";
 import type { EndpointView } from "../../node-agent/api/types";
 import type { MonitorEvent, MonitorFilter } from "../../node-agent/monitor/event";
 import { AgentClient } from "../../node-agent/api/client";
@@ -118,6 +119,32 @@ test("policy verdicts on the receiver's host: allow for web→api:80, deny (and 
     expect(s.events.every((e) => e.endpoint === "api" && (e.type === "verdict" || e.type === "drop"))).toBe(true);
   } finally {
     s.stop();
+  }
+}, 90_000);
+
+test("traces: a listener naming an endpoint switches its TRACE flag on while it listens, and sees where each packet went", async () => {
+  const maps = openDatapathMaps(h1.host.bpffsDir);
+  const traced = () => ((maps.endpoints.get(web.ip)?.flags ?? 0) & EndpointFlags.TRACE) !== 0 && monitorSettings(maps.config.get().flags ?? 0).traceEndpoints;
+  try {
+    expect(traced()).toBe(false);
+    const s = collect(h1.client, { types: ["trace"], endpoint: "web" });
+    try {
+      await waitFor("web's TRACE flag and the config switch on", traced, 30_000);
+      const t = (await waitFor("a trace of web's packet to api", () => {
+        tcpToApi(80);
+        return s.events.find((e) => e.destination.ip === api.ip && e.destination.port === 80);
+      }, 30_000, 500))!;
+      const vxlan = (await h1.status()).devices.find((d) => d.kind === "vxlan")!;
+      expect(t).toMatchObject({ host: "h1", type: "trace", hook: "lxc", reasonName: "forwarded", ifindex: web.hostIfindex, toIfindex: vxlan.ifindex, endpoint: "web", source: { ip: web.ip, identity: web.identity } });
+      expect(s.events.every((e) => e.type === "trace" && e.endpoint === "web")).toBe(true);
+      // TRACE alone does not make web enforce anything.
+      expect((await h1.client.getEndpoint("web"))?.egress).toBe("open");
+    } finally {
+      s.stop();
+    }
+    await waitFor("web's TRACE flag and the config switch off with the listener gone", () => (maps.endpoints.get(web.ip)?.flags ?? 0) === 0 && !monitorSettings(maps.config.get().flags ?? 0).traceEndpoints, 30_000);
+  } finally {
+    maps.close();
   }
 }, 90_000);
 
