@@ -5,8 +5,8 @@
 import { Inventory, InventoryHost, readInventory, sshConnectionFor } from "../../lab/inventory";
 import { shellWords } from "../../provider/common/shell";
 import { SshSession, withSsh } from "../../provider/host/ssh";
-import type { AgentStatus, EndpointView } from "../api/types";
-import { CheckResult, formatReport, pingSummary, planChecks, TestHost } from "../connectivity/plan";
+import type { AgentStatus, EndpointView, ServiceList } from "../api/types";
+import { CheckResult, checkPassed, formatReport, pingSummary, planChecks, planServiceChecks, ServicePortTarget, TestHost } from "../connectivity/plan";
 import { healthMatrix } from "../health/view";
 import { agentCli } from "./health";
 
@@ -69,6 +69,20 @@ export async function connectivityCommand(sub: string | undefined, flags: Map<st
   }
 }
 
+/** Up to 3 TCP service ports with active backends, as the first host programs them (none: no services). */
+async function serviceTargets(h: InventoryHost, s: SshSession): Promise<ServicePortTarget[]> {
+  const r = await s.exec(agentCli(h, ["service", "list", "--json"]));
+  let list: ServiceList;
+  try {
+    list = JSON.parse(r.stdout) as ServiceList;
+  } catch {
+    return []; // an agent without services (404) or an older one
+  }
+  return list.services
+    .flatMap((sv) => sv.ports.filter((p) => p.protocol === "TCP" && p.backends.some((b) => b.state === "active")).map((p) => ({ service: sv.name, vip: sv.vip, port: p.port })))
+    .slice(0, 3);
+}
+
 /** Every agent's status, over the sessions; throws naming a host whose agent does not answer. */
 async function statusesOf(inv: Inventory, s: Map<string, SshSession>): Promise<Map<string, AgentStatus>> {
   const statuses = new Map<string, AgentStatus>();
@@ -104,10 +118,11 @@ async function runChecks(inv: Inventory, s: Map<string, SshSession>, tag: string
     results.push(r);
     if (!flags.has("json")) process.stdout.write(`${formatReport([r], []).text.split("\n")[0]}\n`);
   };
-  for (const check of planChecks(hosts)) {
+  const services = await serviceTargets(inv.hosts[0], s.get(inv.hosts[0].name)!);
+  for (const check of [...planChecks(hosts), ...planServiceChecks(hosts, services)]) {
     const r = await s.get(check.on)!.exec(check.command);
-    const passed = r.code === 0;
-    print({ check, ok: passed === (check.expect === "pass"), detail: pingSummary(r.stdout, r.stderr) });
+    const detail = check.expect === "answer" ? (r.code === 0 ? "connected" : r.stderr.trim().split("\n").pop() || `exit ${r.code}`) : pingSummary(r.stdout, r.stderr);
+    print({ check, ok: checkPassed(check, r.code, r.stderr), detail });
   }
   // The agents' own view: every host's probes of every other host (agents that just started
   // may not have probed yet: up to 3 of their intervals to get there).
@@ -121,7 +136,7 @@ async function runChecks(inv: Inventory, s: Map<string, SshSession>, tag: string
   }
   const broken = m.cells.filter((c) => c.state !== "ok");
   print({ check: { name: "health matrix (the agents' probes)", on: "", command: "", expect: "pass" }, ok: m.allOk, detail: m.allOk ? `${m.cells.length} paths ok` : broken.map((c) => `${c.from}→${c.to} ${c.state}`).join(", ") });
-  const skipped = ["service VIPs: no services in this network", "policy denials: no policy selects the test endpoints"];
+  const skipped = [...(services.length ? [] : ["service VIPs: no TCP service with backends in this network"]), "policy denials: no policy selects the test endpoints"];
   const report = formatReport(results, skipped);
   if (flags.has("json")) console.log(JSON.stringify({ ok: report.ok, results: results.map((r) => ({ name: r.check.name, ok: r.ok, detail: r.detail })), skipped }, null, 2));
   else console.log(report.text.split("\n").slice(results.length).join("\n"));

@@ -18,8 +18,8 @@ export interface Check {
   on: string;
   /** The probe's command (already quoted): exit 0 = pass. */
   command: string;
-  /** "pass": the probe must succeed; "fail": it must not (a policy denial). */
-  expect: "pass" | "fail";
+  /** "pass": the probe must succeed; "answer": a TCP connect that is accepted or refused (a service VIP reached a backend's host). */
+  expect: "pass" | "answer";
 }
 
 const PING = ["ping", "-n", "-q", "-c", 2, "-i", "0.2", "-W", 2];
@@ -50,6 +50,32 @@ export function planChecks(hosts: readonly TestHost[]): Check[] {
     }
   }
   return checks;
+}
+
+/** A service's TCP frontend port with backends, as `bpfnet service list` shows it. */
+export interface ServicePortTarget {
+  service: string;
+  vip: string;
+  port: number;
+}
+
+/** A TCP connect from inside a namespace; address and port reach bash as arguments, never as script text. */
+export function tcpConnectCommand(netns: string, ip: string, port: number): string {
+  return shellWords(["ip", "netns", "exec", netns, "timeout", 3, "bash", "-c", 'exec 3<>"/dev/tcp/$0/$1"', ip, port]);
+}
+
+/**
+ * Service VIPs from every host's container: accepted or refused both show that the VIP was
+ * translated and a backend's host answered (the backend need not listen); a timeout does not.
+ */
+export function planServiceChecks(hosts: readonly TestHost[], ports: readonly ServicePortTarget[]): Check[] {
+  return ports.flatMap((p) => hosts.map((h): Check => ({ name: `service ${p.service} ${p.vip}:${p.port}/TCP from ${h.name}`, on: h.name, command: tcpConnectCommand(h.a.netns, p.vip, p.port), expect: "answer" })));
+}
+
+/** Did the probe meet the check's expectation? */
+export function checkPassed(check: Check, code: number, stderr: string): boolean {
+  if (check.expect === "answer") return code === 0 || /connection refused/i.test(stderr);
+  return code === 0;
 }
 
 export interface CheckResult {

@@ -4,9 +4,13 @@
  * paths when a host's programs are detached, and leaves nothing behind — also when SIGTERM
  * interrupts it.
  */
-import { spawn, spawnSync } from "child_process";
+import { execFileSync, spawn, spawnSync } from "child_process";
+import { randomUUID } from "crypto";
 import * as fs from "fs";
 import { TcHook } from "../../bpf";
+import { withEtcd } from "../../provider/etcd/etcdClient";
+import { checkServiceSpec } from "../../provider/services/serviceSpec";
+import { writeService } from "../../provider/services/serviceStore";
 import { CLI, waitFor } from "../agent/support/agents";
 import { AgentLab, startAgentLab } from "./support/agentLab";
 
@@ -24,7 +28,7 @@ async function nothingLeft(L: AgentLab): Promise<void> {
 describe("vxlan, 3 hosts", () => {
   let L: AgentLab | undefined;
   beforeAll(async () => {
-    L = await startAgentLab({ name: "thl2", octet: 116, topology: "vxlan", hosts: 3, clusterCidr: "10.83.0.0/16" });
+    L = await startAgentLab({ name: "thl2", octet: 116, topology: "vxlan", hosts: 3, clusterCidr: "10.83.0.0/16", serviceCidr: "10.116.96.0/24" });
   }, 180_000);
   afterAll(async () => {
     await L?.down();
@@ -42,6 +46,7 @@ describe("vxlan, 3 hosts", () => {
     for (const c of checks) expect(r.out).toContain(`✔ pass  ${c}  (`);
     expect(r.out).toMatch(/✔ pass {2}container→container h1→h2 {2}\(2\/2, rtt [\d.]+ ms\)/);
     expect(r.out).toContain(`connectivity test: ${checks.length}/${checks.length} checks passed, 2 skipped`);
+    expect(r.out).toContain("- skip  service VIPs: no TCP service with backends in this network");
     expect(r.out).not.toContain("FAIL");
     expect(r.status).toBe(0);
     await nothingLeft(L!);
@@ -61,6 +66,28 @@ describe("vxlan, 3 hosts", () => {
     } finally {
       await h2.stop();
       await h2.start(60_000); // attaches them again
+    }
+  }, 300_000);
+
+  test("a service with a backend: its VIP answers from every host's container", async () => {
+    const checked = checkServiceSpec({ serviceName: "echo", frontend: { ports: [{ port: 80, targetPort: 8080 }] }, selector: { app: "ctecho" } });
+    const { service } = await withEtcd(L!.etcd.connection, (c) => writeService(c, L!.prefix, checked.spec!, randomUUID()));
+    spawnSync("ip", ["netns", "del", "thlce"]);
+    execFileSync("ip", ["netns", "add", "thlce"]);
+    try {
+      await L!.agents[0].client.addEndpoint({ id: "echo", netns: "/run/netns/thlce", labels: { app: "ctecho" } });
+      for (const a of L!.agents) {
+        await waitFor(`${a.host.name} programming echo's backend`, async () => (await a.client.services()).services.some((sv) => sv.name === "echo" && sv.ports[0].backends.some((b) => b.state === "active")), 60_000);
+      }
+      const r = connectivity(L!);
+      // Nothing listens on the backend: a refused connection shows the VIP reached it.
+      for (const h of ["h1", "h2", "h3"]) expect(r.out).toMatch(new RegExp(`✔ pass {2}service echo ${service.frontend.ip.replace(/\./g, "\\.")}:80/TCP from ${h} {2}\\(.*(refused|connected)`));
+      expect(r.out).toMatch(/connectivity test: (\d+)\/\1 checks passed, 1 skipped/);
+      expect(r.status).toBe(0);
+      await nothingLeft(L!);
+    } finally {
+      await L!.agents[0].client.deleteEndpoint("echo");
+      spawnSync("ip", ["netns", "del", "thlce"]);
     }
   }, 300_000);
 

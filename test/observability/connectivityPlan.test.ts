@@ -1,6 +1,6 @@
 // The connectivity test's plan (pure): which checks, their commands (quoted), and the report.
 import { spawnSync } from "child_process";
-import { formatReport, pingCommand, pingSummary, planChecks, TestHost } from "../../node-agent/connectivity/plan";
+import { checkPassed, formatReport, pingCommand, pingSummary, planChecks, planServiceChecks, TestHost } from "../../node-agent/connectivity/plan";
 
 const host = (n: number, mtu = 1450): TestHost => ({
   name: `h${n}`,
@@ -53,4 +53,23 @@ test("ping summaries", () => {
   expect(pingSummary("2 packets transmitted, 2 received, 0% packet loss, time 201ms\nrtt min/avg/max/mdev = 0.051/0.067/0.083/0.016 ms", "")).toBe("2/2, rtt 0.067 ms");
   expect(pingSummary("2 packets transmitted, 0 received, 100% packet loss", "")).toBe("0/2");
   expect(pingSummary("", "ping: local error: message too long, mtu=1450\n")).toBe("ping: local error: message too long, mtu=1450");
+});
+
+test("service VIPs: a TCP connect from every host's container; accepted or refused passes, a timeout fails", () => {
+  const checks = planServiceChecks([host(1), host(2)], [{ service: "api", vip: "10.96.0.10", port: 80 }]);
+  expect(checks.map((c) => [c.name, c.on, c.expect])).toEqual([
+    ["service api 10.96.0.10:80/TCP from h1", "h1", "answer"],
+    ["service api 10.96.0.10:80/TCP from h2", "h2", "answer"],
+  ]);
+  // Address and port reach bash as its $0 and $1, never inside the script text.
+  const words = spawnSync("sh", ["-c", `printf '%s\\0' ${checks[0].command}`], { encoding: "utf8" }).stdout.split("\0").slice(0, -1);
+  expect(words).toEqual(["ip", "netns", "exec", "bpfnet-ct-7-1a", "timeout", "3", "bash", "-c", 'exec 3<>"/dev/tcp/$0/$1"', "10.96.0.10", "80"]);
+  expect(checkPassed(checks[0], 0, "")).toBe(true);
+  expect(checkPassed(checks[0], 1, "bash: connect: Connection refused\nbash: line 1: /dev/tcp/10.96.0.10/80: Connection refused")).toBe(true);
+  expect(checkPassed(checks[0], 124, "")).toBe(false);
+  expect(checkPassed(checks[0], 1, "bash: connect: No route to host")).toBe(false);
+  // A ping check passes on exit 0 only.
+  const ping = planChecks([host(1)])[0];
+  expect(checkPassed(ping, 0, "")).toBe(true);
+  expect(checkPassed(ping, 1, "Connection refused")).toBe(false);
 });

@@ -29,6 +29,8 @@ export interface AgentLabOptions {
   hosts: number;
   clusterCidr: string;
   healthIntervalSeconds?: number;
+  /** The network's serviceCidr (services get their VIPs from it). */
+  serviceCidr?: string;
   /** Each agent serves metrics on its control address (the SSH one, like Network's default), this port. */
   metricsPort?: number;
 }
@@ -47,7 +49,7 @@ export async function startAgentLab(o: AgentLabOptions): Promise<AgentLab> {
   try {
     lab = await startTestLab(o.name, o.octet, o.topology, o.hosts);
     etcd = await startEtcdOn(`10.${o.octet}.0.254`);
-    const cidrs = await seedNetwork(etcd.connection, { prefix, mode: o.topology, clusterCidr: o.clusterCidr }, lab.inventory.hosts.map((h) => h.name));
+    const cidrs = await seedNetwork(etcd.connection, { prefix, mode: o.topology, clusterCidr: o.clusterCidr, ...(o.serviceCidr ? { serviceCidr: o.serviceCidr } : {}) }, lab.inventory.hosts.map((h) => h.name));
     for (const h of lab.inventory.hosts) {
       // The CLI where NodeAgent installs it: this checkout's, through bin/bpfnet.
       const bin = path.join(path.dirname(agentHostPaths(h.installDir, h.stateDir).cli));
