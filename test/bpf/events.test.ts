@@ -21,7 +21,7 @@ import type { DatapathMaps, DatapathObjects, Endpoint } from "../../bpf";
 import { DatapathEvent, withMonitorFlags } from "../../bpf/abi";
 import { EventReader, EventsLostMap } from "../../bpf/events";
 import { loadTestDatapath, TestDatapath } from "./support/datapath";
-import { ip, ipQuiet } from "./support/netns";
+import { ipQuiet, vethPair } from "./support/netns";
 import { tcp, TCP_FLAGS } from "./support/packets";
 
 const GATEWAY_MAC = "02:00:00:00:00:fe";
@@ -42,9 +42,7 @@ let ifB: number;
 const received: DatapathEvent[] = [];
 
 beforeAll(() => {
-  ipQuiet("link", "del", DEV_A);
-  ip("link", "add", DEV_A, "type", "veth", "peer", "name", DEV_B);
-  [ifA, ifB] = [DEV_A, DEV_B].map((dev) => (JSON.parse(ip("-j", "link", "show", "dev", dev)) as { ifindex: number }[])[0].ifindex);
+  [ifA, ifB] = vethPair(DEV_A, DEV_B);
   t = loadTestDatapath();
   ({ dp, maps } = t);
   reader = EventReader.open(t.bpffs.dir, (batch) => received.push(...batch));
