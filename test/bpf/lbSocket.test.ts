@@ -6,7 +6,7 @@
  * not translated. Attaching again keeps the links; detaching leaves nothing on the root cgroup.
  */
 import { execFileSync } from "child_process";
-import { attachSocketLb, cgroupV2Root, detachSocketLb, LbProto, openLbMaps, socketLbLinks, socketLbPin } from "../../bpf";
+import { attachSocketLb, cgroupV2Root, detachSocketLb, LbProto, LbServiceFlags, openLbMaps, socketLbLinks, socketLbPin } from "../../bpf";
 import type { LbMaps } from "../../bpf";
 import { loadTestDatapath, TestDatapath } from "./support/datapath";
 import { ipQuiet } from "./support/netns";
@@ -17,6 +17,7 @@ const OTHER_NS = "bftls2";
 const VIP = "10.96.7.10";
 const BACKEND = "10.250.7.1";
 const EMPTY_VIP = "10.96.7.11";
+const PAIR_VIP = "10.96.7.12"; // two backends: BACKEND:8080 ("backend") and BACKEND:8081 ("backend2")
 
 let t: TestDatapath | undefined;
 let lb: LbMaps;
@@ -69,6 +70,20 @@ except OSError as e:
 print(json.dumps(out))
 `;
 
+/** n TCP connections to addr:port; the words that came back. */
+const MANY = `
+import json, socket, sys
+addr, port, n = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+words = []
+for _ in range(n):
+    s = socket.create_connection((addr, port), timeout=5); s.sendall(b"hi"); words.append(s.recv(100).decode()); s.close()
+print(json.dumps(words))
+`;
+
+function words(ns: string, addr: string, port: number, n: number): string[] {
+  return JSON.parse(inNs(ns, ["python3", "-c", MANY, addr, String(port), String(n)]));
+}
+
 function startServer(ns: string, addr: string, word: string, tport: number, uport: number): Promise<void> {
   const { spawn } = require("child_process") as typeof import("child_process");
   const p = spawn("ip", ["netns", "exec", ns, "python3", "-c", SERVER, addr, word, String(tport), String(uport)], { stdio: ["ignore", "pipe", "inherit"] });
@@ -100,6 +115,7 @@ beforeAll(async () => {
   inNs(OTHER_NS, ["ip", "addr", "add", `${VIP}/32`, "dev", "lo"]);
   await startServer(HOST_NS, BACKEND, "backend", 8080, 5353);
   await startServer(OTHER_NS, VIP, "untranslated", 80, 53);
+  await startServer(HOST_NS, BACKEND, "backend2", 8081, 5354);
   t = loadTestDatapath();
   lb = openLbMaps(t.bpffs.dir);
   lb.backends.set(1, { addr: BACKEND, port: 8080, proto: LbProto.TCP });
@@ -109,6 +125,8 @@ beforeAll(async () => {
   lb.services.set({ vip: VIP, port: 80, proto: LbProto.TCP }, { revNatIndex: 70, backendIds: [1] });
   lb.services.set({ vip: VIP, port: 53, proto: LbProto.UDP }, { revNatIndex: 71, backendIds: [2] });
   lb.services.set({ vip: EMPTY_VIP, port: 80, proto: LbProto.TCP }, { revNatIndex: 72, backendIds: [] });
+  lb.backends.set(3, { addr: BACKEND, port: 8081, proto: LbProto.TCP });
+  lb.revNat.set(73, { vip: PAIR_VIP, port: 80 });
 }, 60000);
 
 afterAll(() => {
@@ -139,6 +157,17 @@ test("a service without backends refuses the connect (EPERM) and counts it", () 
   const out = client(HOST_NS, EMPTY_VIP, 80, 9);
   expect(out.tcpError).toBe(1); // EPERM
   expect(lb.noBackend.get(72).packets).toBe(before + 1n);
+});
+
+test("connects spread over two backends at random; with clientIP affinity the host namespace sticks to one", () => {
+  const pair = { vip: PAIR_VIP, port: 80, proto: LbProto.TCP };
+  lb.services.set(pair, { revNatIndex: 73, backendIds: [1, 3] });
+  expect(new Set(words(HOST_NS, PAIR_VIP, 80, 24))).toEqual(new Set(["backend", "backend2"])); // all alike: p = 2^-23
+  lb.services.set(pair, { revNatIndex: 73, backendIds: [1, 3], flags: LbServiceFlags.AFFINITY, affinityTimeoutS: 60 });
+  const sticky = words(HOST_NS, PAIR_VIP, 80, 12);
+  expect(new Set(sticky).size).toBe(1);
+  // The host namespace is one client: affinity keyed by 0.0.0.0.
+  expect(lb.affinity.get({ clientIp: "0.0.0.0", revNatIndex: 73 })?.backendId).toBe(sticky[0] === "backend" ? 1 : 3);
 });
 
 test("attaching again keeps the same links (an agent restart); detaching leaves nothing attached", () => {
