@@ -213,6 +213,106 @@ static __always_inline int lb_ct_create(const struct bpfnet_ct_key *key, const s
 	return bpf_map_update_elem(&bpfnet_ct, key, &fresh, BPF_ANY) < 0 ? DROP_CT_FULL : 0;
 }
 
+/* ICMP errors that quote the offending packet (RFC 792): unreachable, time exceeded, parameter problem. */
+#define ICMP_DEST_UNREACH	3
+#define ICMP_TIME_EXCEEDED	11
+#define ICMP_PARAMETERPROB	12
+#define ICMP_HDR_LEN		8
+
+/* Where an ICMP error's quoted TCP/UDP packet is, and its header and ports. */
+struct lb_icmp_quote {
+	__u32 icmp;		/* offset of the ICMP header */
+	__u32 inner;		/* of the quoted IPv4 header */
+	__u32 l4;		/* of the quoted ports */
+	struct iphdr in;
+	__be16 ports[2];	/* source, destination */
+};
+
+/* 1 when the packet is an ICMP error quoting a TCP/UDP packet (q filled), else 0. */
+static __always_inline int lb_icmp_quote(struct __sk_buff *skb, const struct pkt *pkt, struct lb_icmp_quote *q)
+{
+	__u8 type;
+
+	q->icmp = sizeof(struct ethhdr) + pkt->ip4->ihl * 4;
+	q->inner = q->icmp + ICMP_HDR_LEN;
+	if (bpf_skb_load_bytes(skb, q->icmp, &type, 1) < 0)
+		return 0;
+	if (type != ICMP_DEST_UNREACH && type != ICMP_TIME_EXCEEDED && type != ICMP_PARAMETERPROB)
+		return 0;
+	if (bpf_skb_load_bytes(skb, q->inner, &q->in, sizeof(q->in)) < 0 || q->in.ihl < 5 ||
+	    (q->in.protocol != IPPROTO_TCP && q->in.protocol != IPPROTO_UDP))
+		return 0;
+	q->l4 = q->inner + q->in.ihl * 4;
+	return bpf_skb_load_bytes(skb, q->l4, q->ports, sizeof(q->ports)) < 0 ? 0 : 1;
+}
+
+/*
+ * Rewrites one address of an ICMP error's quoted packet (its IPv4 checksum
+ * patched with it, which leaves the ICMP sum unchanged) and one of its ports
+ * (the ICMP checksum patched; the quoted L4 checksum, often cut off, is left).
+ */
+static __always_inline int lb_icmp_quote_rewrite(struct __sk_buff *skb, const struct lb_icmp_quote *q, bool dst,
+						 __be32 addr, __be16 port)
+{
+	__u32 addr_off = q->inner + (dst ? offsetof(struct iphdr, daddr) : offsetof(struct iphdr, saddr));
+	__be16 old_port = q->ports[dst ? 1 : 0];
+
+	if (bpf_l3_csum_replace(skb, q->inner + offsetof(struct iphdr, check), dst ? q->in.daddr : q->in.saddr, addr,
+				sizeof(__be32)) < 0 ||
+	    bpf_skb_store_bytes(skb, addr_off, &addr, sizeof(__be32), 0) < 0 ||
+	    bpf_l4_csum_replace(skb, q->icmp + 2, old_port, port, sizeof(__be16)) < 0 ||
+	    bpf_skb_store_bytes(skb, q->l4 + (dst ? 2 : 0), &port, sizeof(__be16), 0) < 0)
+		return DROP_LB_NAT;
+	return 0;
+}
+
+/* Rewrites the outer IPv4 source or destination of an ICMP packet (no pseudo-header: IPv4 checksum only). */
+static __always_inline int lb_icmp_outer_rewrite(struct __sk_buff *skb, struct flow *f, bool dst, __be32 addr)
+{
+	__u32 off = sizeof(struct ethhdr) + (dst ? offsetof(struct iphdr, daddr) : offsetof(struct iphdr, saddr));
+
+	if (bpf_l3_csum_replace(skb, sizeof(struct ethhdr) + offsetof(struct iphdr, check), dst ? f->daddr : f->saddr,
+				addr, sizeof(__be32)) < 0 ||
+	    bpf_skb_store_bytes(skb, off, &addr, sizeof(__be32), 0) < 0)
+		return DROP_LB_NAT;
+	if (dst)
+		f->daddr = addr;
+	else
+		f->saddr = addr;
+	return 0;
+}
+
+/*
+ * An ICMP error a client sends about a reply it had from a VIP (it quotes
+ * VIP:port → client and is addressed to the VIP): sent to the flow's backend,
+ * found through the flow's SERVICE entry, its quote naming the backend.
+ */
+static __always_inline int lb_translate_icmp(struct __sk_buff *skb, struct pkt *pkt, struct flow *f)
+{
+	const struct bpfnet_lb_be *be;
+	struct bpfnet_ct_entry *e;
+	struct lb_icmp_quote q;
+	int ret;
+
+	if (!lb_icmp_quote(skb, pkt, &q) || q.in.saddr != f->daddr || q.in.daddr != f->saddr)
+		return 0;
+	struct bpfnet_ct_key key = {
+		.saddr = q.in.daddr, .daddr = q.in.saddr, .sport = q.ports[1], .dport = q.ports[0],
+		.proto = q.in.protocol, .flags = BPFNET_CT_SERVICE,
+	};
+	e = lb_ct_live(&key, bpf_ktime_get_ns());
+	be = e ? lb_backend(e->backend_id) : NULL;
+	if (!be)
+		return 0;
+	ret = lb_icmp_quote_rewrite(skb, &q, false, be->addr, be->port);
+	if (ret < 0)
+		return ret;
+	ret = lb_icmp_outer_rewrite(skb, f, true, be->addr);
+	if (ret < 0)
+		return ret;
+	return parse_ipv4(skb, pkt) == 0 ? 0 : DROP_LB_NAT;
+}
+
 /*
  * A container's packet to a service frontend, translated to its flow's
  * backend (bpf_lxc, before egress policy): 0 when the packet is no service's
@@ -234,6 +334,8 @@ static __always_inline int lb_translate(struct __sk_buff *skb, struct pkt *pkt, 
 	ret = lb_flow(skb, pkt, f);
 	if (ret <= 0)
 		return ret;
+	if (f->proto == IPPROTO_ICMP)
+		return lb_translate_icmp(skb, pkt, f);
 	if (f->proto != IPPROTO_TCP && f->proto != IPPROTO_UDP)
 		return 0;
 	svc = lb_service(f->daddr, f->dport, f->proto);
@@ -289,44 +391,25 @@ static __always_inline int lb_translate(struct __sk_buff *skb, struct pkt *pkt, 
 	return lb_rewrite(skb, pkt, f, true, be->addr, be->port);
 }
 
-/* ICMP errors that quote the offending packet (RFC 792): unreachable, time exceeded, parameter problem. */
-#define ICMP_DEST_UNREACH	3
-#define ICMP_TIME_EXCEEDED	11
-#define ICMP_PARAMETERPROB	12
-#define ICMP_HDR_LEN		8
-
 /*
  * An ICMP error about a translated flow (from its backend or a router on the
  * way), delivered to the client: the quoted packet is the client's as
  * translated (client → backend:port), so its destination goes back to the
- * frontend, and an error sent by the backend itself comes from the VIP. The
- * quoted IPv4 checksum is patched with it, so the ICMP checksum changes only
- * by the port; the quoted L4 checksum (often cut off) is left as it was.
+ * frontend, and an error sent by the backend itself comes from the VIP.
  */
 static __always_inline int lb_rev_nat_icmp(struct __sk_buff *skb, struct pkt *pkt, struct flow *f)
 {
-	const __u32 icmp = sizeof(struct ethhdr) + pkt->ip4->ihl * 4;
-	const __u32 inner = icmp + ICMP_HDR_LEN;
 	const struct bpfnet_lb_rnat *rnat;
 	struct bpfnet_ct_entry *e;
-	struct iphdr in;
-	__be16 ports[2];
-	__u32 index, l4;
-	__u8 type;
+	struct lb_icmp_quote q;
+	__u32 index;
+	int ret;
 
-	if (bpf_skb_load_bytes(skb, icmp, &type, 1) < 0)
-		return 0;
-	if (type != ICMP_DEST_UNREACH && type != ICMP_TIME_EXCEEDED && type != ICMP_PARAMETERPROB)
-		return 0;
-	if (bpf_skb_load_bytes(skb, inner, &in, sizeof(in)) < 0 || in.ihl < 5 ||
-	    (in.protocol != IPPROTO_TCP && in.protocol != IPPROTO_UDP) || in.saddr != f->daddr)
-		return 0;
-	l4 = inner + in.ihl * 4;
-	if (bpf_skb_load_bytes(skb, l4, ports, sizeof(ports)) < 0)
+	if (!lb_icmp_quote(skb, pkt, &q) || q.in.saddr != f->daddr)
 		return 0;
 	struct bpfnet_ct_key key = {
-		.saddr = in.saddr, .daddr = in.daddr, .sport = ports[0], .dport = ports[1],
-		.proto = in.protocol, .flags = BPFNET_CT_REVNAT,
+		.saddr = q.in.saddr, .daddr = q.in.daddr, .sport = q.ports[0], .dport = q.ports[1],
+		.proto = q.in.protocol, .flags = BPFNET_CT_REVNAT,
 	};
 	e = lb_ct_live(&key, bpf_ktime_get_ns());
 	if (!e)
@@ -335,19 +418,14 @@ static __always_inline int lb_rev_nat_icmp(struct __sk_buff *skb, struct pkt *pk
 	rnat = bpf_map_lookup_elem(&bpfnet_lb_rnat, &index);
 	if (!rnat)
 		return 0;
-	if (bpf_l3_csum_replace(skb, inner + offsetof(struct iphdr, check), in.daddr, rnat->vip, sizeof(__be32)) < 0 ||
-	    bpf_skb_store_bytes(skb, inner + offsetof(struct iphdr, daddr), &rnat->vip, sizeof(__be32), 0) < 0 ||
-	    bpf_l4_csum_replace(skb, icmp + 2, ports[1], rnat->port, sizeof(__be16)) < 0 ||
-	    bpf_skb_store_bytes(skb, l4 + 2, &rnat->port, sizeof(__be16), 0) < 0)
-		return DROP_LB_NAT;
-	if (f->saddr == in.daddr) {
-		/* The backend's own error: from the VIP, as the client knows it. */
-		if (bpf_l3_csum_replace(skb, sizeof(struct ethhdr) + offsetof(struct iphdr, check), f->saddr, rnat->vip,
-					sizeof(__be32)) < 0 ||
-		    bpf_skb_store_bytes(skb, sizeof(struct ethhdr) + offsetof(struct iphdr, saddr), &rnat->vip,
-					sizeof(__be32), 0) < 0)
-			return DROP_LB_NAT;
-		f->saddr = rnat->vip;
+	ret = lb_icmp_quote_rewrite(skb, &q, true, rnat->vip, rnat->port);
+	if (ret < 0)
+		return ret;
+	/* The backend's own error: from the VIP, as the client knows it. */
+	if (f->saddr == q.in.daddr) {
+		ret = lb_icmp_outer_rewrite(skb, f, false, rnat->vip);
+		if (ret < 0)
+			return ret;
 	}
 	return parse_ipv4(skb, pkt) == 0 ? 0 : DROP_LB_NAT;
 }

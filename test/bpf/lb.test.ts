@@ -228,6 +228,20 @@ describe("reverse NAT on delivery", () => {
     expect({ src: p.src, ...l4Ports(out.data), csum: l4ChecksumValid(out.data), ip: p.checksumValid }).toEqual({ src: VIP, sport: 80, dport: 40005, csum: true, ip: true });
   });
 
+  test("an ICMP error the client sends about a reply from the VIP goes to the backend, quoting it", () => {
+    lb.services.set(UDP_SVC, { revNatIndex: REV + 1, backendIds: [4] });
+    fromA(withL4Checksum(udp(frame(A.ip, VIP), 5000, 53, Buffer.from("q"))));
+    const reply = withL4Checksum(udp(frame(VIP, A.ip), 53, 5000, Buffer.from("late answer"))); // as A received it
+    const out = fromA(icmpError(frame(A.ip, VIP), 3, 3, reply.subarray(14, 14 + 28)));
+    expect(out.retval).toBe(TcAction.REDIRECT);
+    const p = parseIpv4Frame(out.data);
+    const inner = p.l4.subarray(8);
+    expect({ dst: p.dst, checksum: p.checksumValid, icmp: icmpChecksumValid(out.data) }).toEqual({ dst: B.ip, checksum: true, icmp: true });
+    expect(parseIpv4Frame(Buffer.concat([out.data.subarray(0, 14), inner])).src).toBe(B.ip);
+    expect(onesComplementSum(inner.subarray(0, 20))).toBe(0xffff);
+    expect({ sport: inner.readUInt16BE(20), dport: inner.readUInt16BE(22) }).toEqual({ sport: 5353, dport: 5000 });
+  });
+
   test("the same backend answering a direct connection is not rewritten", () => {
     service([1]);
     fromA(tcpFromA(VIP, 40000, 80));
