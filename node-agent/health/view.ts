@@ -26,7 +26,10 @@ export interface PeerHealth {
   healthIp?: string;
   host: PathHealth;
   endpoint: PathHealth;
-  /** Both paths answer: containers on this host reach containers on the peer. */
+  /**
+   * Every path there is answers: containers on this host reach containers on the peer. A peer
+   * that published no health endpoint (health off, an older agent) is judged by its host path.
+   */
   reachable: boolean;
   /** Since when `reachable` has had its current value. */
   since: string;
@@ -61,8 +64,8 @@ function nextPath(prev: PathHealth | undefined, o: ProbeOutcome, now: string): P
 
 /** The peer's state after a probe round: `since` only moves when the state changes. */
 export function nextPeerHealth(prev: PeerHealth | undefined, target: ProbeTarget, host: ProbeOutcome, endpoint: ProbeOutcome, now: string): PeerHealth {
-  const reachable = host.ok && endpoint.ok;
-  const error = endpoint.error !== undefined ? `endpoint ${target.healthIp ?? "(none)"}: ${endpoint.error}` : host.error !== undefined ? `host ${target.underlayIp}: ${host.error}` : undefined;
+  const reachable = host.ok && (endpoint.ok || target.healthIp === undefined);
+  const error = endpoint.error !== undefined && target.healthIp !== undefined ? `endpoint ${target.healthIp ?? "(none)"}: ${endpoint.error}` : host.error !== undefined ? `host ${target.underlayIp}: ${host.error}` : undefined;
   return {
     peer: target.peer,
     underlayIp: target.underlayIp,
@@ -171,7 +174,7 @@ export function formatHealth(h: { intervalSeconds: number; endpoint?: { ip: stri
   const out = [`health    endpoint ${h.endpoint ? h.endpoint.ip : "none"}${h.error ? ` (${h.error})` : ""}, probing every ${h.intervalSeconds}s`];
   for (const p of h.peers) {
     const path = (name: string, x: PathHealth) => `${name} ${x.ok ? fmtMs(x.latencyMs) : `DOWN (${x.error ?? "no answer"})`}`;
-    out.push(`  ${p.peer.padEnd(8)} ${p.reachable ? "reachable" : "UNREACHABLE"} since ${p.since}: ${path(`host ${p.underlayIp}`, p.host)}, ${path(`endpoint ${p.healthIp ?? "?"}`, p.endpoint)}`);
+    out.push(`  ${p.peer.padEnd(8)} ${p.reachable ? "reachable" : "UNREACHABLE"} since ${p.since}: ${path(`host ${p.underlayIp}`, p.host)}, ${p.healthIp ? path(`endpoint ${p.healthIp}`, p.endpoint) : "no health endpoint published"}`);
   }
   return out;
 }

@@ -38,6 +38,16 @@ describe("nextPeerHealth", () => {
   });
 });
 
+test("a peer without a health endpoint (health off, an older agent) is judged by its host path", () => {
+  const older = { peer: "h4", underlayIp: "10.1.1.4" };
+  const none = { ok: false, error: "the peer has published no health endpoint yet" };
+  const h = nextPeerHealth(undefined, older, up, none, t(0));
+  expect(h).toMatchObject({ reachable: true, endpoint: { ok: false } });
+  expect(h.lastError).toBeUndefined();
+  expect(nextPeerHealth(h, older, { ok: false, error: "no ICMP echo reply within 1 s" }, none, t(2))).toMatchObject({ reachable: false, lastError: "host 10.1.1.4: no ICMP echo reply within 1 s" });
+  expect(formatHealth({ intervalSeconds: 2, peers: [h] })[1]).toBe(`  h4       reachable since ${t(0)}: host 10.1.1.4 0.43 ms, no health endpoint published`);
+});
+
 describe("peerReachable (what services ask)", () => {
   const view = [nextPeerHealth(undefined, target, up, up, t(0)), nextPeerHealth(undefined, { ...target, peer: "h3" }, up, { ok: false, error: "x" }, t(0))];
   test("reachable, unreachable and never probed", () => {
