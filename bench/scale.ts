@@ -15,7 +15,8 @@
 //   SCALE_CHURN_SECONDS=60           churn at the last size: one join + one leave + one endpoint
 //   SCALE_CHURN_RATE=2               removed and added on a random host, this many times a second
 //   SCALE_TMPFS=1                    etcd data on /dev/shm (default: disk, as in production)
-//   SCALE_JSON=path                  also write the results as JSON
+//   SCALE_CALL_TIMEOUT_MS=5000       the harness's etcd call deadline (raise it on a starved machine)
+//   SCALE_JSON=path                  also write the results as JSON (after every step)
 import * as fs from "fs";
 import * as os from "os";
 import type { Etcd3 } from "etcd3";
@@ -39,6 +40,7 @@ const COALESCE = Number(env("SCALE_COALESCE", "50"));
 const TTL = Number(env("SCALE_TTL", "15"));
 const CHURN_SECONDS = Number(env("SCALE_CHURN_SECONDS", "60"));
 const CHURN_RATE = Number(env("SCALE_CHURN_RATE", "2"));
+const CALL_TIMEOUT_MS = Number(env("SCALE_CALL_TIMEOUT_MS", "5000"));
 
 interface EtcdSample {
   at: number;
@@ -111,12 +113,12 @@ async function main(): Promise<void> {
   if (!(global as { gc?: unknown }).gc) console.error("note: run with node --expose-gc for per-agent heap figures");
   const dataRoot = process.env.SCALE_TMPFS ? "/dev/shm" : os.tmpdir();
   const etcd = await startThreeMemberEtcd({ dataRoot });
-  const admin = connect(etcd.connection);
-  const perMember = etcd.members.map((m) => connect({ ...etcd.connection, endpoints: [m.clientUrl] }));
+  const admin = connect(etcd.connection, { callTimeoutMs: 30_000 });
+  const perMember = etcd.members.map((m) => connect({ ...etcd.connection, endpoints: [m.clientUrl] }, { callTimeoutMs: 30_000 }));
   const c = await containerNetworkProvider.check!({} as never, { connection: etcd.connection, networkName: "scale", mode: "vxlan", clusterCidr: "10.0.0.0/10", hostPrefixLength: 24 } as never);
   if (c.failures?.length) throw new Error(JSON.stringify(c.failures));
   const prefix = (await containerNetworkProvider.create(c.inputs!)).id;
-  const sim = new Simulation({ connection: etcd.connection, prefix, mode: "vxlan", hostsPerClient: 100, endpointsPerHost: ENDPOINTS, leaseTtlSeconds: TTL, ipcache: true, log: silentLogger, coalesceMs: COALESCE });
+  const sim = new Simulation({ connection: etcd.connection, prefix, mode: "vxlan", hostsPerClient: 100, endpointsPerHost: ENDPOINTS, leaseTtlSeconds: TTL, ipcache: true, log: silentLogger, coalesceMs: COALESCE, callTimeoutMs: CALL_TIMEOUT_MS });
   const steps: Step[] = [];
   let churn: Record<string, unknown> | undefined;
   let stoppedAt: string | undefined;
@@ -192,6 +194,7 @@ async function main(): Promise<void> {
         mapFull: sim.agents.reduce((n, a) => n + a.stats.mapFull, 0),
       };
       steps.push(step);
+      if (process.env.SCALE_JSON) fs.writeFileSync(process.env.SCALE_JSON, JSON.stringify({ steps, partial: true }, null, 1));
       console.error(`${step.hosts} hosts: ramp ${fmt(rampSeconds)} s, join p50/p99/max ${dist(step.join)} ms, endpoint ${dist(step.endpoint)} ms, relist ${relistMs} ms, agent heap ${mib(agentHeapBytes)} MiB`);
     }
 

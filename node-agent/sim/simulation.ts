@@ -25,6 +25,11 @@ export interface SimulationOptions {
   log: Logger;
   /** The simulated agents' reconcile coalescing window (ms; 0: a pass per watch event). */
   coalesceMs?: number;
+  /**
+   * Per-call deadline of the harness's etcd clients (default: the agent's 5 s). One process runs
+   * thousands of hosts' calls: on a starved machine its own event loop delays them.
+   */
+  callTimeoutMs?: number;
 }
 
 export interface Convergence {
@@ -59,7 +64,7 @@ export class Simulation {
   /** A client for the next simulated host (hostsPerClient hosts per client). */
   private hostClient(): Etcd3 {
     const i = Math.floor(this.hosts.size / this.o.hostsPerClient);
-    while (this.clients.length <= i) this.clients.push(connectAgentClient(this.o.connection));
+    while (this.clients.length <= i) this.clients.push(connectAgentClient(this.o.connection, this.o.callTimeoutMs));
     return this.clients[i];
   }
 
@@ -105,7 +110,7 @@ export class Simulation {
   async startAgents(count: number, deadlineMs = 120_000): Promise<SimulatedAgent[]> {
     const started: SimulatedAgent[] = [];
     for (let i = 0; i < count; i++) {
-      const client = connectAgentClient(this.o.connection);
+      const client = connectAgentClient(this.o.connection, this.o.callTimeoutMs);
       this.agentClients.push(client);
       const index = 1_000_000 + this.agents.length;
       const agent = new SimulatedAgent({
