@@ -62,19 +62,14 @@ exec 9>"$CACHE/.build-kubernetes.lock"
 flock 9
 echo "build-kubernetes: building ${missing[*]} (cold: tens of CPU-minutes; log $LOG)"
 
-{
+# A subshell outside any `||`, so that `set -e` stops it at the first failure.
+set +e
+(
+  set -e
   started=$(date +%s)
   work="$(mktemp -d /tmp/bpfnet-k8s-build.XXXXXX)"
   trap 'chmod -R u+w "$work" 2>/dev/null; rm -rf "$work"' EXIT
-  mkdir -p "$work/dl" && (cd "$work/dl" && go mod init dl >/dev/null 2>&1)
-  module_dir() {
-    (cd "$work/dl" && go mod download -json "$1") | python3 -c '
-import json, sys
-info = json.load(sys.stdin)
-if "Dir" not in info:
-    sys.exit("build-kubernetes: cannot download %s: %s" % (info.get("Path"), info.get("Error")))
-print(info["Dir"])'
-  }
+  source "$REPO/scripts/go-module-dir.sh"
 
   # --- Kubernetes: a repository-shaped source tree, kept in the cache for later binaries.
   src="$K8S_DIR/src"
@@ -83,7 +78,7 @@ print(info["Dir"])'
   if [ "$need_k8s" = 1 ] && [ ! -f "$src/.complete" ]; then
     echo "== k8s.io/kubernetes@$K8S_VERSION source tree"
     rm -rf "$src" && mkdir -p "$K8S_DIR"
-    cp -r "$(module_dir "k8s.io/kubernetes@$K8S_VERSION")" "$src"
+    cp -r "$(go_module_dir "k8s.io/kubernetes@$K8S_VERSION")" "$src"
     chmod -R u+w "$src"
     rm -rf "$src/vendor" "$src/go.work" "$src/go.work.sum"
     (cd "$src" && go mod edit -dropreplace k8s.io/sample-cli-plugin -dropreplace k8s.io/sample-controller)
@@ -92,7 +87,7 @@ import json, sys
 for r in json.load(sys.stdin).get("Replace") or []:
     if r["New"]["Path"].startswith("./staging/src/"): print(r["Old"]["Path"])'); do
       rm -rf "$src/staging/src/$mod" && mkdir -p "$(dirname "$src/staging/src/$mod")"
-      cp -r "$(module_dir "$mod@$K8S_STAGING_VERSION")" "$src/staging/src/$mod"
+      cp -r "$(go_module_dir "$mod@$K8S_STAGING_VERSION")" "$src/staging/src/$mod"
     done
     chmod -R u+w "$src"
     touch "$src/.complete"
@@ -115,8 +110,8 @@ for r in json.load(sys.stdin).get("Replace") or []:
     echo "== pulumi-resource-kubernetes $PK_VERSION ($PK_PROVIDER_PSEUDO)"
     tree="$work/pulumi-kubernetes"
     mkdir -p "$tree"
-    cp -r "$(module_dir "github.com/pulumi/pulumi-kubernetes/provider/v4@$PK_PROVIDER_PSEUDO")" "$tree/provider"
-    cp -r "$(module_dir "github.com/pulumi/pulumi-kubernetes/sdk/v4@v$PK_VERSION")" "$tree/sdk"
+    cp -r "$(go_module_dir "github.com/pulumi/pulumi-kubernetes/provider/v4@$PK_PROVIDER_PSEUDO")" "$tree/provider"
+    cp -r "$(go_module_dir "github.com/pulumi/pulumi-kubernetes/sdk/v4@v$PK_VERSION")" "$tree/sdk"
     chmod -R u+w "$tree"
     cmd="$tree/provider/cmd/pulumi-resource-kubernetes"
     python3 - "$cmd" "$PK_VERSION" <<'EOF'
@@ -149,7 +144,10 @@ EOF
   fi
   echo "== total $(( $(date +%s) - started )) s wall; CPU (user, system; shell then builds):"
   times
-} >>"$LOG" 2>&1 || { echo "build-kubernetes: FAILED (see $LOG)" >&2; tail -n 20 "$LOG" >&2; exit 1; }
+) >>"$LOG" 2>&1
+rc=$?
+set -e
+[ "$rc" = 0 ] || { echo "build-kubernetes: FAILED (see $LOG)" >&2; tail -n 20 "$LOG" >&2; exit 1; }
 
 register_plugin
 echo "build-kubernetes: built ${missing[*]}"

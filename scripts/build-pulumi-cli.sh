@@ -35,19 +35,10 @@ command -v go >/dev/null || { echo "build-pulumi-cli: go is required" >&2; exit 
 work="$(mktemp -d /tmp/bpfnet-pulumi-build.XXXXXX)"
 trap 'chmod -R u+w "$work" 2>/dev/null; rm -rf "$work"' EXIT
 
-# `go mod download` wants a module context; an empty one is enough.
-mkdir -p "$work/dl" && (cd "$work/dl" && go mod init dl >/dev/null 2>&1)
-module_dir() {
-  (cd "$work/dl" && go mod download -json "$1") | python3 -c '
-import json, sys
-info = json.load(sys.stdin)
-if "Dir" not in info:
-    sys.exit("build-pulumi-cli: cannot download %s: %s" % (info.get("Path"), info.get("Error")))
-print(info["Dir"])'
-}
+source "$REPO/scripts/go-module-dir.sh"
 echo "build-pulumi-cli: downloading pulumi $VERSION modules" >&2
-pkg_dir="$(module_dir "github.com/pulumi/pulumi/pkg/v3@$VERSION")"
-sdk_dir="$(module_dir "github.com/pulumi/pulumi/sdk/v3@$VERSION")"
+pkg_dir="$(go_module_dir "github.com/pulumi/pulumi/pkg/v3@$VERSION")"
+sdk_dir="$(go_module_dir "github.com/pulumi/pulumi/sdk/v3@$VERSION")"
 
 tree="$work/pulumi"
 mkdir -p "$tree"
