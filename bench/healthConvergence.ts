@@ -27,7 +27,7 @@ async function main(): Promise<void> {
     L = await startAgentLab({ name: "bhl1", octet: 118, topology: "vxlan", hosts: 3, clusterCidr: "10.86.0.0/16", healthIntervalSeconds: intervalS });
     const [h1, h2] = L.agents;
     const view = async () => Promise.all([h1, h2].map(async (a) => (await a.client.health()).peers.find((p) => p.peer === "h3")));
-    await waitFor("h3 reachable from h1 and h2", async () => (await view()).every((p) => p?.reachable), 60_000, 200);
+    await waitFor("h3 reachable from h1 and h2, both paths", async () => (await view()).every((p) => p?.reachable && p.endpoint.ok), 60_000, 200);
     const detect: number[] = [];
     const recover: number[] = [];
     for (let r = 0; r < rounds; r++) {

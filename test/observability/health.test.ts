@@ -2,7 +2,7 @@
  * Host-to-host health on a 3-host vxlan lab with real agents (probing every 2 s): each agent's
  * health endpoint (its own namespace, a pod address, ICMP + HTTP), the node record carrying it,
  * the results in etcd and on the API, `bpfnet status`, and `bpfnet health --inventory` over SSH:
- * all paths up; h3's underlay link cut → h3's paths shown down within 3 probe intervals; link
+ * all paths up (and in h1's Prometheus metrics); h3's underlay link cut → h3's paths shown down within 3 probe intervals; link
  * back → all up again. Stopping an agent leaves no responder behind.
  */
 import { spawnSync } from "child_process";
@@ -18,6 +18,9 @@ import { CLI, waitFor } from "../agent/support/agents";
 import { AgentLab, startAgentLab } from "./support/agentLab";
 
 const INTERVAL_S = 2;
+const METRICS_PORT = 9962;
+/** h1's Prometheus metrics (served on its control address). */
+const h1Metrics = async () => (await fetch(`http://${L!.agents[0].host.ssh.host}:${METRICS_PORT}/metrics`)).text();
 /** waitFor, typed for functions that return undefined until ready. */
 const until = async <T>(what: string, fn: () => Promise<T | undefined>, timeoutMs?: number, everyMs?: number): Promise<T> => (await waitFor(what, fn, timeoutMs, everyMs)) as T;
 let L: AgentLab | undefined;
@@ -35,7 +38,7 @@ async function matrixNow() {
 }
 
 beforeAll(async () => {
-  L = await startAgentLab({ name: "thl1", octet: 115, topology: "vxlan", hosts: 3, clusterCidr: "10.82.0.0/16", healthIntervalSeconds: INTERVAL_S });
+  L = await startAgentLab({ name: "thl1", octet: 115, topology: "vxlan", hosts: 3, clusterCidr: "10.82.0.0/16", healthIntervalSeconds: INTERVAL_S, metricsPort: METRICS_PORT });
 }, 180_000);
 
 afterAll(async () => {
@@ -64,7 +67,7 @@ test("each agent probes every peer through the datapath; results on the API, in 
   for (const a of L!.agents) {
     const h = await until(`${a.host.name} sees both peers reachable`, async () => {
       const s = await a.client.health();
-      return s.peers.length === 2 && s.peers.every((p) => p.reachable) ? s : undefined;
+      return s.peers.length === 2 && s.peers.every((p) => p.reachable && p.healthIp && p.endpoint.ok) ? s : undefined;
     }, 60_000);
     for (const p of h.peers) {
       const peer = L!.agents.find((x) => x.host.name === p.peer)!;
@@ -98,6 +101,12 @@ test("`bpfnet health --inventory`: the whole matrix ok, exit 0", async () => {
   expect(r.out).toMatch(/^ {2}h3 +ok +ok +-$/m);
   expect(r.out).toMatch(/all 6 paths ok/);
   expect(r.status).toBe(0);
+  const m = await h1Metrics();
+  for (const peer of ["h2", "h3"]) for (const path of ["host", "endpoint"]) {
+    expect(m).toContain(`bpfnet_health_peer_reachable{peer="${peer}",path="${path}"} 1`);
+    expect(m).toMatch(new RegExp(`bpfnet_health_peer_latency_seconds\\{peer="${peer}",path="${path}"\\} \\d`));
+  }
+  expect(m).toContain("bpfnet_health_unreachable_peers 0");
 }, 120_000);
 
 test("h3's link cut: the matrix shows h3's paths down within 3 probe intervals; restored: all ok again", async () => {
@@ -125,6 +134,11 @@ test("h3's link cut: the matrix shows h3's paths down within 3 probe intervals; 
     expect(cli.out).toMatch(/^ {2}h1 → h3: down: since .*endpoint no ICMP echo reply/m);
     expect(cli.out).toMatch(/4 of 6 paths not ok/);
     expect(cli.status).toBe(1);
+    const m = await h1Metrics();
+    expect(m).toContain('bpfnet_health_peer_reachable{peer="h3",path="endpoint"} 0');
+    expect(m).toContain('bpfnet_health_peer_reachable{peer="h3",path="host"} 0');
+    expect(m).toContain('bpfnet_health_peer_reachable{peer="h2",path="endpoint"} 1');
+    expect(m).toContain("bpfnet_health_unreachable_peers 1");
   } finally {
     spawnSync("ip", ["-n", "thl1-h3", "link", "set", "eth0", "up"]);
   }
