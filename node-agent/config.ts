@@ -38,6 +38,10 @@ export interface AgentConfig {
   logLevel: LogLevel;
   /** Prometheus metrics at GET /metrics on "IPV4:PORT" (NodeAgent: the host's control address, port 9962); absent: not served. */
   metricsAddress?: string;
+  /** The datapath's node-monitor events (default true); false: none at all (bpfnet_config EVENTS_OFF). */
+  monitorEvents: boolean;
+  /** Trace 1 in N forwarded packets of every endpoint (default 0: only endpoints a listener traces). */
+  traceSampleEvery: number;
 }
 
 export type LogLevel = "debug" | "info" | "warn" | "error";
@@ -108,6 +112,11 @@ export function parseAgentConfig(raw: unknown, source = "(inline)"): AgentConfig
   if (r.health !== undefined && typeof r.health !== "boolean") problems.push(`health must be true or false, got ${show(r.health)}`);
   const metricsAddress = r.metricsAddress === undefined ? undefined : r.metricsAddress;
   if (metricsAddress !== undefined) pushIf(problems, listenAddressProblem("metricsAddress", metricsAddress));
+  if (r.monitorEvents !== undefined && typeof r.monitorEvents !== "boolean") problems.push(`monitorEvents must be true or false, got ${show(r.monitorEvents)}`);
+  const traceSampleEvery = r.traceSampleEvery === undefined ? 0 : r.traceSampleEvery;
+  if (typeof traceSampleEvery !== "number" || !Number.isInteger(traceSampleEvery) || traceSampleEvery < 0 || traceSampleEvery > 65535) {
+    problems.push(`traceSampleEvery must be an integer from 0 (no sampling) to 65535, got ${show(r.traceSampleEvery)}`);
+  }
   let logLevel: LogLevel = "info";
   if (r.logLevel !== undefined) {
     if (LOG_LEVELS.includes(r.logLevel as LogLevel)) logLevel = r.logLevel as LogLevel;
@@ -115,7 +124,7 @@ export function parseAgentConfig(raw: unknown, source = "(inline)"): AgentConfig
   }
   const known = new Set([
     "hostName", "networkPrefix", "etcd", "stateDir", "bpffsDir", "underlayInterface", "underlayIp",
-    "apiSocket", "bpfObjectDir", "nativeAddon", "leaseTtlSeconds", "resyncSeconds", "health", "healthIntervalSeconds", "logLevel", "metricsAddress",
+    "apiSocket", "bpfObjectDir", "nativeAddon", "leaseTtlSeconds", "resyncSeconds", "health", "healthIntervalSeconds", "logLevel", "metricsAddress", "monitorEvents", "traceSampleEvery",
   ]);
   for (const k of Object.keys(r)) if (!known.has(k)) problems.push(`unknown field ${show(k)} (known: ${[...known].join(", ")})`);
 
@@ -137,6 +146,8 @@ export function parseAgentConfig(raw: unknown, source = "(inline)"): AgentConfig
     healthIntervalSeconds,
     logLevel,
     ...(typeof metricsAddress === "string" ? { metricsAddress } : {}),
+    monitorEvents: r.monitorEvents !== false,
+    traceSampleEvery: traceSampleEvery as number,
   };
 }
 

@@ -13,7 +13,7 @@ import { randomUUID } from "crypto";
 import * as path from "path";
 import type { DeleteBuilder, Etcd3, PutBuilder } from "etcd3";
 import { connectFromProxy, reasonName, transparentListener, Verdict, Endpoint, openLbMaps, LbMaps, EndpointFlags } from "../../bpf";
-import { monitorSettings, withMonitorFlags } from "../../bpf/abi";
+import { withMonitorFlags } from "../../bpf/abi";
 import { configKey, healthDir, ipamHostsDir, nodeKey, nodesDir, SCHEMA_VERSION } from "../../provider/etcd/keys";
 import { listPrefix } from "../../provider/etcd/etcdOps";
 import { parseStoredConfig } from "../../provider/network/networkSpec";
@@ -147,6 +147,7 @@ export class Agent {
       () => new Map((this.endpoints?.policyEndpoints() ?? []).map((e) => [e.number, e.id])),
       () => this.tracesChanged(dp),
     );
+    this.tracesChanged(dp); // the config's switches, before the first packet of this run
     try {
       this.monitor.start();
     } catch (e) {
@@ -565,10 +566,17 @@ export class Agent {
     return new Set((this.endpoints?.policyEndpoints() ?? []).filter((e) => want.has(e.id) || want.has(String(e.number))).map((e) => e.number));
   }
 
-  /** A traced endpoint came or went: the config's TRACE_ENDPOINTS switch, then the flags. */
+  /**
+   * The monitor's bits of the datapath config: the agent config's switches (monitorEvents,
+   * traceSampleEvery), and TRACE_ENDPOINTS while a listener traces an endpoint; then the flags.
+   */
   private tracesChanged(dp: Datapath): void {
     const cur = dp.maps.config.get();
-    const flags = withMonitorFlags(cur.flags ?? 0, { ...monitorSettings(cur.flags ?? 0), traceEndpoints: (this.monitor?.tracedEndpoints().size ?? 0) > 0 });
+    const flags = withMonitorFlags(cur.flags ?? 0, {
+      eventsOff: !this.cfg.monitorEvents,
+      traceSampleEvery: this.cfg.traceSampleEvery,
+      traceEndpoints: (this.monitor?.tracedEndpoints().size ?? 0) > 0,
+    });
     if (flags !== cur.flags) dp.maps.config.set({ ...cur, flags });
     this.kickEndpoints();
   }

@@ -6,6 +6,7 @@
  */
 import { decodeEvent, DatapathEvent, LAYOUTS, monitorSettings, withMonitorFlags } from "../../bpf/abi";
 import { DropReason } from "../../bpf";
+import { parseAgentConfig } from "../../node-agent/config";
 import {
   filterQuery,
   formatMonitorEvent,
@@ -187,4 +188,30 @@ test("the monitor's bits of bpfnet_config.flags: set, read back, other bits kept
   expect(monitorSettings(withMonitorFlags(flags, { eventsOff: true }))).toEqual({ eventsOff: true, traceEndpoints: false, traceSampleEvery: 0 });
   expect(monitorSettings(withMonitorFlags(0, { traceSampleEvery: 65535 })).traceSampleEvery).toBe(65535);
   for (const bad of [-1, 65536, 1.5, NaN]) expect(() => withMonitorFlags(0, { traceSampleEvery: bad })).toThrow(RangeError);
+});
+
+describe("the agent config's monitor switches", () => {
+  const AGENT = {
+    hostName: "h1",
+    networkPrefix: "/bpfnet/t",
+    etcd: { endpoints: ["http://10.0.0.254:2379"] },
+    stateDir: "/var/lib/bpfnet/agent",
+    bpffsDir: "/sys/fs/bpf/bpfnet",
+    underlayInterface: "eth0",
+    underlayIp: "10.0.1.1",
+  };
+
+  test("events on and no sampling by default; both settable", () => {
+    expect(parseAgentConfig(AGENT)).toMatchObject({ monitorEvents: true, traceSampleEvery: 0 });
+    expect(parseAgentConfig({ ...AGENT, monitorEvents: false, traceSampleEvery: 100 })).toMatchObject({ monitorEvents: false, traceSampleEvery: 100 });
+    expect(parseAgentConfig({ ...AGENT, traceSampleEvery: 0 }).traceSampleEvery).toBe(0);
+  });
+
+  test.each(["false", "0", 1, null, "$(id)", "`id`", "a;b", "x\ny"])("monitorEvents %j is refused naming it", (bad) => {
+    expect(() => parseAgentConfig({ ...AGENT, monitorEvents: bad })).toThrow(`monitorEvents must be true or false, got ${JSON.stringify(bad)}`);
+  });
+
+  test.each([-1, 65536, 1.5, "10", "$(id)", "1;2", "..", null])("traceSampleEvery %j is refused naming it", (bad) => {
+    expect(() => parseAgentConfig({ ...AGENT, traceSampleEvery: bad })).toThrow(`traceSampleEvery must be an integer from 0 (no sampling) to 65535, got ${JSON.stringify(bad)}`);
+  });
 });
