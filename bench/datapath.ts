@@ -120,9 +120,11 @@ export interface Ctx {
   etcdClient?: Etcd3;
   etcd?: LabEtcd;
   lab?: TestLab;
+  /** Temporary directories (built objects), removed by cleanup. */
+  tmpDirs: string[];
 }
 
-export const newCtx = (): Ctx => ({ children: new Children(), agents: [], maps: [], netns: new Set() });
+export const newCtx = (): Ctx => ({ children: new Children(), agents: [], maps: [], netns: new Set(), tmpDirs: [] });
 let active: Ctx | undefined;
 let cleaning: Promise<void> | undefined;
 
@@ -159,6 +161,7 @@ export async function cleanup(ctx: Ctx): Promise<void> {
   const lab = ctx.lab;
   ctx.lab = undefined;
   if (lab) await step("lab", () => lab.down(), 120_000);
+  for (const d of ctx.tmpDirs.splice(0)) fs.rmSync(d, { recursive: true, force: true });
 }
 
 function cleanupActive(): Promise<void> {
@@ -567,7 +570,12 @@ async function pingVariants(ctx: Ctx, s: ModeSetup, mode: Mode, octet: number, P
   ];
   const detached: { ns: string; dev: string }[] = [];
   if (mode === "l3") {
-    const cuts = [{ tag: "x", what: "bpfnet without bpf_lxc (detached by hand: out through the host stack)", noLxc: true }];
+    const cuts = [
+      { tag: "x", what: "bpfnet without bpf_lxc (detached by hand: out through the host stack)", noLxc: true, empty: false },
+      { tag: "e", what: "bpfnet with an empty program in bpf_lxc's place (TC_ACT_OK: out through the host stack)", noLxc: true, empty: true },
+    ];
+    const emptyObj = buildPassProgram();
+    ctx.tmpDirs.push(path.dirname(emptyObj));
     for (const cut of cuts) {
       const eps: EndpointView[] = [];
       for (const [i, h] of [h1, h2].entries()) {
@@ -577,6 +585,10 @@ async function pingVariants(ctx: Ctx, s: ModeSetup, mode: Mode, octet: number, P
         if (cut.noLxc) {
           run("ip", ["netns", "exec", h, "tc", "qdisc", "del", "dev", e.hostIfname, "clsact"]);
           detached.push({ ns: h, dev: e.hostIfname });
+        }
+        if (cut.empty) {
+          run("ip", ["netns", "exec", h, "tc", "qdisc", "add", "dev", e.hostIfname, "clsact"]);
+          run("ip", ["netns", "exec", h, "tc", "filter", "add", "dev", e.hostIfname, "ingress", "bpf", "direct-action", "object-file", emptyObj, "section", "tc"]);
         }
       }
       variants.push({ what: cut.what, path: { name: "bpfnet", client: `bdpc${c}1${cut.tag}`, server: `bdpc${c}2${cut.tag}`, serverIp: eps[1].ip } });
@@ -604,7 +616,7 @@ async function pingVariants(ctx: Ctx, s: ModeSetup, mode: Mode, octet: number, P
     variants.forEach((_, i) => roundRatios[i].push(p50[i] / p50[1]));
   }
   // The agent attaches bpf_lxc only on start and add: the detached ones must have stayed so.
-  const back = detached.filter((d) => bpfAttachments(d.ns).some((a) => a.dev === d.dev));
+  const back = detached.filter((d) => bpfAttachments(d.ns).some((a) => a.dev === d.dev && !a.program.startsWith("pass")));
   if (back.length) throw new Error(`bpf_lxc came back on ${back.map((d) => d.dev).join(", ")} during the ping rounds`);
   const base = median(samples[1]);
   return variants.map((v, i) => ({
@@ -615,6 +627,14 @@ async function pingVariants(ctx: Ctx, s: ModeSetup, mode: Mode, octet: number, P
     ratio: median(samples[i]) / base,
     roundRatios: roundRatios[i],
   }));
+}
+
+/** bench/lib/pass_tc.c built into a temporary object (an empty tc program for the attribution). */
+function buildPassProgram(): string {
+  const out = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "bdp-pass-")), "pass_tc.o");
+  const multiarch = tryRun("gcc", ["-print-multiarch"]).stdout.trim() || "x86_64-linux-gnu";
+  run("clang", ["-O2", "-g", "-target", "bpf", `-I/usr/include/${multiarch}`, "-c", path.join(__dirname, "lib", "pass_tc.c"), "-o", out]);
+  return out;
 }
 
 /**
