@@ -212,12 +212,15 @@ function startDaemon(netns: string, dir: string, name: string, binary: string, a
   return child.pid;
 }
 
+/** What a lab Node offers the scheduler (virtual-kubelet's mock reports the same). */
+const NODE_CAPACITY = { cpu: "2", memory: "4Gi", pods: "110" };
+
 /** virtual-kubelet with its mock provider registers `node` and reports its pods Running; its API listens in the host's own namespace. */
 function startVirtualKubelet(stateDir: string, netns: string, node: string, nodeIp: string, access: KubeAccess, pki: LabPki): number {
   const dir = path.join(stateDir, "k8s", `vk-${node}`);
   fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
   const kubeconfig = writeFile(path.join(dir, "kubeconfig"), kubeconfigYaml("lab", { ...access, ...pki.kubelets[node] }, `system:node:${node}`));
-  const providerConfig = writeFile(path.join(dir, "mock.json"), JSON.stringify({ [node]: { cpu: "2", memory: "4Gi", pods: "110" } }));
+  const providerConfig = writeFile(path.join(dir, "mock.json"), JSON.stringify({ [node]: NODE_CAPACITY }));
   const cert = writeFile(path.join(dir, "kubelet.crt"), pki.kubelets[node].certPem);
   const key = writeFile(path.join(dir, "kubelet.key"), pki.kubelets[node].keyPem);
   return startDaemon(netns, dir, "virtual-kubelet", VIRTUAL_KUBELET_BIN,
@@ -232,7 +235,8 @@ async function createNodeObject(access: KubeAccess, name: string, address: strin
     apiVersion: "v1",
     kind: "Node",
     metadata: { name, labels: { "kubernetes.io/hostname": name, "kubernetes.io/os": "linux" } },
-    status: { addresses: [{ type: "InternalIP", address }, { type: "Hostname", address: name }] },
+    // Capacity as a kubelet would report it: without "pods" the scheduler fits nothing here.
+    status: { addresses: [{ type: "InternalIP", address }, { type: "Hostname", address: name }], capacity: NODE_CAPACITY, allocatable: NODE_CAPACITY },
   });
   if (r.status !== 201 && r.status !== 409) throw new Error(`creating Node ${name}: HTTP ${r.status} ${JSON.stringify(r.body).slice(0, 300)}`);
 }
