@@ -52,39 +52,67 @@ export function frontendName(k: LbServiceKey): string {
 const matches = (selector: Record<string, string>, labels: Record<string, string>) => Object.entries(selector).every(([k, v]) => labels[k] === v);
 
 /**
+ * Frontends computed before, per service name: reused while the service record (the same
+ * object: the inputs replace it on every change) and the endpoints with their hosts' health are
+ * unchanged, so a change to one of 10,000 services recomputes one.
+ */
+export type FrontendCache = Map<string, { service: StoredService; endpoints: string; frontends: DesiredFrontend[] }>;
+
+/**
  * The frontends of every service. `hostDown(host)` says this host sees `host`'s health path
  * down: its backends take no new flows, unless that would leave the frontend without any
  * (then every backend stays: a wrong health view must not black-hole a service).
  */
-export function desiredFrontends(services: readonly StoredService[], endpoints: readonly ServiceEndpoint[], hostDown: (host: string) => boolean = () => false): DesiredFrontend[] {
+export function desiredFrontends(
+  services: readonly StoredService[],
+  endpoints: readonly ServiceEndpoint[],
+  hostDown: (host: string) => boolean = () => false,
+  cache: FrontendCache = new Map(),
+): DesiredFrontend[] {
+  const down = new Map<string, boolean>();
+  const isDown = (h: string) => down.get(h) ?? (down.set(h, hostDown(h)), down.get(h)!);
+  const endpointsKey = endpoints.map((e) => `${e.host} ${e.ip} ${JSON.stringify(e.labels)} ${isDown(e.host)}`).join("\n");
   const out: DesiredFrontend[] = [];
+  const names = new Set<string>();
   for (const s of [...services].sort((a, b) => (a.serviceName < b.serviceName ? -1 : 1))) {
-    const selected = endpoints.filter((e) => matches(s.selector, e.labels));
-    for (const p of s.frontend.ports) {
-      const proto = PROTO_NUMBER[p.protocol];
-      const all = selected
-        .map((e) => {
-          const ref = { addr: e.ip, port: p.targetPort, proto };
-          return { ...ref, host: e.host, name: backendName(ref) };
-        })
-        .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
-        .filter((b, i, arr) => i === 0 || arr[i - 1].name !== b.name);
-      const up = all.filter((b) => !hostDown(b.host));
-      const backends = up.length > 0 ? up : all;
-      const maglev = s.algorithm === "maglev" ? maglevTable(backends.map((b) => b.name), MAGLEV_M) : [];
-      out.push({
-        key: { vip: s.frontend.ip, port: p.port, proto },
-        service: s.serviceName,
-        revNatIndex: p.revNatIndex,
-        flags: (s.sessionAffinity === "clientIP" ? LbServiceFlags.AFFINITY : 0) | (s.algorithm === "maglev" ? LbServiceFlags.MAGLEV : 0),
-        affinityTimeoutS: s.sessionAffinity === "clientIP" ? s.sessionAffinityTimeoutSeconds : 0,
-        backends,
-        skipped: all.filter((b) => !backends.includes(b)),
-        maglev,
-      });
+    names.add(s.serviceName);
+    const hit = cache.get(s.serviceName);
+    if (hit && hit.service === s && hit.endpoints === endpointsKey) {
+      out.push(...hit.frontends);
+      continue;
     }
+    const frontends = serviceFrontends(s, endpoints, isDown);
+    cache.set(s.serviceName, { service: s, endpoints: endpointsKey, frontends });
+    out.push(...frontends);
   }
+  for (const name of cache.keys()) if (!names.has(name)) cache.delete(name);
   return out;
+}
+
+function serviceFrontends(s: StoredService, endpoints: readonly ServiceEndpoint[], hostDown: (host: string) => boolean): DesiredFrontend[] {
+  const selected = endpoints.filter((e) => matches(s.selector, e.labels));
+  return s.frontend.ports.map((p) => {
+    const proto = PROTO_NUMBER[p.protocol];
+    const all = selected
+      .map((e) => {
+        const ref = { addr: e.ip, port: p.targetPort, proto };
+        return { ...ref, host: e.host, name: backendName(ref) };
+      })
+      .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
+      .filter((b, i, arr) => i === 0 || arr[i - 1].name !== b.name);
+    const up = all.filter((b) => !hostDown(b.host));
+    const backends = up.length > 0 ? up : all;
+    return {
+      key: { vip: s.frontend.ip, port: p.port, proto },
+      service: s.serviceName,
+      revNatIndex: p.revNatIndex,
+      flags: (s.sessionAffinity === "clientIP" ? LbServiceFlags.AFFINITY : 0) | (s.algorithm === "maglev" ? LbServiceFlags.MAGLEV : 0),
+      affinityTimeoutS: s.sessionAffinity === "clientIP" ? s.sessionAffinityTimeoutSeconds : 0,
+      backends,
+      skipped: all.filter((b) => !backends.includes(b)),
+      maglev: s.algorithm === "maglev" ? maglevTable(backends.map((b) => b.name), MAGLEV_M) : [],
+    };
+  });
 }
 
 /**
@@ -119,6 +147,12 @@ export interface MapTarget {
   maglev: Map<number, number[]>;
 }
 
+/** Backend ids and reverse-NAT numbers that tracked flows use. */
+export interface InUse {
+  backends: ReadonlySet<number>;
+  revNat: ReadonlySet<number>;
+}
+
 /** Things that left the desired state and wait for their flows to end: id → since (ms). */
 export interface Draining {
   backends: Map<number, number>;
@@ -128,7 +162,8 @@ export interface Draining {
 /**
  * The target of the maps given the desired frontends, what the backend map holds now (id →
  * backend), what is draining, which backend ids and reverse-NAT numbers live flows still use
- * (from CT), the time and the grace period. A backend that left is kept TERMINATING (no new
+ * (from CT; asked only when something left: reading CT is the costly part of a pass), the time
+ * and the grace period. A backend that left is kept TERMINATING (no new
  * flows, pinned ones continue) until no flow uses it or the grace period ends; a reverse-NAT
  * entry likewise (replies of live flows need it).
  */
@@ -136,7 +171,7 @@ export function planMaps(
   frontends: readonly DesiredFrontend[],
   current: ReadonlyMap<number, LbBackend>,
   draining: Draining,
-  inUse: { backends: ReadonlySet<number>; revNat: ReadonlySet<number> },
+  inUse: InUse | (() => InUse),
   currentRevNat: ReadonlyMap<number, LbRevNat>,
   nowMs: number,
   graceMs: number,
@@ -160,10 +195,12 @@ export function planMaps(
   }
   const next: Draining = { backends: new Map(), revNat: new Map() };
   const wantedIds = new Set(target.backends.keys());
+  let used: InUse | undefined;
+  const flows = () => (used ??= typeof inUse === "function" ? inUse() : inUse);
   for (const [id, b] of current) {
     if (wantedIds.has(id)) continue;
     const since = draining.backends.get(id) ?? nowMs;
-    if (inUse.backends.has(id) && nowMs - since < graceMs) {
+    if (flows().backends.has(id) && nowMs - since < graceMs) {
       target.backends.set(id, { ...b, flags: (b.flags ?? 0) | LbBackendFlags.TERMINATING });
       next.backends.set(id, since);
     }
@@ -171,7 +208,7 @@ export function planMaps(
   for (const [n, r] of currentRevNat) {
     if (target.revNat.has(n)) continue;
     const since = draining.revNat.get(n) ?? nowMs;
-    if (inUse.revNat.has(n) && nowMs - since < graceMs) {
+    if (flows().revNat.has(n) && nowMs - since < graceMs) {
       target.revNat.set(n, r);
       next.revNat.set(n, since);
     }

@@ -10,7 +10,7 @@ import type { ServiceBackendView, ServiceList, ServiceView } from "../api/types"
 import { Logger } from "../daemon/log";
 import { PassQueue } from "../daemon/passQueue";
 import { PrefixWatch, WatchBatch } from "../daemon/watch";
-import { backendName, DesiredFrontend, desiredFrontends, Draining, planMaps } from "./desired";
+import { backendName, DesiredFrontend, desiredFrontends, Draining, FrontendCache, planMaps } from "./desired";
 import { ServiceMapSink } from "./sink";
 import { ServiceInputs } from "./view";
 
@@ -40,6 +40,7 @@ export class ServiceAgent {
   private readonly watches: PrefixWatch[] = [];
   private draining: Draining = { backends: new Map(), revNat: new Map() };
   private frontends: DesiredFrontend[] = [];
+  private readonly frontendCache: FrontendCache = new Map();
   private backendIds = new Map<string, number>();
   private terminating = new Map<number, string>();
   private readonly passes: PassQueue;
@@ -96,11 +97,11 @@ export class ServiceAgent {
 
   private pass(): void {
     this.healthUsed = this.healthSignature();
-    const frontends = desiredFrontends([...this.inputs.services.values()], [...this.inputs.endpoints.values()], this.o.hostDown);
+    const frontends = desiredFrontends([...this.inputs.services.values()], [...this.inputs.endpoints.values()], this.o.hostDown, this.frontendCache);
     const sink = this.o.sink;
     if (!sink) return void (this.frontends = frontends);
     const current = sink.read();
-    const inUse = this.o.inUse?.() ?? { backends: new Set<number>(), revNat: new Set<number>() };
+    const inUse = () => this.o.inUse?.() ?? { backends: new Set<number>(), revNat: new Set<number>() };
     const { target, draining } = planMaps(frontends, current.backends, this.draining, inUse, current.revNat, Date.now(), this.o.graceMs ?? 5 * 60_000);
     sink.apply(target);
     this.frontends = frontends;

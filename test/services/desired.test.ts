@@ -118,3 +118,25 @@ test("a backend that leaves drains TERMINATING while a flow uses it, then goes; 
   expect([...none.target.revNat.keys()]).toEqual([1]);
   expect(none.target.backends.size).toBe(0);
 });
+
+test("with a cache, a pass recomputes only the services whose record or endpoints changed, with the same result", () => {
+  const cache = new Map();
+  const a = svc();
+  const b = svc({ serviceName: "web", selector: { app: "web" }, frontend: { ip: "10.96.0.11", ports: [{ port: 80, targetPort: 80, protocol: "TCP", revNatIndex: 3 }] } });
+  const first = desiredFrontends([a, b], eps, undefined, cache);
+  expect(first).toEqual(desiredFrontends([a, b], eps));
+  // Same objects, same endpoints: the very same frontends come back.
+  const again = desiredFrontends([a, b], eps, undefined, cache);
+  expect(again[0]).toBe(first[0]);
+  // b's record replaced: b recomputed, a reused.
+  const b2 = { ...b, sessionAffinity: "clientIP" as const };
+  const third = desiredFrontends([a, b2], eps, undefined, cache);
+  expect(third[0]).toBe(first[0]);
+  expect(third.find((f) => f.service === "web")!.flags).toBe(LbServiceFlags.AFFINITY);
+  // An endpoint change or a host's health: everything recomputed; a deleted service leaves the cache.
+  const fewer = desiredFrontends([a], eps.slice(1), undefined, cache);
+  expect(fewer[0]).not.toBe(first[0]);
+  expect(fewer).toEqual(desiredFrontends([a], eps.slice(1)));
+  expect([...cache.keys()]).toEqual(["api"]);
+  expect(desiredFrontends([a], eps.slice(1), (h) => h === "h3", cache)[0].backends.map((x) => x.host)).toEqual(["h1"]);
+});

@@ -78,7 +78,7 @@ const sentTo = (sport: number, flags: number = TCP_FLAGS.SYN) => {
 /** One reconciler pass as the agent runs it: plan from the maps read back, write through the sink. */
 function pass(sink: ServiceMapSink, frontends: DesiredFrontend[], draining: Draining, now = Date.now()) {
   const cur = sink.read();
-  const r = planMaps(frontends, cur.backends, draining, flowsInUse(maps.ct, lb), cur.revNat, now, 60_000);
+  const r = planMaps(frontends, cur.backends, draining, () => flowsInUse(maps.ct, lb), cur.revNat, now, 60_000);
   sink.apply(r.target);
   return r;
 }
