@@ -155,19 +155,12 @@ static __always_inline int lb_flow(struct __sk_buff *skb, const struct pkt *pkt,
 #define L4_TCP_CHECK_OFF	16
 #define L4_UDP_CHECK_OFF	6
 
-/*
- * Rewrites the destination (dst) or source address and port of a TCP/UDP
- * packet, with incremental IPv4 and L4 checksum updates (a UDP checksum of 0
- * stays 0), then re-points pkt at the headers and updates f.
- */
-static __always_inline int lb_rewrite(struct __sk_buff *skb, struct pkt *pkt, struct flow *f, bool dst,
-				      __be32 addr, __be16 port)
+/* One address and port of a TCP/UDP packet rewritten, checksums patched; packet pointers invalid after. */
+static __always_inline int lb_nat_one(struct __sk_buff *skb, __u32 l4, __u8 proto, bool dst,
+				      __be32 old_addr, __be32 addr, __be16 old_port, __be16 port)
 {
-	const __u32 l4 = sizeof(struct ethhdr) + pkt->ip4->ihl * 4;
-	const __u32 check_off = l4 + (f->proto == IPPROTO_TCP ? L4_TCP_CHECK_OFF : L4_UDP_CHECK_OFF);
-	const __u64 mangled = f->proto == IPPROTO_UDP ? BPF_F_MARK_MANGLED_0 : 0;
-	__be32 old_addr = dst ? f->daddr : f->saddr;
-	__be16 old_port = dst ? f->dport : f->sport;
+	const __u32 check_off = l4 + (proto == IPPROTO_TCP ? L4_TCP_CHECK_OFF : L4_UDP_CHECK_OFF);
+	const __u64 mangled = proto == IPPROTO_UDP ? BPF_F_MARK_MANGLED_0 : 0;
 	__u32 addr_off = sizeof(struct ethhdr) + (dst ? offsetof(struct iphdr, daddr) : offsetof(struct iphdr, saddr));
 	__u32 port_off = l4 + (dst ? 2 : 0);	/* TCP and UDP: source port, then destination port */
 
@@ -183,13 +176,30 @@ static __always_inline int lb_rewrite(struct __sk_buff *skb, struct pkt *pkt, st
 		    bpf_skb_store_bytes(skb, port_off, &port, sizeof(port), 0) < 0)
 			return DROP_LB_NAT;
 	}
-	if (dst) {
-		f->daddr = addr;
-		f->dport = port;
-	} else {
-		f->saddr = addr;
-		f->sport = port;
-	}
+	return 0;
+}
+
+/*
+ * Rewrites a TCP/UDP packet's source and destination (address and port; an
+ * unchanged one costs nothing) with incremental IPv4 and L4 checksum updates
+ * (a UDP checksum of 0 stays 0), then re-points pkt at the headers and
+ * updates f.
+ */
+static __always_inline int lb_nat(struct __sk_buff *skb, struct pkt *pkt, struct flow *f,
+				  __be32 saddr, __be16 sport, __be32 daddr, __be16 dport)
+{
+	const __u32 l4 = sizeof(struct ethhdr) + pkt->ip4->ihl * 4;
+	int ret = lb_nat_one(skb, l4, f->proto, true, f->daddr, daddr, f->dport, dport);
+
+	if (ret < 0)
+		return ret;
+	ret = lb_nat_one(skb, l4, f->proto, false, f->saddr, saddr, f->sport, sport);
+	if (ret < 0)
+		return ret;
+	f->saddr = saddr;
+	f->sport = sport;
+	f->daddr = daddr;
+	f->dport = dport;
 	/* The helpers invalidated the packet pointers. */
 	return parse_ipv4(skb, pkt) == 0 ? 0 : DROP_LB_NAT;
 }
@@ -314,6 +324,38 @@ static __always_inline int lb_translate_icmp(struct __sk_buff *skb, struct pkt *
 }
 
 /*
+ * Hairpin: a container whose flow to a VIP chose itself as the backend. The
+ * kernel would drop a packet from its own address, so the flow reaches it
+ * from this link-local address (Cilium's choice too), and its answers,
+ * addressed here, are turned back into the frontend's.
+ */
+#define LB_HAIRPIN_IP4	bpf_htonl(0xa9fe2a01)	/* 169.254.42.1 */
+
+/* A backend's answer to its own hairpin flow: from the frontend, to itself as the client. */
+static __always_inline int lb_hairpin_reply(struct __sk_buff *skb, struct pkt *pkt, struct flow *f)
+{
+	const struct bpfnet_lb_rnat *rnat;
+	struct bpfnet_ct_entry *e;
+	__be32 client = f->saddr;	/* the backend answering is the client too */
+	__u32 index;
+	__u64 now = bpf_ktime_get_ns();
+	struct bpfnet_ct_key key = {
+		.saddr = LB_HAIRPIN_IP4, .daddr = f->saddr, .sport = f->dport, .dport = f->sport,
+		.proto = f->proto, .flags = BPFNET_CT_REVNAT,
+	};
+
+	e = lb_ct_live(&key, now);
+	if (!e)
+		return 0;
+	index = e->rev_nat_index;
+	rnat = bpf_map_lookup_elem(&bpfnet_lb_rnat, &index);
+	if (!rnat)
+		return 0;
+	ct_refresh(e, config_get(), f, BPFNET_CT_SEEN_REPLY, now);
+	return lb_nat(skb, pkt, f, rnat->vip, rnat->port, client, f->dport);
+}
+
+/*
  * A container's packet to a service frontend, translated to its flow's
  * backend (bpf_lxc, before egress policy): 0 when the packet is no service's
  * or is translated (pkt and f then describe the translated packet), else a
@@ -328,6 +370,7 @@ static __always_inline int lb_translate(struct __sk_buff *skb, struct pkt *pkt, 
 	__u32 backend_id = 0;
 	__u8 seen_reply = 0;
 	__u16 rev_nat_index;
+	bool hairpin;
 	__u64 now;
 	int ret;
 
@@ -338,6 +381,8 @@ static __always_inline int lb_translate(struct __sk_buff *skb, struct pkt *pkt, 
 		return lb_translate_icmp(skb, pkt, f);
 	if (f->proto != IPPROTO_TCP && f->proto != IPPROTO_UDP)
 		return 0;
+	if (f->daddr == LB_HAIRPIN_IP4)
+		return lb_hairpin_reply(skb, pkt, f);
 	svc = lb_service(f->daddr, f->dport, f->proto);
 	if (!svc)
 		return 0;
@@ -372,8 +417,9 @@ static __always_inline int lb_translate(struct __sk_buff *skb, struct pkt *pkt, 
 		svc_ct = NULL;
 	}
 
+	hairpin = be->addr == f->saddr;
 	struct bpfnet_ct_key rev_key = {
-		.saddr = f->saddr, .daddr = be->addr, .sport = f->sport, .dport = be->port,
+		.saddr = hairpin ? LB_HAIRPIN_IP4 : f->saddr, .daddr = be->addr, .sport = f->sport, .dport = be->port,
 		.proto = f->proto, .flags = BPFNET_CT_REVNAT,
 	};
 	rev_ct = lb_ct_live(&rev_key, now);
@@ -388,7 +434,7 @@ static __always_inline int lb_translate(struct __sk_buff *skb, struct pkt *pkt, 
 	/* The reply side marks REVNAT; the pin lives as long as an established flow. */
 	if (svc_ct)
 		ct_refresh(svc_ct, cfg, f, seen_reply, now);
-	return lb_rewrite(skb, pkt, f, true, be->addr, be->port);
+	return lb_nat(skb, pkt, f, hairpin ? LB_HAIRPIN_IP4 : f->saddr, f->sport, be->addr, be->port);
 }
 
 /*
@@ -464,6 +510,6 @@ static __always_inline int lb_rev_nat(struct __sk_buff *skb, struct pkt *pkt, st
 	if (!rnat)
 		return 0;
 	ct_refresh(e, config_get(), f, BPFNET_CT_SEEN_REPLY, now);
-	return lb_rewrite(skb, pkt, f, false, rnat->vip, rnat->port);
+	return lb_nat(skb, pkt, f, rnat->vip, rnat->port, f->daddr, f->dport);
 }
 #endif /* BPFNET_LB_H */

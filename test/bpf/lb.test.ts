@@ -242,6 +242,23 @@ describe("reverse NAT on delivery", () => {
     expect({ sport: inner.readUInt16BE(20), dport: inner.readUInt16BE(22) }).toEqual({ sport: 5353, dport: 5000 });
   });
 
+  test("hairpin: a client that is its own backend is reached from 169.254.42.1, and its answer comes back from the VIP", () => {
+    lb.backends.set(5, { addr: A.ip, port: 8080, proto: LbProto.TCP });
+    service([5]);
+    const there = fromA(tcpFromA(VIP, 40300, 80));
+    expect(there.retval).toBe(TcAction.REDIRECT);
+    const p = parseIpv4Frame(there.data);
+    expect({ src: p.src, dst: p.dst, ...l4Ports(there.data), ip: p.checksumValid, l4: l4ChecksumValid(there.data), mac: p.dstMac }).toEqual({
+      src: "169.254.42.1", dst: A.ip, sport: 40300, dport: 8080, ip: true, l4: true, mac: A.mac,
+    });
+    const back = fromA(withL4Checksum(tcp(frame(A.ip, "169.254.42.1"), 8080, 40300, TCP_FLAGS.SYN | TCP_FLAGS.ACK, Buffer.from("x"))));
+    expect(back.retval).toBe(TcAction.REDIRECT);
+    const q = parseIpv4Frame(back.data);
+    expect({ src: q.src, dst: q.dst, ...l4Ports(back.data), ip: q.checksumValid, l4: l4ChecksumValid(back.data) }).toEqual({
+      src: VIP, dst: A.ip, sport: 80, dport: 40300, ip: true, l4: true,
+    });
+  });
+
   test("the same backend answering a direct connection is not rewritten", () => {
     service([1]);
     fromA(tcpFromA(VIP, 40000, 80));

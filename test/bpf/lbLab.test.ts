@@ -71,10 +71,10 @@ const SERVER = `
 /** count TCP connections and one UDP exchange: {counts: name → n, peers, errors, udp, udpFrom}. */
 const CLIENT = `
   const net = require("net"), dgram = require("dgram");
-  const [ip, count] = process.argv.slice(1);
+  const [ip, count, port = "80"] = process.argv.slice(1);
   const out = { counts: {}, peers: {}, errors: 0, udp: "", udpFrom: "" };
   const one = () => new Promise((res) => {
-    const s = net.connect({ host: ip, port: 80 }); let buf = "";
+    const s = net.connect({ host: ip, port: Number(port) }); let buf = "";
     const t = setTimeout(() => { out.errors++; s.destroy(); res(); }, 3000);
     s.on("connect", () => { const p = s.remoteAddress + ":" + s.remotePort; out.peers[p] = (out.peers[p] || 0) + 1; });
     s.on("data", (d) => (buf += d));
@@ -97,8 +97,8 @@ interface ClientResult {
   udpFrom: string;
 }
 
-function client(netns: string, count: number, ip: string): ClientResult {
-  const r = spawnSync("ip", ["netns", "exec", netns, process.execPath, "-e", CLIENT, ip, String(count)], { encoding: "utf8", timeout: 120_000 });
+function client(netns: string, count: number, ip: string, port = 80): ClientResult {
+  const r = spawnSync("ip", ["netns", "exec", netns, process.execPath, "-e", CLIENT, ip, String(count), String(port)], { encoding: "utf8", timeout: 120_000 });
   if (r.status !== 0) throw new Error(`${netns}: exit ${r.status}: ${r.stderr}`);
   return JSON.parse(r.stdout.trim().split("\n").pop()!) as ClientResult;
 }
@@ -165,6 +165,8 @@ async function programH1(l: ServiceLab): Promise<void> {
   lb.revNat.set(101, { vip: l.vip, port: 53 });
   lb.services.set({ vip: l.vip, port: 80, proto: LbProto.TCP }, { revNatIndex: 100, backendIds: [1, 2] });
   lb.services.set({ vip: l.vip, port: 53, proto: LbProto.UDP }, { revNatIndex: 101, backendIds: [3] });
+  lb.revNat.set(102, { vip: l.vip, port: 81 });
+  lb.services.set({ vip: l.vip, port: 81, proto: LbProto.TCP }, { revNatIndex: 102, backendIds: [1] }); // b1 only
 }
 
 function trafficTests(l: ServiceLab): void {
@@ -186,6 +188,11 @@ function trafficTests(l: ServiceLab): void {
     expect(r.counts.b1 + r.counts.b2).toBe(40);
     expect(r.peers).toEqual({ [`${l.vip}:80`]: 40 });
     expect({ udp: r.udp, udpFrom: r.udpFrom }).toEqual({ udp: "b2", udpFrom: `${l.vip}:53` });
+  });
+
+  test("hairpin: b1 connecting to a VIP whose only backend is b1 reaches itself, and sees the VIP", () => {
+    const r = client(l.ns.b1, 5, l.vip, 81);
+    expect({ counts: r.counts, errors: r.errors, peers: r.peers }).toEqual({ counts: { b1: 5 }, errors: 0, peers: { [`${l.vip}:81`]: 5 } });
   });
 
   test("h1's host namespace reaches the backends through the socket hooks and sees the VIP; another namespace is not translated", () => {
