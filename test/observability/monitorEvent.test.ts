@@ -7,11 +7,14 @@
 import { decodeEvent, DatapathEvent, LAYOUTS, monitorSettings, withMonitorFlags } from "../../bpf/abi";
 import { DropReason } from "../../bpf";
 import { parseAgentConfig } from "../../node-agent/config";
+import { silentLogger } from "../../node-agent/daemon/log";
+import { MonitorHub } from "../../node-agent/monitor/hub";
 import {
   filterQuery,
   formatMonitorEvent,
   matchesFilter,
   MonitorEvent,
+  MonitorFilter,
   parseMonitorFilter,
   TimeOrderedMerge,
   toMonitorEvent,
@@ -214,4 +217,27 @@ describe("the agent config's monitor switches", () => {
   test.each([-1, 65536, 1.5, "10", "$(id)", "1;2", "..", null])("traceSampleEvery %j is refused naming it", (bad) => {
     expect(() => parseAgentConfig({ ...AGENT, traceSampleEvery: bad })).toThrow(`traceSampleEvery must be an integer from 0 (no sampling) to 65535, got ${JSON.stringify(bad)}`);
   });
+});
+
+test("the hub traces an endpoint while some listener naming it wants traces, and says when that changes", () => {
+  let changes = 0;
+  const hub = new MonitorHub("/nonexistent", "h1", silentLogger, () => new Map(), () => changes++);
+  const listener = (filter: MonitorFilter) => ({ filter, send: () => true });
+  const a = hub.subscribe(listener({ types: ["trace"], endpoint: "web" }));
+  const b = hub.subscribe(listener({ endpoint: "web" })); // all types: traces too
+  const c = hub.subscribe(listener({ types: ["drop"], endpoint: "api" })); // no traces wanted
+  const d = hub.subscribe(listener({ types: ["trace"] })); // no endpoint: nothing switched on
+  expect([...hub.tracedEndpoints()]).toEqual(["web"]);
+  expect(changes).toBe(1);
+  a();
+  a(); // twice is once
+  expect([...hub.tracedEndpoints()]).toEqual(["web"]);
+  expect(changes).toBe(1);
+  b();
+  expect([...hub.tracedEndpoints()]).toEqual([]);
+  expect(changes).toBe(2);
+  c();
+  d();
+  expect(hub.counts().listeners).toBe(0);
+  expect(changes).toBe(2);
 });
