@@ -88,6 +88,11 @@ export const DEFAULT_NODE_PATHS: Required<KubernetesNodePaths> = {
 export const DEFAULT_NAMESPACE = "bpfnet-system";
 /** Names of the objects in the namespace. */
 export const OBJECT_NAMES = { serviceAccount: "bpfnet-agent", role: "bpfnet-agent", configMap: "bpfnet-config", secret: "bpfnet-etcd", daemonSet: "bpfnet-agent" } as const;
+/** The agent's namespaced rights: read its own ConfigMap, nothing else (docs/kubernetes.md, "The RBAC"). */
+export const AGENT_ROLE_RULES = [{ apiGroups: [""], resources: ["configmaps"], resourceNames: [OBJECT_NAMES.configMap], verbs: ["get", "watch"] }];
+/** The agent's cluster-wide rights: read the Nodes. */
+export const AGENT_CLUSTER_ROLE_RULES = [{ apiGroups: [""], resources: ["nodes"], verbs: ["get", "list", "watch"] }];
+
 /**
  * bpfnet on a Kubernetes cluster: the network's spec, one pod CIDR and one etcd identity per node
  * in etcd, and the node agent as a DaemonSet with its RBAC, config and credentials.
@@ -138,7 +143,7 @@ export class KubernetesNetwork extends pulumi.ComponentResource {
     // the agent), so its identity may only read its own ConfigMap and the Nodes; no Secret, no write.
     const role = new k8s.rbac.v1.Role(`${name}-agent`, {
       metadata: meta(OBJECT_NAMES.role),
-      rules: [{ apiGroups: [""], resources: ["configmaps"], resourceNames: [OBJECT_NAMES.configMap], verbs: ["get", "watch"] }],
+      rules: AGENT_ROLE_RULES,
     }, objOpts);
     const roleBinding = new k8s.rbac.v1.RoleBinding(`${name}-agent`, {
       metadata: meta(OBJECT_NAMES.role),
@@ -148,7 +153,7 @@ export class KubernetesNetwork extends pulumi.ComponentResource {
     const clusterRoleName = pulumi.interpolate`bpfnet-agent-${this.namespaceName}`;
     const clusterRole = new k8s.rbac.v1.ClusterRole(`${name}-agent`, {
       metadata: { name: clusterRoleName, labels: { "app.kubernetes.io/part-of": "bpfnet" } },
-      rules: [{ apiGroups: [""], resources: ["nodes"], verbs: ["get", "list", "watch"] }],
+      rules: AGENT_CLUSTER_ROLE_RULES,
     }, k8sOpts);
     const clusterRoleBinding = new k8s.rbac.v1.ClusterRoleBinding(`${name}-agent`, {
       metadata: { name: clusterRoleName, labels: { "app.kubernetes.io/part-of": "bpfnet" } },

@@ -2,13 +2,17 @@
 // (TLS from the lab CA, RBAC), controller-manager and scheduler inside the first host's namespace,
 // listening only on that namespace's loopback and the host's management address; the admin
 // kubeconfig works and nothing else gets in; every lab host is a Node and the scheduler places
-// pods on them; `lab k8s up` again is a no-op; `lab down` leaves no process, file or namespace.
+// pods on them; KubernetesNetwork's DaemonSet spec (both security modes) passes the API server's
+// admission and validation and is scheduled onto every Node; its RBAC rules grant exactly what
+// docs/kubernetes.md says (SubjectAccessReviews); `lab k8s up` again is a no-op; `lab down`
+// leaves no process, file or namespace.
 import { spawnSync } from "child_process";
 import * as fs from "fs";
 import * as path from "path";
 import { KubeAccess, kubeGet, kubeRequest } from "../../lab/kubeApi";
 import { kubeconfigPath, kubernetesStatePath, labKubeAccess, readKubernetesState } from "../../lab/kubernetes";
 import { pidAlive, pidsInNetns } from "../../lab/sh";
+import { AGENT_CLUSTER_ROLE_RULES, AGENT_ROLE_RULES, DEFAULT_NODE_PATHS, OBJECT_NAMES, agentDaemonSetSpec } from "../../components/kubernetes";
 import { startTestLab, TestLab } from "../support/lab";
 import { cleanupAll } from "../support/cleanup";
 import { REPO } from "../support/pulumi";
@@ -82,6 +86,62 @@ test("every lab host is a Node, and the scheduler places pods on them", async ()
   expect(bound).toBe("h2");
   // No kubelet confirms a deletion here: delete it at once.
   expect((await kubeRequest(api, "DELETE", "/api/v1/namespaces/default/pods/tk2-sched", { kind: "DeleteOptions", apiVersion: "v1", gracePeriodSeconds: 0 })).status).toBe(200);
+});
+
+const NS = "tk2-agent";
+const body = (kind: string, apiVersion: string, metadata: object, rest: object) => ({ apiVersion, kind, metadata, ...rest });
+const post = async (p: string, b: object) => {
+  const r = await kubeRequest(api, "POST", p, b);
+  expect([r.status, r.body?.message]).toEqual([201, undefined]);
+};
+
+test("the component's DaemonSet spec is accepted by the API server (privileged admission, validation) and scheduled onto every Node", async () => {
+  await post("/api/v1/namespaces", body("Namespace", "v1", { name: NS }, {}));
+  await post(`/api/v1/namespaces/${NS}/serviceaccounts`, body("ServiceAccount", "v1", { name: OBJECT_NAMES.serviceAccount }, { automountServiceAccountToken: false }));
+  for (const privileged of [false, true]) {
+    const name = privileged ? "agent-privileged" : "agent-capabilities";
+    const spec = agentDaemonSetSpec({ image: "bpfnet/agent:0.1.0-test", pullPolicy: "Never", privileged, paths: DEFAULT_NODE_PATHS, configHash: "0".repeat(64), serviceAccount: OBJECT_NAMES.serviceAccount });
+    // One selector per DaemonSet so the two do not adopt each other's pods.
+    const labels = { "app.kubernetes.io/name": name };
+    const ds = { ...spec, selector: { matchLabels: labels }, template: { ...spec.template, metadata: { ...(spec.template as { metadata: object }).metadata, labels } } };
+    await post(`/apis/apps/v1/namespaces/${NS}/daemonsets`, body("DaemonSet", "apps/v1", { name }, { spec: ds }));
+    const pods = await waitFor(`${name}: one pod bound to each Node`, async () => {
+      const list = await kubeGet(api, `/api/v1/namespaces/${NS}/pods?labelSelector=${encodeURIComponent(`app.kubernetes.io/name=${name}`)}`);
+      const nodes = (list.items as { spec: { nodeName?: string } }[]).map((p) => p.spec.nodeName).filter(Boolean).sort();
+      return nodes.length === lab!.inventory.hosts.length ? nodes : undefined;
+    }, 120_000, 500);
+    expect(pods).toEqual(lab!.inventory.hosts.map((h) => h.name).sort());
+    const status = (await kubeGet(api, `/apis/apps/v1/namespaces/${NS}/daemonsets/${name}`)).status;
+    expect(status.desiredNumberScheduled).toBe(lab!.inventory.hosts.length);
+  }
+});
+
+test("the component's RBAC, asked of the API server: the agent reads its ConfigMap and the Nodes, nothing else", async () => {
+  await post(`/apis/rbac.authorization.k8s.io/v1/namespaces/${NS}/roles`, body("Role", "rbac.authorization.k8s.io/v1", { name: OBJECT_NAMES.role }, { rules: AGENT_ROLE_RULES }));
+  const subjects = [{ kind: "ServiceAccount", name: OBJECT_NAMES.serviceAccount, namespace: NS }];
+  await post(`/apis/rbac.authorization.k8s.io/v1/namespaces/${NS}/rolebindings`, body("RoleBinding", "rbac.authorization.k8s.io/v1", { name: OBJECT_NAMES.role }, { roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "Role", name: OBJECT_NAMES.role }, subjects }));
+  await post("/apis/rbac.authorization.k8s.io/v1/clusterroles", body("ClusterRole", "rbac.authorization.k8s.io/v1", { name: `bpfnet-agent-${NS}` }, { rules: AGENT_CLUSTER_ROLE_RULES }));
+  await post("/apis/rbac.authorization.k8s.io/v1/clusterrolebindings", body("ClusterRoleBinding", "rbac.authorization.k8s.io/v1", { name: `bpfnet-agent-${NS}` }, { roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "ClusterRole", name: `bpfnet-agent-${NS}` }, subjects }));
+  const user = `system:serviceaccount:${NS}:${OBJECT_NAMES.serviceAccount}`;
+  const can = async (verb: string, resource: string, name?: string, namespace: string | undefined = NS) => {
+    const r = await kubeRequest(api, "POST", "/apis/authorization.k8s.io/v1/subjectaccessreviews", {
+      apiVersion: "authorization.k8s.io/v1",
+      kind: "SubjectAccessReview",
+      spec: { user, groups: ["system:serviceaccounts", `system:serviceaccounts:${NS}`, "system:authenticated"], resourceAttributes: { verb, resource, name, namespace } },
+    });
+    expect(r.status).toBe(201);
+    return r.body.status.allowed === true;
+  };
+  // RBAC is cached by the API server's informers: wait for the grant to show before judging refusals.
+  await waitFor("the agent's grants in effect", () => can("get", "configmaps", OBJECT_NAMES.configMap), 30_000, 250);
+  expect(await can("watch", "configmaps", OBJECT_NAMES.configMap)).toBe(true);
+  expect(await can("list", "nodes", undefined, undefined)).toBe(true);
+  expect(await can("get", "configmaps", "kube-root-ca.crt")).toBe(false);
+  expect(await can("get", "secrets", OBJECT_NAMES.secret)).toBe(false);
+  expect(await can("update", "configmaps", OBJECT_NAMES.configMap)).toBe(false);
+  expect(await can("create", "pods")).toBe(false);
+  expect(await can("patch", "nodes", "h1", undefined)).toBe(false);
+  expect(await can("get", "configmaps", OBJECT_NAMES.configMap, "default")).toBe(false);
 });
 
 test("up again is a no-op; lab down leaves no process, file or namespace", async () => {
