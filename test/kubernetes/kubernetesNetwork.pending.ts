@@ -24,6 +24,7 @@ import { labKubeAccess, labKubernetesDown, labKubernetesUp, LabKubernetes, readK
 import { pidAlive } from "../../lab/sh";
 import { OBJECT_NAMES } from "../../components/kubernetes";
 import { startTestLab, TestLab } from "../support/lab";
+import { serviceAccountCan } from "./support/access";
 import { startEtcd, TestEtcd } from "../support/etcd";
 import { REPO, TOOLS, pulumiEnv, removeStack } from "../support/pulumi";
 import { cleanupAll } from "../support/cleanup";
@@ -59,17 +60,6 @@ function cli(...args: string[]): { status: number | null; out: string } {
     timeout: 600_000,
   });
   return { status: r.status, out: `${r.stdout}\n${r.stderr}` };
-}
-
-/** Whether `user` may `verb` `resource` (named `name`) in the namespace: the API server's own answer. */
-async function can(user: string, verb: string, resource: string, name?: string, namespace: string | undefined = NS): Promise<boolean> {
-  const r = await kubeRequest(api, "POST", "/apis/authorization.k8s.io/v1/subjectaccessreviews", {
-    apiVersion: "authorization.k8s.io/v1",
-    kind: "SubjectAccessReview",
-    spec: { user, groups: ["system:serviceaccounts", `system:serviceaccounts:${NS}`, "system:authenticated"], resourceAttributes: { verb, resource, name, namespace } },
-  });
-  expect(r.status).toBe(201);
-  return r.body.status.allowed === true;
 }
 
 async function podsRunning(): Promise<Record<string, string>> {
@@ -185,14 +175,14 @@ test("pulumi up (CLI): every object with its spec, least-privilege RBAC, per-nod
   expect(pod.initContainers[0].command).toEqual(expect.arrayContaining(["--node", "$(NODE_NAME)", "--host-cni-bin", "/opt/cni/bin"]));
 
   // RBAC, asked of the API server: read its own ConfigMap and the Nodes; no Secret, no write, nothing elsewhere.
-  const agentUser = `system:serviceaccount:${NS}:${OBJECT_NAMES.serviceAccount}`;
-  expect(await can(agentUser, "get", "configmaps", OBJECT_NAMES.configMap)).toBe(true);
-  expect(await can(agentUser, "list", "nodes", undefined, undefined)).toBe(true);
-  expect(await can(agentUser, "get", "configmaps", "kube-root-ca.crt")).toBe(false);
-  expect(await can(agentUser, "get", "secrets", OBJECT_NAMES.secret)).toBe(false);
-  expect(await can(agentUser, "update", "configmaps", OBJECT_NAMES.configMap)).toBe(false);
-  expect(await can(agentUser, "create", "pods")).toBe(false);
-  expect(await can(agentUser, "patch", "nodes", "h1", undefined)).toBe(false);
+  const can = serviceAccountCan(api, NS, OBJECT_NAMES.serviceAccount);
+  await waitFor("the agent's grants in effect", () => can("get", "configmaps", OBJECT_NAMES.configMap), 30_000, 250);
+  expect(await can("list", "nodes", undefined, undefined)).toBe(true);
+  expect(await can("get", "configmaps", "kube-root-ca.crt")).toBe(false);
+  expect(await can("get", "secrets", OBJECT_NAMES.secret)).toBe(false);
+  expect(await can("update", "configmaps", OBJECT_NAMES.configMap)).toBe(false);
+  expect(await can("create", "pods")).toBe(false);
+  expect(await can("patch", "nodes", "h1", undefined)).toBe(false);
 
   // IPAM through etcd, and each Node's spec.podCIDR.
   const keys = await keysUnder(etcd!.connection, `/bpfnet/${NET}/`);

@@ -14,6 +14,7 @@ import { kubeconfigPath, kubernetesStatePath, labKubeAccess, readKubernetesState
 import { pidAlive, pidsInNetns } from "../../lab/sh";
 import { AGENT_CLUSTER_ROLE_RULES, AGENT_ROLE_RULES, DEFAULT_NODE_PATHS, OBJECT_NAMES, agentDaemonSetSpec } from "../../components/kubernetes";
 import { startTestLab, TestLab } from "../support/lab";
+import { serviceAccountCan } from "./support/access";
 import { cleanupAll } from "../support/cleanup";
 import { REPO } from "../support/pulumi";
 import { waitFor } from "../support/traffic";
@@ -122,16 +123,7 @@ test("the component's RBAC, asked of the API server: the agent reads its ConfigM
   await post(`/apis/rbac.authorization.k8s.io/v1/namespaces/${NS}/rolebindings`, body("RoleBinding", "rbac.authorization.k8s.io/v1", { name: OBJECT_NAMES.role }, { roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "Role", name: OBJECT_NAMES.role }, subjects }));
   await post("/apis/rbac.authorization.k8s.io/v1/clusterroles", body("ClusterRole", "rbac.authorization.k8s.io/v1", { name: `bpfnet-agent-${NS}` }, { rules: AGENT_CLUSTER_ROLE_RULES }));
   await post("/apis/rbac.authorization.k8s.io/v1/clusterrolebindings", body("ClusterRoleBinding", "rbac.authorization.k8s.io/v1", { name: `bpfnet-agent-${NS}` }, { roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "ClusterRole", name: `bpfnet-agent-${NS}` }, subjects }));
-  const user = `system:serviceaccount:${NS}:${OBJECT_NAMES.serviceAccount}`;
-  const can = async (verb: string, resource: string, name?: string, namespace: string | undefined = NS) => {
-    const r = await kubeRequest(api, "POST", "/apis/authorization.k8s.io/v1/subjectaccessreviews", {
-      apiVersion: "authorization.k8s.io/v1",
-      kind: "SubjectAccessReview",
-      spec: { user, groups: ["system:serviceaccounts", `system:serviceaccounts:${NS}`, "system:authenticated"], resourceAttributes: { verb, resource, name, namespace } },
-    });
-    expect(r.status).toBe(201);
-    return r.body.status.allowed === true;
-  };
+  const can = serviceAccountCan(api, NS, OBJECT_NAMES.serviceAccount);
   // RBAC is cached by the API server's informers: wait for the grant to show before judging refusals.
   await waitFor("the agent's grants in effect", () => can("get", "configmaps", OBJECT_NAMES.configMap), 30_000, 250);
   expect(await can("watch", "configmaps", OBJECT_NAMES.configMap)).toBe(true);
