@@ -76,7 +76,7 @@ async function duplicates(conn: EtcdConnection, prefix: string): Promise<number>
 
 /** The transactional allocator: today's path (`hint: false`) or with this process's free-slot hint (one transaction per allocation). */
 async function transactional(conn: EtcdConnection, name: string, pool: string, hint: boolean): Promise<Row> {
-  const prefix = await network(conn, name, pool);
+  const prefix = await network(conn, hint ? `${name}-hint` : name, pool);
   const r = await drive(conn, async (client, host) => {
     const a = await allocate(client, { prefix, host, allocationId: `${host}-bench`, hint });
     return a.conflicts;
@@ -146,7 +146,7 @@ async function main() {
   try {
     const conn = etcd.connection;
     await transactional(conn, "warmup", "10.192.0.0/12", false); // JIT and etcd warm-up, not reported
-    await transactional(conn, "warmup-hint", "10.208.0.0/12", true);
+    await transactional(conn, "warmup", "10.208.0.0/12", true);
     // Today's allocator and the hinted one side by side, interleaved, same etcd, same run.
     const rows = [
       await transactional(conn, "sparse", "10.0.0.0/12", false),
