@@ -75,6 +75,8 @@ async function main(): Promise<void> {
         await run("one host changed", () => stack.up());
         await run("destroy", () => stack.destroy());
       } finally {
+        // A failed step leaves resources: destroy them while the lab and etcd still run.
+        await stack.destroy().catch(() => undefined);
         await stack.workspace.removeStack(stack.name).catch(() => undefined);
       }
 
