@@ -815,6 +815,125 @@ export function decodeVerdictKey(buf: Buffer): VerdictKey {
   return { endpointId: readU32(buf, f.endpoint_id), ruleId: readU32(buf, f.rule_id), direction: buf.readUInt8(f.direction.offset), verdict };
 }
 
+// --- bpfnet_events (the node monitor's ring buffer) -------------------------
+
+export type EventType = "drop" | "verdict" | "trace";
+const EVENT_TYPE_CODES: Record<EventType, number> = {
+  drop: ABI_CONSTANTS.BPFNET_EVENT_DROP,
+  verdict: ABI_CONSTANTS.BPFNET_EVENT_VERDICT,
+  trace: ABI_CONSTANTS.BPFNET_EVENT_TRACE,
+};
+
+/** The program that emitted an event. */
+export type EventHook = "lxc" | "overlay" | "host" | "netdev" | "unknown";
+const HOOK_CODES: Record<Exclude<EventHook, "unknown">, number> = {
+  lxc: ABI_CONSTANTS.BPFNET_HOOK_LXC,
+  overlay: ABI_CONSTANTS.BPFNET_HOOK_OVERLAY,
+  host: ABI_CONSTANTS.BPFNET_HOOK_HOST,
+  netdev: ABI_CONSTANTS.BPFNET_HOOK_NETDEV,
+};
+
+/** One bpfnet_event record, decoded. Identities are 0 where the datapath did not know them. */
+export interface DatapathEvent {
+  type: EventType;
+  /** bpf_ktime_get_ns() (CLOCK_MONOTONIC) when the event was made. */
+  timeNs: bigint;
+  hook: EventHook;
+  /** Device the packet was seen on. */
+  ifindex: number;
+  /** trace of a redirected packet: the device it was sent to; 0: the host stack. */
+  toIfindex: number;
+  /** drop and trace: the tc hook's side; verdict: the policy direction. */
+  direction: Direction;
+  /** drop: the DropReason (negative); trace: Verdict.FORWARDED or PASSED; verdict: 0. */
+  reason: number;
+  /** verdict events only. */
+  verdict?: PolicyVerdict;
+  proto: number;
+  saddr: string;
+  daddr: string;
+  sport: number;
+  dport: number;
+  srcIdentity: number;
+  dstIdentity: number;
+  /** The local endpoint concerned; 0: none. */
+  endpointId: number;
+  /** verdict: the policy row's rule; 0: no row matched. */
+  ruleId: number;
+  /** Packet length in bytes. */
+  length: number;
+}
+
+function codeName<T extends string>(codes: Record<T, number>, code: number): T | undefined {
+  return (Object.keys(codes) as T[]).find((name) => codes[name] === code);
+}
+
+/** Decodes one ring record (exactly LAYOUTS.event.size bytes). */
+export function decodeEvent(buf: Buffer): DatapathEvent {
+  expectSize(buf, LAYOUTS.event);
+  const f = LAYOUTS.event.fields;
+  const typeCode = buf.readUInt8(f.type.offset);
+  const type = codeName(EVENT_TYPE_CODES, typeCode);
+  if (!type) throw new RangeError(`bpfnet_event has unknown type ${typeCode}`);
+  // Verdicts carry the policy direction (1 ingress, 2 egress), drops and traces the hook's: the same codes.
+  const direction: Direction = buf.readUInt8(f.direction.offset) === ABI_CONSTANTS.METRIC_EGRESS ? "egress" : "ingress";
+  const reasonByte = buf.readUInt8(f.reason.offset);
+  const verdict = codeName(VERDICT_CODES, buf.readUInt8(f.verdict.offset));
+  const event: DatapathEvent = {
+    type,
+    timeNs: readU64(buf, f.time_ns.offset),
+    hook: codeName(HOOK_CODES, buf.readUInt8(f.hook.offset)) ?? "unknown",
+    ifindex: readU32(buf, f.ifindex),
+    toIfindex: readU32(buf, f.to_ifindex),
+    direction,
+    reason: type === "drop" ? -reasonByte : type === "trace" ? reasonByte : 0,
+    proto: buf.readUInt8(f.proto.offset),
+    saddr: formatIPv4(buf, f.saddr.offset),
+    daddr: formatIPv4(buf, f.daddr.offset),
+    sport: buf.readUInt16BE(f.sport.offset),
+    dport: buf.readUInt16BE(f.dport.offset),
+    srcIdentity: readU32(buf, f.src_identity),
+    dstIdentity: readU32(buf, f.dst_identity),
+    endpointId: readU32(buf, f.endpoint_id),
+    ruleId: readU32(buf, f.rule_id),
+    length: readU32(buf, f.len),
+  };
+  if (type === "verdict" && verdict) event.verdict = verdict;
+  return event;
+}
+
+/** What the node monitor's bits of bpfnet_config.flags say. */
+export interface MonitorSettings {
+  /** No events at all (the counters stay). */
+  eventsOff?: boolean;
+  /** Some endpoint has EndpointFlags.TRACE: the exit path looks packets' endpoints up. */
+  traceEndpoints?: boolean;
+  /** Trace 1 in N forwarded packets; 0/absent: no sampling. At most 65535. */
+  traceSampleEvery?: number;
+}
+
+const MONITOR_FLAG_MASK =
+  ABI_CONSTANTS.BPFNET_CFG_EVENTS_OFF | ABI_CONSTANTS.BPFNET_CFG_TRACE_ENDPOINTS | (0xffff << ABI_CONSTANTS.BPFNET_CFG_TRACE_SAMPLE_SHIFT);
+
+/** bpfnet_config.flags with the monitor's bits set from `settings` (other bits kept). */
+export function withMonitorFlags(flags: number, settings: MonitorSettings): number {
+  const every = settings.traceSampleEvery ?? 0;
+  if (!Number.isInteger(every) || every < 0 || every > 0xffff) throw new RangeError(`trace sampling must be 0..65535, got ${every}`);
+  let out = (flags & ~MONITOR_FLAG_MASK) | (every << ABI_CONSTANTS.BPFNET_CFG_TRACE_SAMPLE_SHIFT);
+  if (settings.eventsOff) out |= ABI_CONSTANTS.BPFNET_CFG_EVENTS_OFF;
+  if (settings.traceEndpoints) out |= ABI_CONSTANTS.BPFNET_CFG_TRACE_ENDPOINTS;
+  return out >>> 0;
+}
+
+/** The monitor's bits of bpfnet_config.flags. */
+export function monitorSettings(flags: number): Required<MonitorSettings> {
+  return {
+    eventsOff: (flags & ABI_CONSTANTS.BPFNET_CFG_EVENTS_OFF) !== 0,
+    traceEndpoints: (flags & ABI_CONSTANTS.BPFNET_CFG_TRACE_ENDPOINTS) !== 0,
+    traceSampleEvery: (flags >>> ABI_CONSTANTS.BPFNET_CFG_TRACE_SAMPLE_SHIFT) & 0xffff,
+  };
+}
+
 // --- Service load balancing (bpfnet_lb_*, bpfnet_sock_cfg) ------------------
 
 /** bpfnet_lb_svc.flags of a service row. */
@@ -1137,123 +1256,4 @@ export function lbFlowHash(t: LbFlowTuple): number {
   h = fmix32((h ^ word(t.saddr)) >>> 0);
   h = fmix32((h ^ word(t.daddr)) >>> 0);
   return fmix32((h ^ (((t.sport << 16) | t.dport) >>> 0)) >>> 0);
-}
-
-// --- bpfnet_events (the node monitor's ring buffer) -------------------------
-
-export type EventType = "drop" | "verdict" | "trace";
-const EVENT_TYPE_CODES: Record<EventType, number> = {
-  drop: ABI_CONSTANTS.BPFNET_EVENT_DROP,
-  verdict: ABI_CONSTANTS.BPFNET_EVENT_VERDICT,
-  trace: ABI_CONSTANTS.BPFNET_EVENT_TRACE,
-};
-
-/** The program that emitted an event. */
-export type EventHook = "lxc" | "overlay" | "host" | "netdev" | "unknown";
-const HOOK_CODES: Record<Exclude<EventHook, "unknown">, number> = {
-  lxc: ABI_CONSTANTS.BPFNET_HOOK_LXC,
-  overlay: ABI_CONSTANTS.BPFNET_HOOK_OVERLAY,
-  host: ABI_CONSTANTS.BPFNET_HOOK_HOST,
-  netdev: ABI_CONSTANTS.BPFNET_HOOK_NETDEV,
-};
-
-/** One bpfnet_event record, decoded. Identities are 0 where the datapath did not know them. */
-export interface DatapathEvent {
-  type: EventType;
-  /** bpf_ktime_get_ns() (CLOCK_MONOTONIC) when the event was made. */
-  timeNs: bigint;
-  hook: EventHook;
-  /** Device the packet was seen on. */
-  ifindex: number;
-  /** trace of a redirected packet: the device it was sent to; 0: the host stack. */
-  toIfindex: number;
-  /** drop and trace: the tc hook's side; verdict: the policy direction. */
-  direction: Direction;
-  /** drop: the DropReason (negative); trace: Verdict.FORWARDED or PASSED; verdict: 0. */
-  reason: number;
-  /** verdict events only. */
-  verdict?: PolicyVerdict;
-  proto: number;
-  saddr: string;
-  daddr: string;
-  sport: number;
-  dport: number;
-  srcIdentity: number;
-  dstIdentity: number;
-  /** The local endpoint concerned; 0: none. */
-  endpointId: number;
-  /** verdict: the policy row's rule; 0: no row matched. */
-  ruleId: number;
-  /** Packet length in bytes. */
-  length: number;
-}
-
-function codeName<T extends string>(codes: Record<T, number>, code: number): T | undefined {
-  return (Object.keys(codes) as T[]).find((name) => codes[name] === code);
-}
-
-/** Decodes one ring record (exactly LAYOUTS.event.size bytes). */
-export function decodeEvent(buf: Buffer): DatapathEvent {
-  expectSize(buf, LAYOUTS.event);
-  const f = LAYOUTS.event.fields;
-  const typeCode = buf.readUInt8(f.type.offset);
-  const type = codeName(EVENT_TYPE_CODES, typeCode);
-  if (!type) throw new RangeError(`bpfnet_event has unknown type ${typeCode}`);
-  // Verdicts carry the policy direction (1 ingress, 2 egress), drops and traces the hook's: the same codes.
-  const direction: Direction = buf.readUInt8(f.direction.offset) === ABI_CONSTANTS.METRIC_EGRESS ? "egress" : "ingress";
-  const reasonByte = buf.readUInt8(f.reason.offset);
-  const verdict = codeName(VERDICT_CODES, buf.readUInt8(f.verdict.offset));
-  const event: DatapathEvent = {
-    type,
-    timeNs: readU64(buf, f.time_ns.offset),
-    hook: codeName(HOOK_CODES, buf.readUInt8(f.hook.offset)) ?? "unknown",
-    ifindex: readU32(buf, f.ifindex),
-    toIfindex: readU32(buf, f.to_ifindex),
-    direction,
-    reason: type === "drop" ? -reasonByte : type === "trace" ? reasonByte : 0,
-    proto: buf.readUInt8(f.proto.offset),
-    saddr: formatIPv4(buf, f.saddr.offset),
-    daddr: formatIPv4(buf, f.daddr.offset),
-    sport: buf.readUInt16BE(f.sport.offset),
-    dport: buf.readUInt16BE(f.dport.offset),
-    srcIdentity: readU32(buf, f.src_identity),
-    dstIdentity: readU32(buf, f.dst_identity),
-    endpointId: readU32(buf, f.endpoint_id),
-    ruleId: readU32(buf, f.rule_id),
-    length: readU32(buf, f.len),
-  };
-  if (type === "verdict" && verdict) event.verdict = verdict;
-  return event;
-}
-
-/** What the node monitor's bits of bpfnet_config.flags say. */
-export interface MonitorSettings {
-  /** No events at all (the counters stay). */
-  eventsOff?: boolean;
-  /** Some endpoint has EndpointFlags.TRACE: the exit path looks packets' endpoints up. */
-  traceEndpoints?: boolean;
-  /** Trace 1 in N forwarded packets; 0/absent: no sampling. At most 65535. */
-  traceSampleEvery?: number;
-}
-
-const MONITOR_FLAG_MASK =
-  ABI_CONSTANTS.BPFNET_CFG_EVENTS_OFF | ABI_CONSTANTS.BPFNET_CFG_TRACE_ENDPOINTS | (0xffff << ABI_CONSTANTS.BPFNET_CFG_TRACE_SAMPLE_SHIFT);
-
-/** bpfnet_config.flags with the monitor's bits set from `settings` (other bits kept). */
-export function withMonitorFlags(flags: number, settings: MonitorSettings): number {
-  const every = settings.traceSampleEvery ?? 0;
-  if (!Number.isInteger(every) || every < 0 || every > 0xffff) throw new RangeError(`trace sampling must be 0..65535, got ${every}`);
-  let out = (flags & ~MONITOR_FLAG_MASK) | (every << ABI_CONSTANTS.BPFNET_CFG_TRACE_SAMPLE_SHIFT);
-  if (settings.eventsOff) out |= ABI_CONSTANTS.BPFNET_CFG_EVENTS_OFF;
-  if (settings.traceEndpoints) out |= ABI_CONSTANTS.BPFNET_CFG_TRACE_ENDPOINTS;
-  return out >>> 0;
-}
-
-/** The monitor's bits of bpfnet_config.flags. */
-export function monitorSettings(flags: number): Required<MonitorSettings> {
-  return {
-    eventsOff: (flags & ABI_CONSTANTS.BPFNET_CFG_EVENTS_OFF) !== 0,
-    traceEndpoints: (flags & ABI_CONSTANTS.BPFNET_CFG_TRACE_ENDPOINTS) !== 0,
-    traceSampleEvery: (flags >>> ABI_CONSTANTS.BPFNET_CFG_TRACE_SAMPLE_SHIFT) & 0xffff,
-  };
 }

@@ -225,6 +225,58 @@ struct bpfnet_metrics_value {
 	__u64 bytes;
 };
 
+/* --- Node monitor events (lib/events.h emits them; bpf/events.ts decodes them) --- */
+
+/* bpfnet_endpoint.flags bit 4: trace every packet this endpoint sends or receives. */
+#define BPFNET_EP_TRACE			16
+
+/*
+ * bpfnet_config.flags: EVENTS_OFF switches every event off (drops, verdicts,
+ * traces; the counters stay). TRACE_ENDPOINTS: some endpoint has
+ * BPFNET_EP_TRACE, so the exit path looks the packet's endpoints up (unset,
+ * forwarded packets cost one branch). Bits 16..31: trace 1 in N forwarded
+ * packets (0: no sampling).
+ */
+#define BPFNET_CFG_EVENTS_OFF		1
+#define BPFNET_CFG_TRACE_ENDPOINTS	2
+#define BPFNET_CFG_TRACE_SAMPLE_SHIFT	16
+
+/* bpfnet_event.type */
+#define BPFNET_EVENT_DROP		1	/* reason: -DROP_* */
+#define BPFNET_EVENT_VERDICT		2	/* verdict: BPFNET_VERDICT_*, direction: BPFNET_POLICY_* */
+#define BPFNET_EVENT_TRACE		3	/* reason: REASON_FORWARDED / REASON_PASSED */
+
+/* bpfnet_event.hook: the program that saw the packet. */
+#define BPFNET_HOOK_LXC			1
+#define BPFNET_HOOK_OVERLAY		2
+#define BPFNET_HOOK_HOST		3
+
+/* The ring's size in bytes (a power of two, a multiple of the page size). */
+#define BPFNET_EVENTS_RING_SIZE		(256 * 1024)
+
+/* One record of the bpfnet_events ring buffer. Identities are 0 where unknown. */
+struct bpfnet_event {
+	__u64 time_ns;		/* bpf_ktime_get_ns() (CLOCK_MONOTONIC) */
+	__u32 ifindex;		/* device the packet was seen on */
+	__u32 to_ifindex;	/* trace: where it was redirected (0: the host stack) */
+	__be32 saddr;
+	__be32 daddr;
+	__be16 sport;		/* 0 for protocols without ports; ICMP echo: the identifier */
+	__be16 dport;
+	__u8  proto;
+	__u8  type;		/* BPFNET_EVENT_* */
+	__u8  direction;	/* drop/trace: METRIC_* (hook); verdict: BPFNET_POLICY_* */
+	__u8  hook;		/* BPFNET_HOOK_* */
+	__u8  reason;		/* drop: -DROP_*; trace: REASON_* */
+	__u8  verdict;		/* verdict: BPFNET_VERDICT_* */
+	__u8  pad[2];
+	__u32 src_identity;
+	__u32 dst_identity;
+	__u32 endpoint_id;	/* the local endpoint concerned (0: none) */
+	__u32 rule_id;		/* verdict: the policy row's rule (0: no row) */
+	__u32 len;		/* packet length */
+};
+
 /* --- Service load balancing (lib/lb.h, bpf_sock.c; contract in bpf/README.md) --- */
 
 #define DROP_NO_SERVICE_BACKEND	-144	/* a service (VIP, port, proto) with no usable backend */
@@ -349,58 +401,6 @@ _Static_assert(sizeof(struct bpfnet_lb_sknat_key) == 16, "lb sknat key ABI");
 _Static_assert(sizeof(struct bpfnet_lb_sknat) == 8, "lb sknat value ABI");
 _Static_assert(sizeof(struct bpfnet_lb_nobe_key) == 4, "lb nobe key ABI");
 _Static_assert(sizeof(struct bpfnet_sock_cfg) == 16, "sock cfg ABI");
-
-/* --- Node monitor events (lib/events.h emits them; bpf/events.ts decodes them) --- */
-
-/* bpfnet_endpoint.flags bit 4: trace every packet this endpoint sends or receives. */
-#define BPFNET_EP_TRACE			16
-
-/*
- * bpfnet_config.flags: EVENTS_OFF switches every event off (drops, verdicts,
- * traces; the counters stay). TRACE_ENDPOINTS: some endpoint has
- * BPFNET_EP_TRACE, so the exit path looks the packet's endpoints up (unset,
- * forwarded packets cost one branch). Bits 16..31: trace 1 in N forwarded
- * packets (0: no sampling).
- */
-#define BPFNET_CFG_EVENTS_OFF		1
-#define BPFNET_CFG_TRACE_ENDPOINTS	2
-#define BPFNET_CFG_TRACE_SAMPLE_SHIFT	16
-
-/* bpfnet_event.type */
-#define BPFNET_EVENT_DROP		1	/* reason: -DROP_* */
-#define BPFNET_EVENT_VERDICT		2	/* verdict: BPFNET_VERDICT_*, direction: BPFNET_POLICY_* */
-#define BPFNET_EVENT_TRACE		3	/* reason: REASON_FORWARDED / REASON_PASSED */
-
-/* bpfnet_event.hook: the program that saw the packet. */
-#define BPFNET_HOOK_LXC			1
-#define BPFNET_HOOK_OVERLAY		2
-#define BPFNET_HOOK_HOST		3
-
-/* The ring's size in bytes (a power of two, a multiple of the page size). */
-#define BPFNET_EVENTS_RING_SIZE		(256 * 1024)
-
-/* One record of the bpfnet_events ring buffer. Identities are 0 where unknown. */
-struct bpfnet_event {
-	__u64 time_ns;		/* bpf_ktime_get_ns() (CLOCK_MONOTONIC) */
-	__u32 ifindex;		/* device the packet was seen on */
-	__u32 to_ifindex;	/* trace: where it was redirected (0: the host stack) */
-	__be32 saddr;
-	__be32 daddr;
-	__be16 sport;		/* 0 for protocols without ports; ICMP echo: the identifier */
-	__be16 dport;
-	__u8  proto;
-	__u8  type;		/* BPFNET_EVENT_* */
-	__u8  direction;	/* drop/trace: METRIC_* (hook); verdict: BPFNET_POLICY_* */
-	__u8  hook;		/* BPFNET_HOOK_* */
-	__u8  reason;		/* drop: -DROP_*; trace: REASON_* */
-	__u8  verdict;		/* verdict: BPFNET_VERDICT_* */
-	__u8  pad[2];
-	__u32 src_identity;
-	__u32 dst_identity;
-	__u32 endpoint_id;	/* the local endpoint concerned (0: none) */
-	__u32 rule_id;		/* verdict: the policy row's rule (0: no row) */
-	__u32 len;		/* packet length */
-};
 
 _Static_assert(sizeof(struct bpfnet_endpoint_key) == 4, "endpoint key ABI");
 _Static_assert(sizeof(struct bpfnet_endpoint) == 32, "endpoint value ABI");

@@ -47,12 +47,14 @@ import { CtGarbageCollector } from "./ctGc";
 import { NetworkCache, StateStore } from "./state";
 import { computePeers, desiredPeers, desiredTunnels, NetworkView, newerAgent, NodeRecord, PeerComputation } from "./view";
 import { PrefixWatch, WatchBatch } from "./watch";
+import { ServiceAgent } from "../services/serviceAgent";
+import { flowsInUse, ServiceMapSink } from "../services/sink";
 import { AgentHealth } from "../health/agentHealth";
 import { healthRecordJson } from "../health/view";
 import { defineHealthMetrics } from "../health/metrics";
-import { ServiceAgent } from "../services/serviceAgent";
-import { flowsInUse, ServiceMapSink } from "../services/sink";
 
+/** Peer-derived maps apply a burst of watch events (hosts joining) in one pass: docs/scale.md measured one pass per event as O(hosts) each. */
+const PEER_MAPS_COALESCE_MS = 50;
 /** How often expired connection-tracking entries are removed (the short lifetime is 60 s by default). */
 const CT_GC_INTERVAL_MS = 30_000;
 
@@ -78,9 +80,9 @@ export class Agent {
   private policy: PolicyAgent | undefined;
   private l7: { proxy: L7Proxy; port: number } | undefined;
   private ctGc: CtGarbageCollector | undefined;
-  private health: AgentHealth | undefined;
   private services: ServiceAgent | undefined;
   private lbMaps: LbMaps | undefined;
+  private health: AgentHealth | undefined;
   private readonly reconcilers: Reconciler<unknown>[] = [];
   private tunnelReconciler: Reconciler<string> | undefined;
   private routeReconciler: Reconciler<number> | undefined;
@@ -140,6 +142,7 @@ export class Agent {
     const policySink = new DatapathPolicySink(dp.maps);
     this.datapath = dp;
     dp.setConfig({ mode: net.mode, vni: net.vni, vxlanIfindex, hostIfindex, gateway: this.pod.gateway });
+    ensureSocketLb(cfg.bpffsDir, cfg.bpfObjectDir, log.child("socket-lb"));
     this.monitor = new MonitorHub(
       cfg.bpffsDir,
       cfg.hostName,
@@ -155,7 +158,6 @@ export class Agent {
       log.warn("node monitor not started", { error: e as Error });
       this.monitor = undefined;
     }
-    ensureSocketLb(cfg.bpffsDir, cfg.bpfObjectDir, log.child("socket-lb"));
     // Expired CT entries only; the pinned map is never emptied (live flows keep their replies' pass).
     this.ctGc = new CtGarbageCollector(dp.maps.ct, CT_GC_INTERVAL_MS, log.child("ct-gc"));
     this.ctGc.start();
@@ -209,6 +211,8 @@ export class Agent {
       },
       log.child("reconcile"),
       cfg.resyncSeconds * 1000,
+      {},
+      PEER_MAPS_COALESCE_MS,
     );
     this.routeReconciler = new Reconciler<number>(
       {
@@ -221,6 +225,8 @@ export class Agent {
       },
       log.child("reconcile"),
       cfg.resyncSeconds * 1000,
+      {},
+      PEER_MAPS_COALESCE_MS,
     );
     this.peerReconciler = new Reconciler<true>(
       {
@@ -233,6 +239,8 @@ export class Agent {
       },
       log.child("reconcile"),
       cfg.resyncSeconds * 1000,
+      {},
+      PEER_MAPS_COALESCE_MS,
     );
     const records = new Reconciler<string>(
       {

@@ -21,14 +21,15 @@ export const CLI = path.join(REPO, "dist", "node-agent", "cli", "main.js");
 /** Throws unless dist/ holds a build at least as new as every node-agent source. */
 export function checkBuilt(): void {
   if (!fs.existsSync(CLI)) throw new Error(`${CLI} is missing: build with \`npx tsc -p .\` (scripts/setup does)`);
-  const newest = (dir: string): number =>
+  const newest = (dir: string, ext: string): number =>
     fs.readdirSync(dir, { withFileTypes: true }).reduce((m, e) => {
       const p = path.join(dir, e.name);
-      return Math.max(m, e.isDirectory() ? newest(p) : e.name.endsWith(".ts") ? fs.statSync(p).mtimeMs : 0);
+      return Math.max(m, e.isDirectory() ? newest(p, ext) : e.name.endsWith(ext) ? fs.statSync(p).mtimeMs : 0);
     }, 0);
-  const built = fs.statSync(CLI).mtimeMs;
+  // The newest output, not one file's: an incremental build leaves unchanged outputs with their old times.
   for (const dir of ["node-agent"]) {
-    if (newest(path.join(REPO, dir)) > built + 1000) throw new Error(`dist/ is older than ${dir}/: rebuild with \`npx tsc -p .\``);
+    const built = newest(path.join(REPO, "dist", dir), ".js");
+    if (newest(path.join(REPO, dir), ".ts") > built + 1000) throw new Error(`dist/ is older than ${dir}/: rebuild with \`npx tsc -p tsconfig.build.json\``);
   }
 }
 
