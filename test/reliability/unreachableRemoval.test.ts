@@ -105,11 +105,14 @@ test("scenario 7b: an unreachable host is marked, then removed: no SSH, credenti
   expect(left.devices).toContain("bpfnet_host");
   expect(left.cleanup.join("\n")).toContain(`agent teardown --config ${h2.stateDir}/agent/agent.json`);
 
-  // In etcd nothing of h2 is left but the record; its user and role are gone.
-  const h2Keys = await withEtcd(admin, async (c) =>
-    Object.entries(await c.getAll().prefix(`${prefix}/`).strings()).filter(([k, v]) => /\/h2(\/|$)/.test(k) || v.includes('"h2"')).map(([k]) => k),
-  );
-  expect(h2Keys).toEqual([removedHostKey(prefix, "h2")]);
+  // In etcd nothing of h2 is left but the record; its user and role are gone. h1's health record
+  // about h2 is h1's to delete: its prober forgets a departed peer at its next round (default 10 s).
+  const h2KeysNow = () =>
+    withEtcd(admin, async (c) =>
+      Object.entries(await c.getAll().prefix(`${prefix}/`).strings()).filter(([k, v]) => /\/h2(\/|$)/.test(k) || v.includes('"h2"')).map(([k]) => k),
+    );
+  await waitFor("h2's keys gone but the removal record", async () => (await h2KeysNow()).length === 1, 35_000, 500).catch(() => undefined);
+  expect(await h2KeysNow()).toEqual([removedHostKey(prefix, "h2")]);
   expect(await h2Principals()).toEqual([]);
   expect(inNetns(router.netns!, ["ip", "route", "show", cidrs.h2]).stdout.trim()).toBe("");
 
