@@ -66,6 +66,8 @@ test("scenario 7: removing a host removes its agent, endpoints, route, allocatio
   expect({ deleted, inOrder: deletedInOrder(deleted, removalOrder("h2")) }).toEqual({ deleted, inOrder: true });
 
   // Nothing left: etcd keys, etcd principals, the router's route, anything on the host.
+  // h1's health record about h2 is h1's to delete: its prober forgets a departed peer at its next round (default 10 s).
+  await waitFor("h2's keys gone", async () => (await h2Keys()).length === 0, 35_000, 500).catch(() => undefined);
   expect(await h2Keys()).toEqual([]);
   expect(await h2Principals()).toEqual([]);
   expect(inNetns(router.netns!, ["ip", "route", "show", h2Cidr]).stdout.trim()).toBe("");
