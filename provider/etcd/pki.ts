@@ -109,8 +109,11 @@ function makeCert(forge: typeof Forge, spec: CertSpec): CertAndKey {
   const keys = forge.pki.rsa.generateKeyPair({ bits: 2048 });
   const cert = forge.pki.createCertificate();
   cert.publicKey = keys.publicKey;
-  // Positive random serial (high bit cleared).
-  cert.serialNumber = "0" + forge.util.bytesToHex(forge.random.getBytesSync(15));
+  // 16 random bytes, the first in 0x40-0x7f: positive and minimally DER-encoded, as Go's x509 (etcd,
+  // Kubernetes) and OpenSSL 3 require ("0" + hex made an odd-length string, and forge's padding could
+  // give a leading 0x00 before a byte below 0x80: "x509: malformed serial number", now and then).
+  const serial = forge.random.getBytesSync(16);
+  cert.serialNumber = forge.util.bytesToHex(String.fromCharCode((serial.charCodeAt(0) & 0x3f) | 0x40) + serial.slice(1));
   cert.validity.notBefore = new Date(Date.now() - 60_000);
   cert.validity.notAfter = new Date(Date.now() + (spec.validDays ?? VALID_YEARS * 365) * DAY_MS);
   const subject = [{ name: "commonName", value: spec.cn }, { name: "organizationName", value: spec.org ?? "bpfnet" }];
