@@ -8,7 +8,7 @@ import { SshSession, withSsh } from "../../provider/host/ssh";
 import type { AgentStatus, EndpointView, ServiceList } from "../api/types";
 import { CheckResult, checkPassed, formatReport, pingSummary, planChecks, planServiceChecks, ServicePortTarget, TestHost } from "../connectivity/plan";
 import { healthMatrix } from "../health/view";
-import { agentCli } from "./health";
+import { agentCli, tempEndpointRemoval } from "./health";
 
 export const CONNECTIVITY_USAGE = `usage: bpfnet connectivity test [--inventory FILE] [--json]
   temporary endpoints on every host; container↔container (same host, every pair), container↔host,
@@ -42,7 +42,7 @@ export async function connectivityCommand(sub: string | undefined, flags: Map<st
       for (const m of made.reverse()) {
         const s = sessions?.get(m.host.name);
         if (!s) continue;
-        await s.exec(`${agentCli(m.host, ["endpoint", "del", "--id", m.id])}; ${shellWords(["ip", "netns", "del", m.netns])}`).catch(() => undefined);
+        await s.exec(tempEndpointRemoval(m.host, m.id, m.netns)).catch(() => undefined);
       }
       made.length = 0;
     })());

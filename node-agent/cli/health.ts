@@ -32,6 +32,10 @@ export const agentCli = (h: InventoryHost, args: (string | number)[]) => {
   return shellWords([process.env.BPFNET_NODE ?? "/usr/bin/node", p.cli, ...args, "--config", p.config]);
 };
 
+/** Removes a temporary endpoint and its namespace (each command quoted; the second runs even if the first fails). */
+export const tempEndpointRemoval = (h: InventoryHost, id: string, netns: string): string =>
+  `${agentCli(h, ["endpoint", "del", "--id", id])}; ${shellWords(["ip", "netns", "del", netns])}`;
+
 export async function hostHealth(h: InventoryHost): Promise<HostHealth> {
   try {
     return await withSsh(sshConnectionFor(h.ssh), async (s) => {
@@ -56,7 +60,7 @@ export async function containerPing(a: InventoryHost, b: InventoryHost, count = 
     return (JSON.parse(out) as { endpoint: { address: string } }).endpoint.address.split("/")[0];
   };
   const remove = (s: SshSession, h: InventoryHost) =>
-    s.exec(`${agentCli(h, ["endpoint", "del", "--id", `${tag}-${h.name}`])}; ${shellWords(["ip", "netns", "del", `${tag}-${h.name}`])}`);
+    s.exec(tempEndpointRemoval(h, `${tag}-${h.name}`, `${tag}-${h.name}`));
   await withSsh(sshConnectionFor(a.ssh), (sa) =>
     withSsh(sshConnectionFor(b.ssh), async (sb) => {
       try {

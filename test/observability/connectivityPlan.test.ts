@@ -1,5 +1,7 @@
 // The connectivity test's plan (pure): which checks, their commands (quoted), and the report.
 import { spawnSync } from "child_process";
+import type { InventoryHost } from "../../lab/inventory";
+import { tempEndpointRemoval } from "../../node-agent/cli/health";
 import { checkPassed, formatReport, pingCommand, pingSummary, planChecks, planServiceChecks, TestHost } from "../../node-agent/connectivity/plan";
 
 const host = (n: number, mtu = 1450): TestHost => ({
@@ -36,6 +38,22 @@ test("every word is quoted: a hostile value stays one inert word", () => {
     // What sh makes of the command: its words, printed instead of run.
     const words = spawnSync("sh", ["-c", `printf '%s\\0' ${pingCommand(bad, bad)}`], { encoding: "utf8" }).stdout.split("\0").slice(0, -1);
     expect(words).toEqual(["ip", "netns", "exec", bad, "ping", "-n", "-q", "-c", "2", "-i", "0.2", "-W", "2", bad]);
+  }
+});
+
+test("removing a temporary endpoint: two quoted commands, hostile ids, namespaces and host paths stay one inert word each", () => {
+  const saved = process.env.BPFNET_NODE;
+  process.env.BPFNET_NODE = "node"; // a shell function below prints the words instead of running them
+  try {
+    for (const bad of ["x; rm -rf /", "$(reboot)", "`id`", "a\nb", "../..", "it's", 'a "b"']) {
+      const h = { name: "h1", installDir: `/opt/${bad}`, stateDir: `/var/${bad}` } as InventoryHost;
+      const script = `node() { printf '%s\\0' node "$@"; }; ip() { printf '%s\\0' ip "$@"; }; ${tempEndpointRemoval(h, bad, bad)}`;
+      const words = spawnSync("sh", ["-c", script], { encoding: "utf8" }).stdout.split("\0").slice(0, -1);
+      expect(words).toEqual(["node", `/opt/${bad}/current/bin/bpfnet`, "endpoint", "del", "--id", bad, "--config", `/var/${bad}/agent/agent.json`, "ip", "netns", "del", bad]);
+    }
+  } finally {
+    if (saved === undefined) delete process.env.BPFNET_NODE;
+    else process.env.BPFNET_NODE = saved;
   }
 });
 
