@@ -1,4 +1,4 @@
-/* SPDX-License-Identifier: Apache-2.0 */
+/* SPDX-License-Identifier: GPL-2.0-only OR BSD-2-Clause */
 /*
  * tc egress on bpfnet_host, the NOARP device the host routes the cluster
  * CIDR to: packets from host processes, and in l3 mode packets the host
@@ -40,4 +40,4 @@ int from_host(struct __sk_buff *skb)
 	return bpfnet_exit(skb, HOOK_DIRECTION, handle_from_host(skb));
 }
 
-char _license[] SEC("license") = "Apache-2.0";
+char _license[] SEC("license") = "Dual BSD/GPL";

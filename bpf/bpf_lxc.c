@@ -1,4 +1,4 @@
-/* SPDX-License-Identifier: Apache-2.0 */
+/* SPDX-License-Identifier: GPL-2.0-only OR BSD-2-Clause */
 /*
  * tc ingress on a container's host-side veth: every packet the container
  * sends, from its own address only. Local endpoints are reached by redirect, other hosts' pods through
@@ -65,4 +65,4 @@ int from_container(struct __sk_buff *skb)
 	return bpfnet_exit(skb, HOOK_DIRECTION, handle_from_container(skb));
 }
 
-char _license[] SEC("license") = "Apache-2.0";
+char _license[] SEC("license") = "Dual BSD/GPL";

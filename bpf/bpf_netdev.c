@@ -1,4 +1,4 @@
-/* SPDX-License-Identifier: Apache-2.0 */
+/* SPDX-License-Identifier: GPL-2.0-only OR BSD-2-Clause */
 /*
  * tc ingress on the host's underlay device (l3 mode): a packet from another
  * host for one of this host's endpoints is delivered here, after the
@@ -46,4 +46,4 @@ int from_netdev(struct __sk_buff *skb)
 	return bpfnet_exit(skb, HOOK_DIRECTION, handle_from_netdev(skb));
 }
 
-char _license[] SEC("license") = "Apache-2.0";
+char _license[] SEC("license") = "Dual BSD/GPL";

@@ -1,4 +1,4 @@
-/* SPDX-License-Identifier: Apache-2.0 */
+/* SPDX-License-Identifier: GPL-2.0-only OR BSD-2-Clause */
 /*
  * tc ingress on the VXLAN device: decapsulated packets from other hosts,
  * accepted only from member hosts with the network's VNI. They are for a local endpoint, or for this host itself (its gateway
@@ -103,4 +103,4 @@ int from_overlay(struct __sk_buff *skb)
 	return bpfnet_exit(skb, HOOK_DIRECTION, handle_from_overlay(skb));
 }
 
-char _license[] SEC("license") = "Apache-2.0";
+char _license[] SEC("license") = "Dual BSD/GPL";

@@ -1,4 +1,4 @@
-/* SPDX-License-Identifier: Apache-2.0 */
+/* SPDX-License-Identifier: GPL-2.0-only OR BSD-2-Clause */
 /*
  * Service load balancing for clients in the host's own network namespace, at
  * the socket: cgroup sock_addr hooks on the cgroup-v2 root. connect4 and
@@ -116,4 +116,4 @@ int sock_getpeername4(struct bpf_sock_addr *ctx)
 	return sock_rev_translate(ctx);
 }
 
-char _license[] SEC("license") = "Apache-2.0";
+char _license[] SEC("license") = "Dual BSD/GPL";

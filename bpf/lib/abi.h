@@ -1,4 +1,4 @@
-/* SPDX-License-Identifier: Apache-2.0 */
+/* SPDX-License-Identifier: GPL-2.0-only OR BSD-2-Clause */
 /*
  * The user/kernel ABI: every map key/value and every constant that userspace
  * reads or writes. bpf/abi.ts mirrors this file field for field;

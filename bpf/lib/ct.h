@@ -1,4 +1,4 @@
-/* SPDX-License-Identifier: Apache-2.0 */
+/* SPDX-License-Identifier: GPL-2.0-only OR BSD-2-Clause */
 /*
  * Connection tracking. Each end that enforces keeps its own entry for a flow,
  * keyed by the flow's tuple as it first passed and by the hook that saw it

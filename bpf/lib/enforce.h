@@ -1,4 +1,4 @@
-/* SPDX-License-Identifier: Apache-2.0 */
+/* SPDX-License-Identifier: GPL-2.0-only OR BSD-2-Clause */
 /*
  * Policy enforcement at an endpoint, for one direction: connection tracking
  * first (replies skip policy), then the endpoint's policy rows (forward

@@ -1,4 +1,4 @@
-/* SPDX-License-Identifier: Apache-2.0 */
+/* SPDX-License-Identifier: GPL-2.0-only OR BSD-2-Clause */
 /*
  * Node monitor events: drops (from bpfnet_exit), policy verdicts (from
  * enforce) and traces (forwarded packets of traced endpoints, or sampled),

@@ -1,4 +1,4 @@
-/* SPDX-License-Identifier: Apache-2.0 */
+/* SPDX-License-Identifier: GPL-2.0-only OR BSD-2-Clause */
 /*
  * The l3 fast path out: a container's packet for a pod on another host
  * leaves bpf_lxc straight through the underlay device (bpfnet_routes names

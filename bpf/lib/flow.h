@@ -1,4 +1,4 @@
-/* SPDX-License-Identifier: Apache-2.0 */
+/* SPDX-License-Identifier: GPL-2.0-only OR BSD-2-Clause */
 /* A packet's flow: the 5-tuple that policy and connection tracking key on. */
 #ifndef BPFNET_FLOW_H
 #define BPFNET_FLOW_H

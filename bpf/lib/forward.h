@@ -1,4 +1,4 @@
-/* SPDX-License-Identifier: Apache-2.0 */
+/* SPDX-License-Identifier: GPL-2.0-only OR BSD-2-Clause */
 /* The ways a packet leaves through the datapath: to a local endpoint, into the tunnel, or (l3) out of the underlay device. */
 #ifndef BPFNET_FORWARD_H
 #define BPFNET_FORWARD_H

@@ -1,4 +1,4 @@
-/* SPDX-License-Identifier: Apache-2.0 */
+/* SPDX-License-Identifier: GPL-2.0-only OR BSD-2-Clause */
 /* Address → security identity. */
 #ifndef BPFNET_IPCACHE_H
 #define BPFNET_IPCACHE_H

@@ -1,4 +1,4 @@
-/* SPDX-License-Identifier: Apache-2.0 */
+/* SPDX-License-Identifier: GPL-2.0-only OR BSD-2-Clause */
 /*
  * Service load balancing: a (VIP, port, proto) frontend translated to one of
  * its backends. The contract with the agent is in bpf/README.md ("Service

@@ -1,4 +1,4 @@
-/* SPDX-License-Identifier: Apache-2.0 */
+/* SPDX-License-Identifier: GPL-2.0-only OR BSD-2-Clause */
 /*
  * The datapath's maps. Every object includes this header, and every map is
  * pinned by name: loading an object with a pin root (bpf_object_open_opts

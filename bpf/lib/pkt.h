@@ -1,4 +1,4 @@
-/* SPDX-License-Identifier: Apache-2.0 */
+/* SPDX-License-Identifier: GPL-2.0-only OR BSD-2-Clause */
 /* Packet access: header parsing with the bounds checks the verifier needs, and L2/L3 rewrites. */
 #ifndef BPFNET_PKT_H
 #define BPFNET_PKT_H

@@ -1,4 +1,4 @@
-/* SPDX-License-Identifier: Apache-2.0 */
+/* SPDX-License-Identifier: GPL-2.0-only OR BSD-2-Clause */
 /*
  * The policy map lookup: a fixed order of at most six hash lookups, from the
  * most specific row to the catch-all, whatever the number of rules.

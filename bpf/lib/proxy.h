@@ -1,4 +1,4 @@
-/* SPDX-License-Identifier: Apache-2.0 */
+/* SPDX-License-Identifier: GPL-2.0-only OR BSD-2-Clause */
 /*
  * Delivery of a packet redirected to the agent's L7 proxy (enforce() set
  * skb->mark = BPFNET_MARK_TO_PROXY | port << 16): the packet is assigned to

@@ -1,4 +1,4 @@
-/* SPDX-License-Identifier: Apache-2.0 */
+/* SPDX-License-Identifier: GPL-2.0-only OR BSD-2-Clause */
 /*
  * The one exit path. Handlers return either a TC action or a negative drop
  * reason (DROP_*); every program's entry function passes that through
