@@ -86,7 +86,8 @@ export interface NativeRingReader {
 export interface NativeBinding {
   setErrorClass(ctor: typeof BpfError): void;
   possibleCpus(): number;
-  ObjectHandle: new (path: string, pinRoot?: string | null) => NativeObjectHandle;
+  /** maxEntries: map name → max_entries set before load (names the object lacks are skipped). */
+  ObjectHandle: new (path: string, pinRoot?: string | null, maxEntries?: Record<string, number> | null) => NativeObjectHandle;
   /** From a pinned path (bpf_obj_get) or a map fd to duplicate. */
   MapHandle: new (pathOrFd: string | number) => NativeMapHandle;
   /** Polls the ring map's records; onBatch gets every record available at each wakeup. */
@@ -111,7 +112,7 @@ export interface NativeBinding {
     netns?: string | null,
   ): NativeTcAttachment | null;
   progInfo(fd: number): NativeProgInfo;
-  progTestRun(fd: number, data: Buffer, repeat: number, ifindex: number, cb?: number[]): NativeTestRun;
+  progTestRun(fd: number, data: Buffer, repeat: number, ifindex: number, cb?: number[], netns?: string | null): NativeTestRun;
   /** A listening TCP socket with IP_TRANSPARENT (the L7 proxy's); Node takes the fd. */
   transparentListener(ip: string, port: number, backlog: number): number;
   /** An unconnected TCP socket with SO_MARK set (the L7 proxy's upstream side). */
@@ -124,6 +125,12 @@ export interface NativeBinding {
   linkDetach(pinPath: string): boolean;
   /** SO_NETNS_COOKIE of the calling thread's network namespace. */
   netnsCookie(): bigint;
+  /**
+   * Sends whole rtnetlink messages in order from a socket opened in `netns` (null: the caller's),
+   * on libuv's threadpool; resolves with each message's replies (src/netlink.cc). A failure
+   * rejects with BpfError plus `requestIndex` (-1: before any request) and `kernelMessage`.
+   */
+  netlinkTransact(netns: string | null, messages: Buffer[]): Promise<Buffer[][]>;
 }
 
 export interface NativeLinkInfo {

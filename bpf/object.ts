@@ -1,4 +1,4 @@
-import { mkdirSync } from "fs";
+import { mkdirSync, readdirSync } from "fs";
 import { join } from "path";
 import { BpfMap } from "./maps";
 import { native, NativeObjectHandle, NativeProgInfo } from "./native";
@@ -30,6 +30,61 @@ export interface LoadOptions {
    * one set of maps. Without it, maps are private to this object.
    */
   pinRoot?: string;
+  /**
+   * max_entries of maps by name, set before load (bpf_map__set_max_entries); maps the object
+   * lacks are skipped. A map already pinned under pinRoot with another size is refused
+   * (PinnedMapSizeError): the agent migrates it first (node-agent/daemon/mapResize.ts).
+   * Maps not named here adopt the size of their pin, so every object of a host shares the maps
+   * the agent sized.
+   */
+  maxEntries?: Record<string, number>;
+}
+
+/** A pinned map's size differs from the size a load asks for. */
+export class PinnedMapSizeError extends Error {
+  constructor(
+    readonly mapName: string,
+    readonly pinPath: string,
+    readonly pinnedEntries: number,
+    readonly wantedEntries: number,
+  ) {
+    super(
+      `map ${mapName} pinned at ${pinPath} has max_entries ${pinnedEntries}, the load asks for ${wantedEntries}: ` +
+        `libbpf cannot reuse it; migrate it (the agent does at start: node-agent/daemon/mapResize.ts) or remove the pin`,
+    );
+  }
+}
+
+/** max_entries of every map pinned directly under pinRoot (by file name). */
+export function pinnedMapSizes(pinRoot: string): Record<string, number> {
+  const out: Record<string, number> = {};
+  let names: string[];
+  try {
+    names = readdirSync(pinRoot);
+  } catch {
+    return out;
+  }
+  for (const name of names) {
+    let map: BpfMap | undefined;
+    try {
+      map = BpfMap.open(join(pinRoot, name));
+      out[name] = map.info.maxEntries;
+    } catch {
+      // not a map (a pinned program, a directory)
+    } finally {
+      map?.close();
+    }
+  }
+  return out;
+}
+
+/** The sizes a load under pinRoot uses: the pins' sizes, then the asked ones; throws when an asked size differs from its pin. */
+export function loadSizes(pinRoot: string | undefined, asked: Record<string, number> = {}): Record<string, number> {
+  const pinned = pinRoot ? pinnedMapSizes(pinRoot) : {};
+  for (const [name, n] of Object.entries(asked)) {
+    if (pinned[name] !== undefined && pinned[name] !== n) throw new PinnedMapSizeError(name, join(pinRoot!, name), pinned[name], n);
+  }
+  return { ...pinned, ...asked };
 }
 
 /** A loaded program. Its fd belongs to the BpfObject and is valid until that is closed. */
@@ -66,7 +121,8 @@ export class BpfObject {
 
   static load(path: string, options: LoadOptions = {}): BpfObject {
     if (options.pinRoot) mkdirSync(options.pinRoot, { recursive: true });
-    return new BpfObject(new (native().ObjectHandle)(path, options.pinRoot ?? null), path, options.pinRoot);
+    const sizes = loadSizes(options.pinRoot, options.maxEntries);
+    return new BpfObject(new (native().ObjectHandle)(path, options.pinRoot ?? null, sizes), path, options.pinRoot);
   }
 
   get programs(): BpfProgram[] {
@@ -143,10 +199,10 @@ export interface DatapathObjects {
   close(): void;
 }
 
-export function loadDatapathObjects(pinRoot: string, dir = defaultObjectDir()): DatapathObjects {
+export function loadDatapathObjects(pinRoot: string, dir = defaultObjectDir(), maxEntries: Record<string, number> = {}): DatapathObjects {
   const loaded: BpfObject[] = [];
   const load = (kind: DatapathProgram): BpfObject => {
-    const obj = BpfObject.load(objectPath(kind, dir), { pinRoot });
+    const obj = BpfObject.load(objectPath(kind, dir), { pinRoot, maxEntries });
     loaded.push(obj);
     return obj;
   };

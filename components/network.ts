@@ -13,6 +13,7 @@ import { HostAllocation } from "../provider/ipam/hostAllocation";
 import { NetworkMode } from "../provider/network/networkSpec";
 import { NodeAgent } from "../provider/agent/nodeAgent";
 import { DEFAULT_METRICS_PORT } from "../provider/agent/nodeAgentSpec";
+import { mapSizesFor } from "../provider/network/mapSizes";
 import { RouterArgs, RouterRoute } from "../provider/router/routerRoute";
 import { SshConnection } from "../provider/host/sshConnection";
 import { findUp } from "../bpf/paths";
@@ -93,6 +94,16 @@ export interface NetworkAgentArgs {
    * at most 1000). First creates all run in parallel.
    */
   maxUnavailable?: number;
+  /**
+   * At most this many hosts will join (default: every host subnet of clusterCidr). Sizes each
+   * agent's tunnel, peer and route maps (compiled for 4,096 hosts; never smaller), at most 262,144.
+   */
+  maxHosts?: number;
+  /**
+   * At most this many endpoints on one host (default: a host subnet's pod addresses, at most
+   * 16,384). With maxHosts it sizes each agent's ipcache (compiled for 65,536 rows; never smaller).
+   */
+  maxEndpointsPerHost?: number;
 }
 
 /** The network's spec: the fields of ContainerNetwork (CIDRs, VNI, port, MTU), documented there. */
@@ -239,6 +250,9 @@ export class Network extends pulumi.ComponentResource implements NetworkOutputs 
     const bundlePath = args.agents?.bundlePath ?? DEFAULT_BUNDLE_PATH;
     const bundleSha256 = bundleDigest(bundlePath, name);
     const agents: Record<string, NodeAgent> = {};
+    const mapSizes = pulumi.all([this.containerNetwork.clusterCidr, this.containerNetwork.hostPrefixLength]).apply(([clusterCidr, hostPrefixLength]) =>
+      mapSizesFor({ clusterCidr, hostPrefixLength, maxHosts: args.agents?.maxHosts, maxEndpointsPerHost: args.agents?.maxEndpointsPerHost }),
+    );
     for (const h of args.hosts) {
       if (h.unreachable) {
         pulumi.log.warn(
@@ -267,6 +281,7 @@ export class Network extends pulumi.ComponentResource implements NetworkOutputs 
             underlayIp: h.underlayIp,
             nodePath: args.agents?.nodePath ?? "/usr/bin/node",
             metricsAddress: h.metricsAddress ?? pulumi.output(h.connection).apply((c) => `${h.controlAddress ?? c.host}:${DEFAULT_METRICS_PORT}`),
+            mapSizes,
           },
           // Only a marked host's state holds the admin connection: its removal is done with it.
           ...(h.unreachable ? { unreachable: true, adminEtcd: this.etcd.connection } : {}),

@@ -6,7 +6,8 @@
 // `hostAddresses[i]` is the user's `hosts[i] (…).underlayIp`).
 import { addressProblem, booleanProblem, hostPathProblem, interfaceNameProblem, listenAddressProblem } from "../provider/common/validate";
 import { UNKNOWN } from "../provider/common/unknown";
-import { checkNetworkSpec } from "../provider/network/networkSpec";
+import { checkNetworkSpec, DEFAULT_HOST_PREFIX_LENGTH } from "../provider/network/networkSpec";
+import { mapSizeInputProblems } from "../provider/network/mapSizes";
 import { maxUnavailableProblem } from "../provider/agent/rollout";
 import { connectionProblems, duplicateName, etcdHostProblems, hostField, hostNameProblem, plain } from "./fieldProblems";
 import type { NetworkArgs, NetworkHostArgs } from "./network";
@@ -48,6 +49,18 @@ export function specProblems(args: NetworkArgs, networkName: string): string[] {
   return [...new Set(failures.map((f) => renamed(f.reason)))];
 }
 
+/** The agents' map sizes the spec and agents.maxHosts / maxEndpointsPerHost ask for, when too large for the kernel or memory (judged when the CIDRs are known). */
+function mapSizeProblems(args: NetworkArgs): string[] {
+  const hostPrefixLength = args.hostPrefixLength ?? DEFAULT_HOST_PREFIX_LENGTH;
+  const cidrsKnown = typeof args.clusterCidr === "string" && typeof hostPrefixLength === "number";
+  return mapSizeInputProblems({
+    clusterCidr: cidrsKnown ? (args.clusterCidr as string) : "",
+    hostPrefixLength: cidrsKnown ? (hostPrefixLength as number) : NaN,
+    maxHosts: args.agents?.maxHosts,
+    maxEndpointsPerHost: args.agents?.maxEndpointsPerHost,
+  });
+}
+
 /** Every problem with a Network's arguments, in the user's field names; [] when they can work. */
 export function networkArgsProblems(name: string, args: NetworkArgs): string[] {
   if (!args || typeof args !== "object") return ["arguments are required"];
@@ -80,6 +93,7 @@ export function networkArgsProblems(name: string, args: NetworkArgs): string[] {
   }
   const maxUnavailable = plain(args.agents?.maxUnavailable) ? maxUnavailableProblem("agents.maxUnavailable", args.agents?.maxUnavailable) : undefined;
   if (maxUnavailable) problems.push(maxUnavailable);
+  problems.push(...mapSizeProblems(args));
   return problems;
 }
 

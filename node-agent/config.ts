@@ -6,6 +6,7 @@ import { connectionProblems, EtcdConnection } from "../provider/etcd/etcdClient"
 import { nameProblem, prefixProblem } from "../provider/etcd/keys";
 import { parseIpv4 } from "../provider/ipam/cidr";
 import { interfaceNameProblem, listenAddressProblem } from "../provider/common/validate";
+import { MapSizes, mapSizesProblems } from "../provider/network/mapSizes";
 
 export interface AgentConfig {
   /** This host's name in the network: its key under ipam/v1/hosts/ and state/nodes/v1/. */
@@ -42,6 +43,8 @@ export interface AgentConfig {
   monitorEvents: boolean;
   /** Trace 1 in N forwarded packets of every endpoint (default 0: only endpoints a listener traces). */
   traceSampleEvery: number;
+  /** Sizes of the maps that grow with the network, from its spec (provider/network/mapSizes.ts); absent: the compiled sizes. */
+  mapSizes?: MapSizes;
 }
 
 export type LogLevel = "debug" | "info" | "warn" | "error";
@@ -117,6 +120,7 @@ export function parseAgentConfig(raw: unknown, source = "(inline)"): AgentConfig
   if (typeof traceSampleEvery !== "number" || !Number.isInteger(traceSampleEvery) || traceSampleEvery < 0 || traceSampleEvery > 65535) {
     problems.push(`traceSampleEvery must be an integer from 0 (no sampling) to 65535, got ${show(r.traceSampleEvery)}`);
   }
+  problems.push(...mapSizesProblems("mapSizes", r.mapSizes));
   let logLevel: LogLevel = "info";
   if (r.logLevel !== undefined) {
     if (LOG_LEVELS.includes(r.logLevel as LogLevel)) logLevel = r.logLevel as LogLevel;
@@ -125,6 +129,7 @@ export function parseAgentConfig(raw: unknown, source = "(inline)"): AgentConfig
   const known = new Set([
     "hostName", "networkPrefix", "etcd", "stateDir", "bpffsDir", "underlayInterface", "underlayIp",
     "apiSocket", "bpfObjectDir", "nativeAddon", "leaseTtlSeconds", "resyncSeconds", "health", "healthIntervalSeconds", "logLevel", "metricsAddress", "monitorEvents", "traceSampleEvery",
+    "mapSizes",
   ]);
   for (const k of Object.keys(r)) if (!known.has(k)) problems.push(`unknown field ${show(k)} (known: ${[...known].join(", ")})`);
 
@@ -148,6 +153,7 @@ export function parseAgentConfig(raw: unknown, source = "(inline)"): AgentConfig
     ...(typeof metricsAddress === "string" ? { metricsAddress } : {}),
     monitorEvents: r.monitorEvents !== false,
     traceSampleEvery: traceSampleEvery as number,
+    ...(r.mapSizes !== undefined ? { mapSizes: r.mapSizes as MapSizes } : {}),
   };
 }
 

@@ -16,6 +16,7 @@ import {
   DatapathConfig,
 } from "../../bpf";
 import { Logger } from "./log";
+import { copyResized, unpinResized } from "./mapResize";
 
 /** statfs f_type of bpffs. */
 const BPF_FS_MAGIC = 0xcafe4a11;
@@ -51,11 +52,18 @@ export class Datapath {
     private readonly log: Logger,
   ) {}
 
-  /** Loads the objects; maps already pinned under pinRoot (a previous agent's) are reused. */
-  static load(pinRoot: string, objectDir: string | undefined, log: Logger): Datapath {
+  /**
+   * Loads the objects; maps already pinned under pinRoot (a previous agent's) are reused.
+   * maxEntries (map name → size, from the network's spec) sizes the maps at creation; a pinned
+   * map of another size is migrated into a new map of that size (mapResize.ts).
+   */
+  static load(pinRoot: string, objectDir: string | undefined, log: Logger, maxEntries: Record<string, number> = {}): Datapath {
     checkBpffs(pinRoot);
-    const objects = loadDatapathObjects(pinRoot, objectDir ?? defaultObjectDir());
+    const resized = unpinResized(pinRoot, maxEntries);
+    const objects = loadDatapathObjects(pinRoot, objectDir ?? defaultObjectDir(), maxEntries);
     try {
+      copyResized(pinRoot, resized);
+      for (const r of resized) log.info("map resized", { map: r.mapName, from: r.fromEntries, to: r.toEntries, entries: r.entries.length });
       const maps = openDatapathMaps(pinRoot);
       return new Datapath(objects, maps, pinRoot, log);
     } catch (e) {

@@ -22,10 +22,11 @@ import { AgentConfig } from "../config";
 import { AGENT_VERSION } from "../version";
 import { ApiServer } from "../api/server";
 import { MonitorHub, MonitorListener } from "../monitor/hub";
+import { TraceSwitches } from "../monitor/traceSwitch";
 import { defineAgentMetrics } from "../metrics/agentMetrics";
 import { MetricsServer } from "../metrics/server";
 import { splitListenAddress } from "../../provider/common/validate";
-import type { AgentStatus, DeviceStatus, EndpointView, ProgramStatus } from "../api/types";
+import type { AgentStatus, DeviceStatus, EndpointView, MonitorStatus, ProgramStatus, TraceChange } from "../api/types";
 import { AppliedLog } from "./appliedLog";
 import { sleep } from "./backoff";
 import { Datapath } from "./datapath";
@@ -33,7 +34,7 @@ import { ensureSocketLb } from "./socketLb";
 import { desiredRoutes } from "./fastRoutes";
 import { EnsuredDevices, ensureDevices, HOST_DEVICE, planDevices, underlayLink, VXLAN_DEVICE } from "./devices";
 import { connectAgentClient } from "./etcd";
-import { EndpointManager } from "./endpoints";
+import { EndpointError, EndpointManager } from "./endpoints";
 import { podNetwork, PodNetwork } from "./ipam";
 import { getLink } from "./links";
 import { Logger } from "./log";
@@ -52,6 +53,7 @@ import { flowsInUse, ServiceMapSink } from "../services/sink";
 import { AgentHealth } from "../health/agentHealth";
 import { healthRecordJson } from "../health/view";
 import { defineHealthMetrics } from "../health/metrics";
+import { maxEntriesByMapName } from "../../provider/network/mapSizes";
 
 /** Peer-derived maps apply a burst of watch events (hosts joining) in one pass: docs/scale.md measured one pass per event as O(hosts) each. */
 const PEER_MAPS_COALESCE_MS = 50;
@@ -90,6 +92,8 @@ export class Agent {
   private api: ApiServer | undefined;
   /** The node monitor: the datapath's events to API listeners (node-agent/monitor). */
   private monitor: MonitorHub | undefined;
+  /** The user's lasting trace switches (`bpfnet monitor trace`), kept in the state directory. */
+  private readonly traces: TraceSwitches;
   /** Prometheus metrics on cfg.metricsAddress (node-agent/metrics). */
   private metrics: MetricsServer | undefined;
   private isReady = false;
@@ -107,6 +111,7 @@ export class Agent {
     this.store = new StateStore(cfg.stateDir);
     this.client = connectAgentClient(cfg.etcd);
     this.view = new NetworkView(cfg.networkPrefix);
+    this.traces = TraceSwitches.load(path.join(cfg.stateDir, "monitor-traces.json"), (m) => log.warn(m));
   }
 
   get ready(): boolean {
@@ -138,7 +143,7 @@ export class Agent {
     const vxlanIfindex = this.devices.vxlan?.ifindex ?? 0;
 
     // 3. Programs and the config map.
-    const dp = Datapath.load(cfg.bpffsDir, cfg.bpfObjectDir, log.child("datapath"));
+    const dp = Datapath.load(cfg.bpffsDir, cfg.bpfObjectDir, log.child("datapath"), maxEntriesByMapName(cfg.mapSizes ?? {}));
     const policySink = new DatapathPolicySink(dp.maps);
     this.datapath = dp;
     dp.setConfig({ mode: net.mode, vni: net.vni, vxlanIfindex, hostIfindex, gateway: this.pod.gateway });
@@ -309,6 +314,7 @@ export class Agent {
       health: () => this.health?.status(),
       services: () => this.services?.list(),
       ...(this.monitor ? { monitor: (l: MonitorListener) => this.monitor!.subscribe(l) } : {}),
+      setTrace: (change) => this.setTrace(dp, change),
     }, log.child("api"));
     await this.api.listen();
     if (this.stopping) return void (await this.api.close());
@@ -567,26 +573,56 @@ export class Agent {
     }
   }
 
-  /** Numbers of the endpoints a monitor listener traces (node-agent/monitor/hub.ts). */
+  /** Numbers of the endpoints traced: by a monitor listener (node-agent/monitor/hub.ts) or the user's switch. */
   private tracedNumbers(): Set<number> {
-    const want = this.monitor?.tracedEndpoints();
-    if (!want?.size) return new Set();
+    const want = new Set([...(this.monitor?.tracedEndpoints() ?? []), ...this.traces.endpoints]);
+    if (!want.size) return new Set();
     return new Set((this.endpoints?.policyEndpoints() ?? []).filter((e) => want.has(e.id) || want.has(String(e.number))).map((e) => e.number));
   }
 
   /**
-   * The monitor's bits of the datapath config: the agent config's switches (monitorEvents,
-   * traceSampleEvery), and TRACE_ENDPOINTS while a listener traces an endpoint; then the flags.
+   * The monitor's bits of the datapath config: events only while the agent config allows them
+   * (monitorEvents) and someone listens; the sampling rate (the user's switch, else the config's
+   * traceSampleEvery); TRACE_ENDPOINTS while an endpoint is traced; then the endpoints' flags.
    */
   private tracesChanged(dp: Datapath): void {
     const cur = dp.maps.config.get();
     const flags = withMonitorFlags(cur.flags ?? 0, {
-      eventsOff: !this.cfg.monitorEvents,
-      traceSampleEvery: this.cfg.traceSampleEvery,
-      traceEndpoints: (this.monitor?.tracedEndpoints().size ?? 0) > 0,
+      eventsOff: !this.cfg.monitorEvents || !this.monitor?.listening(),
+      traceSampleEvery: this.traces.sampleEvery ?? this.cfg.traceSampleEvery,
+      traceEndpoints: (this.monitor?.tracedEndpoints().size ?? 0) + this.traces.endpoints.length > 0,
     });
     if (flags !== cur.flags) dp.maps.config.set({ ...cur, flags });
     this.kickEndpoints();
+  }
+
+  /** `bpfnet monitor trace`: an endpoint's lasting trace, or the sampling rate (null: the config's). */
+  private setTrace(dp: Datapath, change: TraceChange): MonitorStatus {
+    if ("endpoint" in change) {
+      const ep = this.endpoints?.get(change.endpoint) ?? this.endpoints?.policyEndpoints().find((e) => String(e.number) === change.endpoint);
+      if (change.on && !ep) throw new EndpointError(404, "no-endpoint", `no endpoint ${change.endpoint}`);
+      this.traces.setEndpoint(ep?.id ?? change.endpoint, change.on);
+    } else {
+      this.traces.setSampleEvery(change.sampleEvery ?? undefined);
+    }
+    this.tracesChanged(dp);
+    return this.monitorStatus()!;
+  }
+
+  private monitorStatus(): MonitorStatus | undefined {
+    const m = this.monitor;
+    if (!m) return undefined;
+    const c = m.counts();
+    return {
+      state: !this.cfg.monitorEvents ? "off" : m.listening() ? "listening" : "idle",
+      listeners: c.listeners,
+      received: c.received,
+      lost: c.lost.toString(),
+      listenerDropped: c.listenerDropped,
+      traceSampleEvery: this.traces.sampleEvery ?? this.cfg.traceSampleEvery,
+      tracedEndpoints: [...this.traces.endpoints],
+      listenerTraced: [...m.tracedEndpoints()].sort(),
+    };
   }
 
   private kickEndpoints(): void {
@@ -692,6 +728,7 @@ export class Agent {
       ...(this.policy ? { policy: this.policy.status() } : {}),
       ...(this.l7 ? { l7: { port: this.l7.port, ...this.l7.proxy.counts } } : {}),
       ...(this.health ? { health: this.health.status() } : {}),
+      ...(this.monitor ? { monitor: this.monitorStatus() } : {}),
       problems: [...etcdProblems, ...this.problems, ...peers.problems, ...(this.policy?.status().problems ?? []), ...(this.services?.problems() ?? [])],
     };
   }

@@ -5,6 +5,7 @@ import { nameProblem, prefixProblem } from "../etcd/keys";
 import { ServiceSpec } from "../host/supervisor";
 import { checkKnown, hostPathProblem, interfaceNameProblem, isKnown, listenAddressProblem, sha256Problem } from "../common/validate";
 import { parseIpv4 } from "../ipam/cidr";
+import { MapSizes, mapSizesProblems } from "../network/mapSizes";
 
 export interface NodeAgentSpec {
   hostName: string;
@@ -20,6 +21,8 @@ export interface NodeAgentSpec {
   nodePath: string;
   /** "HOST:PORT" the agent serves Prometheus metrics on (Network's default: the host's control address, port 9962); absent: none. */
   metricsAddress?: string;
+  /** Sizes of the maps that grow with the network (Network derives them from its spec); absent or {}: the compiled sizes. */
+  mapSizes?: MapSizes;
 }
 
 /** The agent's metrics port when Network picks the address (Cilium's agent uses 9962 too). */
@@ -54,6 +57,8 @@ export function agentConfig(s: NodeAgentSpec, etcd: EtcdConnection, bundleSha256
         underlayIp: s.underlayIp,
         apiSocket: p.socket,
         ...(s.metricsAddress ? { metricsAddress: s.metricsAddress } : {}),
+        // Only when a map needs more than its compiled size: other networks' configs stay as they were.
+        ...(s.mapSizes && Object.keys(s.mapSizes).length > 0 ? { mapSizes: s.mapSizes } : {}),
       },
       null,
       2,
@@ -103,6 +108,7 @@ export function agentSpecProblems(s: Partial<NodeAgentSpec> | undefined, bundleS
   checkKnown(p, s.underlayInterface, (v) => interfaceNameProblem("spec.underlayInterface", v));
   checkKnown(p, s.underlayIp, (v) => (typeof v === "string" && parseIpv4(v) !== undefined ? undefined : `spec.underlayIp must be an IPv4 address, got ${JSON.stringify(v)}`));
   if (s.metricsAddress !== undefined) checkKnown(p, s.metricsAddress, (v) => listenAddressProblem("spec.metricsAddress", v));
+  if (s.mapSizes !== undefined) checkKnown(p, s.mapSizes, (v) => mapSizesProblems("spec.mapSizes", v).join("; ") || undefined);
   checkKnown(p, bundleSha256, (v) => sha256Problem("bundleSha256", v));
   return p;
 }
