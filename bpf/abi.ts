@@ -97,6 +97,8 @@ export const ABI_CONSTANTS = {
   REASON_ROUTE_FAST: 3,
   REASON_ROUTE_STACK: 4,
   REASON_PEER: 5,
+  REASON_ROUTE_NEIGH: 6,
+  REASON_ROUTE_FIB_STACK: 7,
   BPFNET_HOOK_NETDEV: 4,
   BPFNET_ROUTES_MAX: 4096,
 } as const;
@@ -136,12 +138,16 @@ export const Verdict = {
   PASSED: ABI_CONSTANTS.REASON_PASSED,
   /** A policy deny let through by audit mode; counted besides the packet's own verdict. */
   POLICY_AUDIT: ABI_CONSTANTS.REASON_POLICY_AUDIT,
-  /** l3 fast path (counted besides the verdict): bpf_lxc sent it out of the underlay device (bpf_redirect_neigh). */
+  /** l3 fast path (counted besides the verdict): bpf_fib_lookup gave the next hop and its MACs; bpf_lxc sent it out of that device (bpf_redirect). */
   ROUTE_FAST: ABI_CONSTANTS.REASON_ROUTE_FAST,
   /** No fast route for it (a local address, the outside world, …): bpf_lxc handed it to the host stack. */
   ROUTE_STACK: ABI_CONSTANTS.REASON_ROUTE_STACK,
   /** Delivered straight into the container's namespace with bpf_redirect_peer. */
   PEER: ABI_CONSTANTS.REASON_PEER,
+  /** l3 fast path: the FIB's next hop had no resolved neighbour; sent with bpf_redirect_neigh (the kernel resolves it). */
+  ROUTE_NEIGH: ABI_CONSTANTS.REASON_ROUTE_NEIGH,
+  /** l3 fast path: a route row, but bpf_fib_lookup would not forward it (no route, unreachable, …): the host stack got it. */
+  ROUTE_FIB_STACK: ABI_CONSTANTS.REASON_ROUTE_FIB_STACK,
 } as const;
 
 /** bpfnet_endpoint.flags: policy enforcement per direction (no bit: the endpoint is open). */

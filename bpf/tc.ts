@@ -39,7 +39,8 @@ export interface TcAttachment {
   progId: number;
 }
 
-function netnsPath(netns: string | undefined): string | null {
+/** An `ip netns` name (or a path) as the path the addon enters; null for the caller's own namespace. */
+export function netnsPath(netns: string | undefined): string | null {
   if (!netns) return null;
   return isAbsolute(netns) ? netns : join("/var/run/netns", netns);
 }

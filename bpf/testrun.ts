@@ -1,5 +1,6 @@
 import { native } from "./native";
 import { BpfProgram } from "./object";
+import { netnsPath } from "./tc";
 
 export interface TestRunOptions {
   /** Runs of the program over the same input; duration is the average. Default 1. */
@@ -8,6 +9,11 @@ export interface TestRunOptions {
   ifindex?: number;
   /** skb->cb words (up to 5 u32) the program starts with; test builds read metadata from them. */
   cb?: number[];
+  /**
+   * Network namespace to run in (an `ip netns` name or a path): its devices (`ifindex`), routes
+   * and neighbours are what the program sees, e.g. for bpf_fib_lookup. Default: the caller's.
+   */
+  netns?: string;
 }
 
 export interface TestRunResult {
@@ -36,6 +42,6 @@ export function testRun(prog: BpfProgram, packet: Buffer, options: TestRunOption
   if (options.cb && (options.cb.length > 5 || options.cb.some((w) => !Number.isInteger(w) || w < 0 || w > 0xffffffff))) {
     throw new RangeError(`cb must be at most 5 u32 words, got ${JSON.stringify(options.cb)}`);
   }
-  const out = native().progTestRun(prog.fd, packet, repeat, ifindex, options.cb);
+  const out = native().progTestRun(prog.fd, packet, repeat, ifindex, options.cb, netnsPath(options.netns));
   return { retval: out.retval, data: out.data, durationNs: out.duration, mark: out.mark };
 }

@@ -433,6 +433,17 @@ _Static_assert(sizeof(struct bpfnet_event) == 56, "event ABI");
 #define REASON_ROUTE_FAST	3
 #define REASON_ROUTE_STACK	4
 #define REASON_PEER		5
+/*
+ * The fast path's other outcomes (lib/fib.h). NEIGH: the FIB has the route
+ * but no resolved neighbour for its next hop: bpf_redirect_neigh, so the
+ * kernel resolves it (the next packet goes FAST). FIB_STACK: a route row, but
+ * bpf_fib_lookup would not forward (no route, unreachable, blackhole,
+ * prohibit, forwarding off, too big): the host stack answers it as before.
+ * FAST itself means: the FIB's next hop and MACs, bpf_redirect, no
+ * neighbour-subsystem pass.
+ */
+#define REASON_ROUTE_NEIGH	6
+#define REASON_ROUTE_FIB_STACK	7
 
 /* bpfnet_event.hook of the underlay device's program (tc ingress on the host's underlay interface). */
 #define BPFNET_HOOK_NETDEV	4

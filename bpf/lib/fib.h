@@ -1,17 +1,27 @@
 /* SPDX-License-Identifier: GPL-2.0-only OR BSD-2-Clause */
 /*
  * The l3 fast path out: a container's packet for a pod on another host
- * leaves bpf_lxc straight through the underlay device (bpfnet_routes names
- * it per pod CIDR) with bpf_redirect_neigh: the kernel routes it and fills in
- * the next hop's MAC, resolving the neighbour first when it has none (the
- * packet waits in the neighbour queue, as on the stack path). No ip_rcv,
- * netfilter or forwarding pass on the sending host. A destination without a
- * route row (this host, the outside world, an unknown CIDR) goes to the host
- * stack as before. Each packet counts which of the two it took.
+ * leaves bpf_lxc straight through the underlay device, with no ip_rcv,
+ * netfilter or forwarding pass on the sending host. bpfnet_routes says which
+ * destinations may (other hosts' pod CIDRs: the agent writes one row per
+ * peer); the kernel's FIB says how, as it would for the stack:
  *
- * bpf_fib_lookup would let the datapath see the FIB's answer itself, but it
- * is a GPL-only helper and these programs are Apache-2.0; bpf_redirect_neigh
- * is not.
+ *   no route row          → host stack                    (ROUTE_STACK)
+ *   FIB: next hop + MACs  → MACs rewritten, bpf_redirect  (ROUTE_FAST: no
+ *                           neighbour-subsystem pass, no second route lookup)
+ *   FIB: no neighbour     → bpf_redirect_neigh to the FIB's next hop: the
+ *                           kernel resolves it, the packet waits in the
+ *                           neighbour queue as on the stack path, and the
+ *                           next one goes FAST                (ROUTE_NEIGH)
+ *   FIB: anything else    → host stack, which answers it as before (ICMP
+ *                           unreachable, fragmentation …)   (ROUTE_FIB_STACK)
+ *
+ * The FIB is asked as for a packet arriving on the container's veth (its
+ * rules and forwarding setting apply), without the skb's mark. tot_len is
+ * left 0 so the kernel checks the skb itself against the device's MTU (a GSO
+ * packet is forwardable whole). A neighbour entry the FIB reports valid
+ * (also STALE) is used as is, as by Cilium: packets sent this way do not
+ * refresh it; the host's own traffic to its next hop does.
  */
 #ifndef BPFNET_FIB_H
 #define BPFNET_FIB_H
@@ -24,23 +34,48 @@
 #include "metrics.h"
 #include "pkt.h"
 
-/* `direction`: the calling hook's, for the counters. */
+#ifndef AF_INET
+#define AF_INET 2
+#endif
+
+/* `direction`: the calling hook's, for the counters; `fallback`: the host stack's verdict. */
 static __always_inline int fib_redirect(struct __sk_buff *skb, struct pkt *pkt, __u8 direction,
 					int fallback)
 {
 	const struct bpfnet_route *route = route_lookup(pkt->ip4->daddr);
+	struct bpf_fib_lookup fib = {};
+	struct bpf_redir_neigh nh = {};
+	long rc;
 	int ret;
 
 	if (!route || !route->ifindex) {
 		metrics_record(skb->ifindex, direction, REASON_ROUTE_STACK, skb->len);
 		return fallback;
 	}
+	fib.family = AF_INET;
+	fib.tos = pkt->ip4->tos;
+	fib.ipv4_src = pkt->ip4->saddr;
+	fib.ipv4_dst = pkt->ip4->daddr;
+	fib.ifindex = skb->ifindex;
+	rc = bpf_fib_lookup(skb, &fib, sizeof(fib), 0);
+	if (rc != BPF_FIB_LKUP_RET_SUCCESS && rc != BPF_FIB_LKUP_RET_NO_NEIGH) {
+		metrics_record(skb->ifindex, direction, REASON_ROUTE_FIB_STACK, skb->len);
+		return fallback;
+	}
 	/* The host stack would decrement it on this hop: so do we. */
 	ret = ipv4_dec_ttl(pkt->ip4);
 	if (ret < 0)
 		return ret;
+	if (rc == BPF_FIB_LKUP_RET_NO_NEIGH) {
+		/* fib.ipv4_dst is now the next hop (the gateway, or the destination on-link). */
+		nh.nh_family = AF_INET;
+		nh.ipv4_nh = fib.ipv4_dst;
+		metrics_record(skb->ifindex, direction, REASON_ROUTE_NEIGH, skb->len);
+		return bpf_redirect_neigh(fib.ifindex, &nh, sizeof(nh), 0);
+	}
+	eth_rewrite(pkt->eth, fib.smac, fib.dmac);
 	metrics_record(skb->ifindex, direction, REASON_ROUTE_FAST, skb->len);
-	return bpf_redirect_neigh(route->ifindex, NULL, 0, 0);
+	return bpf_redirect(fib.ifindex, 0);
 }
 
 #endif /* BPFNET_FIB_H */

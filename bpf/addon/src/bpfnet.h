@@ -3,8 +3,14 @@
 // into BpfError; validation and encoding live in the TypeScript layer.
 #pragma once
 
+#include <fcntl.h>
 #include <napi.h>
+#include <sched.h>
+#include <unistd.h>
 
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 
@@ -47,6 +53,44 @@ int ArgFd(const Napi::CallbackInfo& info, size_t i, const char* name);
 std::string ArgString(const Napi::CallbackInfo& info, size_t i, const char* name);
 std::string ArgOptString(const Napi::CallbackInfo& info, size_t i);  // "" when absent/null
 Napi::Buffer<uint8_t> ArgBuffer(const Napi::CallbackInfo& info, size_t i, const char* name);
+
+// The calling thread in another network namespace (an `ip netns` path) for one synchronous call:
+// entered by the constructor (nothing when path is empty), left by the destructor before any JS
+// runs again. Used by tc calls (ifindexes resolve there) and test runs (the FIB is that one).
+class NetnsScope {
+ public:
+  NetnsScope(Napi::Env env, const std::string& path) {
+    if (path.empty()) return;
+    original_ = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+    if (original_ < 0) ThrowErrno(env, "open", errno, "/proc/thread-self/ns/net");
+    int target = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (target < 0 || setns(target, CLONE_NEWNET) < 0) {
+      int err = errno;
+      if (target >= 0) close(target);
+      close(original_);
+      original_ = -1;
+      ThrowErrno(env, target < 0 ? "open" : "setns", err, path);
+    }
+    close(target);
+  }
+
+  ~NetnsScope() {
+    if (original_ < 0) return;
+    // Carrying on in the wrong namespace would silently misroute every later
+    // netlink call and socket of this thread: stopping is the safe answer.
+    if (setns(original_, CLONE_NEWNET) < 0) {
+      std::perror("bpfnet: cannot return to the original network namespace");
+      std::abort();
+    }
+    close(original_);
+  }
+
+  NetnsScope(const NetnsScope&) = delete;
+  NetnsScope& operator=(const NetnsScope&) = delete;
+
+ private:
+  int original_ = -1;
+};
 
 void InitObject(Napi::Env env, Napi::Object exports);
 void InitMap(Napi::Env env, Napi::Object exports);

@@ -33,9 +33,11 @@ Napi::Value ProgInfo(const Napi::CallbackInfo& info) {
   return out;
 }
 
-// progTestRun(fd, data, repeat, ifindex, cb?) → { retval, data, duration, mark }
+// progTestRun(fd, data, repeat, ifindex, cb?, netns?) → { retval, data, duration, mark }
 // ifindex > 1 makes the packet appear on that device (skb->ifindex); else loopback.
 // cb (up to 5 u32) presets skb->cb, e.g. for test builds that read metadata from it.
+// netns (a path): the run happens there, so its devices, routes and neighbours are the ones
+// the program sees (bpf_fib_lookup); the packet still goes nowhere.
 Napi::Value ProgTestRun(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int fd = ArgFd(info, 0, "fd");
@@ -76,7 +78,10 @@ Napi::Value ProgTestRun(const Napi::CallbackInfo& info) {
   opts.ctx_out = &ctx_out;
   opts.ctx_size_out = sizeof(ctx_out);
   BeginOp();
-  Check(env, "bpf_prog_test_run_opts", bpf_prog_test_run_opts(fd, &opts));
+  {
+    NetnsScope netns(env, ArgOptString(info, 5));
+    Check(env, "bpf_prog_test_run_opts", bpf_prog_test_run_opts(fd, &opts));
+  }
 
   Napi::Object result = Napi::Object::New(env);
   result.Set("retval", opts.retval);

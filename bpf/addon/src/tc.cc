@@ -16,41 +16,6 @@
 namespace bpfnet {
 namespace {
 
-class NetnsScope {
- public:
-  NetnsScope(Napi::Env env, const std::string& path) {
-    if (path.empty()) return;
-    original_ = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
-    if (original_ < 0) ThrowErrno(env, "open", errno, "/proc/thread-self/ns/net");
-    int target = open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (target < 0 || setns(target, CLONE_NEWNET) < 0) {
-      int err = errno;
-      if (target >= 0) close(target);
-      close(original_);
-      original_ = -1;
-      ThrowErrno(env, target < 0 ? "open" : "setns", err, path);
-    }
-    close(target);
-  }
-
-  ~NetnsScope() {
-    if (original_ < 0) return;
-    // Carrying on in the wrong namespace would silently misroute every later
-    // netlink call and socket of this thread: stopping is the safe answer.
-    if (setns(original_, CLONE_NEWNET) < 0) {
-      std::perror("bpfnet: cannot return to the original network namespace");
-      std::abort();
-    }
-    close(original_);
-  }
-
-  NetnsScope(const NetnsScope&) = delete;
-  NetnsScope& operator=(const NetnsScope&) = delete;
-
- private:
-  int original_ = -1;
-};
-
 bpf_tc_attach_point ArgAttachPoint(const Napi::CallbackInfo& info, size_t i) {
   std::string where = ArgString(info, i, "direction");
   if (where == "ingress") return BPF_TC_INGRESS;
