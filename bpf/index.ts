@@ -53,6 +53,10 @@ export type { DatapathMaps, MapInfo, MetricsEntry, UpdateMode, VerdictEntry } fr
 export { DEFAULT_TC_HANDLE, DEFAULT_TC_PRIORITY, TcHook } from "./tc";
 export type { TcAttachment, TcAttachOptions, TcDirection, TcFilterOptions, TcHookOptions } from "./tc";
 export { testRun } from "./testrun";
+// rtnetlink from the addon (endpoint plumbing without spawning ip)
+export { checkNetnsPath, deleteLink, NetlinkError, ownNetnsFd, readLink, rtnetlink } from "./netlink";
+export { addrAdd, checkIfname, decodeLink, linkDel, linkGet, linkUp, neighPermanent, routeReplace, vethAdd } from "./rtnetlink";
+export type { RouteSpec, RtLink, RtRequest, VethEnd } from "./rtnetlink";
 export type { TestRunOptions, TestRunResult } from "./testrun";
 export { possibleCpus } from "./system";
 // Service load balancing (bpf/README.md, "Service load balancing")

@@ -22,7 +22,8 @@
         "src/prog.cc",
         "src/socket.cc",
         "src/ringbuf.cc",
-        "src/cgroup.cc"
+        "src/cgroup.cc",
+        "src/netlink.cc"
       ],
       "actions": [
         {

@@ -8,13 +8,12 @@
 import { createHash } from "crypto";
 import * as fs from "fs";
 import * as path from "path";
-import { Endpoint } from "../../bpf";
+import { deleteLink, Endpoint, NetlinkError, readLink } from "../../bpf";
 import { encodeMetricsKey } from "../../bpf/abi";
 import { endpointKey, endpointsDir, SCHEMA_VERSION } from "../../provider/etcd/keys";
 import { Datapath } from "./datapath";
-import { ExecResult, tryIp } from "./exec";
 import { isAssignable, nextFreeIp, PodNetwork } from "./ipam";
-import { batchLine, getLink, getLinkIn, ipBatchIn } from "./links";
+import { plumbVeth } from "./links";
 import { Logger } from "./log";
 import { writeSysctl } from "./devices";
 import { EndpointRecord, EndpointState, StateStore } from "./state";
@@ -90,47 +89,6 @@ export function vethMacs(id: string): { hostMac: string; mac: string } {
     return [...b].map((x) => x.toString(16).padStart(2, "0")).join(":");
   };
   return { hostMac: mac("host"), mac: mac("container") };
-}
-
-export interface PlumbPlan {
-  /** Where the host end goes: the agent's own namespace (/proc/<agent pid>/ns/net). */
-  agentNetns: string;
-  hostIfname: string;
-  ifname: string;
-  ip: string;
-  gateway: string;
-  mtu: number;
-  hostMac: string;
-  mac: string;
-}
-
-/**
- * The `ip -batch` lines, run inside the container's namespace, that make an endpoint's veth
- * pair (host end up, in the agent's namespace) and configure the container end: a /32 with the
- * gateway on-link and the gateway's MAC pinned to the host end, so the container never needs
- * an ARP answer and bpf_lxc sees every packet it sends. The last line shows the container end
- * (its link_index is the host end's ifindex). Pure.
- */
-export function plumbBatch(p: PlumbPlan): string[] {
-  const mtu = String(p.mtu);
-  return [
-    ["link", "add", p.hostIfname, "address", p.hostMac, "mtu", mtu, "netns", p.agentNetns, "up", "type", "veth", "peer", "name", p.ifname, "address", p.mac, "mtu", mtu],
-    ["link", "set", "lo", "up"],
-    ["addr", "add", `${p.ip}/32`, "dev", p.ifname],
-    ["link", "set", p.ifname, "up"],
-    ["route", "replace", p.gateway, "dev", p.ifname, "scope", "link"],
-    ["route", "replace", "default", "via", p.gateway, "dev", p.ifname, "mtu", mtu],
-    ["neigh", "replace", p.gateway, "lladdr", p.hostMac, "dev", p.ifname, "nud", "permanent"],
-    ["link", "show", "dev", p.ifname],
-  ].map(batchLine);
-}
-
-/** The host end's ifindex from the batch's `ip -j link show` of the container end. Pure. */
-export function peerIfindex(stdout: string, ifname: string): number {
-  const arrays = stdout.split("\n").filter((l) => l.startsWith("["));
-  const entry = arrays.length ? (JSON.parse(arrays[arrays.length - 1]) as { ifname?: string; link_index?: unknown }[])[0] : undefined;
-  if (!entry || entry.ifname !== ifname || typeof entry.link_index !== "number") throw new Error(`no peer ifindex for ${ifname} in ip's output: ${stdout.slice(0, 200)}`);
-  return entry.link_index;
 }
 
 /** Pure validation of an add request; returns the normalized request or throws EndpointError(400). */
@@ -226,7 +184,7 @@ export class EndpointManager {
           this.log.warn("rolled back an endpoint left half-made", { id: rec.id, ip: rec.ip });
           continue;
         }
-        const link = await getLink(rec.hostIfname);
+        const link = await readLink(null, rec.hostIfname);
         if (!link) {
           this.lost.add(rec.id);
           this.log.warn("endpoint's host device is gone (container namespace deleted?); keeping its address until it is deleted", { id: rec.id, ip: rec.ip, device: rec.hostIfname });
@@ -384,44 +342,46 @@ export class EndpointManager {
   private async unplumb(rec: EndpointRecord): Promise<void> {
     // Deleting the host end takes the container end with it; the temp name covers an older
     // agent's crash between creating the pair and moving the peer.
-    for (const dev of [rec.hostIfname, tempPeerName(rec.id)]) {
-      const r = await tryIp("link", "del", dev);
-      if (!r.ok && !/Cannot find device|does not exist/i.test(r.stderr)) throw new Error(`ip link del ${dev}: ${r.stderr.trim()}`);
-    }
+    for (const dev of [rec.hostIfname, tempPeerName(rec.id)]) await deleteLink(null, dev);
   }
 
   /**
-   * The whole veth setup in ONE `ip -batch` run inside the container's namespace (the pair is
-   * born there, the host end placed straight into the agent's namespace): a process per step
-   * was most of an add's time. A name clash (leftovers of a crash under the same names) is
-   * cleaned up and retried once; what is left is then diagnosed for the caller.
+   * The veth pair through netlink from the addon: born in the container's namespace with the
+   * host end placed straight into the agent's, then the container end configured (links.ts);
+   * no process is spawned. A name clash (leftovers of a crash under the same names) is cleaned
+   * up and retried once; what is left is then diagnosed for the caller.
    */
   private async plumb(rec: EndpointRecord): Promise<void> {
     const { netns, ifname, hostIfname } = rec;
     if (!isAssignable(this.pod, rec.ip)) throw new Error(`internal: ${rec.ip} is not assignable in ${this.pod.cidr}`);
     const macs = vethMacs(rec.id);
-    const lines = plumbBatch({ agentNetns: `/proc/${process.pid}/ns/net`, hostIfname, ifname, ip: rec.ip, gateway: this.pod.gateway, mtu: this.mtu, ...macs });
-    let r = await ipBatchIn(netns, lines, true);
-    if (!r.ok && /File exists/i.test(r.stderr)) {
-      await this.unplumb(rec);
-      r = await ipBatchIn(netns, lines, true);
+    const plan = { hostIfname, ifname, ip: rec.ip, gateway: this.pod.gateway, mtu: this.mtu, ...macs };
+    let hostIfindex: number;
+    try {
+      hostIfindex = await plumbVeth(netns, plan).catch(async (e: unknown) => {
+        if (!(e instanceof NetlinkError && e.code === "EEXIST" && e.step.startsWith("create")) || (await readLink(netns, ifname))) throw e;
+        await this.unplumb(rec); // our own host end left over: the container's name is free
+        return plumbVeth(netns, plan);
+      });
+    } catch (e) {
+      throw await this.plumbError(netns, ifname, e);
     }
-    if (!r.ok) throw await this.plumbError(netns, ifname, r);
     writeSysctl(`net/ipv4/conf/${hostIfname}/rp_filter`, "0");
-    rec.hostIfindex = peerIfindex(r.stdout, ifname);
+    rec.hostIfindex = hostIfindex;
     rec.hostMac = macs.hostMac;
     rec.mac = macs.mac;
   }
 
-  /** Why the batch failed, in the API's terms. */
-  private async plumbError(netns: string, ifname: string, r: ExecResult): Promise<Error> {
-    if (/nsenter: /.test(r.stderr) || !fs.existsSync(netns)) {
-      return new EndpointError(404, "no-netns", `cannot enter network namespace ${netns}: ${r.stderr.trim()}`);
+  /** Why plumbing failed, in the API's terms. */
+  private async plumbError(netns: string, ifname: string, e: unknown): Promise<Error> {
+    if (!(e instanceof NetlinkError)) return e as Error;
+    if (e.step.startsWith("open") || !fs.existsSync(netns)) {
+      return new EndpointError(404, "no-netns", `cannot enter network namespace ${netns}: ${e.message}`);
     }
-    if (/File exists/i.test(r.stderr) && (await getLinkIn(netns, ifname).catch(() => undefined))) {
+    if (e.code === "EEXIST" && e.step.startsWith("create") && (await readLink(netns, ifname).catch(() => undefined))) {
       return new EndpointError(409, "ifname-taken", `${netns} already has a device ${ifname}`);
     }
-    return new Error(`ip -batch in ${netns} failed: ${r.stderr.trim()}`);
+    return e;
   }
 
   private view(r: EndpointRecord): EndpointView {

@@ -1,5 +1,6 @@
-// What the agent needs to know about a network device, read with `ip -j`, and ip's batch mode.
-import { execFile } from "child_process";
+// What the agent needs to know about a network device (read with `ip -j`), and endpoint veth
+// pairs made through netlink from the addon.
+import { addrAdd, decodeLink, linkGet, linkUp, neighPermanent, ownNetnsFd, routeReplace, RtRequest, rtnetlink, vethAdd } from "../../bpf";
 import { ExecResult, tryIp, tryIpIn } from "./exec";
 
 export interface LinkInfo {
@@ -63,31 +64,54 @@ export async function linkIn(netnsPath: string, name: string): Promise<LinkInfo>
 }
 
 
-/**
- * One `ip -batch` line from tokens. ip's batch reader splits on whitespace and honours quotes
- * and `#`, so a token with any of those (or an empty one) could change the command: refused.
- * Pure.
- */
-export function batchLine(tokens: readonly string[]): string {
-  for (const t of tokens) {
-    if (!/^[A-Za-z0-9._:/@+=-]+$/.test(t)) throw new Error(`internal: ${JSON.stringify(t)} cannot be an ip -batch token`);
-  }
-  return tokens.join(" ");
+/** What an endpoint's veth pair is made of (endpoints.ts plans it). */
+export interface VethPlan {
+  hostIfname: string;
+  /** The container end's name inside its namespace. */
+  ifname: string;
+  ip: string;
+  gateway: string;
+  mtu: number;
+  hostMac: string;
+  mac: string;
 }
 
 /**
- * Runs `lines` through ONE `ip -batch -` (with `-j` output when asked) inside the namespace at
- * `netnsPath`: one process where a command per step would cost a fork/exec each (the bulk of an
- * endpoint add's time on a loaded host).
+ * The requests, sent inside the container's namespace, that make the pair: created there with
+ * the host end moved at birth into the agent's namespace (the fd) and up, then read back for the
+ * container end's ifindex and its peer's. Pure.
  */
-export function ipBatchIn(netnsPath: string, lines: readonly string[], json = false, timeoutMs = 30_000): Promise<ExecResult> {
-  return new Promise((resolve) => {
-    const args = [`--net=${netnsPath}`, "ip", ...(json ? ["-j"] : []), "-batch", "-"];
-    const child = execFile("nsenter", args, { encoding: "utf8", timeout: timeoutMs, maxBuffer: 4 * 1024 * 1024 }, (err, stdout, stderr) => {
-      const code = err ? (typeof (err as { code?: unknown }).code === "number" ? (err as { code: number }).code : null) : 0;
-      resolve({ ok: !err, code, stdout, stderr: stderr || (err && !stderr ? err.message : "") });
-    });
-    child.stdin?.on("error", () => undefined); // nsenter failed before reading: reported through the exit status
-    child.stdin?.end(lines.join("\n") + "\n");
-  });
+export function vethCreateRequests(p: VethPlan, agentNetnsFd: number): RtRequest[] {
+  return [vethAdd({ name: p.hostIfname, mac: p.hostMac, mtu: p.mtu, netnsFd: agentNetnsFd }, { name: p.ifname, mac: p.mac, mtu: p.mtu }), linkGet(p.ifname)];
+}
+
+/**
+ * The container end's configuration: a /32 with the gateway on-link and the gateway's MAC pinned
+ * to the host end, so the container never needs an ARP answer and bpf_lxc sees every packet it
+ * sends. Pure.
+ */
+export function vethConfigureRequests(p: VethPlan, ifindex: number): RtRequest[] {
+  return [
+    linkUp(LOOPBACK_IFINDEX, "lo"),
+    addrAdd(ifindex, p.ip, 32),
+    linkUp(ifindex, p.ifname),
+    routeReplace({ dst: `${p.gateway}/32`, oif: ifindex }),
+    routeReplace({ dst: "default", via: p.gateway, oif: ifindex, mtu: p.mtu }),
+    neighPermanent(ifindex, p.gateway, p.hostMac),
+  ];
+}
+
+/** lo is ifindex 1 in every network namespace. */
+const LOOPBACK_IFINDEX = 1;
+
+/**
+ * Makes an endpoint's veth pair with two netlink round trips from the addon (no process spawned)
+ * and returns the host end's ifindex in the agent's namespace.
+ */
+export async function plumbVeth(netnsPath: string, p: VethPlan): Promise<number> {
+  const [, [reply]] = await rtnetlink(netnsPath, vethCreateRequests(p, ownNetnsFd()));
+  const end = decodeLink(reply);
+  if (end.link === undefined) throw new Error(`the kernel did not report ${p.ifname}'s peer in ${netnsPath}`);
+  await rtnetlink(netnsPath, vethConfigureRequests(p, end.ifindex));
+  return end.link;
 }

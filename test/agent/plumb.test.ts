@@ -1,25 +1,52 @@
-// The endpoint plumbing's pure parts: the one ip -batch an add runs, the MACs, the reply parsing.
-import { peerIfindex, plumbBatch, vethMacs } from "../../node-agent/daemon/endpoints";
-import { batchLine } from "../../node-agent/daemon/links";
+// The endpoint plumbing's pure parts: the netlink requests an add sends, the MACs, the names refused.
+import { checkIfname, checkNetnsPath, decodeLink, routeReplace } from "../../bpf";
+import { vethMacs } from "../../node-agent/daemon/endpoints";
+import { VethPlan, vethConfigureRequests, vethCreateRequests } from "../../node-agent/daemon/links";
 
-const plan = { agentNetns: "/proc/42/ns/net", hostIfname: "bn0123456789a", ifname: "eth0", ip: "10.1.2.5", gateway: "10.1.2.1", mtu: 1450, hostMac: "02:00:00:00:00:01", mac: "02:00:00:00:00:02" };
+const plan: VethPlan = { hostIfname: "bn0123456789a", ifname: "eth0", ip: "10.1.2.5", gateway: "10.1.2.1", mtu: 1450, hostMac: "02:00:00:00:00:01", mac: "02:00:00:00:00:02" };
+const HOSTILE = ["eth 0", "a;b", "$(reboot)", "`id`", "a\nlink", "x#y", "'q'", '"q"', "", "..", ".", "a/b", "a:b", "sixteen-chars-xx"];
 
-describe("endpoint plumbing plan", () => {
-  test("one batch: the pair born in the container's namespace with the host end up in the agent's, then the container's address, routes and pinned gateway MAC", () => {
-    const lines = plumbBatch(plan);
-    expect(lines[0]).toBe("link add bn0123456789a address 02:00:00:00:00:01 mtu 1450 netns /proc/42/ns/net up type veth peer name eth0 address 02:00:00:00:00:02 mtu 1450");
-    expect(lines).toContain("addr add 10.1.2.5/32 dev eth0");
-    expect(lines).toContain("route replace default via 10.1.2.1 dev eth0 mtu 1450");
-    expect(lines).toContain("neigh replace 10.1.2.1 lladdr 02:00:00:00:00:01 dev eth0 nud permanent");
-    expect(lines[lines.length - 1]).toBe("link show dev eth0");
+describe("endpoint plumbing requests", () => {
+  test("the pair: created with the host end (its MAC, MTU, up) moved into the agent's namespace, then the container end read back", () => {
+    const [create, read] = vethCreateRequests(plan, 7);
+    expect(create.step).toBe("create veth pair bn0123456789a/eth0");
+    expect(create.message.readUInt32LE(0)).toBe(create.message.length); // one whole message
+    // An RTM_NEWLINK like the kernel's own replies: the main device is the host end, set up.
+    expect(decodeLink(create.message)).toMatchObject({ name: "bn0123456789a", mac: "02:00:00:00:00:01", mtu: 1450, up: true });
+    // The peer (nested in IFLA_LINKINFO) carries the container end's name and MAC.
+    expect(create.message.includes(Buffer.from("eth0\0"))).toBe(true);
+    expect(create.message.includes(Buffer.from([2, 0, 0, 0, 0, 2]))).toBe(true);
+    expect(read.step).toBe("read device eth0");
   });
 
-  test("batch tokens that could split or comment a line are refused", () => {
-    for (const bad of ["eth 0", "a;b", "$(reboot)", "`id`", "a\nlink del eth0", "x#y", "'q'", '"q"', ""]) {
-      expect(() => batchLine(["link", "show", "dev", bad])).toThrow(/ip -batch token/);
-      expect(() => plumbBatch({ ...plan, ifname: bad })).toThrow(/ip -batch token/);
+  test("the container end: lo up, its /32, up, the gateway on-link, the default route with the MTU, the gateway's MAC pinned", () => {
+    expect(vethConfigureRequests(plan, 3).map((r) => r.step)).toEqual([
+      "set lo up",
+      "add address 10.1.2.5/32",
+      "set eth0 up",
+      "route 10.1.2.1/32",
+      "route default via 10.1.2.1",
+      "neighbour 10.1.2.1",
+    ]);
+    const onLink = routeReplace({ dst: "10.1.2.1/32", oif: 3 }).message;
+    expect(onLink.readUInt8(16 + 1)).toBe(32); // rtm_dst_len
+    expect(onLink.readUInt8(16 + 6)).toBe(253); // RT_SCOPE_LINK
+    const dflt = routeReplace({ dst: "default", via: "10.1.2.1", oif: 3 }).message;
+    expect(dflt.readUInt8(16 + 1)).toBe(0);
+    expect(dflt.readUInt8(16 + 6)).toBe(0); // RT_SCOPE_UNIVERSE
+  });
+
+  test("hostile interface names, addresses and namespace paths are refused before any request exists", () => {
+    for (const bad of HOSTILE) {
+      expect(() => checkIfname(bad)).toThrow(RangeError);
+      expect(() => vethCreateRequests({ ...plan, ifname: bad }, 7)).toThrow(/veth peer must be 1-15/);
+      expect(() => vethCreateRequests({ ...plan, hostIfname: bad }, 7)).toThrow(/veth name must be 1-15/);
     }
-    expect(batchLine(["route", "replace", "default", "via", "10.0.0.1"])).toBe("route replace default via 10.0.0.1");
+    for (const bad of ["10.1.2.5; reboot", "$(id)", "10.1.2", "::1", ""]) expect(() => vethConfigureRequests({ ...plan, ip: bad }, 3)).toThrow(/not an IPv4 address/);
+    expect(() => vethConfigureRequests({ ...plan, hostMac: "02:00:00:00:00:01;x" }, 3)).toThrow(/not a MAC address/);
+    expect(() => vethConfigureRequests(plan, 0)).toThrow(/bad ifindex/);
+    for (const bad of ["run/netns/x", "/run/netns/../x", "/run/netns/a\0b", "/run//netns/x", "/run/./netns/x"]) expect(() => checkNetnsPath(bad)).toThrow(RangeError);
+    expect(checkNetnsPath("/run/netns/x; $(id)")).toBe("/run/netns/x; $(id)"); // a path only ever opened, never parsed by a shell
   });
 
   test("MACs are stable per id, distinct per side and id, locally administered unicast", () => {
@@ -31,12 +58,5 @@ describe("endpoint plumbing plan", () => {
       expect(m).toMatch(/^([0-9a-f]{2}:){5}[0-9a-f]{2}$/);
       expect(parseInt(m.slice(0, 2), 16) & 0x03).toBe(0x02);
     }
-  });
-
-  test("the host end's ifindex is the container end's link_index", () => {
-    const out = '[{"ifindex":2,"link_index":1611,"ifname":"eth0","flags":["UP"]}]\n';
-    expect(peerIfindex(out, "eth0")).toBe(1611);
-    expect(() => peerIfindex("", "eth0")).toThrow(/no peer ifindex/);
-    expect(() => peerIfindex('[{"ifindex":2,"ifname":"eth1","link_index":5}]', "eth0")).toThrow(/no peer ifindex/);
   });
 });

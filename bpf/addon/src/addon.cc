@@ -33,6 +33,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   InitSocket(env, exports);
   InitRingbuf(env, exports);
   InitCgroup(env, exports);
+  InitNetlink(env, exports);
   return exports;
 }
 

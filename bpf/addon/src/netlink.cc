@@ -1,0 +1,218 @@
+// rtnetlink requests, sent on libuv's threadpool. The messages come encoded from TypeScript
+// (bpf/rtnetlink.ts); this file only opens a NETLINK_ROUTE socket in the wanted network
+// namespace, sends each request with NLM_F_ACK, and hands back the replies. The socket belongs
+// to the namespace it was opened in, so the worker thread enters the namespace only for the
+// socket() call and is back in its own before any request is sent.
+#include <fcntl.h>
+#include <linux/netlink.h>
+#include <sched.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <vector>
+
+#include "bpfnet.h"
+
+namespace bpfnet {
+namespace {
+
+// No kernel answer takes this long; a worker thread must never hang for good.
+constexpr int kReplyTimeoutSec = 10;
+constexpr size_t kRecvBuffer = 64 * 1024;
+
+struct Failure {
+  int err = 0;
+  std::string op;            // "open", "setns", "socket", "send", "recv", "request"
+  int index = -1;            // the failing request (op "request"), else -1
+  std::string kernelMessage;  // the extended ack's text, if the kernel gave one
+};
+
+// A NETLINK_ROUTE socket in the namespace at `path` ("" = the thread's own), or -1 with `f` set.
+int OpenRouteSocket(const std::string& path, Failure& f) {
+  int original = -1;
+  if (!path.empty()) {
+    original = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+    if (original < 0) return f.err = errno, f.op = "open", -1;
+    int target = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (target < 0 || setns(target, CLONE_NEWNET) < 0) {
+      f.err = errno;
+      f.op = target < 0 ? "open" : "setns";
+      if (target >= 0) close(target);
+      close(original);
+      return -1;
+    }
+    close(target);
+  }
+  int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
+  int socketErr = errno;
+  if (original >= 0) {
+    // A threadpool thread left in a container's namespace would run later work there.
+    if (setns(original, CLONE_NEWNET) < 0) {
+      std::perror("bpfnet: cannot return to the original network namespace");
+      std::abort();
+    }
+    close(original);
+  }
+  if (fd < 0) return f.err = socketErr, f.op = "socket", -1;
+  int one = 1;
+  setsockopt(fd, SOL_NETLINK, NETLINK_EXT_ACK, &one, sizeof(one));  // best effort: the kernel's reason text
+  setsockopt(fd, SOL_NETLINK, NETLINK_CAP_ACK, &one, sizeof(one));   // acks without the request echoed back
+  timeval tv{kReplyTimeoutSec, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  sockaddr_nl local{};
+  local.nl_family = AF_NETLINK;
+  if (bind(fd, reinterpret_cast<sockaddr*>(&local), sizeof(local)) < 0) {
+    f.err = errno, f.op = "bind";
+    close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+// The NLMSGERR_ATTR_MSG text after an error's payload, if any.
+std::string ExtackMessage(const nlmsghdr* h) {
+  if (!(h->nlmsg_flags & NLM_F_ACK_TLVS)) return "";
+  const auto* e = static_cast<const nlmsgerr*>(NLMSG_DATA(h));
+  size_t off = NLMSG_HDRLEN + sizeof(nlmsgerr);
+  if (!(h->nlmsg_flags & NLM_F_CAPPED)) off += e->msg.nlmsg_len - NLMSG_HDRLEN;
+  const char* base = reinterpret_cast<const char*>(h);
+  while (off + sizeof(nlattr) <= h->nlmsg_len) {
+    const auto* a = reinterpret_cast<const nlattr*>(base + off);
+    if (a->nla_len < sizeof(nlattr) || off + a->nla_len > h->nlmsg_len) break;
+    if ((a->nla_type & NLA_TYPE_MASK) == NLMSGERR_ATTR_MSG)
+      return std::string(base + off + NLA_HDRLEN, strnlen(base + off + NLA_HDRLEN, a->nla_len - NLA_HDRLEN));
+    off += NLA_ALIGN(a->nla_len);
+  }
+  return "";
+}
+
+// Sends one request and collects its replies until the ack (or a dump's NLMSG_DONE).
+bool Transact(int fd, std::vector<uint8_t>& request, uint32_t seq, std::vector<std::vector<uint8_t>>& replies, Failure& f) {
+  auto* req = reinterpret_cast<nlmsghdr*>(request.data());
+  req->nlmsg_seq = seq;
+  req->nlmsg_pid = 0;
+  req->nlmsg_flags |= NLM_F_REQUEST | NLM_F_ACK;
+  sockaddr_nl kernel{};
+  kernel.nl_family = AF_NETLINK;
+  if (sendto(fd, request.data(), request.size(), 0, reinterpret_cast<sockaddr*>(&kernel), sizeof(kernel)) < 0) {
+    f.err = errno, f.op = "send";
+    return false;
+  }
+  std::vector<uint8_t> buf(kRecvBuffer);
+  for (;;) {
+    ssize_t got = recv(fd, buf.data(), buf.size(), 0);
+    if (got < 0) {
+      if (errno == EINTR) continue;
+      f.err = errno, f.op = "recv";
+      return false;
+    }
+    int left = static_cast<int>(got);
+    for (auto* h = reinterpret_cast<nlmsghdr*>(buf.data()); NLMSG_OK(h, left); h = NLMSG_NEXT(h, left)) {
+      if (h->nlmsg_seq != seq) continue;  // a stale answer to an earlier request
+      if (h->nlmsg_type == NLMSG_DONE) return true;
+      if (h->nlmsg_type == NLMSG_ERROR) {
+        int code = static_cast<const nlmsgerr*>(NLMSG_DATA(h))->error;
+        if (code == 0) return true;
+        f.err = -code, f.op = "request", f.kernelMessage = ExtackMessage(h);
+        return false;
+      }
+      const auto* p = reinterpret_cast<const uint8_t*>(h);
+      replies.emplace_back(p, p + h->nlmsg_len);
+    }
+  }
+}
+
+class NetlinkWorker : public Napi::AsyncWorker {
+ public:
+  NetlinkWorker(Napi::Env env, std::string netns, std::vector<std::vector<uint8_t>> requests)
+      : Napi::AsyncWorker(env), deferred_(Napi::Promise::Deferred::New(env)), netns_(std::move(netns)), requests_(std::move(requests)) {}
+
+  Napi::Promise Promise() { return deferred_.Promise(); }
+
+ protected:
+  void Execute() override {
+    int fd = OpenRouteSocket(netns_, failure_);
+    if (fd < 0) return;
+    replies_.resize(requests_.size());
+    for (size_t i = 0; i < requests_.size(); i++) {
+      if (!Transact(fd, requests_[i], static_cast<uint32_t>(i + 1), replies_[i], failure_)) {
+        failure_.index = static_cast<int>(i);
+        break;
+      }
+    }
+    close(fd);
+  }
+
+  void OnOK() override {
+    Napi::Env env = Env();
+    if (failure_.err != 0) {
+      // BpfError (errno, code) through the shared constructor, then where it failed.
+      std::string subject = failure_.index >= 0 ? "request " + std::to_string(failure_.index) : netns_;
+      if (!failure_.kernelMessage.empty()) subject += ": " + failure_.kernelMessage;
+      try {
+        ThrowErrno(env, "netlink " + failure_.op, failure_.err, subject);
+      } catch (const Napi::Error& e) {
+        Napi::Object error = e.Value();
+        error.Set("requestIndex", failure_.index);
+        error.Set("kernelMessage", failure_.kernelMessage);
+        deferred_.Reject(error);
+      }
+      return;
+    }
+    Napi::Array out = Napi::Array::New(env, replies_.size());
+    for (size_t i = 0; i < replies_.size(); i++) {
+      Napi::Array list = Napi::Array::New(env, replies_[i].size());
+      for (size_t j = 0; j < replies_[i].size(); j++)
+        list.Set(j, Napi::Buffer<uint8_t>::Copy(env, replies_[i][j].data(), replies_[i][j].size()));
+      out.Set(i, list);
+    }
+    deferred_.Resolve(out);
+  }
+
+  void OnError(const Napi::Error& e) override { deferred_.Reject(e.Value()); }
+
+ private:
+  Napi::Promise::Deferred deferred_;
+  std::string netns_;
+  std::vector<std::vector<uint8_t>> requests_;
+  std::vector<std::vector<std::vector<uint8_t>>> replies_;
+  Failure failure_;
+};
+
+// netlinkTransact(netns | null, requests: Buffer[]) → Promise<Buffer[][]>: each request a whole
+// rtnetlink message (nlmsghdr first); sent in order, the first failure rejects with BpfError
+// (errno, code, requestIndex, kernelMessage) and later requests are not sent.
+Napi::Value NetlinkTransact(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string netns = ArgOptString(info, 0);
+  if (netns.find('\0') != std::string::npos) throw Napi::TypeError::New(env, "netns must not contain NUL");
+  if (!info[1].IsArray()) throw Napi::TypeError::New(env, "requests must be an array of Buffers");
+  Napi::Array list = info[1].As<Napi::Array>();
+  std::vector<std::vector<uint8_t>> requests;
+  for (uint32_t i = 0; i < list.Length(); i++) {
+    Napi::Value v = list.Get(i);
+    if (!v.IsBuffer()) throw Napi::TypeError::New(env, "requests must be an array of Buffers");
+    auto b = v.As<Napi::Buffer<uint8_t>>();
+    uint32_t len = 0;
+    if (b.Length() >= NLMSG_HDRLEN) std::memcpy(&len, b.Data(), sizeof(len));  // nlmsg_len; the Buffer may be unaligned
+    if (b.Length() < NLMSG_HDRLEN || len != b.Length() || b.Length() > kRecvBuffer)
+      throw Napi::RangeError::New(env, "request " + std::to_string(i) + " is not one whole netlink message");
+    requests.emplace_back(b.Data(), b.Data() + b.Length());
+  }
+  auto* worker = new NetlinkWorker(env, netns, std::move(requests));
+  Napi::Promise promise = worker->Promise();
+  worker->Queue();
+  return promise;
+}
+
+}  // namespace
+
+void InitNetlink(Napi::Env env, Napi::Object exports) {
+  exports.Set("netlinkTransact", Napi::Function::New<NetlinkTransact>(env, "netlinkTransact"));
+}
+
+}  // namespace bpfnet

@@ -1,0 +1,237 @@
+/**
+ * rtnetlink messages, encoded and decoded in TypeScript (the addon only sends them: netlink.ts).
+ * Pure: every function maps values to bytes or bytes to values; names and addresses are checked
+ * here, before anything reaches the kernel.
+ */
+import { isIPv4 } from "net";
+
+// <linux/rtnetlink.h>, <linux/if_link.h>, <linux/neighbour.h>, <linux/veth.h>
+const RTM_NEWLINK = 16;
+const RTM_DELLINK = 17;
+const RTM_GETLINK = 18;
+const RTM_NEWADDR = 20;
+const RTM_NEWROUTE = 24;
+const RTM_NEWNEIGH = 28;
+const NLM_F_REPLACE = 0x100;
+const NLM_F_EXCL = 0x200;
+const NLM_F_CREATE = 0x400;
+const AF_UNSPEC = 0;
+const AF_INET = 2;
+const IFF_UP = 1;
+const IFLA_ADDRESS = 1;
+const IFLA_IFNAME = 3;
+const IFLA_MTU = 4;
+const IFLA_LINK = 5;
+const IFLA_LINKINFO = 18;
+const IFLA_NET_NS_FD = 28;
+const IFLA_INFO_KIND = 1;
+const IFLA_INFO_DATA = 2;
+const VETH_INFO_PEER = 1;
+const IFA_ADDRESS = 1;
+const IFA_LOCAL = 2;
+const RTA_DST = 1;
+const RTA_OIF = 4;
+const RTA_GATEWAY = 5;
+const RTA_METRICS = 8;
+const RTAX_MTU = 2;
+const RT_TABLE_MAIN = 254;
+const RTPROT_BOOT = 3;
+const RT_SCOPE_UNIVERSE = 0;
+const RT_SCOPE_LINK = 253;
+const RTN_UNICAST = 1;
+const NDA_DST = 1;
+const NDA_LLADDR = 2;
+const NUD_PERMANENT = 0x80;
+const NLMSG_HDRLEN = 16;
+const IFINFOMSG_LEN = 16;
+
+/** One request and the step it is, for error messages ("create veth pair", …). */
+export interface RtRequest {
+  step: string;
+  message: Buffer;
+}
+
+const align4 = (n: number) => (n + 3) & ~3;
+
+/** One rtattr (header, payload, padding to 4 bytes); nested attributes are just a payload of attributes. */
+function attr(type: number, payload: Buffer): Buffer {
+  const out = Buffer.alloc(align4(4 + payload.length));
+  out.writeUInt16LE(4 + payload.length, 0);
+  out.writeUInt16LE(type, 2);
+  payload.copy(out, 4);
+  return out;
+}
+
+const u32 = (v: number) => {
+  const b = Buffer.alloc(4);
+  b.writeUInt32LE(v >>> 0);
+  return b;
+};
+const cstring = (s: string) => Buffer.concat([Buffer.from(s, "utf8"), Buffer.alloc(1)]);
+
+function message(type: number, flags: number, header: Buffer, attrs: Buffer[]): Buffer {
+  const out = Buffer.concat([Buffer.alloc(NLMSG_HDRLEN), header, ...attrs]);
+  out.writeUInt32LE(out.length, 0);
+  out.writeUInt16LE(type, 4);
+  out.writeUInt16LE(flags, 6); // NLM_F_REQUEST | NLM_F_ACK, seq and pid: set by the addon
+  return out;
+}
+
+function ifinfomsg(index: number, up: boolean): Buffer {
+  const b = Buffer.alloc(IFINFOMSG_LEN);
+  b.writeUInt8(AF_UNSPEC, 0);
+  b.writeInt32LE(index, 4);
+  b.writeUInt32LE(up ? IFF_UP : 0, 8);
+  b.writeUInt32LE(up ? IFF_UP : 0, 12); // ifi_change: only IFF_UP is touched
+  return b;
+}
+
+/**
+ * A device name the kernel accepts and no tool misreads: 1-15 bytes of letters, digits, "_",
+ * "-", "." (not "." or ".."; no "/", ":", whitespace, quotes or shell syntax). Throws otherwise.
+ */
+export function checkIfname(name: unknown, what = "interface name"): string {
+  if (typeof name !== "string" || !/^[A-Za-z0-9_.-]{1,15}$/.test(name) || name === "." || name === "..") {
+    throw new RangeError(`${what} must be 1-15 letters, digits, "_", "-" or ".", got ${JSON.stringify(name)}`);
+  }
+  return name;
+}
+
+function checkIndex(ifindex: number): number {
+  if (!Number.isInteger(ifindex) || ifindex <= 0 || ifindex > 0x7fffffff) throw new RangeError(`bad ifindex ${ifindex}`);
+  return ifindex;
+}
+
+function checkMtu(mtu: number): number {
+  if (!Number.isInteger(mtu) || mtu < 68 || mtu > 65535) throw new RangeError(`bad MTU ${mtu}`);
+  return mtu;
+}
+
+function ipv4(ip: string): Buffer {
+  if (!isIPv4(ip)) throw new RangeError(`not an IPv4 address: ${JSON.stringify(ip)}`);
+  return Buffer.from(ip.split(".").map(Number));
+}
+
+function mac(m: string): Buffer {
+  if (!/^([0-9a-f]{2}:){5}[0-9a-f]{2}$/i.test(m)) throw new RangeError(`not a MAC address: ${JSON.stringify(m)}`);
+  return Buffer.from(m.split(":").map((x) => parseInt(x, 16)));
+}
+
+export interface VethEnd {
+  name: string;
+  mac: string;
+  mtu: number;
+}
+
+/**
+ * RTM_NEWLINK (create, exclusive) of a veth pair in the namespace the request is sent in: `end`
+ * is moved at creation into the namespace of the open fd `netnsFd` and set up there; `peer`
+ * stays, down.
+ */
+export function vethAdd(end: VethEnd & { netnsFd: number }, peer: VethEnd): RtRequest {
+  if (!Number.isInteger(end.netnsFd) || end.netnsFd < 0) throw new RangeError(`bad netns fd ${end.netnsFd}`);
+  const peerInfo = Buffer.concat([ifinfomsg(0, false), ...linkAttrs(peer, "veth peer")]);
+  const linkinfo = Buffer.concat([attr(IFLA_INFO_KIND, cstring("veth")), attr(IFLA_INFO_DATA, attr(VETH_INFO_PEER, peerInfo))]);
+  return {
+    step: `create veth pair ${end.name}/${peer.name}`,
+    message: message(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, ifinfomsg(0, true), [
+      ...linkAttrs(end, "veth name"),
+      attr(IFLA_NET_NS_FD, u32(end.netnsFd)),
+      attr(IFLA_LINKINFO, linkinfo),
+    ]),
+  };
+}
+
+function linkAttrs(e: VethEnd, what: string): Buffer[] {
+  return [attr(IFLA_IFNAME, cstring(checkIfname(e.name, what))), attr(IFLA_MTU, u32(checkMtu(e.mtu))), attr(IFLA_ADDRESS, mac(e.mac))];
+}
+
+/** RTM_GETLINK of one device by name (its reply: decodeLink). */
+export function linkGet(name: string): RtRequest {
+  return { step: `read device ${name}`, message: message(RTM_GETLINK, 0, ifinfomsg(0, false), [attr(IFLA_IFNAME, cstring(checkIfname(name)))]) };
+}
+
+/** RTM_DELLINK by name (a veth takes its peer with it). */
+export function linkDel(name: string): RtRequest {
+  return { step: `delete device ${name}`, message: message(RTM_DELLINK, 0, ifinfomsg(0, false), [attr(IFLA_IFNAME, cstring(checkIfname(name)))]) };
+}
+
+/** RTM_NEWLINK on an existing device: administratively up. */
+export function linkUp(ifindex: number, what: string): RtRequest {
+  return { step: `set ${what} up`, message: message(RTM_NEWLINK, 0, ifinfomsg(checkIndex(ifindex), true), []) };
+}
+
+/** RTM_NEWADDR (exclusive): ip/prefix on ifindex. */
+export function addrAdd(ifindex: number, ip: string, prefix: number): RtRequest {
+  if (!Number.isInteger(prefix) || prefix < 0 || prefix > 32) throw new RangeError(`bad prefix length ${prefix}`);
+  const h = Buffer.alloc(8);
+  h.writeUInt8(AF_INET, 0);
+  h.writeUInt8(prefix, 1);
+  h.writeUInt32LE(checkIndex(ifindex), 4);
+  return { step: `add address ${ip}/${prefix}`, message: message(RTM_NEWADDR, NLM_F_CREATE | NLM_F_EXCL, h, [attr(IFA_LOCAL, ipv4(ip)), attr(IFA_ADDRESS, ipv4(ip))]) };
+}
+
+export interface RouteSpec {
+  /** "default" or an IPv4 address/prefix. */
+  dst: string;
+  oif: number;
+  /** Next hop; without it the route is on-link (scope link). */
+  via?: string;
+  mtu?: number;
+}
+
+/** RTM_NEWROUTE (create or replace) in the main table. */
+export function routeReplace(r: RouteSpec): RtRequest {
+  const [addr, len] = r.dst === "default" ? ["0.0.0.0", 0] : [r.dst.split("/")[0], Number(r.dst.split("/")[1] ?? 32)];
+  if (!Number.isInteger(len) || len < 0 || len > 32) throw new RangeError(`bad route destination ${JSON.stringify(r.dst)}`);
+  const h = Buffer.alloc(12);
+  h.writeUInt8(AF_INET, 0);
+  h.writeUInt8(len, 1);
+  h.writeUInt8(RT_TABLE_MAIN, 4);
+  h.writeUInt8(RTPROT_BOOT, 5);
+  h.writeUInt8(r.via ? RT_SCOPE_UNIVERSE : RT_SCOPE_LINK, 6);
+  h.writeUInt8(RTN_UNICAST, 7);
+  const attrs = [...(len > 0 ? [attr(RTA_DST, ipv4(addr))] : []), attr(RTA_OIF, u32(checkIndex(r.oif)))];
+  if (r.via) attrs.push(attr(RTA_GATEWAY, ipv4(r.via)));
+  if (r.mtu !== undefined) attrs.push(attr(RTA_METRICS, attr(RTAX_MTU, u32(checkMtu(r.mtu)))));
+  return { step: `route ${r.dst}${r.via ? ` via ${r.via}` : ""}`, message: message(RTM_NEWROUTE, NLM_F_CREATE | NLM_F_REPLACE, h, attrs) };
+}
+
+/** RTM_NEWNEIGH (create or replace): a permanent neighbour entry. */
+export function neighPermanent(ifindex: number, ip: string, lladdr: string): RtRequest {
+  const h = Buffer.alloc(12);
+  h.writeUInt8(AF_INET, 0);
+  h.writeInt32LE(checkIndex(ifindex), 4);
+  h.writeUInt16LE(NUD_PERMANENT, 8);
+  return { step: `neighbour ${ip}`, message: message(RTM_NEWNEIGH, NLM_F_CREATE | NLM_F_REPLACE, h, [attr(NDA_DST, ipv4(ip)), attr(NDA_LLADDR, mac(lladdr))]) };
+}
+
+/** A device as an RTM_NEWLINK reply describes it. */
+export interface RtLink {
+  ifindex: number;
+  name: string;
+  mac: string;
+  mtu: number;
+  up: boolean;
+  /** IFLA_LINK: for a veth, its peer's ifindex (in the peer's namespace). */
+  link?: number;
+}
+
+/** Decodes one RTM_NEWLINK message (as RTM_GETLINK answers). */
+export function decodeLink(msg: Buffer): RtLink {
+  if (msg.length < NLMSG_HDRLEN + IFINFOMSG_LEN || msg.readUInt16LE(4) !== RTM_NEWLINK) throw new Error("not an RTM_NEWLINK message");
+  const out: RtLink = { ifindex: msg.readInt32LE(NLMSG_HDRLEN + 4), name: "", mac: "", mtu: 0, up: (msg.readUInt32LE(NLMSG_HDRLEN + 8) & IFF_UP) !== 0 };
+  const end = Math.min(msg.length, msg.readUInt32LE(0));
+  for (let off = NLMSG_HDRLEN + IFINFOMSG_LEN; off + 4 <= end; ) {
+    const len = msg.readUInt16LE(off);
+    const type = msg.readUInt16LE(off + 2) & 0x3fff;
+    if (len < 4 || off + len > end) break;
+    const p = msg.subarray(off + 4, off + len);
+    if (type === IFLA_IFNAME) out.name = p.toString("utf8").replace(/\0.*$/s, "");
+    else if (type === IFLA_ADDRESS) out.mac = [...p].map((x) => x.toString(16).padStart(2, "0")).join(":");
+    else if (type === IFLA_MTU && p.length >= 4) out.mtu = p.readUInt32LE(0);
+    else if (type === IFLA_LINK && p.length >= 4) out.link = p.readUInt32LE(0);
+    off += align4(len);
+  }
+  return out;
+}
