@@ -1,10 +1,12 @@
 /**
  * The l3 fast path in a 2-host l3 lab (tpf2, real agents): bpf_lxc sends another host's pod
- * traffic straight out of the underlay device (bpf_redirect_neigh, by bpfnet_routes), and the
- * receiving host's bpf_netdev delivers it into the container with bpf_redirect_peer, skipping
- * bpfnet_host. The fallbacks: a destination without a route row goes to the host stack (and is
- * answered); a missing neighbour is resolved by the kernel and the packet still goes fast; without
- * bpf_netdev the stack path and bpf_host still deliver. Each path is counted.
+ * traffic (a bpfnet_routes row) straight out of the underlay device with the FIB's next hop and
+ * MACs (bpf_fib_lookup + bpf_redirect), and the receiving host's bpf_netdev delivers it into the
+ * container with bpf_redirect_peer, skipping bpfnet_host. The fallbacks: a missing neighbour →
+ * bpf_redirect_neigh (the kernel resolves it, the packet is answered) and the next packet fast; a
+ * FIB that would not forward (an unreachable route) → the host stack, which answers with its ICMP
+ * error; a destination without a route row → the host stack (and answered); without bpf_netdev
+ * the stack path and bpf_host still deliver. Each path is counted.
  *
  * Needs root, and dist/ built (`npx tsc -p tsconfig.build.json`).
  */
@@ -70,11 +72,12 @@ test("each agent routes the other host's pod CIDR to its underlay device and run
   }
 });
 
-test("container to container across hosts: out by redirect_neigh, in by redirect_peer, bpfnet_host skipped, TTL as on the stack path", async () => {
+test("container to container across hosts: out by the FIB's next hop (bpf_redirect), in by redirect_peer, bpfnet_host skipped, TTL as on the stack path", async () => {
   const h2Host = (await agents[1].status()).devices.find((d) => d.name === "bpfnet_host")!.ifindex!;
   const before = {
     fast: count(0, hostIfindex[0], "ingress", Verdict.ROUTE_FAST),
-    stack: count(0, hostIfindex[0], "ingress", Verdict.ROUTE_STACK),
+    neigh: count(0, hostIfindex[0], "ingress", Verdict.ROUTE_NEIGH),
+    stack: count(0, hostIfindex[0], "ingress", Verdict.ROUTE_STACK) + count(0, hostIfindex[0], "ingress", Verdict.ROUTE_FIB_STACK),
     peer: count(1, underlayIfindex(1), "ingress", Verdict.PEER),
     viaHost: count(1, h2Host, "egress", Verdict.FORWARDED),
   };
@@ -82,8 +85,11 @@ test("container to container across hosts: out by redirect_neigh, in by redirect
   expect(r.stdout).toMatch(/5 received/);
   // Three routing hops as before (h1, router, h2): 64 - 3 on the reply's way back too.
   expect(r.stdout).toMatch(/ttl=61/);
-  expect(count(0, hostIfindex[0], "ingress", Verdict.ROUTE_FAST) - before.fast).toBeGreaterThanOrEqual(5n);
-  expect(count(0, hostIfindex[0], "ingress", Verdict.ROUTE_STACK) - before.stack).toBe(0n);
+  // The first packet may find the router's neighbour entry unresolved (route-neigh); the rest go fast.
+  const neigh = count(0, hostIfindex[0], "ingress", Verdict.ROUTE_NEIGH) - before.neigh;
+  expect(neigh).toBeLessThanOrEqual(1n);
+  expect(count(0, hostIfindex[0], "ingress", Verdict.ROUTE_FAST) - before.fast + neigh).toBeGreaterThanOrEqual(5n);
+  expect(count(0, hostIfindex[0], "ingress", Verdict.ROUTE_STACK) + count(0, hostIfindex[0], "ingress", Verdict.ROUTE_FIB_STACK) - before.stack).toBe(0n);
   expect(count(1, underlayIfindex(1), "ingress", Verdict.PEER) - before.peer).toBeGreaterThanOrEqual(5n);
   expect(count(1, h2Host, "egress", Verdict.FORWARDED) - before.viaHost).toBe(0n);
 
@@ -92,18 +98,47 @@ test("container to container across hosts: out by redirect_neigh, in by redirect
   expect(t.received).toEqual({ n: t.sent, sha: t.sha });
 });
 
-test("neighbour missing: the kernel resolves the next hop and the first packet still goes fast", async () => {
+test("neighbour missing: bpf_redirect_neigh, the kernel resolves the next hop and answers; then the FIB's MACs, fast", async () => {
   const dev = host(0).underlayInterface;
-  execFileSync("ip", ["-n", host(0).netns!, "neigh", "flush", "dev", dev]);
-  expect(inNetns(host(0).netns!, ["ip", "neigh", "show", "dev", dev, "nud", "reachable"]).stdout.trim()).toBe("");
-  const fast0 = count(0, hostIfindex[0], "ingress", Verdict.ROUTE_FAST);
-  const stack0 = count(0, hostIfindex[0], "ingress", Verdict.ROUTE_STACK);
-  expect(ping(CONTAINERS[0], ips[1], 1, 0.2, 3)).toMatchObject({ ok: true, received: 1 });
-  expect(count(0, hostIfindex[0], "ingress", Verdict.ROUTE_FAST) - fast0).toBe(1n);
-  expect(count(0, hostIfindex[0], "ingress", Verdict.ROUTE_STACK) - stack0).toBe(0n);
-  // The router's neighbour entry came back (resolved for the redirected packet).
   const gw = lab!.inventory.router!.hostGateways[host(0).name];
+  const c = () => ({
+    fast: count(0, hostIfindex[0], "ingress", Verdict.ROUTE_FAST),
+    neigh: count(0, hostIfindex[0], "ingress", Verdict.ROUTE_NEIGH),
+    stack: count(0, hostIfindex[0], "ingress", Verdict.ROUTE_STACK) + count(0, hostIfindex[0], "ingress", Verdict.ROUTE_FIB_STACK),
+  });
+  execFileSync("ip", ["-n", host(0).netns!, "neigh", "flush", "dev", dev]);
+  expect(inNetns(host(0).netns!, ["ip", "neigh", "show", gw, "dev", dev]).stdout).not.toMatch(/lladdr/);
+  const c0 = c();
+  expect(ping(CONTAINERS[0], ips[1], 1, 0.2, 3)).toMatchObject({ ok: true, received: 1 });
+  const c1 = c();
+  expect([c1.fast - c0.fast, c1.neigh - c0.neigh, c1.stack - c0.stack]).toEqual([0n, 1n, 0n]);
+  // The router's neighbour entry came back (resolved for the redirected packet) …
   expect(inNetns(host(0).netns!, ["ip", "neigh", "show", gw, "dev", dev]).stdout).toMatch(/lladdr/);
+  // … so the next packets go by the FIB's MACs.
+  expect(ping(CONTAINERS[0], ips[1], 3, 0.2, 3)).toMatchObject({ ok: true, received: 3 });
+  const c2 = c();
+  expect([c2.fast - c1.fast, c2.neigh - c1.neigh, c2.stack - c1.stack]).toEqual([3n, 0n, 0n]);
+});
+
+test("the FIB would not forward (an unreachable route for the peer's pod CIDR): the host stack gets it and answers with its ICMP error; the route gone, fast again", async () => {
+  const ns = host(0).netns!;
+  const peerCidr = cidrs[host(1).name];
+  const fibStack = () => count(0, hostIfindex[0], "ingress", Verdict.ROUTE_FIB_STACK);
+  const fast = () => count(0, hostIfindex[0], "ingress", Verdict.ROUTE_FAST);
+  execFileSync("ip", ["-n", ns, "route", "add", "unreachable", peerCidr]);
+  let r: ReturnType<typeof ping>;
+  const [s0, f0] = [fibStack(), fast()];
+  try {
+    r = ping(CONTAINERS[0], ips[1], 2, 0.2, 2);
+  } finally {
+    execFileSync("ip", ["-n", ns, "route", "del", "unreachable", peerCidr]);
+  }
+  expect(r.received).toBe(0);
+  expect(r.output).toMatch(/\+2 errors/); // h1's stack answered each with ICMP unreachable
+  expect(fibStack() - s0).toBe(2n);
+  expect(fast() - f0).toBe(0n);
+  expect(ping(CONTAINERS[0], ips[1], 2, 0.2).received).toBe(2);
+  expect(fast() - f0).toBe(2n);
 });
 
 test("no route row: the host stack gets the packet (its own address, the router, a deleted row) and answers it", async () => {
