@@ -2,7 +2,7 @@
 import * as http from "http";
 import type { AppliedLogView } from "../daemon/appliedLog";
 import { filterQuery, MonitorEvent, MonitorFilter } from "../monitor/event";
-import type { AddEndpointRequest, AddEndpointResponse, AgentStatus, DeleteEndpointResponse, EndpointView, HealthStatus, ServiceList } from "./types";
+import type { AddEndpointRequest, AddEndpointResponse, AgentStatus, DeleteEndpointResponse, EndpointView, HealthStatus, MonitorStatus, ServiceList, TraceChange } from "./types";
 
 export class ApiError extends Error {
   constructor(
@@ -54,6 +54,11 @@ export class AgentClient {
   /** Services, their ports and backends as this host programs them (`bpfnet service list`). */
   services(): Promise<ServiceList> {
     return this.request("GET", "/v1/services");
+  }
+
+  /** The user's lasting trace switches (`bpfnet monitor trace`): an endpoint's, or the sampling rate. */
+  setTrace(change: TraceChange): Promise<MonitorStatus> {
+    return this.request("PUT", "/v1/traces", change);
   }
 
   /**

@@ -10,6 +10,7 @@
 //   GET    /v1/services           ServiceList: services, their ports and backends as this host programs them
 //   GET    /v1/monitor?type=drop|verdict|trace&endpoint=N
 //                                 the node monitor: MonitorEvent per line (application/x-ndjson), until closed
+//   PUT    /v1/traces             TraceChange → MonitorStatus: the user's lasting trace switches
 //
 // Errors are { error: { code, message } } with a 4xx/5xx status.
 import * as fs from "fs";
@@ -18,7 +19,8 @@ import { EndpointError } from "../daemon/endpoints";
 import { Logger } from "../daemon/log";
 import type { MonitorListener } from "../monitor/hub";
 import { parseMonitorFilter } from "../monitor/event";
-import type { AgentStatus, ApiErrorBody } from "./types";
+import { checkSampleEvery, checkTraceEndpoint } from "../monitor/traceSwitch";
+import type { AgentStatus, ApiErrorBody, TraceChange } from "./types";
 import { API_VERSION } from "./types";
 
 export interface ApiHandlers {
@@ -37,6 +39,8 @@ export interface ApiHandlers {
   services?(): unknown;
   /** Adds a node-monitor listener, returning its removal; absent: 404. */
   monitor?(listener: MonitorListener): () => void;
+  /** The user's lasting trace switches (PUT /v1/traces); returns the monitor's status. */
+  setTrace?(change: TraceChange): unknown;
 }
 
 /** A monitor listener whose connection holds more than this unsent loses events (counted). */
@@ -119,6 +123,10 @@ export class ApiServer {
         return s ? send(200, s) : fail(404, "no-services", "the service reconciler has not started");
       }
       if (resource === "monitor" && !id && method === "GET") return this.streamMonitor(url, req, res, fail);
+      if (resource === "traces" && !id && method === "PUT") {
+        if (!this.handlers.setTrace) return fail(404, "no-monitor", "the node monitor has not started");
+        return send(200, this.handlers.setTrace(parseTraceChange(await readJson(req))));
+      }
       if (resource !== "endpoints") return fail(404, "not-found", `unknown path ${url.pathname}`);
       if (!id && method === "GET") return send(200, { endpoints: this.handlers.listEndpoints() });
       if (id && method === "GET") {
@@ -190,4 +198,19 @@ function readJson(req: http.IncomingMessage): Promise<unknown> {
     });
     req.on("error", reject);
   });
+}
+
+/** PUT /v1/traces's body: {endpoint, on} or {sampleEvery} (null: the agent config's); else 400 naming the field. */
+function parseTraceChange(body: unknown): TraceChange {
+  const b = (body ?? {}) as Record<string, unknown>;
+  try {
+    if ("endpoint" in b) {
+      if (typeof b.on !== "boolean") throw new RangeError(`on must be true or false, got ${JSON.stringify(b.on)}`);
+      return { endpoint: checkTraceEndpoint(b.endpoint), on: b.on };
+    }
+    if ("sampleEvery" in b) return { sampleEvery: b.sampleEvery === null ? null : checkSampleEvery(b.sampleEvery) };
+  } catch (e) {
+    throw new BadRequest((e as Error).message);
+  }
+  throw new BadRequest("the body must be {endpoint, on} or {sampleEvery}");
 }

@@ -110,7 +110,30 @@ export interface AgentStatus {
   l7?: { port: number; connections: number; allowed: number; denied: number; upstreamErrors: number };
   /** Host-to-host health (node-agent/health): this host's endpoint and its view of every peer. */
   health?: HealthStatus;
+  /** The node monitor (docs/observability.md): its switches and what it read. */
+  monitor?: MonitorStatus;
   problems: string[];
+}
+
+/** PUT /v1/traces: an endpoint's lasting trace switch, or the sampling rate (null: back to the agent config's). */
+export type TraceChange = { endpoint: string; on: boolean } | { sampleEvery: number | null };
+
+/** `monitor` in GET /v1/status. */
+export interface MonitorStatus {
+  /** off: the agent config's monitorEvents is false; idle: on, but nobody listens (the datapath writes nothing); listening. */
+  state: "off" | "idle" | "listening";
+  listeners: number;
+  /** Events read from the ring, by type. */
+  received: { drop: number; verdict: number; trace: number };
+  /** Events the ring had no room for (decimal: a 64-bit count). */
+  lost: string;
+  listenerDropped: number;
+  /** 1-in-N sampling of forwarded packets' traces (0: none). */
+  traceSampleEvery: number;
+  /** Endpoints traced by `bpfnet monitor trace on` (persisted across restarts), by id. */
+  tracedEndpoints: string[];
+  /** Endpoints traced while a listener names them (`bpfnet monitor --endpoint`). */
+  listenerTraced: string[];
 }
 
 /** GET /v1/health, and `health` in GET /v1/status. */

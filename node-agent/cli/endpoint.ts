@@ -1,6 +1,7 @@
 // `bpfnet endpoint add|del|list` and `bpfnet status`: clients of the agent API.
 import { AgentClient } from "../api/client";
 import { formatHealth } from "../health/view";
+import { formatMonitorStatus } from "../monitor/statusText";
 import type { AgentStatus, EndpointView } from "../api/types";
 import { socketFromFlags } from "../config";
 
@@ -81,6 +82,7 @@ export function formatStatus(s: AgentStatus): string {
   out.push(`peers     ${s.peers.length ? s.peers.map((p) => `${p.host} ${p.podCidr} → ${p.underlayIp}`).join(", ") : "none"}`);
   const drops = Object.entries(s.counters.dropped).map(([k, v]) => `${k} ${v}`).join(", ");
   out.push(`counters  forwarded ${s.counters.forwarded.packets} pkts / ${s.counters.forwarded.bytes} B, passed ${s.counters.passed.packets} pkts${drops ? `, dropped: ${drops}` : ""}`);
+  if (s.monitor) out.push(formatMonitorStatus(s.monitor));
   if (s.health) out.push(...formatHealth(s.health));
   for (const p of s.problems) out.push(`PROBLEM   ${p}`);
   return out.join("\n");

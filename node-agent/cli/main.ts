@@ -61,7 +61,7 @@ export async function main(argv: string[]): Promise<number> {
     case "status":
       return statusCommand(flags);
     case "monitor":
-      return monitorCommand(flags);
+      return monitorCommand(flags, words.slice(1));
     case "service":
       return serviceCommand(words[1], flags);
     default:

@@ -7,9 +7,14 @@ import { AgentClient } from "../api/client";
 import { socketFromFlags } from "../config";
 import { formatMonitorEvent, MonitorEvent, MonitorFilter, parseMonitorFilter, TimeOrderedMerge } from "../monitor/event";
 import { agentCli } from "./health";
+import type { TraceChange } from "../api/types";
+import { formatMonitorStatus } from "../monitor/statusText";
+import { checkSampleEvery, checkTraceEndpoint } from "../monitor/traceSwitch";
 
 export const MONITOR_USAGE = `bpfnet monitor [--type drop|trace|verdict] [--endpoint ID] [--json] [--socket P | --config F]
-bpfnet monitor --all --inventory FILE [--type …] [--endpoint ID] [--json]   every host, merged in time order`;
+bpfnet monitor --all --inventory FILE [--type …] [--endpoint ID] [--json]   every host, merged in time order
+bpfnet monitor trace on|off --endpoint ID      trace an endpoint's forwarded packets, lasting (kept across agent restarts)
+bpfnet monitor trace sample N|default          trace 1 in N forwarded packets (0: none; default: the agent config's)`;
 
 /** How long --all holds an event for slower hosts' streams before printing it in order. */
 const MERGE_HOLD_MS = 500;
@@ -87,8 +92,33 @@ export async function* mergedMonitor(inventory: Inventory, filter: MonitorFilter
   }
 }
 
+/**
+ * `bpfnet monitor trace …`: the agent's lasting trace switches (PUT /v1/traces). Traces are
+ * written while someone listens (`bpfnet monitor`, `bpfnet ui`); `bpfnet status` shows them.
+ */
+export async function traceCommand(words: readonly string[], flags: Map<string, string>): Promise<number> {
+  const [what, value] = words;
+  let change: TraceChange;
+  if ((what === "on" || what === "off") && words.length === 1) {
+    change = { endpoint: checkTraceEndpoint(flags.get("endpoint")), on: what === "on" };
+  } else if (what === "sample" && words.length === 2) {
+    change = { sampleEvery: value === "default" ? null : checkSampleEvery(value) };
+  } else {
+    console.error(MONITOR_USAGE);
+    return 2;
+  }
+  const s = await new AgentClient(socketFromFlags(flags)).setTrace(change);
+  console.log(formatMonitorStatus(s));
+  return 0;
+}
+
 /** `bpfnet monitor …`: prints until interrupted (Ctrl-C) or the agent goes away. */
-export async function monitorCommand(flags: Map<string, string>): Promise<number> {
+export async function monitorCommand(flags: Map<string, string>, words: readonly string[] = []): Promise<number> {
+  if (words[0] === "trace") return traceCommand(words.slice(1), flags);
+  if (words.length) {
+    console.error(MONITOR_USAGE);
+    return 2;
+  }
   const filter = parseMonitorFilter(flags.has("type") ? [flags.get("type")!] : [], flags.get("endpoint"));
   const json = flags.has("json");
   const print = (e: MonitorEvent) => console.log(json ? JSON.stringify(e) : formatMonitorEvent(e));

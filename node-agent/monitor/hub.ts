@@ -1,7 +1,10 @@
 // The agent's node monitor: one reader of the datapath's ring buffer per agent, fanning the
-// events out to the API's listeners (each with its filter). The ring is always drained, listener
-// or not, so events lost are the datapath's (ring full: bpfnet_events_lost), never a slow
-// listener's; a listener that cannot keep up loses its own backlog instead (counted).
+// events out to the API's listeners (each with its filter). The datapath writes events only
+// while someone listens (like Cilium's monitor, which opens its perf reader for its first
+// listener): with none, the agent sets the datapath idle and nothing is written or read; the
+// drop counters (bpfnet_metrics) count regardless. The ring is always drained, so events lost
+// are the datapath's (ring full: bpfnet_events_lost), never a slow listener's; a listener that
+// cannot keep up loses its own backlog instead (counted).
 import { monotonicNowNs } from "../../bpf/abi";
 import { EventReader, EventsLostMap } from "../../bpf/events";
 import type { Logger } from "../daemon/log";
@@ -39,8 +42,11 @@ export class MonitorHub {
     private readonly log: Logger,
     /** Endpoint number → id, for the events' `endpoint`. */
     private readonly endpointIds: () => ReadonlyMap<number, string> = () => new Map(),
-    /** The set of traced endpoints changed (the agent sets their TRACE flag). */
-    private readonly onTraceChange: () => void = () => undefined,
+    /**
+     * The set of traced endpoints changed, or the first listener came or the last one went (the
+     * agent sets the endpoints' TRACE flag and the datapath's switches).
+     */
+    private readonly onSwitchChange: () => void = () => undefined,
   ) {}
 
   /** Listeners per traced endpoint (id or number as the filter gave it). */
@@ -52,6 +58,11 @@ export class MonitorHub {
    */
   tracedEndpoints(): ReadonlySet<string> {
     return new Set(this.traceRefs.keys());
+  }
+
+  /** Someone listens: the datapath should write events. */
+  listening(): boolean {
+    return this.listeners.size > 0;
   }
 
   start(): void {
@@ -79,6 +90,7 @@ export class MonitorHub {
   /** Adds a listener; the returned function removes it. */
   subscribe(listener: MonitorListener): () => void {
     this.listeners.add(listener);
+    if (this.listeners.size === 1) this.onSwitchChange();
     const { endpoint, types } = listener.filter;
     const traces = endpoint !== undefined && (!types?.length || types.includes("trace"));
     if (traces) this.trace(endpoint, +1);
@@ -88,6 +100,7 @@ export class MonitorHub {
       done = true;
       this.listeners.delete(listener);
       if (traces) this.trace(endpoint, -1);
+      if (this.listeners.size === 0) this.onSwitchChange();
     };
   }
 
@@ -95,7 +108,7 @@ export class MonitorHub {
     const n = (this.traceRefs.get(endpoint) ?? 0) + delta;
     if (n > 0) this.traceRefs.set(endpoint, n);
     else this.traceRefs.delete(endpoint);
-    if (n === 0 || (n === 1 && delta > 0)) this.onTraceChange();
+    if (n === 0 || (n === 1 && delta > 0)) this.onSwitchChange();
   }
 
   counts(): MonitorCounts {

@@ -1,5 +1,7 @@
 /**
- * The node monitor on a 2-host vxlan lab with real agents (lab tmon1): drops caused on purpose
+ * The node monitor on a 2-host vxlan lab with real agents (lab tmon1): with nobody listening the
+ * datapath writes no event (drops still counted); the lasting trace switches (`bpfnet monitor
+ * trace`) survive an agent restart and show in status; drops caused on purpose
  * (a container sending with a spoofed source; a ping its receiver's policy denies) and policy
  * verdicts for an allowed and a denied flow appear on the host's stream (GET /v1/monitor
  * through the typed client, and `bpfnet monitor` on the host) with the right reason, device,
@@ -12,6 +14,7 @@ import { monitorSettings } from "../../bpf/abi";
 import type { EndpointView } from "../../node-agent/api/types";
 import type { MonitorEvent, MonitorFilter } from "../../node-agent/monitor/event";
 import { AgentClient } from "../../node-agent/api/client";
+import { formatStatus } from "../../node-agent/cli/endpoint";
 import { addContainerNetns, CLI, inNetns, LabAgent, removeContainers, waitFor } from "../agent/support/agents";
 import { applyPolicy } from "../policy/support/policies";
 import { AgentLab, startAgentLab } from "./support/agentLab";
@@ -147,6 +150,79 @@ test("traces: a listener naming an endpoint switches its TRACE flag on while it 
     maps.close();
   }
 }, 90_000);
+
+test("nobody listening: the datapath writes no event (drops still counted); a listener switches events on, and off again when it goes", async () => {
+  const maps = openDatapathMaps(h1.host.bpffsDir);
+  const eventsOff = () => monitorSettings(maps.config.get().flags ?? 0).eventsOff;
+  const spoofDrops = async () => Number((await h1.status()).counters.dropped["spoofed-source"] ?? 0);
+  try {
+    await waitFor("h1 idle (no listener left by the tests before)", async () => (await h1.status()).monitor?.state === "idle" && eventsOff(), 30_000);
+    const before = await h1.status();
+    const drops = await spoofDrops();
+    spoof();
+    await waitFor("the spoofed ping counted as a drop", async () => (await spoofDrops()) > drops, 10_000);
+    const idle = (await h1.status()).monitor!;
+    expect(idle.received.drop).toBe(before.monitor!.received.drop); // nothing was written for nobody
+    expect(formatStatus(await h1.status())).toContain("monitor   idle (no listener: the datapath writes no event)");
+
+    const s = collect(h1.client, { types: ["drop"] });
+    try {
+      await waitFor("events on while someone listens", async () => (await h1.status()).monitor?.state === "listening" && !eventsOff(), 10_000);
+      await waitFor("the listener's drop", () => (spoof(), s.events.some((e) => e.source.ip === SPOOFED)), 30_000, 500);
+      expect((await h1.status()).monitor!.received.drop).toBeGreaterThan(idle.received.drop);
+    } finally {
+      s.stop();
+    }
+    await waitFor("idle again with the listener gone", async () => (await h1.status()).monitor?.state === "idle" && eventsOff(), 10_000);
+  } finally {
+    maps.close();
+  }
+}, 90_000);
+
+test("`bpfnet monitor trace on|off --endpoint` and `trace sample` last: kept across an agent restart, shown in status; hostile values refused", async () => {
+  const maps = openDatapathMaps(h1.host.bpffsDir);
+  const webTraced = () => ((maps.endpoints.get(web.ip)?.flags ?? 0) & EndpointFlags.TRACE) !== 0 && monitorSettings(maps.config.get().flags ?? 0).traceEndpoints;
+  try {
+    expect(h1.cli("monitor", "trace", "on", "--endpoint", "web")).toContain("traces endpoints web");
+    await waitFor("web's TRACE flag on with nobody listening", webTraced, 30_000);
+    expect((await h1.status()).monitor).toMatchObject({ tracedEndpoints: ["web"], listenerTraced: [] });
+    // Traced by the switch, seen by any listener (none names web).
+    const s = collect(h1.client, { types: ["trace"] });
+    try {
+      const t = await waitFor("a trace of web's packet without --endpoint", () => (tcpToApi(80), s.events.find((e) => e.endpoint === "web" && e.destination.ip === api.ip)), 30_000, 500);
+      expect(t).toMatchObject({ type: "trace", hook: "lxc", source: { ip: web.ip } });
+    } finally {
+      s.stop();
+    }
+    expect(h1.cli("monitor", "trace", "sample", "1000")).toContain("1 in 1000 sampled");
+    expect(monitorSettings(maps.config.get().flags ?? 0).traceSampleEvery).toBe(1000);
+
+    await h1.stop();
+    await h1.start(60_000);
+    await waitFor("web traced again after the restart", webTraced, 30_000);
+    expect((await h1.status()).monitor).toMatchObject({ tracedEndpoints: ["web"], traceSampleEvery: 1000 });
+    expect(monitorSettings(maps.config.get().flags ?? 0).traceSampleEvery).toBe(1000);
+    expect(formatStatus(await h1.status())).toMatch(/^monitor {3}idle .*; traces endpoints web; 1 in 1000 sampled; read drop \d+/m);
+
+    expect(h1.cli("monitor", "trace", "off", "--endpoint", "web")).toContain("traces 1 in 1000 sampled");
+    expect(h1.cli("monitor", "trace", "sample", "default")).toContain("traces off");
+    await waitFor("web's TRACE flag off", () => !webTraced() && monitorSettings(maps.config.get().flags ?? 0).traceSampleEvery === 0, 30_000);
+
+    const refused = (args: string[], message: string) => {
+      const r = spawnSync(process.execPath, [CLI, "monitor", "trace", ...args, "--socket", h1.socket], { encoding: "utf8", timeout: 30_000 });
+      expect({ args, status: r.status, stderr: r.stderr.includes(message) }).toEqual({ args, status: 1, stderr: true });
+    };
+    for (const bad of ["a b", "x;y", "$(id)", "`id`", "a\nb", "..", "'a'", "../web"]) refused(["on", "--endpoint", bad], `endpoint must be an endpoint id or number, got ${JSON.stringify(bad)}`);
+    refused(["on", "--endpoint", "nosuch"], "no endpoint nosuch");
+    for (const bad of ["-1", "65536", "1.5", "1;2", "$(id)", "`id`", "1\n2", "..", "'7'"]) refused(["sample", bad], `sample must be an integer from 0 (no sampling) to 65535, got ${JSON.stringify(bad)}`);
+    // The API refuses the same, naming the field, and nothing changed.
+    await expect(h1.client.setTrace({ endpoint: "$(id)", on: true })).rejects.toThrow('endpoint must be an endpoint id or number, got "$(id)"');
+    await expect(h1.client.setTrace({ sampleEvery: "1;2" as unknown as number })).rejects.toThrow('sample must be an integer from 0 (no sampling) to 65535, got "1;2"');
+    expect((await h1.status()).monitor).toMatchObject({ tracedEndpoints: [], traceSampleEvery: 0 });
+  } finally {
+    maps.close();
+  }
+}, 150_000);
 
 test("`bpfnet monitor` on the host prints the one-liner; a bad filter is refused naming it", async () => {
   const child = spawn(process.execPath, [CLI, "monitor", "--type", "drop", "--socket", h1.socket], { stdio: ["ignore", "pipe", "pipe"] });

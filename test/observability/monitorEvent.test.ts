@@ -219,25 +219,31 @@ describe("the agent config's monitor switches", () => {
   });
 });
 
-test("the hub traces an endpoint while some listener naming it wants traces, and says when that changes", () => {
+test("the hub traces an endpoint while some listener naming it wants traces, knows whether anyone listens, and says when either changes", () => {
   let changes = 0;
   const hub = new MonitorHub("/nonexistent", "h1", silentLogger, () => new Map(), () => changes++);
   const listener = (filter: MonitorFilter) => ({ filter, send: () => true });
+  expect(hub.listening()).toBe(false);
   const a = hub.subscribe(listener({ types: ["trace"], endpoint: "web" }));
+  expect(hub.listening()).toBe(true);
+  expect(changes).toBe(2); // the first listener, and web traced
   const b = hub.subscribe(listener({ endpoint: "web" })); // all types: traces too
   const c = hub.subscribe(listener({ types: ["drop"], endpoint: "api" })); // no traces wanted
   const d = hub.subscribe(listener({ types: ["trace"] })); // no endpoint: nothing switched on
   expect([...hub.tracedEndpoints()]).toEqual(["web"]);
-  expect(changes).toBe(1);
+  expect(changes).toBe(2);
   a();
   a(); // twice is once
   expect([...hub.tracedEndpoints()]).toEqual(["web"]);
-  expect(changes).toBe(1);
+  expect(changes).toBe(2);
   b();
   expect([...hub.tracedEndpoints()]).toEqual([]);
-  expect(changes).toBe(2);
+  expect(changes).toBe(3);
   c();
+  expect(hub.listening()).toBe(true);
+  expect(changes).toBe(3);
   d();
   expect(hub.counts().listeners).toBe(0);
-  expect(changes).toBe(2);
+  expect(hub.listening()).toBe(false);
+  expect(changes).toBe(4); // the last listener went
 });
