@@ -5,6 +5,7 @@
 // the three members served. The baseline in the same run: the same N allocations made by the
 // provider directly (8 lanes, no engine), so the engine's share shows.
 //   npx ts-node bench/networkScale.ts           (NET_SCALE_SIZES=50,100,200 by default)
+import * as os from "os";
 import * as path from "path";
 import { performance } from "perf_hooks";
 import { LocalWorkspace, PulumiCommand, Stack } from "@pulumi/pulumi/automation";
@@ -18,6 +19,26 @@ import { startThreeMemberEtcd, ThreeMemberEtcd } from "../test/support/threeMemb
 import { fmt, markdownTable } from "./lib/stats";
 
 const SIZES = (process.env.NET_SCALE_SIZES ?? "50,100,200").split(",").map(Number);
+// "stub" (default): per-host resources store a stub provider (provider/common/providerStub.ts);
+// "own": their provider's code, as before; "both": own then stub at each size (the A/B of one run).
+const PROVIDERS = (process.env.NET_SCALE_PROVIDERS ?? "stub") === "both" ? ["own", "stub"] : [process.env.NET_SCALE_PROVIDERS ?? "stub"];
+
+/** The state's bytes, in total and per resource type (count, bytes each, of which the serialized provider). */
+async function stateSize(stack: Stack): Promise<{ total: number; types: Record<string, { count: number; each: number; provider: number }> }> {
+  const state = await stack.exportStack();
+  const types: Record<string, { count: number; each: number; provider: number }> = {};
+  for (const r of (state.deployment as { resources?: { type: string; inputs?: Record<string, unknown> }[] }).resources ?? []) {
+    const t = (types[r.type.replace(/^pulumi-nodejs:dynamic\//, "")] ??= { count: 0, each: 0, provider: 0 });
+    t.count++;
+    t.each += JSON.stringify(r).length;
+    t.provider += JSON.stringify(r.inputs?.__provider ?? "").length;
+  }
+  for (const t of Object.values(types)) {
+    t.each = Math.round(t.each / t.count);
+    t.provider = Math.round(t.provider / t.count);
+  }
+  return { total: JSON.stringify(state).length, types };
+}
 const PROJECT = path.resolve(__dirname, "projects", "networkScale");
 
 /** Requests the members served, by gRPC method (KV Range/Txn/Put/DeleteRange, leases, watches). */
@@ -37,6 +58,7 @@ const diff = (a: Record<string, number>, b: Record<string, number>) => Object.fr
 const kv = (d: Record<string, number>) => ["Range", "Txn", "Put", "DeleteRange"].reduce((n, k) => n + (d[k] ?? 0), 0);
 
 interface Row {
+  provider: string;
   hosts: number;
   op: string;
   seconds: number;
@@ -50,10 +72,13 @@ async function main(): Promise<void> {
   const etcd = await startThreeMemberEtcd();
   const rows: Row[] = [];
   const direct: { hosts: number; seconds: number }[] = [];
+  const states: ({ provider: string; hosts: number } & Awaited<ReturnType<typeof stateSize>>)[] = [];
+  const load0 = os.loadavg()[0];
   try {
-    for (const n of SIZES) {
+    for (const n of SIZES) for (const provider of PROVIDERS) {
       const pulumiCommand = await PulumiCommand.get({ root: TOOLS });
-      const stack: Stack = await LocalWorkspace.createOrSelectStack({ stackName: `bench-netscale-${n}-${process.pid}`, workDir: PROJECT }, { pulumiCommand, envVars: pulumiEnv() });
+      const envVars = { ...pulumiEnv(), BPFNET_PROVIDER_STUB: provider === "own" ? "0" : "1" };
+      const stack: Stack = await LocalWorkspace.createOrSelectStack({ stackName: `bench-netscale-${n}-${provider}-${process.pid}`, workDir: PROJECT }, { pulumiCommand, envVars });
       try {
         await stack.setConfig("networkscale:inventory", { value: inventoryPath(lab.stateDir) });
         await stack.setConfig("networkscale:etcd", { value: JSON.stringify(etcd.connection), secret: true });
@@ -66,10 +91,13 @@ async function main(): Promise<void> {
           const seconds = (performance.now() - t0) / 1000;
           const e = diff(e0, await etcdRequests(etcd));
           const changes = JSON.stringify(r?.summary?.resourceChanges ?? {});
-          rows.push({ hosts: n, op, seconds, changes, ssh: acceptedConnections(lab.stateDir) - c0, etcd: kv(e) });
-          console.error(`${n} hosts, ${op}: ${fmt(seconds)} s ${changes} etcd ${JSON.stringify(e)}`);
+          rows.push({ provider, hosts: n, op, seconds, changes, ssh: acceptedConnections(lab.stateDir) - c0, etcd: kv(e) });
+          console.error(`${n} hosts (${provider} provider), ${op}: ${fmt(seconds)} s ${changes} etcd ${JSON.stringify(e)} load ${os.loadavg()[0].toFixed(1)}`);
         };
         await run("up from empty", () => stack.up());
+        const size = await stateSize(stack);
+        states.push({ provider, hosts: n, ...size });
+        console.error(`${n} hosts (${provider} provider): state ${size.total} bytes ${JSON.stringify(size.types)}`);
         await run("no-op up", () => stack.up());
         await stack.setConfig("networkscale:moved", { value: String(Math.floor(n / 2)) });
         await run("one host changed", () => stack.up());
@@ -80,6 +108,7 @@ async function main(): Promise<void> {
         await stack.workspace.removeStack(stack.name).catch(() => undefined);
       }
 
+      if (provider !== PROVIDERS[PROVIDERS.length - 1]) continue;
       // Baseline: the provider alone makes the same allocations (8 lanes, one process, no engine).
       const c = await containerNetworkProvider.check!({} as never, { connection: etcd.connection, networkName: `direct-${n}`, mode: "l3", clusterCidr: "10.64.0.0/12", hostPrefixLength: 24 } as never);
       const prefix = (await containerNetworkProvider.create(c.inputs!)).id;
@@ -95,7 +124,10 @@ async function main(): Promise<void> {
     await lab.down();
   }
   console.log(`\n### pulumi up of a Network of N hosts (l3, one router, agents off, 3-member etcd with TLS)\n`);
-  console.log(markdownTable(["hosts", "operation", "seconds", "per host ms", "changes", "router SSH connections", "etcd KV requests"], rows.map((r) => [String(r.hosts), r.op, fmt(r.seconds), fmt((1000 * r.seconds) / r.hosts, 0), r.changes, String(r.ssh), String(r.etcd)])));
+  console.log(`Load average (1 min) at the start ${load0.toFixed(1)}, at the end ${os.loadavg()[0].toFixed(1)}.\n`);
+  console.log(markdownTable(["provider in state", "hosts", "operation", "seconds", "per host ms", "changes", "router SSH connections", "etcd KV requests"], rows.map((r) => [r.provider, String(r.hosts), r.op, fmt(r.seconds), fmt((1000 * r.seconds) / r.hosts, 0), r.changes, String(r.ssh), String(r.etcd)])));
+  console.log(`\nState after the first up (\`pulumi stack export\`), bytes per resource of each type (of which the serialized provider):\n`);
+  console.log(markdownTable(["provider in state", "hosts", "state bytes", "per type: count × bytes (provider)"], states.map((s) => [s.provider, String(s.hosts), String(s.total), Object.entries(s.types).map(([t, v]) => `${t} ${v.count} × ${v.each} (${v.provider})`).join("; ")])));
   console.log(`\nBaseline, same run: the provider alone allocates N hosts (8 lanes): ${direct.map((d) => `${d.hosts} in ${fmt(d.seconds, 2)} s`).join(", ")}.`);
   process.exit(0);
 }

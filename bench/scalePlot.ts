@@ -47,10 +47,8 @@ export function panel(x: number, y: number, w: number, h: number, title: string,
   return out.join("\n");
 }
 
-function main(): void {
-  const [input, output] = process.argv.slice(2);
-  if (!input || !output) throw new Error("usage: scalePlot.ts <results.json> <out.svg>");
-  const steps = (JSON.parse(fs.readFileSync(input, "utf8")) as { steps: Step[] }).steps;
+/** The ramp's steps as the SVG of four panels. */
+export function renderScaleSvg(steps: Step[]): string {
   const at = (f: (s: Step) => number): [number, number][] => steps.map((s) => [s.hosts, f(s)]);
   const W = 420;
   const H = 240;
@@ -68,7 +66,13 @@ function main(): void {
     panel(20 + W, 20 + H, W, H, "etcd DB vs hosts", "MiB", [{ name: "DB size (max member)", color: "#8c564b", points: at((s) => Math.max(...s.etcd.dbBytes) / 2 ** 20) }]),
     "</svg>",
   ].join("\n");
-  fs.writeFileSync(output, svg + "\n");
+  return svg + "\n";
+}
+
+function main(): void {
+  const [input, output] = process.argv.slice(2);
+  if (!input || !output) throw new Error("usage: scalePlot.ts <results.json> <out.svg>");
+  fs.writeFileSync(output, renderScaleSvg((JSON.parse(fs.readFileSync(input, "utf8")) as { steps: Step[] }).steps));
 }
 
 if (require.main === module) main();

@@ -13,13 +13,19 @@ import { computePeers, desiredPeers, desiredTunnels, NetworkView, Peer } from ".
 import { PrefixWatch, WatchBatch } from "../daemon/watch";
 import { buildIpcache } from "../policy/ipcache";
 import { ABI_CONSTANTS } from "../../bpf/abi";
+import { MapSizes } from "../../provider/network/mapSizes";
 
-/** The BPF maps' sizes (bpf/lib/abi.h): a memory map refuses a new key past them, as the kernel does. */
+/** The BPF maps' compiled sizes (bpf/lib/abi.h): a memory map refuses a new key past its size, as the kernel does. */
 export const SIM_MAP_CAPACITY: Record<SimMapName, number> = {
   tunnel: ABI_CONSTANTS.BPFNET_TUNNEL_MAX,
   peers: ABI_CONSTANTS.BPFNET_PEERS_MAX,
   ipcache: ABI_CONSTANTS.BPFNET_IPCACHE_MAX,
 };
+
+/** The sizes an agent of this network creates its maps with (the spec's, provider/network/mapSizes.ts), else the compiled ones. */
+export function simMapCapacity(sizes: MapSizes = {}): Record<SimMapName, number> {
+  return { tunnel: sizes.tunnel ?? SIM_MAP_CAPACITY.tunnel, peers: sizes.peers ?? SIM_MAP_CAPACITY.peers, ipcache: sizes.ipcache ?? SIM_MAP_CAPACITY.ipcache };
+}
 import { PolicyInputs } from "../policy/view";
 
 /** Which in-memory map changed, for the harness's convergence clocks. */
@@ -41,6 +47,8 @@ export interface SimulatedAgentOptions {
   coalesceMs?: number;
   /** Called after each map write, with the wall-clock time it landed. */
   onWrite?: (map: SimMapName, key: string, removed: boolean, at: number) => void;
+  /** The maps' sizes from the network's spec (what NodeAgent passes the real agent); absent: the compiled sizes. */
+  mapSizes?: MapSizes;
 }
 
 export interface SimulatedAgentStats {
@@ -95,10 +103,11 @@ export class SimulatedAgent {
     // Computed once per view change, not once per reconciler.
     let cached: Peer[] | undefined;
     const peers = () => (cached ??= computePeers(o.host, o.podCidr, this.view.nodes, this.view.allocs).peers);
+    const capacity = simMapCapacity(o.mapSizes);
     const full = (name: SimMapName, size: number, k: string, has: boolean) => {
-      if (has || size < SIM_MAP_CAPACITY[name]) return;
+      if (has || size < capacity[name]) return;
       this.mapFull++;
-      throw new Error(`${name} map full (max_entries ${SIM_MAP_CAPACITY[name]}): ${k} not added`);
+      throw new Error(`${name} map full (max_entries ${capacity[name]}): ${k} not added`);
     };
     const memory = <V>(name: SimMapName, map: Map<string, V>) => ({
       upsert: (k: string, v: V) => {

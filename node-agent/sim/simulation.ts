@@ -5,6 +5,7 @@
 import type { Etcd3 } from "etcd3";
 import { EtcdConnection } from "../../provider/etcd/etcdClient";
 import { formatIpv4 } from "../../provider/ipam/cidr";
+import type { MapSizes } from "../../provider/network/mapSizes";
 import { sleep } from "../daemon/backoff";
 import { connectAgentClient } from "../daemon/etcd";
 import { Logger } from "../daemon/log";
@@ -30,6 +31,8 @@ export interface SimulationOptions {
    * thousands of hosts' calls: on a starved machine its own event loop delays them.
    */
   callTimeoutMs?: number;
+  /** The simulated agents' map sizes (from the network's spec: mapSizesFor); absent: the compiled sizes. */
+  mapSizes?: MapSizes;
 }
 
 export interface Convergence {
@@ -125,6 +128,7 @@ export class Simulation {
         log: this.o.log,
         coalesceMs: this.o.coalesceMs ?? 0,
         onWrite: (map, key, removed, at) => this.record(map, key, removed, at),
+        ...(this.o.mapSizes ? { mapSizes: this.o.mapSizes } : {}),
       });
       agent.start();
       this.agents.push(agent);

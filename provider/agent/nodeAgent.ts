@@ -17,6 +17,7 @@ import { booleanProblem } from "../common/validate";
 import { forgetUnreachableHost } from "./forgetHost";
 import { LeftOnHost, leftOnHost, removalCommands } from "./removalRecord";
 import { DEFAULT_MAX_UNAVAILABLE, maxUnavailableProblem, rolling } from "./rollout";
+import { lightProvider } from "../common/providerStub";
 
 /** NodeAgent's arguments: SSH to the host, the agent's spec (paths, interfaces), etcd, and the bundle to run. */
 export interface NodeAgentArgs {
@@ -216,7 +217,7 @@ export class NodeAgent extends pulumi.dynamic.Resource {
 
   constructor(name: string, args: NodeAgentArgs, opts?: pulumi.CustomResourceOptions) {
     super(
-      nodeAgentProvider,
+      lightProvider(nodeAgentProvider, __filename, "nodeAgentProvider"),
       name,
       {
         ...sshResourceInputs(args.connection),

@@ -18,6 +18,7 @@ import { grantDifference, hostAccessProblems, hostGrants, hostRoleName, hostUser
 import { nodeKey } from "./keys";
 import { CertAndKey, certFacts, issueHostCert, nearsExpiry } from "./pki";
 import { isUnknown } from "../common/unknown";
+import { lightProvider } from "../common/providerStub";
 
 export const DEFAULT_VALIDITY_DAYS = 365;
 export const DEFAULT_RENEW_BEFORE_DAYS = 30;
@@ -209,7 +210,7 @@ export class EtcdHostAccess extends pulumi.dynamic.Resource {
 
   constructor(name: string, args: EtcdHostAccessArgs, opts?: pulumi.CustomResourceOptions) {
     super(
-      etcdHostAccessProvider,
+      lightProvider(etcdHostAccessProvider, __filename, "etcdHostAccessProvider"),
       name,
       {
         connection: pulumi.secret(args.connection),

@@ -9,6 +9,7 @@ import { Allocation, allocate, inspectHost, isIpamError, release } from "./ipamS
 import { hostKey } from "../etcd/keys";
 import { isUnknown } from "../common/unknown";
 import { canonicalCidr, gatewayIp, parseCidr } from "./cidr";
+import { lightProvider } from "../common/providerStub";
 
 export interface HostAllocationInputs {
   connection: EtcdConnection;
@@ -203,7 +204,7 @@ export class HostAllocation extends pulumi.dynamic.Resource {
     const connection = args.connection ?? net?.connection;
     if (connection === undefined) throw new Error(`HostAllocation ${name}: give connection or network`);
     super(
-      hostAllocationProvider,
+      lightProvider(hostAllocationProvider, __filename, "hostAllocationProvider"),
       name,
       {
         connection: secretConnection(connection as pulumi.Input<EtcdConnectionArgs>),

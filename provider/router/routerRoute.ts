@@ -22,6 +22,7 @@ import {
 } from "./routerRouteSpec";
 import { SshConnection, SshEndpoint } from "../host/sshConnection";
 import { SSH_SECRET_OUTPUTS, sshResourceInputs } from "../host/sshInputs";
+import { lightProvider } from "../common/providerStub";
 
 /** A router and how to program it. */
 export interface RouterArgs {
@@ -141,7 +142,7 @@ export class RouterRoute extends pulumi.dynamic.Resource {
     const router = pulumi.output(args.router) as pulumi.Output<RouterArgs>;
     const ssh = sshResourceInputs(router.apply((r) => r.connection));
     super(
-      routerRouteProvider,
+      lightProvider(routerRouteProvider, __filename, "routerRouteProvider"),
       name,
       {
         router: pulumi.all([router, ssh.connection]).apply(([r, endpoint]) => storedRouter(r, endpoint)),
