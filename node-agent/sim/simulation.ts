@@ -33,6 +33,8 @@ export interface SimulationOptions {
   callTimeoutMs?: number;
   /** The simulated agents' map sizes (from the network's spec: mapSizesFor); absent: the compiled sizes. */
   mapSizes?: MapSizes;
+  /** Agents connect here instead of to the members, round-robin (e.g. one etcd gRPC proxy per rack). */
+  agentEndpoints?: string[];
 }
 
 export interface Convergence {
@@ -113,7 +115,9 @@ export class Simulation {
   async startAgents(count: number, deadlineMs = 120_000): Promise<SimulatedAgent[]> {
     const started: SimulatedAgent[] = [];
     for (let i = 0; i < count; i++) {
-      const client = connectAgentClient(this.o.connection, this.o.callTimeoutMs);
+      const via = this.o.agentEndpoints;
+      const connection = via?.length ? { ...this.o.connection, endpoints: [via[this.agents.length % via.length]] } : this.o.connection;
+      const client = connectAgentClient(connection, this.o.callTimeoutMs);
       this.agentClients.push(client);
       const index = 1_000_000 + this.agents.length;
       const agent = new SimulatedAgent({

@@ -18,6 +18,9 @@ export interface TlsMaterial {
   serverKeyPem: string;
   clientCertPem: string;
   clientKeyPem: string;
+  /** makeTls({ proxyClient: true }): a client certificate with an empty Common Name, as etcd's gRPC proxy requires upstream. */
+  proxyCertPem?: string;
+  proxyKeyPem?: string;
 }
 
 export interface StartOptions {
@@ -198,7 +201,7 @@ async function enableAuth(clientUrl: string, dir: string, tls: TlsMaterial | und
 }
 
 /** A CA, a server certificate for 127.0.0.1/localhost and a client certificate (CN=root). */
-export function makeTls(): TlsMaterial {
+export function makeTls(opts: { proxyClient?: boolean } = {}): TlsMaterial {
   // node-forge signs; keys come from node's native RSA generation (forge's is slow).
   const forge = require("node-forge") as typeof import("node-forge");
   const newKey = () => {
@@ -241,5 +244,15 @@ export function makeTls(): TlsMaterial {
     { name: "keyUsage", digitalSignature: true, keyEncipherment: true },
     { name: "extKeyUsage", clientAuth: true },
   ]);
-  return { caPem, serverCertPem, serverKeyPem: server.pem, clientCertPem, clientKeyPem: client.pem };
+  const material: TlsMaterial = { caPem, serverCertPem, serverKeyPem: server.pem, clientCertPem, clientKeyPem: client.pem };
+  if (opts.proxyClient) {
+    // etcd's gRPC proxy refuses an upstream certificate with a Common Name (etcd would take it for that user).
+    const proxy = newKey();
+    material.proxyCertPem = cert("", proxy.pub, ca.key, "bpfnet-test-ca", [
+      { name: "keyUsage", digitalSignature: true, keyEncipherment: true },
+      { name: "extKeyUsage", clientAuth: true },
+    ]);
+    material.proxyKeyPem = proxy.pem;
+  }
+  return material;
 }

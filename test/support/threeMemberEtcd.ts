@@ -34,7 +34,7 @@ export interface ThreeMemberOptions {
 export async function startThreeMemberEtcd(opts: ThreeMemberOptions = {}): Promise<ThreeMemberEtcd> {
   const root = opts.dataRoot ?? (fs.existsSync("/dev/shm") ? "/dev/shm" : os.tmpdir());
   const dir = fs.mkdtempSync(path.join(root, "bpfnet-etcd3-"));
-  const tls = makeTls();
+  const tls = makeTls({ proxyClient: true });
   const file = (name: string, text: string) => {
     const p = path.join(dir, name);
     fs.writeFileSync(p, text, { mode: 0o600 });
@@ -130,4 +130,110 @@ async function waitHealthy(metricsPort: number, child: ChildProcess, stderr: () 
     await new Promise((r) => setTimeout(r, 100));
   }
   throw new Error(`etcd member did not become healthy within 30 s: ${stderr()}`);
+}
+
+export interface GrpcProxies {
+  /** Each proxy's client URL (https://127.0.0.1:23800+i). */
+  endpoints: string[];
+  pids: number[];
+  stop(): Promise<void>;
+}
+
+/** First client port of the proxies (23800-23809) and of their metrics (23810-23819). */
+const PROXY_PORT = 23800;
+
+/**
+ * `count` etcd gRPC proxies (`etcd grpc-proxy start`) in front of the members, as a production
+ * deployment runs one per rack: watches of the same range through one proxy coalesce into one
+ * upstream watch, and the proxy caches serializable reads. TLS on both sides (to the members with
+ * the client certificate, to its clients with the server certificate, client certificates
+ * required). Through a proxy every client reaches etcd as the proxy's identity.
+ */
+export async function startGrpcProxies(etcd: ThreeMemberEtcd, count: number): Promise<GrpcProxies> {
+  if (count < 1 || count > 10) throw new RangeError(`1 to 10 proxies (ports ${PROXY_PORT}-${PROXY_PORT + 9}), got ${count}`);
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "bpfnet-grpc-proxy-"));
+  const file = (name: string, text: string) => {
+    const p = path.join(dir, name);
+    fs.writeFileSync(p, text, { mode: 0o600 });
+    return p;
+  };
+  const ca = file("ca.crt", etcd.tls.caPem);
+  const files = {
+    ca,
+    cert: file("server.crt", etcd.tls.serverCertPem),
+    key: file("server.key", etcd.tls.serverKeyPem),
+    clientCert: file("proxy.crt", etcd.tls.proxyCertPem!),
+    clientKey: file("proxy.key", etcd.tls.proxyKeyPem!),
+  };
+  const upstream = etcd.members.map((m) => m.clientUrl.replace(/^https:\/\//, "")).join(",");
+  const children: ChildProcess[] = [];
+  const stderr: string[] = [];
+  for (let i = 0; i < count; i++) {
+    stderr.push("");
+    const child = spawn(
+      ETCD_BINARY,
+      [
+        "grpc-proxy",
+        "start",
+        `--endpoints=${upstream}`,
+        `--listen-addr=127.0.0.1:${PROXY_PORT + i}`,
+        `--advertise-client-url=127.0.0.1:${PROXY_PORT + i}`,
+        `--metrics-addr=http://127.0.0.1:${PROXY_PORT + 10 + i}`,
+        `--data-dir=${path.join(dir, `proxy${i}`)}`,
+        `--cacert=${files.ca}`,
+        `--cert=${files.clientCert}`,
+        `--key=${files.clientKey}`,
+        `--cert-file=${files.cert}`,
+        `--key-file=${files.key}`,
+        `--trusted-ca-file=${files.ca}`,
+      ],
+      { stdio: ["ignore", "ignore", "pipe"] },
+    );
+    child.stderr!.on("data", (d) => (stderr[i] = (stderr[i] + d.toString()).slice(-4000)));
+    children.push(child);
+  }
+  const stop = async () => {
+    await Promise.all(
+      children.map(
+        (c) =>
+          new Promise<void>((resolve) => {
+            if (c.exitCode !== null || c.signalCode !== null) return resolve();
+            const t = setTimeout(() => c.kill("SIGKILL"), 5000);
+            c.once("exit", () => {
+              clearTimeout(t);
+              resolve();
+            });
+            c.kill("SIGTERM");
+          }),
+      ),
+    );
+    fs.rmSync(dir, { recursive: true, force: true });
+  };
+  const onExit = () => children.forEach((c) => c.kill("SIGKILL"));
+  process.once("exit", onExit);
+  try {
+    await Promise.all(
+      children.map(async (c, i) => {
+        const deadline = Date.now() + 30_000;
+        for (;;) {
+          if (c.exitCode !== null) throw new Error(`grpc-proxy ${i} exited during start: ${stderr[i].slice(-1500)}`);
+          const up = await fetch(`http://127.0.0.1:${PROXY_PORT + 10 + i}/health`).then((r) => r.ok, () => false);
+          if (up) return;
+          if (Date.now() > deadline) throw new Error(`grpc-proxy ${i} not serving within 30 s: ${stderr[i]}`);
+          await new Promise((r) => setTimeout(r, 100));
+        }
+      }),
+    );
+  } catch (e) {
+    await stop();
+    throw e;
+  }
+  return {
+    endpoints: children.map((_, i) => `https://127.0.0.1:${PROXY_PORT + i}`),
+    pids: children.map((c) => c.pid!),
+    stop: async () => {
+      process.removeListener("exit", onExit);
+      await stop();
+    },
+  };
 }
