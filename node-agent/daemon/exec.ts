@@ -1,4 +1,4 @@
-// Running the system tools the agent drives (ip, nsenter). Every failure names the command and
+// Running the system tools the agent drives (ip; endpoint devices go through netlink instead). Every failure names the command and
 // its stderr, so an API error tells the operator what the kernel refused.
 import { execFile } from "child_process";
 
@@ -36,7 +36,3 @@ export async function exec(cmd: string, args: string[], timeoutMs?: number): Pro
 /** `ip ARGS` in the agent's namespace. */
 export const ip = (...args: string[]): Promise<string> => exec("ip", args);
 export const tryIp = (...args: string[]): Promise<ExecResult> => tryExec("ip", args);
-
-/** `ip ARGS` inside the network namespace at `netnsPath` (a /run/netns/X or /proc/PID/ns/net path). */
-export const ipIn = (netnsPath: string, ...args: string[]): Promise<string> => exec("nsenter", [`--net=${netnsPath}`, "ip", ...args]);
-export const tryIpIn = (netnsPath: string, ...args: string[]): Promise<ExecResult> => tryExec("nsenter", [`--net=${netnsPath}`, "ip", ...args]);

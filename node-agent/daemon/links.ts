@@ -1,7 +1,7 @@
 // What the agent needs to know about a network device (read with `ip -j`), and endpoint veth
 // pairs made through netlink from the addon.
 import { addrAdd, decodeLink, linkGet, linkUp, neighPermanent, ownNetnsFd, routeReplace, RtRequest, rtnetlink, vethAdd } from "../../bpf";
-import { ExecResult, tryIp, tryIpIn } from "./exec";
+import { ExecResult, tryIp } from "./exec";
 
 export interface LinkInfo {
   name: string;
@@ -45,24 +45,6 @@ function fromResult(r: ExecResult): LinkInfo | undefined {
 export async function getLink(name: string): Promise<LinkInfo | undefined> {
   return fromResult(await tryIp("-j", "-d", "link", "show", "dev", name));
 }
-
-export async function getLinkIn(netnsPath: string, name: string): Promise<LinkInfo | undefined> {
-  return fromResult(await tryIpIn(netnsPath, "-j", "-d", "link", "show", "dev", name));
-}
-
-/** Every device of the agent's namespace. */
-export async function listLinks(): Promise<LinkInfo[]> {
-  const r = await tryIp("-j", "-d", "link", "show");
-  if (!r.ok) throw new Error(`ip link show failed: ${r.stderr.trim()}`);
-  return (JSON.parse(r.stdout) as Record<string, unknown>[]).map(parseLink);
-}
-
-export async function linkIn(netnsPath: string, name: string): Promise<LinkInfo> {
-  const l = await getLinkIn(netnsPath, name);
-  if (!l) throw new Error(`no device ${name} in ${netnsPath}`);
-  return l;
-}
-
 
 /** What an endpoint's veth pair is made of (endpoints.ts plans it). */
 export interface VethPlan {
