@@ -1,5 +1,5 @@
 /**
- * Endpoint add as one ip batch (lab tpf1, one vxlan host, a real agent): the pair is born in the
+ * Endpoint add through netlink from the addon (lab tpf1, one vxlan host, a real agent): the pair is born in the
  * container's namespace with the host end in the agent's; the datapath is ready when the API
  * call returns (the first packet is answered); a crash's leftover device under the same name
  * is cleaned up; hostile namespace paths and a taken interface name are refused without a trace.
@@ -78,11 +78,11 @@ test("hostile namespace paths and a taken interface name are refused, leaving no
   for (const netns of ["/run/netns/tpfca; reboot", "/run/netns/$(id)", "/run/netns/`id`", "/run/netns/a\nb", "/run/netns/../netns/'x'", '/run/netns/"q" x']) {
     await expect(agent!.client.addEndpoint({ id: "ph", netns })).rejects.toMatchObject({ status: 404 });
   }
-  // A path that exists but is no network namespace: nsenter refuses it inside the batch run.
+  // A path that exists but is no network namespace: setns refuses it before any request is sent.
   await expect(agent!.client.addEndpoint({ id: "ph", netns: "/etc/hostname" })).rejects.toMatchObject({ status: 404, code: "no-netns" });
-  // tpfca already has eth0 (endpoint pa): the batch fails at the pair, reported as the name taken.
+  // tpfca already has eth0 (endpoint pa): creating the pair fails (EEXIST), reported as the name taken.
   await expect(agent!.client.addEndpoint({ id: "pd", netns: "/run/netns/tpfca" })).rejects.toMatchObject({ status: 409 });
-  // Hostile interface names never reach ip: the request is refused first.
+  // Hostile interface names never reach the kernel: the request is refused first.
   for (const ifname of ["eth 1", "e;x", "$(id)", "`id`", "a\nb", "..", "'q'"]) {
     await expect(agent!.client.addEndpoint({ id: "pe", netns: "/run/netns/tpfcc", ifname })).rejects.toMatchObject({ status: 400 });
   }
