@@ -3,7 +3,7 @@
 //
 //   npx tsc -p tsconfig.build.json                     (the agents run from dist/)
 //   flock /tmp/p4/bench.lock npx ts-node bench/monitor.ts [--rounds 9] [--seconds 5] [--rr 1000]
-//       [--compiled-out] [--write]
+//       [--compiled-out] [--drop-flood] [--write]
 //
 // A 2-host vxlan lab (tmon3, 10.112.0.0/16) with real agents, one container per host; iperf3
 // TCP throughput and a 64-byte TCP request/response from h1's container to h2's. Variants,
@@ -13,6 +13,9 @@
 //   on, written     events written and read with nobody listening (what the agent did before it
 //                   kept the datapath idle: EVENTS_OFF cleared here behind the agent's back)
 //   compiled out    (--compiled-out) the datapath built with -DBPFNET_NO_EVENTS, agents restarted
+// --drop-flood: meanwhile h1's container sends up to 5,000 UDP datagrams/s with a spoofed source
+// (every one dropped by bpf_lxc, an event each when events are written): what drops cost when
+// the datapath writes their events for nobody, against the idle datapath.
 // Per variant: throughput, request/response p50, the events the agents read (status.monitor) and
 // the agents' CPU time (/proc/PID/stat utime+stime) per second of traffic. The goal (issue 11):
 // "on, idle" ≥ 0.97× the throughput of "switch off", judged on the median of per-round ratios;
@@ -38,9 +41,17 @@ const REPO = path.resolve(__dirname, "..");
 const DOC = path.join(REPO, "docs", "benchmarks.md");
 const CONTAINERS = ["tmoncb1", "tmoncb2"];
 const GOAL = 0.97;
-const BEGIN = "<!-- bench/monitor.ts: begin (generated) -->";
-const END = "<!-- bench/monitor.ts: end -->";
+const begin = (kind: string) => `<!-- bench/monitor.ts ${kind}: begin (generated) -->`;
+const end = (kind: string) => `<!-- bench/monitor.ts ${kind}: end -->`;
 const CLK_TCK = 100; // USER_HZ on Linux
+const SPOOFED = `10.${OCTET}.250.250`; // inside the cluster CIDR, nobody's address
+/** 5 UDP datagrams per millisecond from the spoofed address (≤ 5,000/s): each one dropped by bpf_lxc. */
+const SPOOF_FLOOD = `
+const s = require("dgram").createSocket("udp4");
+const [from, to] = process.argv.slice(1);
+const buf = Buffer.alloc(16);
+s.bind(0, from, () => setInterval(() => { for (let i = 0; i < 5; i++) s.send(buf, 9, to); }, 1));
+`;
 
 type Variant = "switch off" | "on, idle" | "on, written" | "compiled out";
 
@@ -109,9 +120,10 @@ async function agentCounters(agents: LabAgent[]): Promise<AgentCounters> {
   return { ticks, events };
 }
 
-/** Puts `text` between this bench's markers in docs/benchmarks.md (at the end of the monitor section the first time). */
-function writeDoc(text: string): void {
+/** Puts `text` between this bench's markers of its kind in docs/benchmarks.md (at the end of the monitor section the first time). */
+function writeDoc(text: string, kind: string): void {
   let doc = fs.readFileSync(DOC, "utf8");
+  const [BEGIN, END] = [begin(kind), end(kind)];
   const block = `${BEGIN}\n${text.trimEnd()}\n${END}`;
   const i = doc.indexOf(BEGIN);
   const j = doc.indexOf(END);
@@ -129,6 +141,7 @@ async function main(): Promise<number> {
   const seconds = arg("seconds", 5);
   const rrCount = arg("rr", 1000);
   const compiledOut = process.argv.includes("--compiled-out");
+  const dropFlood = process.argv.includes("--drop-flood");
   const variants: Variant[] = ["switch off", "on, idle", "on, written", ...(compiledOut ? (["compiled out"] as const) : [])];
   const variantDir = compiledOut ? fs.mkdtempSync(path.join(os.tmpdir(), "bpfnet-noevents-")) : undefined;
   const children = new Children();
@@ -145,6 +158,10 @@ async function main(): Promise<number> {
     const serverIp = env.ips[server];
     await startIperfServer(children, server, IPERF_PORT);
     await startEchoServer(children, server, ECHO_PORT);
+    if (dropFlood) {
+      execFileSync("ip", ["netns", "exec", client, "ip", "addr", "add", `${SPOOFED}/32`, "dev", "eth0"]);
+      children.spawn(client, [process.execPath, "-e", SPOOF_FLOOD, SPOOFED, serverIp]);
+    }
     let onVariantObjects = false;
     const prepare = async (v: Variant) => {
       const wantVariant = v === "compiled out";
@@ -205,12 +222,12 @@ async function main(): Promise<number> {
     rows,
   );
   const text =
-    `${started.toISOString().slice(0, 16).replace("T", " ")} UTC, \`bench/monitor.ts --rounds ${rounds}${compiledOut ? " --compiled-out" : ""}\`: ${rounds} rounds × ${seconds} s iperf3 + ${rrCount} request/responses per variant; ` +
+    `${started.toISOString().slice(0, 16).replace("T", " ")} UTC, \`bench/monitor.ts --rounds ${rounds}${compiledOut ? " --compiled-out" : ""}${dropFlood ? " --drop-flood" : ""}\`: ${rounds} rounds × ${seconds} s iperf3 + ${rrCount} request/responses per variant${dropFlood ? ", ≤ 5,000 spoofed-source datagrams/s dropped on h1 throughout" : ""}; ` +
     `${os.cpus().length} CPUs, kernel ${os.release()}; load average before ${loadBefore}, after ${load()}.\n\n${table}\n\n` +
     `**on (no listener) / switch off: ${fmt(idle, 3)}×** (median of per-round ratios; goal ≥ ${GOAL}: ${met ? "met" : "MISSED"}).\n`;
   console.log(text);
   if (process.argv.includes("--write")) {
-    writeDoc(text);
+    writeDoc(text, dropFlood ? "drop flood" : "no drops");
     console.log(`written to ${path.relative(process.cwd(), DOC)}`);
   }
   return met ? 0 : 1;

@@ -18,8 +18,11 @@ export interface Check {
   on: string;
   /** The probe's command (already quoted): exit 0 = pass. */
   command: string;
-  /** "pass": the probe must succeed; "answer": a TCP connect that is accepted or refused (a service VIP reached a backend's host). */
-  expect: "pass" | "answer";
+  /**
+   * "pass": the probe must succeed; "answer": a TCP connect that is accepted or refused (a service
+   * VIP reached a backend's host); "refused": the probe must fail (a policy denies it).
+   */
+  expect: "pass" | "answer" | "refused";
 }
 
 const PING = ["ping", "-n", "-q", "-c", 2, "-i", "0.2", "-W", 2];
@@ -75,6 +78,7 @@ export function planServiceChecks(hosts: readonly TestHost[], ports: readonly Se
 /** Did the probe meet the check's expectation? */
 export function checkPassed(check: Check, code: number, stderr: string): boolean {
   if (check.expect === "answer") return code === 0 || /connection refused/i.test(stderr);
+  if (check.expect === "refused") return code !== 0;
   return code === 0;
 }
 

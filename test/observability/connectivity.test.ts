@@ -8,15 +8,33 @@ import { execFileSync, spawn, spawnSync } from "child_process";
 import { randomUUID } from "crypto";
 import * as fs from "fs";
 import { TcHook } from "../../bpf";
+import * as os from "os";
+import * as path from "path";
 import { withEtcd } from "../../provider/etcd/etcdClient";
+import { policiesDir } from "../../provider/etcd/keys";
 import { checkServiceSpec } from "../../provider/services/serviceSpec";
 import { writeService } from "../../provider/services/serviceStore";
 import { CLI, waitFor } from "../agent/support/agents";
 import { AgentLab, startAgentLab } from "./support/agentLab";
 
-function connectivity(L: AgentLab): { status: number | null; out: string } {
-  const r = spawnSync(process.execPath, [CLI, "connectivity", "test", "--inventory", L.inventoryFile], { encoding: "utf8", timeout: 300_000 });
+function connectivity(L: AgentLab, extra: string[] = []): { status: number | null; out: string } {
+  const r = spawnSync(process.execPath, [CLI, "connectivity", "test", "--inventory", L.inventoryFile, ...extra], { encoding: "utf8", timeout: 300_000 });
   return { status: r.status, out: r.stdout + r.stderr };
+}
+
+/** The lab's etcd connection as an admin would pass it: a JSON file, here under a hostile directory name. */
+function adminConnectionFile(L: AgentLab): string {
+  const dir = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "bpfnet-ct-admin-")), "a b;$(id)`x`'q'");
+  fs.mkdirSync(dir);
+  const file = path.join(dir, "etcd.json");
+  fs.writeFileSync(file, JSON.stringify({ etcdConnection: L.etcd.connection }), { mode: 0o600 });
+  return file;
+}
+
+/** The connectivity test's policies left in etcd (none once it ended). */
+async function policiesLeft(L: AgentLab): Promise<string[]> {
+  const keys = await withEtcd(L.etcd.connection, (c) => c.getAll().prefix(policiesDir(L.prefix)).keys());
+  return keys.filter((k) => k.includes("bpfnet-ct-"));
 }
 
 /** Nothing the test made is left: no namespace, no endpoint on any agent. */
@@ -47,9 +65,28 @@ describe("vxlan, 3 hosts", () => {
     expect(r.out).toMatch(/✔ pass {2}container→container h1→h2 {2}\(2\/2, rtt [\d.]+ ms\)/);
     expect(r.out).toContain(`connectivity test: ${checks.length}/${checks.length} checks passed, 2 skipped`);
     expect(r.out).toContain("- skip  service VIPs: no TCP service with backends in this network");
+    expect(r.out).toContain("- skip  policy denials: not run: writing the temporary policy needs admin etcd credentials (--etcd-connection FILE");
     expect(r.out).not.toContain("FAIL");
     expect(r.status).toBe(0);
     await nothingLeft(L!);
+  }, 300_000);
+
+  test("with admin credentials: a temporary policy on the test's own endpoints denies b→b and host→b, a→b still passes; removed after", async () => {
+    const file = adminConnectionFile(L!);
+    try {
+      const r = connectivity(L!, ["--etcd-connection", file]);
+      expect(r.out).toMatch(/✔ pass {2}temporary policy enforced on every host {2}\(policy bpfnet-ct-\d+-[0-9a-f]{8}\)/);
+      expect(r.out).toMatch(/✔ pass {2}policy allows h1 a→h2 b {2}\(2\/2/);
+      expect(r.out).toContain("✔ pass  policy denies host→container b (h1)  (refused)");
+      expect(r.out).toContain("✔ pass  policy denies h1 b→h2 b  (refused)");
+      expect(r.out).toMatch(/connectivity test: (\d+)\/\1 checks passed, 1 skipped/);
+      expect(r.out).not.toContain("policy denials: not run");
+      expect(r.status).toBe(0);
+      expect(await policiesLeft(L!)).toEqual([]);
+      await nothingLeft(L!);
+    } finally {
+      fs.rmSync(path.dirname(path.dirname(file)), { recursive: true, force: true });
+    }
   }, 300_000);
 
   test("with h2's programs detached it fails, naming the paths through h2", async () => {
@@ -91,18 +128,27 @@ describe("vxlan, 3 hosts", () => {
     }
   }, 300_000);
 
-  test("SIGTERM in the middle: the temporary endpoints are removed, exit 143", async () => {
-    const child = spawn(process.execPath, [CLI, "connectivity", "test", "--inventory", L!.inventoryFile], { stdio: ["ignore", "pipe", "pipe"] });
-    let out = "";
-    child.stdout.on("data", (d: Buffer) => (out += d.toString()));
-    child.stderr.on("data", (d: Buffer) => (out += d.toString()));
-    const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
-    await waitFor("the first check", () => out.includes("✔ pass"), 120_000);
-    child.kill("SIGTERM");
-    expect(await exited).toBe(143);
-    expect(out).toContain("SIGTERM: removing the temporary endpoints");
-    await nothingLeft(L!);
-  }, 200_000);
+  test("SIGTERM while the temporary policy is in place: the policy and the endpoints are removed, exit 143", async () => {
+    const file = adminConnectionFile(L!);
+    const child = spawn(process.execPath, [CLI, "connectivity", "test", "--inventory", L!.inventoryFile, "--etcd-connection", file], { stdio: ["ignore", "pipe", "pipe"] });
+    try {
+      let out = "";
+      child.stdout.on("data", (d: Buffer) => (out += d.toString()));
+      child.stderr.on("data", (d: Buffer) => (out += d.toString()));
+      const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
+      // Interrupted as soon as its policy is in etcd (it then waits for the agents, and probes).
+      await waitFor("the temporary policy in etcd", async () => (await policiesLeft(L!)).length === 1, 240_000, 50);
+      child.kill("SIGTERM");
+      expect(await exited).toBe(143);
+      expect(out).toContain("SIGTERM: removing the temporary endpoints");
+      expect(out).not.toMatch(/connectivity test: \d+\/\d+ checks passed/); // it did not get to the end
+      expect(await policiesLeft(L!)).toEqual([]);
+      await nothingLeft(L!);
+    } finally {
+      if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
+      fs.rmSync(path.dirname(path.dirname(file)), { recursive: true, force: true });
+    }
+  }, 300_000);
 });
 
 describe("l3, 2 hosts behind a router", () => {
