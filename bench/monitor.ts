@@ -9,7 +9,8 @@
 // TCP throughput and a 64-byte TCP request/response from h1's container to h2's. Variants,
 // measured in a rotating order in every round (drift hits all alike):
 //   switch off      bpfnet_config.flags EVENTS_OFF on both hosts (set here, as monitorEvents: false does)
-//   on, idle        the default: monitoring on, no API listener (the agent keeps the datapath idle)
+//   on, idle        the default: monitoring on, no API listener; the agents keep the datapath idle
+//                   (their own setting, re-applied through PUT /v1/traces and checked here)
 //   on, written     events written and read with nobody listening (what the agent did before it
 //                   kept the datapath idle: EVENTS_OFF cleared here behind the agent's back)
 //   compiled out    (--compiled-out) the datapath built with -DBPFNET_NO_EVENTS, agents restarted
@@ -26,7 +27,7 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import { ConfigMap } from "../bpf";
-import { withMonitorFlags } from "../bpf/abi";
+import { monitorSettings, withMonitorFlags } from "../bpf/abi";
 import { startAgentLab, AgentLab } from "../test/reliability/support/agentLab";
 import { LabAgent } from "../test/agent/support/agents";
 import { Children } from "./lib/proc";
@@ -93,6 +94,15 @@ function setEventsOff(agents: LabAgent[], off: boolean): void {
     } finally {
       config.raw.close();
     }
+  }
+}
+
+function eventsOffIn(a: LabAgent): boolean {
+  const config = ConfigMap.open(a.host.bpffsDir);
+  try {
+    return monitorSettings(config.get().flags ?? 0).eventsOff;
+  } finally {
+    config.raw.close();
   }
 }
 
@@ -169,8 +179,12 @@ async function main(): Promise<number> {
         await Promise.all(agents.map((a) => restartOn(a, wantVariant ? variantDir : undefined)));
         onVariantObjects = wantVariant;
       }
-      // "on, idle" is the agents' own setting (no listener: EVENTS_OFF): set it as they would.
-      setEventsOff(agents, v !== "on, written");
+      if (v === "on, idle") {
+        // The agents' own setting: asked to apply their switches again (nothing changed), they
+        // must leave the datapath idle, as nobody listens.
+        for (const a of agents) await a.client.setTrace({ sampleEvery: null });
+        if (!agents.every((a) => eventsOffIn(a))) throw new Error("an agent with no listener left the datapath's events on");
+      } else setEventsOff(agents, v !== "on, written");
     };
     for (let r = 0; r < rounds; r++) {
       // Each round rotates the order, so no variant always runs first or after the same one.
