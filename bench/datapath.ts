@@ -36,15 +36,15 @@ import type { EndpointView } from "../node-agent/api/types";
 import { LabEtcd, startEtcdOn } from "../test/agent/support/etcd";
 import { startTestLab, TestLab } from "../test/support/lab";
 import { addNetns, addPlainContainer, addPlainUnderlay, addPlainVxlan, BASELINE_VXLAN_DEVICE, bpfAttachments } from "./lib/baseline";
-import { Children, msSince, now, sleep } from "./lib/proc";
-import { Goals, LatencySamples, missedGoals, ModeResult, PathResult, PingVariant, renderMode, RunInfo, writeDoc } from "./lib/report";
+import { Children, msSince, now, runBenchMain, sleep } from "./lib/proc";
+import { Goals, LatencySamples, missedGoals, ModeResult, PathResult, PingVariant, renderMode, RunInfo, failOnMissedGoals, writeDoc } from "./lib/report";
 import { fmt, mean, median } from "./lib/stats";
 import { iperf, pingRtts, requestResponse, startEchoServer, startIperfServer, startProber } from "./lib/traffic";
 
 const REPO = path.resolve(__dirname, "..");
 const DOC = path.join(REPO, "docs", "benchmarks.md");
 const IPERF_PORT = 5201;
-const ECHO_PORT = 7100;
+export const ECHO_PORT = 7100;
 const BASELINE_VNI = 100;
 const BASELINE_VXLAN_PORT = 4789;
 /** The l3 baseline's host ↔ router link (bench/lib/baseline.ts addPlainUnderlay). */
@@ -60,7 +60,7 @@ const GOALS: Record<Mode, Goals> = {
   l3: { throughput: 0.98, latency: 1.03, idlePing: 1.05 },
 };
 
-interface Params {
+export interface Params {
   iperfRuns: number;
   iperfSeconds: number;
   rrChunks: number;
@@ -176,20 +176,20 @@ function cleanupActive(): Promise<void> {
 
 // ---------------------------------------------------------------------------------------------
 
-function ensureSubnetFree(octet: number, ownBridges: string[]): void {
+export function ensureSubnetFree(octet: number, ownBridges: string[]): void {
   const used = tryRun("ip", ["-4", "-o", "addr", "show"])
     .stdout.split("\n")
     .filter((l) => l.includes(` 10.${octet}.`) && !ownBridges.some((b) => l.includes(` ${b} `)));
   if (used.length) throw new Error(`10.${octet}.0.0/16 is in use in the root namespace (another lab?): ${used.join("; ")}`);
 }
 
-function addNs(ctx: Ctx, name: string): string {
+export function addNs(ctx: Ctx, name: string): string {
   ctx.netns.add(name);
   addNetns(name);
   return `/run/netns/${name}`;
 }
 
-function delNs(ctx: Ctx, name: string): void {
+export function delNs(ctx: Ctx, name: string): void {
   killNetnsProcesses(name, 500);
   tryRun("ip", ["netns", "del", name]);
   ctx.netns.delete(name);
@@ -234,14 +234,14 @@ export interface Path {
 
 const emptyPath = (): PathResult => ({ throughput: [], rr: [], ping: [], pingFast: [], pingLost: 0, bpfPackets: 0n });
 
-interface Measured {
+export interface Measured {
   res: [PathResult, PathResult];
   /** bpfnet counters that moved while the baseline carried the traffic, by key. */
   duringBaseline: Map<string, bigint>;
 }
 
 /** Throughput, request/response and ping on both paths, alternating A B / B A between rounds. */
-async function measurePaths(ctx: Ctx, paths: [Path, Path], P: Params, log: (s: string) => void): Promise<Measured> {
+export async function measurePaths(ctx: Ctx, paths: [Path, Path], P: Params, log: (s: string) => void): Promise<Measured> {
   const res: [PathResult, PathResult] = [emptyPath(), emptyPath()];
   const duringBaseline = new Map<string, bigint>();
   for (const p of paths) {
@@ -297,7 +297,7 @@ async function startAgents(ctx: Ctx, lab: TestLab, conn: EtcdConnection, prefix:
   return agents;
 }
 
-async function waitUntil(what: string, fn: () => boolean | Promise<boolean>, timeoutMs: number, everyMs = 50): Promise<void> {
+export async function waitUntil(what: string, fn: () => boolean | Promise<boolean>, timeoutMs: number, everyMs = 50): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!(await fn())) {
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
@@ -692,13 +692,13 @@ async function runMode(ctx: Ctx, mode: Mode, P: Params, octet: number, log: (s: 
 }
 
 /** Jiffies from the first line of /proc/stat: all CPUs, all processes. */
-function cpuTimes(): { busy: number; idle: number; steal: number } {
+export function cpuTimes(): { busy: number; idle: number; steal: number } {
   const f = fs.readFileSync("/proc/stat", "utf8").split("\n")[0].trim().split(/\s+/).slice(1).map(Number);
   const [user, nice, system, idle, iowait, irq, softirq, steal] = f;
   return { busy: user + nice + system + irq + softirq, idle: idle + iowait, steal: steal ?? 0 };
 }
 
-function cpuSince(a: ReturnType<typeof cpuTimes>): string {
+export function cpuSince(a: ReturnType<typeof cpuTimes>): string {
   const b = cpuTimes();
   const total = b.busy - a.busy + (b.idle - a.idle) + (b.steal - a.steal);
   const pct = (x: number) => `${total > 0 ? ((100 * x) / total).toFixed(0) : "?"}%`;
@@ -757,7 +757,7 @@ function runParams(P: Params): string {
   );
 }
 
-function loadavg(): string {
+export function loadavg(): string {
   return os
     .loadavg()
     .map((l) => l.toFixed(2))
@@ -817,20 +817,7 @@ async function main(): Promise<void> {
     console.log(`written to ${path.relative(process.cwd(), DOC)}`);
   } else console.log(args.quick ? "(not written to docs/benchmarks.md: --quick runs need --write)" : "(not written to docs/benchmarks.md: --no-write)");
   // A check as well as a measurement: any missed goal fails the run.
-  const missed = results.flatMap(missedGoals);
-  if (missed.length) {
-    console.log(`goals missed:\n${missed.map((m) => `  ${m}`).join("\n")}`);
-    process.exitCode = 1;
-  } else console.log("all goals met");
+  failOnMissedGoals(results.flatMap(missedGoals));
 }
 
-if (require.main === module) {
-  main().then(
-    () => process.exit(process.exitCode ?? 0),
-    async (e) => {
-      console.error(e instanceof Error ? e.stack ?? e.message : e);
-      await cleanupActive();
-      process.exit(1);
-    },
-  );
-}
+if (require.main === module) runBenchMain(main, cleanupActive);

@@ -107,3 +107,15 @@ export function sleep(ms: number): Promise<void> {
 /** CLOCK_MONOTONIC in ns: process.hrtime.bigint() is comparable across processes of one machine. */
 export const now = (): bigint => process.hrtime.bigint();
 export const msSince = (t0: bigint, t1: bigint = now()): number => Number(t1 - t0) / 1e6;
+
+/** Runs a benchmark's main: exits with its exit code, or on an error prints it, cleans up and exits 1. */
+export function runBenchMain(main: () => Promise<void>, cleanup: () => Promise<void>): void {
+  main().then(
+    () => process.exit(process.exitCode ?? 0),
+    async (e) => {
+      console.error(e instanceof Error ? (e.stack ?? e.message) : e);
+      await cleanup();
+      process.exit(1);
+    },
+  );
+}

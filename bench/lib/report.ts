@@ -200,18 +200,27 @@ export function renderMode(m: ModeResult, run: RunInfo): string {
   ].join("\n");
 }
 
-const begin = (mode: string) => `<!-- bench/datapath.ts ${mode}: begin (generated) -->`;
-const end = (mode: string) => `<!-- bench/datapath.ts ${mode}: end -->`;
+const begin = (mode: string, source: string) => `<!-- ${source} ${mode}: begin (generated) -->`;
+const end = (mode: string, source: string) => `<!-- ${source} ${mode}: end -->`;
 
-/** Replaces (or appends) each mode's generated block in `file`. */
-export function writeDoc(file: string, blocks: { mode: string; text: string }[]): void {
+/** Replaces (or appends) each mode's generated block of benchmark `source` in `file`. */
+export function writeDoc(file: string, blocks: { mode: string; text: string }[], source = "bench/datapath.ts"): void {
   let doc = fs.existsSync(file) ? fs.readFileSync(file, "utf8") : "# Benchmarks\n\n## Datapath (bench/datapath.ts)\n\n";
   for (const b of blocks) {
-    const block = `${begin(b.mode)}\n${b.text.trimEnd()}\n${end(b.mode)}`;
-    const i = doc.indexOf(begin(b.mode));
-    const j = doc.indexOf(end(b.mode));
-    if (i >= 0 && j > i) doc = doc.slice(0, i) + block + doc.slice(j + end(b.mode).length);
+    const [first, last] = [begin(b.mode, source), end(b.mode, source)];
+    const block = `${first}\n${b.text.trimEnd()}\n${last}`;
+    const i = doc.indexOf(first);
+    const j = doc.indexOf(last);
+    if (i >= 0 && j > i) doc = doc.slice(0, i) + block + doc.slice(j + last.length);
     else doc = `${doc.trimEnd()}\n\n${block}\n`;
   }
   fs.writeFileSync(file, doc.endsWith("\n") ? doc : `${doc}\n`);
+}
+
+/** A benchmark is a check as well as a measurement: prints the goals missed and fails the run on any. */
+export function failOnMissedGoals(missed: string[]): void {
+  if (missed.length) {
+    console.log(`goals missed:\n${missed.map((m) => `  ${m}`).join("\n")}`);
+    process.exitCode = 1;
+  } else console.log("all goals met");
 }
