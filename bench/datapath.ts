@@ -15,7 +15,8 @@
 // Measured per path, interleaved (ABBA) so drift hits both alike: iperf3 TCP throughput
 // (median of N runs), a TCP request/response ping-pong of 64-byte messages (p50/p99/mean),
 // ping RTT (idle and back to back), and an idle-ping comparison of several paths in the same
-// rounds (an A/A baseline pair; in l3, bpfnet with bpf_lxc or the bpfnet_host hop cut out).
+// rounds (an A/A baseline pair; in l3, bpfnet with bpf_lxc cut out, replaced by an empty program,
+// moved to tcx, or with the fast path off).
 // Results go to stdout and to docs/benchmarks.md (full runs; --quick only with --write); the
 // method and findings are in docs/benchmarks.md.
 //
@@ -528,7 +529,7 @@ export async function setupMode(ctx: Ctx, mode: Mode, octet: number, log: (s: st
     }
     checks = [baselineBpfCheck([h1.netns!, h2.netns!], ["bdpb0", BASELINE_UNDERLAY_DEVICE], [n1, n2], [routerNetns!])];
     describe = {
-      bpfnet: `agents in l3 mode, endpoints through the API; bpf_lxc → bpf_redirect_neigh out of eth0 (the fast path) → router (pod CIDR routes added by hand) → host 2's eth0, bpf_netdev → bpf_redirect_peer into the container; MTU ${e1.mtu}`,
+      bpfnet: `agents in l3 mode, endpoints through the API; bpf_lxc → bpf_fib_lookup, bpf_redirect out of eth0 with the next hop's MAC (the fast path) → router (pod CIDR routes added by hand) → host 2's eth0, bpf_netdev → bpf_redirect_peer into the container; MTU ${e1.mtu}`,
       baseline: `veth + /32 routes on the hosts, its own host ↔ router veth links (${BASELINE_UNDERLAY_DEVICE}, eth0's MTU) with static routes on hosts and router, ip_forward; MTU ${e1.mtu}`,
     };
   }
@@ -569,19 +570,26 @@ async function pingVariants(ctx: Ctx, s: ModeSetup, mode: Mode, octet: number, P
     { what: "baseline, second pair (A/A)", path: { name: "baseline", client: `bdpc${c}1c`, server: `bdpc${c}2c`, serverIp: `10.${octet}.65.3` } },
   ];
   const detached: { ns: string; dev: string }[] = [];
+  let tcxCheck = () => {};
   if (mode === "l3") {
     const cuts = [
       { tag: "x", what: "bpfnet without bpf_lxc (detached by hand: out through the host stack)", noLxc: true, empty: false },
       { tag: "e", what: "bpfnet with an empty program in bpf_lxc's place (TC_ACT_OK: out through the host stack)", noLxc: true, empty: true },
+      { tag: "t", what: "bpfnet with bpf_lxc on tcx instead of the clsact qdisc (the same program: the fast path)", noLxc: true, empty: false, tcx: true },
     ];
     const emptyObj = buildPassProgram();
     ctx.tmpDirs.push(path.dirname(emptyObj));
+    const tcxAttach = buildTcxAttach();
+    ctx.tmpDirs.push(path.dirname(tcxAttach));
+    const tcxVeths: number[] = [];
     for (const cut of cuts) {
       const eps: EndpointView[] = [];
       for (const [i, h] of [h1, h2].entries()) {
         const ns = `bdpc${c}${i + 1}${cut.tag}`;
         const e = (await s.agents[i].client.addEndpoint({ id: `bdp-${c}${i + 1}${cut.tag}`, netns: addNs(ctx, ns) })).endpoint;
         eps.push(e);
+        // The agent's own bpf_lxc, moved from cls_bpf on the clsact qdisc to the device's tcx hook.
+        const lxcId = "tcx" in cut ? lxcProgramId(h, e.hostIfname) : 0;
         if (cut.noLxc) {
           run("ip", ["netns", "exec", h, "tc", "qdisc", "del", "dev", e.hostIfname, "clsact"]);
           detached.push({ ns: h, dev: e.hostIfname });
@@ -589,6 +597,10 @@ async function pingVariants(ctx: Ctx, s: ModeSetup, mode: Mode, octet: number, P
         if (cut.empty) {
           run("ip", ["netns", "exec", h, "tc", "qdisc", "add", "dev", e.hostIfname, "clsact"]);
           run("ip", ["netns", "exec", h, "tc", "filter", "add", "dev", e.hostIfname, "ingress", "bpf", "direct-action", "object-file", emptyObj, "section", "tc"]);
+        }
+        if (lxcId) {
+          run("ip", ["netns", "exec", h, tcxAttach, String(lxcId), String(e.hostIfindex!)]);
+          tcxVeths[i] = e.hostIfindex!;
         }
       }
       variants.push({ what: cut.what, path: { name: "bpfnet", client: `bdpc${c}1${cut.tag}`, server: `bdpc${c}2${cut.tag}`, serverIp: eps[1].ip } });
@@ -598,6 +610,11 @@ async function pingVariants(ctx: Ctx, s: ModeSetup, mode: Mode, octet: number, P
     // resync is an hour here, so nothing puts the rows back meanwhile; counted below).
     const veths = s.bpfnetEndpoints.map((e) => e.hostIfindex!);
     variants.push({ what: "bpfnet with the fast path off (no route rows: bpf_lxc passes to the host stack)", path: s.paths[0], around: withoutRoutes(ctx, veths) });
+    tcxCheck = () => {
+      // bpftool here predates tcx, so the counters prove bpf_lxc ran there: fast path packets on both veths.
+      const fast = tcxVeths.map((id, i) => ctx.maps[i].metrics.get({ id, direction: "ingress", reason: Verdict.ROUTE_FAST }).packets);
+      if (fast.some((n) => n === 0n)) throw new Error(`bpf_lxc on tcx sent no packet fast (per host: ${fast.join(", ")})`);
+    };
   }
   log(`${mode}: idle ping, ${variants.length} paths in the same rounds (${P.variantRounds} × ${P.variantPings} each)`);
   for (const v of variants) await pingRtts(ctx.children, v.path.client, v.path.serverIp, 10, 0.01);
@@ -615,6 +632,7 @@ async function pingVariants(ctx: Ctx, s: ModeSetup, mode: Mode, octet: number, P
     }
     variants.forEach((_, i) => roundRatios[i].push(p50[i] / p50[1]));
   }
+  tcxCheck();
   // The agent attaches bpf_lxc only on start and add: the detached ones must have stayed so.
   const back = detached.filter((d) => bpfAttachments(d.ns).some((a) => a.dev === d.dev && !a.program.startsWith("pass")));
   if (back.length) throw new Error(`bpf_lxc came back on ${back.map((d) => d.dev).join(", ")} during the ping rounds`);
@@ -635,6 +653,21 @@ function buildPassProgram(): string {
   const multiarch = tryRun("gcc", ["-print-multiarch"]).stdout.trim() || "x86_64-linux-gnu";
   run("clang", ["-O2", "-g", "-target", "bpf", `-I/usr/include/${multiarch}`, "-c", path.join(__dirname, "lib", "pass_tc.c"), "-o", out]);
   return out;
+}
+
+/** bench/lib/tcx_attach.c built into a temporary executable: attaches a program by id to a device's tcx ingress. */
+function buildTcxAttach(): string {
+  const out = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "bdp-tcx-")), "tcx_attach");
+  run("gcc", ["-O2", "-Wall", "-o", out, path.join(__dirname, "lib", "tcx_attach.c")]);
+  return out;
+}
+
+/** The id of the program on a device's clsact ingress (bpftool names it with its id: "from_container:[42]"). */
+function lxcProgramId(netns: string, dev: string): number {
+  const shown = JSON.parse(run("ip", ["netns", "exec", netns, "bpftool", "-j", "net", "show", "dev", dev])) as { tc?: { kind?: string; id?: number }[] }[];
+  const id = shown.flatMap((b) => b.tc ?? []).find((a) => a.kind === "clsact/ingress")?.id;
+  if (!id) throw new Error(`no program on ${dev}'s clsact ingress in ${netns}`);
+  return id;
 }
 
 /**
