@@ -5,8 +5,9 @@
 //   npx tsc -p tsconfig.build.json           (the agents run from dist/)
 //   flock /tmp/p4/bench.lock npx ts-node bench/peers.ts [--mode vxlan|l3|all] [--quick] [--write|--no-write]
 //
-// Lab: 3 hosts on one underlay bridge (the vxlan topology: host-gw needs one L2 segment). h1 and
-// h2 run both a bpfnet agent and flanneld from the start; h3 joins later (once per side).
+// Lab: 2 + joins hosts on one underlay bridge (the vxlan topology: host-gw needs one L2 segment),
+// one etcd for both over mutual TLS. h1 and h2 run both a bpfnet agent and flanneld from the
+// start; h3… join later, one at a time, each on both sides.
 // flannel uses its own port on the same bridge (fl0, bench/lib/flannel.ts) so none of its packets
 // cross a device bpfnet put a program on. bpfnet l3 on that same segment gets what host-gw
 // installs by itself: a route per peer pod CIDR via the peer's underlay address (added by this
@@ -24,7 +25,7 @@ import type { InventoryHost } from "../lab/inventory";
 import { EtcdConnection, withEtcd } from "../provider/etcd/etcdClient";
 import { allocate } from "../provider/ipam/ipamStore";
 import { checkBuilt, LabAgent, seedNetwork } from "../test/agent/support/agents";
-import { startEtcdOn } from "../test/agent/support/etcd";
+import { startEtcd } from "../test/support/etcd";
 import { startTestLab } from "../test/support/lab";
 import { openDatapathMaps } from "../bpf";
 import { addNs, cleanup, cpuSince, cpuTimes, Ctx, delNs, ECHO_PORT, ensureSubnetFree, loadavg, measurePaths, newCtx, Params, Path } from "./datapath";
@@ -67,6 +68,8 @@ interface Setup {
   flannelPrefix: string;
   conn: EtcdConnection;
   etcdEndpoint: string;
+  /** flanneld's etcd credentials (the same CA and client certificate as the agents'). */
+  tls: { caPem: string; certPem: string; keyPem: string };
   /** Pod CIDR of each bpfnet host, by host name. */
   cidrs: Record<string, string>;
   /** Each flannel host's subnet.env (h1, h2). */
@@ -87,8 +90,11 @@ async function setup(ctx: Ctx, mode: Mode, joins: number, log: (s: string) => vo
   log(`${mode}: lab ${name} (10.${o}.0.0/16, ${2 + joins} hosts on one underlay bridge), etcd, bpfnet agents and flanneld on h1 and h2`);
   ensureSubnetFree(o, [`${name}-mgmt`, `${name}-ul`]);
   const lab = (ctx.lab = await startTestLab(name, o, "vxlan", 2 + joins));
-  const etcd = (ctx.etcd = await startEtcdOn(`10.${o}.0.254`));
+  // One etcd for both, over mutual TLS, on the lab's management bridge (every host reaches it).
+  const etcd = await startEtcd({ tls: true, host: `10.${o}.0.254` });
+  ctx.etcd = { connection: etcd.connection, pid: etcd.pid, stop: () => etcd.stop(), halt: () => etcd.stop(), restart: () => Promise.reject(new Error("not restartable")) };
   const conn = etcd.connection;
+  const tls = { caPem: conn.caPem!, certPem: conn.certPem!, keyPem: conn.keyPem! };
   const prefix = `/bpfnet/${name}`;
   const flannelPrefix = `/flannel/${name}`;
   const hosts = lab.inventory.hosts;
@@ -100,7 +106,7 @@ async function setup(ctx: Ctx, mode: Mode, joins: number, log: (s: string) => vo
   const etcdEndpoint = conn.endpoints[0];
   const [, , env1, env2] = await Promise.all([
     ...agents.map((a) => a.start(60_000)),
-    ...hosts.slice(0, 2).map((h) => startFlanneld(ctx.children, flannelHost(h), { endpoint: etcdEndpoint, prefix: flannelPrefix, iface: FLANNEL_UNDERLAY_DEVICE, timeoutMs: 30_000 })),
+    ...hosts.slice(0, 2).map((h) => startFlanneld(ctx.children, flannelHost(h), { endpoint: etcdEndpoint, prefix: flannelPrefix, iface: FLANNEL_UNDERLAY_DEVICE, timeoutMs: 30_000, tls })),
   ]);
   const env = [env1, env2] as SubnetEnv[];
   for (const h of hosts.slice(0, 2)) ctx.maps.push(openDatapathMaps(h.bpffsDir));
@@ -124,6 +130,7 @@ async function setup(ctx: Ctx, mode: Mode, joins: number, log: (s: string) => vo
     flannelPrefix,
     conn,
     etcdEndpoint,
+    tls,
     cidrs,
     env,
     paths: [
@@ -144,7 +151,7 @@ async function setup(ctx: Ctx, mode: Mode, joins: number, log: (s: string) => vo
       mode === "vxlan"
         ? `bpfnet: agents in vxlan mode (VNI ${s.vni}, port 8472), endpoints through the agent API, bpf_lxc → bpfnet_vxlan → bpf_overlay; MTU ${bp[0].mtu}; underlay eth0`
         : `bpfnet: agents in l3 mode, endpoints through the agent API, bpf_lxc → bpf_redirect_neigh out of eth0 → peer's eth0, bpf_netdev → container; pod CIDR routes via the peer's underlay address (what host-gw installs); MTU ${bp[0].mtu}`,
-      `flannel ${FLANNEL_VERSION} (${backend}${backend === "vxlan" ? `, port ${FLANNEL_VXLAN_PORT}` : ""}, etcd backend on the same etcd, prefix ${flannelPrefix}), containers by the reference bridge + host-local plugins ${CNI_PLUGINS_VERSION} as flannel's CNI plugin configures them (cni0 gateway, subnet.env's subnet, MTU ${env[0].mtu}); underlay fl0, a second port on the same bridge`,
+      `flannel ${FLANNEL_VERSION} (${backend}${backend === "vxlan" ? `, port ${FLANNEL_VXLAN_PORT}` : ""}, etcd backend on the same etcd over mutual TLS, prefix ${flannelPrefix}), containers by the reference bridge + host-local plugins ${CNI_PLUGINS_VERSION} as flannel's CNI plugin configures them (cni0 gateway, subnet.env's subnet, MTU ${env[0].mtu}); underlay fl0, a second port on the same bridge`,
     ],
   };
 }
@@ -210,7 +217,7 @@ async function measureJoin(ctx: Ctx, s: Setup, mode: Mode, h: InventoryHost, sid
     await agent.start(60_000);
     ip = (await agent.client.addEndpoint({ id: `bpe-${c}${h.name}a`, netns: `/run/netns/${ns}` })).endpoint.ip;
   } else {
-    const env = await startFlanneld(ctx.children, flannelHost(h), { endpoint: s.etcdEndpoint, prefix: s.flannelPrefix, iface: FLANNEL_UNDERLAY_DEVICE, timeoutMs: 60_000 });
+    const env = await startFlanneld(ctx.children, flannelHost(h), { endpoint: s.etcdEndpoint, prefix: s.flannelPrefix, iface: FLANNEL_UNDERLAY_DEVICE, timeoutMs: 60_000, tls: s.tls });
     ip = await flannelCni(ctx.children, flannelHost(h), "ADD", `bpe-${c}${h.name}f`, ns, env);
   }
   const ready = msSince(t0);

@@ -106,18 +106,27 @@ export function addFlannelUnderlay(host: FlannelHost, bridge: string, rootIfname
 }
 
 /**
- * Starts flanneld in `host`'s namespace on the etcd at `endpoint` (flannel's network config
- * under `prefix`), and resolves with its subnet once subnet.env is written. The process is one
+ * Starts flanneld in `host`'s namespace on the etcd at `endpoint` over mutual TLS (flannel's
+ * network config under `prefix`), and resolves with its subnet once subnet.env is written. The process is one
  * of `children` (killed by their killAll).
  */
-export async function startFlanneld(children: Children, host: FlannelHost, o: { endpoint: string; prefix: string; iface: string; timeoutMs: number; tls?: { ca: string; cert: string; key: string } }): Promise<SubnetEnv> {
+export async function startFlanneld(children: Children, host: FlannelHost, o: { endpoint: string; prefix: string; iface: string; timeoutMs: number; tls: { caPem: string; certPem: string; keyPem: string } }): Promise<SubnetEnv> {
   fs.mkdirSync(flannelDir(host), { recursive: true });
   fs.rmSync(subnetFile(host), { force: true });
   const log = path.join(flannelDir(host), "flanneld.log");
+  // flanneld reads its etcd credentials from files: the host's own copies (gone with the lab).
+  const file = (name: string, pem: string, mode: number) => {
+    const f = path.join(flannelDir(host), name);
+    fs.writeFileSync(f, pem, { mode });
+    return f;
+  };
+  const tls = { ca: file("etcd-ca.crt", o.tls.caPem, 0o644), cert: file("etcd-client.crt", o.tls.certPem, 0o644), key: file("etcd-client.key", o.tls.keyPem, 0o600) };
   const args = [
     `--etcd-endpoints=${o.endpoint}`,
     `--etcd-prefix=${o.prefix}`,
-    ...(o.tls ? [`--etcd-cafile=${o.tls.ca}`, `--etcd-certfile=${o.tls.cert}`, `--etcd-keyfile=${o.tls.key}`] : []),
+    `--etcd-cafile=${tls.ca}`,
+    `--etcd-certfile=${tls.cert}`,
+    `--etcd-keyfile=${tls.key}`,
     `--iface=${o.iface}`,
     `--subnet-file=${subnetFile(host)}`,
     "--ip-masq=false",

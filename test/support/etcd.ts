@@ -32,6 +32,8 @@ export interface StartOptions {
   auth?: { username: string; password: string };
   /** Where the data dir goes (default /dev/shm when present: fsync on tmpfs is cheap). */
   dataRoot?: string;
+  /** Serve clients on this address instead of 127.0.0.1, e.g. a lab's management bridge (10.X.0.254), which its hosts reach. With tls the server certificate names it too. */
+  host?: string;
 }
 
 export interface TestEtcd {
@@ -82,7 +84,7 @@ async function startOnce(opts: StartOptions): Promise<TestEtcd> {
   const dataDir = path.join(dir, "data");
   const [clientPort, peerPort, metricsPort] = [await freePort(), await freePort(), await freePort()];
   const scheme = opts.tls ? "https" : "http";
-  const clientUrl = `${scheme}://127.0.0.1:${clientPort}`;
+  const clientUrl = `${scheme}://${opts.host ?? "127.0.0.1"}:${clientPort}`;
   const peerUrl = `http://127.0.0.1:${peerPort}`;
   const args = [
     "--name=test",
@@ -99,7 +101,7 @@ async function startOnce(opts: StartOptions): Promise<TestEtcd> {
   ];
   let tls: TlsMaterial | undefined;
   if (opts.tls) {
-    tls = opts.tlsMaterial ?? makeTls();
+    tls = opts.tlsMaterial ?? makeTls(opts.host ? { serverIp: opts.host } : {});
     const write = (name: string, text: string) => {
       const p = path.join(dir, name);
       fs.writeFileSync(p, text, { mode: 0o600 });
@@ -200,8 +202,8 @@ async function enableAuth(clientUrl: string, dir: string, tls: TlsMaterial | und
   await ctl("auth", "enable");
 }
 
-/** A CA, a server certificate for 127.0.0.1/localhost and a client certificate (CN=root). */
-export function makeTls(opts: { proxyClient?: boolean } = {}): TlsMaterial {
+/** A CA, a server certificate for 127.0.0.1/localhost (and `serverIp`) and a client certificate (CN=root). */
+export function makeTls(opts: { proxyClient?: boolean; serverIp?: string } = {}): TlsMaterial {
   // node-forge signs; keys come from node's native RSA generation (forge's is slow).
   const forge = require("node-forge") as typeof import("node-forge");
   const newKey = () => {
@@ -238,7 +240,7 @@ export function makeTls(opts: { proxyClient?: boolean } = {}): TlsMaterial {
   const serverCertPem = cert("127.0.0.1", server.pub, ca.key, "bpfnet-test-ca", [
     { name: "keyUsage", digitalSignature: true, keyEncipherment: true },
     { name: "extKeyUsage", serverAuth: true, clientAuth: true },
-    { name: "subjectAltName", altNames: [{ type: 7, ip: "127.0.0.1" }, { type: 2, value: "localhost" }] },
+    { name: "subjectAltName", altNames: [{ type: 7, ip: "127.0.0.1" }, ...(opts.serverIp ? [{ type: 7, ip: opts.serverIp }] : []), { type: 2, value: "localhost" }] },
   ]);
   const clientCertPem = cert("root", client.pub, ca.key, "bpfnet-test-ca", [
     { name: "keyUsage", digitalSignature: true, keyEncipherment: true },
