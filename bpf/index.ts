@@ -55,8 +55,8 @@ export type { TcAttachment, TcAttachOptions, TcDirection, TcFilterOptions, TcHoo
 export { testRun } from "./testrun";
 // rtnetlink from the addon (endpoint plumbing without spawning ip)
 export { checkNetnsPath, deleteLink, NetlinkError, ownNetnsFd, readLink, rtnetlink } from "./netlink";
-export { addrAdd, checkIfname, decodeLink, linkDel, linkGet, linkUp, neighPermanent, routeReplace, vethAdd } from "./rtnetlink";
-export type { RouteSpec, RtLink, RtRequest, VethEnd } from "./rtnetlink";
+export { addrAdd, checkIfname, decodeLink, linkDel, linkGet, linkUp, neighPermanent, REPLIED_IFINDEX, routeReplace, vethAdd } from "./rtnetlink";
+export type { IfindexRef, RouteSpec, RtLink, RtRequest, VethEnd } from "./rtnetlink";
 export type { TestRunOptions, TestRunResult } from "./testrun";
 export { possibleCpus } from "./system";
 // Service load balancing (bpf/README.md, "Service load balancing")

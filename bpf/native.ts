@@ -129,8 +129,9 @@ export interface NativeBinding {
    * Sends whole rtnetlink messages in order from a socket opened in `netns` (null: the caller's),
    * on libuv's threadpool; resolves with each message's replies (src/netlink.cc). A failure
    * rejects with BpfError plus `requestIndex` (-1: before any request) and `kernelMessage`.
+   * patches[i]: byte offsets in message i that get the ifindex the last RTM_NEWLINK reply named.
    */
-  netlinkTransact(netns: string | null, messages: Buffer[]): Promise<Buffer[][]>;
+  netlinkTransact(netns: string | null, messages: Buffer[], patches?: (number[] | null)[]): Promise<Buffer[][]>;
 }
 
 export interface NativeLinkInfo {

@@ -39,12 +39,17 @@ export function checkNetnsPath(netns: string | null): string | null {
 
 /**
  * Sends `requests` in order from a NETLINK_ROUTE socket in `netns` (null: the agent's own) and
- * returns each one's replies (empty for plain acks). The first failure stops the rest.
+ * returns each one's replies (empty for plain acks). The first failure stops the rest. A request
+ * made with REPLIED_IFINDEX acts on the device an earlier linkGet of the same call read back.
  */
 export async function rtnetlink(netns: string | null, requests: readonly RtRequest[]): Promise<Buffer[][]> {
   const where = checkNetnsPath(netns);
   try {
-    return await native().netlinkTransact(where, requests.map((r) => r.message));
+    return await native().netlinkTransact(
+      where,
+      requests.map((r) => r.message),
+      requests.map((r) => r.ifindexAt ?? null),
+    );
   } catch (e) {
     if (!(e instanceof BpfError)) throw e;
     const index = (e as BpfError & { requestIndex?: number }).requestIndex ?? -1;

@@ -49,7 +49,22 @@ const IFINFOMSG_LEN = 16;
 export interface RtRequest {
   step: string;
   message: Buffer;
+  /**
+   * Byte offsets where the addon writes, before sending, the ifindex of the device the last
+   * RTM_NEWLINK reply of the same call described (a request made with REPLIED_IFINDEX).
+   */
+  ifindexAt?: number[];
 }
+
+/**
+ * Stands for "the device the last linkGet of this call read back": one call can create a device,
+ * read it and configure it, though only the kernel knows its ifindex until then.
+ */
+export const REPLIED_IFINDEX = "replied";
+export type IfindexRef = number | typeof REPLIED_IFINDEX;
+
+/** Where a header's ifindex sits: ifinfomsg, ifaddrmsg and ndmsg all keep it at byte 4. */
+const HEADER_IFINDEX_AT = 16 + 4;
 
 const align4 = (n: number) => (n + 3) & ~3;
 
@@ -97,9 +112,15 @@ export function checkIfname(name: unknown, what = "interface name"): string {
   return name;
 }
 
-function checkIndex(ifindex: number): number {
+function checkIndex(ifindex: IfindexRef): number {
+  if (ifindex === REPLIED_IFINDEX) return 0; // written by the addon (ifindexAt)
   if (!Number.isInteger(ifindex) || ifindex <= 0 || ifindex > 0x7fffffff) throw new RangeError(`bad ifindex ${ifindex}`);
   return ifindex;
+}
+
+/** The request, with where the replied ifindex goes when `ifindex` refers to it. */
+function withIfindex(r: RtRequest, ifindex: IfindexRef, at: number): RtRequest {
+  return ifindex === REPLIED_IFINDEX ? { ...r, ifindexAt: [at] } : r;
 }
 
 function checkMtu(mtu: number): number {
@@ -157,24 +178,25 @@ export function linkDel(name: string): RtRequest {
 }
 
 /** RTM_NEWLINK on an existing device: administratively up. */
-export function linkUp(ifindex: number, what: string): RtRequest {
-  return { step: `set ${what} up`, message: message(RTM_NEWLINK, 0, ifinfomsg(checkIndex(ifindex), true), []) };
+export function linkUp(ifindex: IfindexRef, what: string): RtRequest {
+  return withIfindex({ step: `set ${what} up`, message: message(RTM_NEWLINK, 0, ifinfomsg(checkIndex(ifindex), true), []) }, ifindex, HEADER_IFINDEX_AT);
 }
 
 /** RTM_NEWADDR (exclusive): ip/prefix on ifindex. */
-export function addrAdd(ifindex: number, ip: string, prefix: number): RtRequest {
+export function addrAdd(ifindex: IfindexRef, ip: string, prefix: number): RtRequest {
   if (!Number.isInteger(prefix) || prefix < 0 || prefix > 32) throw new RangeError(`bad prefix length ${prefix}`);
   const h = Buffer.alloc(8);
   h.writeUInt8(AF_INET, 0);
   h.writeUInt8(prefix, 1);
   h.writeUInt32LE(checkIndex(ifindex), 4);
-  return { step: `add address ${ip}/${prefix}`, message: message(RTM_NEWADDR, NLM_F_CREATE | NLM_F_EXCL, h, [attr(IFA_LOCAL, ipv4(ip)), attr(IFA_ADDRESS, ipv4(ip))]) };
+  const r = { step: `add address ${ip}/${prefix}`, message: message(RTM_NEWADDR, NLM_F_CREATE | NLM_F_EXCL, h, [attr(IFA_LOCAL, ipv4(ip)), attr(IFA_ADDRESS, ipv4(ip))]) };
+  return withIfindex(r, ifindex, HEADER_IFINDEX_AT);
 }
 
 export interface RouteSpec {
   /** "default" or an IPv4 address/prefix. */
   dst: string;
-  oif: number;
+  oif: IfindexRef;
   /** Next hop; without it the route is on-link (scope link). */
   via?: string;
   mtu?: number;
@@ -191,19 +213,23 @@ export function routeReplace(r: RouteSpec): RtRequest {
   h.writeUInt8(RTPROT_BOOT, 5);
   h.writeUInt8(r.via ? RT_SCOPE_UNIVERSE : RT_SCOPE_LINK, 6);
   h.writeUInt8(RTN_UNICAST, 7);
-  const attrs = [...(len > 0 ? [attr(RTA_DST, ipv4(addr))] : []), attr(RTA_OIF, u32(checkIndex(r.oif)))];
+  const dst = len > 0 ? [attr(RTA_DST, ipv4(addr))] : [];
+  const oifAt = NLMSG_HDRLEN + h.length + dst.reduce((n, a) => n + a.length, 0) + 4; // RTA_OIF's payload
+  const attrs = [...dst, attr(RTA_OIF, u32(checkIndex(r.oif)))];
   if (r.via) attrs.push(attr(RTA_GATEWAY, ipv4(r.via)));
   if (r.mtu !== undefined) attrs.push(attr(RTA_METRICS, attr(RTAX_MTU, u32(checkMtu(r.mtu)))));
-  return { step: `route ${r.dst}${r.via ? ` via ${r.via}` : ""}`, message: message(RTM_NEWROUTE, NLM_F_CREATE | NLM_F_REPLACE, h, attrs) };
+  const req = { step: `route ${r.dst}${r.via ? ` via ${r.via}` : ""}`, message: message(RTM_NEWROUTE, NLM_F_CREATE | NLM_F_REPLACE, h, attrs) };
+  return withIfindex(req, r.oif, oifAt);
 }
 
 /** RTM_NEWNEIGH (create or replace): a permanent neighbour entry. */
-export function neighPermanent(ifindex: number, ip: string, lladdr: string): RtRequest {
+export function neighPermanent(ifindex: IfindexRef, ip: string, lladdr: string): RtRequest {
   const h = Buffer.alloc(12);
   h.writeUInt8(AF_INET, 0);
   h.writeInt32LE(checkIndex(ifindex), 4);
   h.writeUInt16LE(NUD_PERMANENT, 8);
-  return { step: `neighbour ${ip}`, message: message(RTM_NEWNEIGH, NLM_F_CREATE | NLM_F_REPLACE, h, [attr(NDA_DST, ipv4(ip)), attr(NDA_LLADDR, mac(lladdr))]) };
+  const r = { step: `neighbour ${ip}`, message: message(RTM_NEWNEIGH, NLM_F_CREATE | NLM_F_REPLACE, h, [attr(NDA_DST, ipv4(ip)), attr(NDA_LLADDR, mac(lladdr))]) };
+  return withIfindex(r, ifindex, HEADER_IFINDEX_AT);
 }
 
 /** A device as an RTM_NEWLINK reply describes it. */

@@ -1,6 +1,6 @@
 // What the agent needs to know about a network device (read with `ip -j`), and endpoint veth
 // pairs made through netlink from the addon.
-import { addrAdd, decodeLink, linkGet, linkUp, neighPermanent, ownNetnsFd, routeReplace, RtRequest, rtnetlink, vethAdd } from "../../bpf";
+import { addrAdd, decodeLink, IfindexRef, linkGet, linkUp, neighPermanent, ownNetnsFd, REPLIED_IFINDEX, routeReplace, RtRequest, rtnetlink, vethAdd } from "../../bpf";
 import { ExecResult, tryIp } from "./exec";
 
 export interface LinkInfo {
@@ -72,7 +72,7 @@ export function vethCreateRequests(p: VethPlan, agentNetnsFd: number): RtRequest
  * to the host end, so the container never needs an ARP answer and bpf_lxc sees every packet it
  * sends. Pure.
  */
-export function vethConfigureRequests(p: VethPlan, ifindex: number): RtRequest[] {
+export function vethConfigureRequests(p: VethPlan, ifindex: IfindexRef): RtRequest[] {
   return [
     linkUp(LOOPBACK_IFINDEX, "lo"),
     addrAdd(ifindex, p.ip, 32),
@@ -87,13 +87,13 @@ export function vethConfigureRequests(p: VethPlan, ifindex: number): RtRequest[]
 const LOOPBACK_IFINDEX = 1;
 
 /**
- * Makes an endpoint's veth pair with two netlink round trips from the addon (no process spawned)
- * and returns the host end's ifindex in the agent's namespace.
+ * Makes an endpoint's veth pair in ONE netlink call from the addon (one threadpool round trip,
+ * no process spawned): created, read back, configured on the ifindex the kernel just reported.
+ * Returns the host end's ifindex in the namespace of `hostNetnsFd` (default: the agent's).
  */
-export async function plumbVeth(netnsPath: string, p: VethPlan): Promise<number> {
-  const [, [reply]] = await rtnetlink(netnsPath, vethCreateRequests(p, ownNetnsFd()));
-  const end = decodeLink(reply);
+export async function plumbVeth(netnsPath: string, p: VethPlan, hostNetnsFd = ownNetnsFd()): Promise<number> {
+  const replies = await rtnetlink(netnsPath, [...vethCreateRequests(p, hostNetnsFd), ...vethConfigureRequests(p, REPLIED_IFINDEX)]);
+  const end = decodeLink(replies[1][0]);
   if (end.link === undefined) throw new Error(`the kernel did not report ${p.ifname}'s peer in ${netnsPath}`);
-  await rtnetlink(netnsPath, vethConfigureRequests(p, end.ifindex));
   return end.link;
 }

@@ -1,5 +1,5 @@
 // The endpoint plumbing's pure parts: the netlink requests an add sends, the MACs, the names refused.
-import { checkIfname, checkNetnsPath, decodeLink, routeReplace } from "../../bpf";
+import { addrAdd, checkIfname, checkNetnsPath, decodeLink, IfindexRef, linkUp, neighPermanent, REPLIED_IFINDEX, routeReplace } from "../../bpf";
 import { vethMacs } from "../../node-agent/daemon/endpoints";
 import { VethPlan, vethConfigureRequests, vethCreateRequests } from "../../node-agent/daemon/links";
 
@@ -34,6 +34,31 @@ describe("endpoint plumbing requests", () => {
     const dflt = routeReplace({ dst: "default", via: "10.1.2.1", oif: 3 }).message;
     expect(dflt.readUInt8(16 + 1)).toBe(0);
     expect(dflt.readUInt8(16 + 6)).toBe(0); // RT_SCOPE_UNIVERSE
+  });
+
+  test("a request on the replied device marks where its ifindex goes: exactly where a known ifindex would be written", () => {
+    const builders = [
+      (i: IfindexRef) => linkUp(i, "eth0"),
+      (i: IfindexRef) => addrAdd(i, "10.1.2.5", 32),
+      (i: IfindexRef) => routeReplace({ dst: "10.1.2.1/32", oif: i }),
+      (i: IfindexRef) => routeReplace({ dst: "default", via: "10.1.2.1", oif: i, mtu: 1450 }),
+      (i: IfindexRef) => neighPermanent(i, "10.1.2.1", "02:00:00:00:00:01"),
+    ];
+    for (const build of builders) {
+      const replied = build(REPLIED_IFINDEX);
+      const known = build(0x1234567);
+      expect(replied.ifindexAt).toHaveLength(1);
+      expect(known.ifindexAt).toBeUndefined();
+      const at = replied.ifindexAt![0];
+      expect(replied.message.readInt32LE(at)).toBe(0);
+      expect(known.message.readInt32LE(at)).toBe(0x1234567);
+      // Apart from those four bytes the two messages are the same.
+      expect(Buffer.compare(Buffer.concat([known.message.subarray(0, at), known.message.subarray(at + 4)]), Buffer.concat([replied.message.subarray(0, at), replied.message.subarray(at + 4)]))).toBe(0);
+    }
+    // The agent's one call: the read-back precedes every request on the replied device.
+    const all = [...vethCreateRequests(plan, 7), ...vethConfigureRequests(plan, REPLIED_IFINDEX)];
+    expect(all.findIndex((r) => r.ifindexAt)).toBeGreaterThan(all.findIndex((r) => r.step === "read device eth0"));
+    expect(all.filter((r) => r.ifindexAt).map((r) => r.step)).toEqual(["add address 10.1.2.5/32", "set eth0 up", "route 10.1.2.1/32", "route default via 10.1.2.1", "neighbour 10.1.2.1"]);
   });
 
   test("hostile interface names, addresses and namespace paths are refused before any request exists", () => {

@@ -8,7 +8,7 @@
  * Needs root and the addon built (`bash scripts/setup --quiet`).
  */
 import * as fs from "fs";
-import { addrAdd, deleteLink, linkUp, NetlinkError, readLink, rtnetlink, vethAdd } from "../../bpf";
+import { addrAdd, decodeLink, deleteLink, linkUp, NetlinkError, readLink, REPLIED_IFINDEX, rtnetlink, vethAdd } from "../../bpf";
 import { plumbVeth, VethPlan, vethConfigureRequests, vethCreateRequests } from "../../node-agent/daemon/links";
 import { ip, ipQuiet } from "./support/netns";
 
@@ -36,14 +36,8 @@ afterAll(() => {
   for (const ns of [HOST, ...CONTAINERS]) ipQuiet("netns", "del", ns);
 });
 
-/** plumbVeth's two round trips, with the host end going to HOST instead of this process's namespace. */
-async function plumbInto(container: string, p: VethPlan): Promise<number> {
-  const [, [reply]] = await rtnetlink(nsPath(container), vethCreateRequests(p, hostFd!));
-  const link = (await readLink(nsPath(container), p.ifname))!;
-  await rtnetlink(nsPath(container), vethConfigureRequests(p, link.ifindex));
-  expect(reply.length).toBeGreaterThan(0);
-  return link.link!;
-}
+/** The agent's plumbing (one call), with the host end going to HOST instead of this process's namespace. */
+const plumbInto = (container: string, p: VethPlan): Promise<number> => plumbVeth(nsPath(container), p, hostFd!);
 
 test("a pair born in the container's namespace, its host end in the host's: MACs, MTU, address, routes, pinned neighbour", async () => {
   const p = plan(0);
@@ -82,6 +76,26 @@ test("a namespace that is gone or is no namespace fails before any request, nami
   expect(notNs).toBeInstanceOf(NetlinkError);
   expect(notNs).toMatchObject({ code: "EINVAL" });
   expect((notNs as NetlinkError).step).toMatch(/^open a netlink socket/);
+});
+
+test("the same configuration by a known ifindex, in a second call, gives the same result", async () => {
+  const ns = CONTAINERS[7];
+  const p = { ...plan(7), hostIfname: "tnl1w7", ifname: "tnlw7" };
+  const [, [reply]] = await rtnetlink(nsPath(ns), vethCreateRequests(p, hostFd!));
+  const end = decodeLink(reply);
+  await rtnetlink(nsPath(ns), vethConfigureRequests(p, end.ifindex));
+  expect(ip("-n", ns, "-4", "-o", "addr", "show", "dev", p.ifname)).toContain(`${p.ip}/32`);
+  expect(ip("-n", ns, "neigh", "show", p.gateway)).toContain(`lladdr ${p.hostMac} PERMANENT`);
+  expect(json(HOST, "link", "show", "dev", p.hostIfname)[0].ifindex).toBe(end.link);
+  expect(await deleteLink(nsPath(HOST), p.hostIfname)).toBe(true);
+});
+
+test("a request acting on the replied device with no device read before it fails with ENODEV, nothing sent", async () => {
+  const ns = CONTAINERS[1];
+  const err = await rtnetlink(nsPath(ns), [addrAdd(REPLIED_IFINDEX, "10.135.3.1", 32)]).catch((e: unknown) => e);
+  expect(err).toBeInstanceOf(NetlinkError);
+  expect(err).toMatchObject({ code: "ENODEV", step: "add address 10.135.3.1/32", kernelMessage: "no earlier reply named a device" });
+  expect(ip("-n", ns, "-4", "-o", "addr", "show")).not.toContain("10.135.3.1");
 });
 
 test("a refused request stops the batch with its errno and step; later requests are not sent", async () => {

@@ -5,6 +5,7 @@
 // socket() call and is back in its own before any request is sent.
 #include <fcntl.h>
 #include <linux/netlink.h>
+#include <linux/rtnetlink.h>
 #include <sched.h>
 #include <sys/socket.h>
 #include <sys/time.h>
@@ -90,8 +91,15 @@ std::string ExtackMessage(const nlmsghdr* h) {
   return "";
 }
 
-// Sends one request and collects its replies until the ack (or a dump's NLMSG_DONE).
-bool Transact(int fd, std::vector<uint8_t>& request, uint32_t seq, std::vector<std::vector<uint8_t>>& replies, Failure& f) {
+// The ifindex of an RTM_NEWLINK reply (ifinfomsg.ifi_index), or 0.
+int32_t ReplyIfindex(const nlmsghdr* h) {
+  if (h->nlmsg_type != RTM_NEWLINK || h->nlmsg_len < NLMSG_LENGTH(sizeof(ifinfomsg))) return 0;
+  return static_cast<const ifinfomsg*>(NLMSG_DATA(h))->ifi_index;
+}
+
+// Sends one request and collects its replies until the ack (or a dump's NLMSG_DONE); `ifindex`
+// becomes the device an RTM_NEWLINK reply describes.
+bool Transact(int fd, std::vector<uint8_t>& request, uint32_t seq, std::vector<std::vector<uint8_t>>& replies, int32_t& ifindex, Failure& f) {
   auto* req = reinterpret_cast<nlmsghdr*>(request.data());
   req->nlmsg_seq = seq;
   req->nlmsg_pid = 0;
@@ -120,6 +128,7 @@ bool Transact(int fd, std::vector<uint8_t>& request, uint32_t seq, std::vector<s
         f.err = -code, f.op = "request", f.kernelMessage = ExtackMessage(h);
         return false;
       }
+      if (int32_t i = ReplyIfindex(h)) ifindex = i;
       const auto* p = reinterpret_cast<const uint8_t*>(h);
       replies.emplace_back(p, p + h->nlmsg_len);
     }
@@ -128,8 +137,12 @@ bool Transact(int fd, std::vector<uint8_t>& request, uint32_t seq, std::vector<s
 
 class NetlinkWorker : public Napi::AsyncWorker {
  public:
-  NetlinkWorker(Napi::Env env, std::string netns, std::vector<std::vector<uint8_t>> requests)
-      : Napi::AsyncWorker(env), deferred_(Napi::Promise::Deferred::New(env)), netns_(std::move(netns)), requests_(std::move(requests)) {}
+  NetlinkWorker(Napi::Env env, std::string netns, std::vector<std::vector<uint8_t>> requests, std::vector<std::vector<uint32_t>> patches)
+      : Napi::AsyncWorker(env),
+        deferred_(Napi::Promise::Deferred::New(env)),
+        netns_(std::move(netns)),
+        requests_(std::move(requests)),
+        patches_(std::move(patches)) {}
 
   Napi::Promise Promise() { return deferred_.Promise(); }
 
@@ -138,8 +151,15 @@ class NetlinkWorker : public Napi::AsyncWorker {
     int fd = OpenRouteSocket(netns_, failure_);
     if (fd < 0) return;
     replies_.resize(requests_.size());
+    int32_t ifindex = 0;  // of the last device a reply described: what patched requests act on
     for (size_t i = 0; i < requests_.size(); i++) {
-      if (!Transact(fd, requests_[i], static_cast<uint32_t>(i + 1), replies_[i], failure_)) {
+      if (!patches_[i].empty() && ifindex == 0) {
+        failure_.err = ENODEV, failure_.op = "request", failure_.index = static_cast<int>(i);
+        failure_.kernelMessage = "no earlier reply named a device";
+        break;
+      }
+      for (uint32_t at : patches_[i]) std::memcpy(requests_[i].data() + at, &ifindex, sizeof(ifindex));
+      if (!Transact(fd, requests_[i], static_cast<uint32_t>(i + 1), replies_[i], ifindex, failure_)) {
         failure_.index = static_cast<int>(i);
         break;
       }
@@ -179,13 +199,17 @@ class NetlinkWorker : public Napi::AsyncWorker {
   Napi::Promise::Deferred deferred_;
   std::string netns_;
   std::vector<std::vector<uint8_t>> requests_;
+  std::vector<std::vector<uint32_t>> patches_;
   std::vector<std::vector<std::vector<uint8_t>>> replies_;
   Failure failure_;
 };
 
-// netlinkTransact(netns | null, requests: Buffer[]) → Promise<Buffer[][]>: each request a whole
-// rtnetlink message (nlmsghdr first); sent in order, the first failure rejects with BpfError
-// (errno, code, requestIndex, kernelMessage) and later requests are not sent.
+// netlinkTransact(netns | null, requests: Buffer[], patches?: (number[] | null)[]) → Promise<Buffer[][]>:
+// each request a whole rtnetlink message (nlmsghdr first); sent in order, the first failure
+// rejects with BpfError (errno, code, requestIndex, kernelMessage) and later requests are not
+// sent. patches[i] lists byte offsets of request i where the ifindex of the device the last
+// RTM_NEWLINK reply described is written before sending, so a device made and read back in one
+// call can be configured in the same call (its ifindex is the kernel's choice).
 Napi::Value NetlinkTransact(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   std::string netns = ArgOptString(info, 0);
@@ -203,7 +227,25 @@ Napi::Value NetlinkTransact(const Napi::CallbackInfo& info) {
       throw Napi::RangeError::New(env, "request " + std::to_string(i) + " is not one whole netlink message");
     requests.emplace_back(b.Data(), b.Data() + b.Length());
   }
-  auto* worker = new NetlinkWorker(env, netns, std::move(requests));
+  std::vector<std::vector<uint32_t>> patches(requests.size());
+  if (info.Length() > 2 && !info[2].IsUndefined() && !info[2].IsNull()) {
+    if (!info[2].IsArray()) throw Napi::TypeError::New(env, "patches must be an array");
+    Napi::Array given = info[2].As<Napi::Array>();
+    for (uint32_t i = 0; i < given.Length() && i < requests.size(); i++) {
+      Napi::Value v = given.Get(i);
+      if (v.IsUndefined() || v.IsNull()) continue;
+      if (!v.IsArray()) throw Napi::TypeError::New(env, "patches[" + std::to_string(i) + "] must be an array of offsets");
+      Napi::Array offsets = v.As<Napi::Array>();
+      for (uint32_t j = 0; j < offsets.Length(); j++) {
+        Napi::Value o = offsets.Get(j);
+        double at = o.IsNumber() ? o.As<Napi::Number>().DoubleValue() : -1;
+        if (at < NLMSG_HDRLEN || at + sizeof(int32_t) > requests[i].size() || at != static_cast<double>(static_cast<uint32_t>(at)))
+          throw Napi::RangeError::New(env, "patches[" + std::to_string(i) + "] has an offset outside its request");
+        patches[i].push_back(static_cast<uint32_t>(at));
+      }
+    }
+  }
+  auto* worker = new NetlinkWorker(env, netns, std::move(requests), std::move(patches));
   Napi::Promise promise = worker->Promise();
   worker->Queue();
   return promise;
