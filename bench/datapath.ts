@@ -22,12 +22,13 @@
 //
 // Lab names bdpv/bdpl, lab subnet 10.212.0.0/16 (one lab at a time), container namespaces bdpc….
 // Everything is removed in `finally` and on SIGINT/SIGTERM/SIGHUP; every wait is bounded.
+import { execFile } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import { randomBytes } from "crypto";
 import type { Etcd3 } from "etcd3";
-import { DatapathMaps, openDatapathMaps, reasonName, Verdict } from "../bpf";
+import { BpfObject, DatapathMaps, openDatapathMaps, reasonName, TcHook, Verdict } from "../bpf";
 import { killNetnsProcesses, netnsExists, run, tryRun } from "../lab/sh";
 import { connect, EtcdConnection } from "../provider/etcd/etcdClient";
 import { allocate } from "../provider/ipam/ipamStore";
@@ -38,7 +39,7 @@ import { LabEtcd, startEtcdOn } from "../test/agent/support/etcd";
 import { startTestLab, TestLab } from "../test/support/lab";
 import { addNetns, addPlainContainer, addPlainUnderlay, addPlainVxlan, BASELINE_VXLAN_DEVICE, bpfAttachments } from "./lib/baseline";
 import { Children, msSince, now, runBenchMain, sleep } from "./lib/proc";
-import { Goals, LatencySamples, missedGoals, ModeResult, PathResult, PingVariant, renderMode, RunInfo, failOnMissedGoals, writeDoc } from "./lib/report";
+import { controlMissed, controlTable, Goals, LatencySamples, missedGoals, ModeResult, PathResult, PingVariant, renderMode, RunInfo, failOnMissedGoals, writeDoc } from "./lib/report";
 import { fmt, mean, median } from "./lib/stats";
 import { iperf, pingRtts, requestResponse, startEchoServer, startIperfServer, startProber } from "./lib/traffic";
 
@@ -85,10 +86,12 @@ interface Args {
   quick: boolean;
   write: boolean;
   octet: number;
+  /** `--only endpoint-add`: the vxlan lab and the endpoint-add figures alone (a few minutes). */
+  endpointAddOnly: boolean;
 }
 
 function parseArgs(argv: string[]): Args {
-  const a: Args = { modes: ["vxlan", "l3"], quick: false, write: true, octet: 212 };
+  const a: Args = { modes: ["vxlan", "l3"], quick: false, write: true, octet: 212, endpointAddOnly: false };
   let write: boolean | undefined;
   for (let i = 0; i < argv.length; i++) {
     const k = argv[i];
@@ -100,13 +103,21 @@ function parseArgs(argv: string[]): Args {
       if (v === "all") a.modes = ["vxlan", "l3"];
       else if (v === "vxlan" || v === "l3") a.modes = [v];
       else throw new Error(`--mode must be vxlan, l3 or all, got ${v}`);
+    } else if (k === "--only" || k.startsWith("--only=")) {
+      const v = k.includes("=") ? k.split("=")[1] : argv[++i];
+      if (v !== "endpoint-add") throw new Error(`--only takes endpoint-add, got ${v}`);
+      a.endpointAddOnly = true;
     } else if (k === "--help" || k === "-h") {
-      console.log("usage: npx ts-node bench/datapath.ts [--mode vxlan|l3|all] [--quick] [--write|--no-write]");
+      console.log("usage: npx ts-node bench/datapath.ts [--mode vxlan|l3|all] [--quick] [--write|--no-write] [--only endpoint-add]");
       process.exit(0);
     } else throw new Error(`unknown argument ${k}`);
   }
   // A quick run is a smoke test: it does not replace the recorded figures unless asked to.
   a.write = write ?? !a.quick;
+  if (a.endpointAddOnly) {
+    if (write) throw new Error("--only endpoint-add prints its table; it does not write docs/benchmarks.md");
+    a.write = false;
+  }
   return a;
 }
 
@@ -336,26 +347,34 @@ function pathChecks(m: Measured, hostNetns: string[]): string[] {
 // ---------------------------------------------------------------------------------------------
 // Control-plane latencies (vxlan mode).
 
-/** endpoint add (API call start) → the new container's first answered UDP datagram from a container on the other host. */
+/**
+ * endpoint add (API call start) → the new container's first answered UDP datagram from a container
+ * on the other host. Alternating with each add, in the same run and under the same load, the
+ * reference: the previous agent's plumbing alone (one nsenter + `ip -batch` making the same pair
+ * in a container namespace, no datapath), so the figures can be read against a spawn's cost now.
+ */
 async function endpointAddBench(ctx: Ctx, agent: LabAgent, targetIp: string, n: number, log: (s: string) => void): Promise<LatencySamples> {
   const first: number[] = [];
   const api: number[] = [];
-  const probes: number[] = [];
+  const reference: number[] = [];
   let failures = 0;
+  const refNs = "bdpceref";
+  addNs(ctx, refNs);
+  const hostNs = agent.host.netns!;
   for (let i = 0; i < n; i++) {
     const ns = `bdpce${i}`;
     const id = `bdp-e${i}`;
     addNs(ctx, ns);
+    if (i % 2 === 0) reference.push(await spawnedPlumbing(refNs, hostNs));
     const prober = await startProber(ctx.children, ns, targetIp, ECHO_PORT, 15_000);
     const t0 = now();
     await agent.client.addEndpoint({ id, netns: `/run/netns/${ns}` });
     const tApi = now();
     const r = await prober.result;
     api.push(msSince(t0, tApi));
-    if (r.t !== undefined) {
-      first.push(msSince(t0, r.t));
-      probes.push(r.sent);
-    } else failures++;
+    if (r.t !== undefined) first.push(msSince(t0, r.t));
+    else failures++;
+    if (i % 2 === 1) reference.push(await spawnedPlumbing(refNs, hostNs));
     await agent.client.deleteEndpoint(id);
     delNs(ctx, ns);
     if ((i + 1) % 20 === 0) log(`  endpoints ${i + 1}/${n}: first answer p50 so far ${fmt(median(first))} ms`);
@@ -364,8 +383,37 @@ async function endpointAddBench(ctx: Ctx, agent: LabAgent, targetIp: string, n: 
     what: `endpoint add → first answered packet (container on the other host)`,
     samples: first,
     failures,
-    extra: [{ what: "of which the API call (POST /v1/endpoints)", samples: api }, ...agentAddSteps(agent, "bdp-e")],
+    extra: [
+      { what: "of which the API call (POST /v1/endpoints)", samples: api },
+      ...agentAddSteps(agent, "bdp-e"),
+      { what: "reference, same run: the previous agent's plumbing alone (one nsenter + ip -batch, no datapath)", samples: reference },
+    ],
   };
+}
+
+/** The ip -batch lines the agent ran before netlink (same pair, address, routes, neighbour). */
+const SPAWNED_PLUMBING = (hostNs: string) =>
+  [
+    `link add bdpref0 address 02:00:00:00:0e:01 mtu 1450 netns /run/netns/${hostNs} up type veth peer name eth0 address 02:00:00:00:0e:02 mtu 1450`,
+    "link set lo up",
+    "addr add 10.99.0.2/32 dev eth0",
+    "link set eth0 up",
+    "route replace 10.99.0.1 dev eth0 scope link",
+    "route replace default via 10.99.0.1 dev eth0 mtu 1450",
+    "neigh replace 10.99.0.1 lladdr 02:00:00:00:0e:01 dev eth0 nud permanent",
+    "link show dev eth0",
+  ].join("\n") + "\n";
+
+/** ms of one nsenter + ip -batch plumbing as the agent used to run it; the pair is removed after (not timed). */
+async function spawnedPlumbing(ns: string, hostNs: string): Promise<number> {
+  const t0 = now();
+  await new Promise<void>((resolve, reject) => {
+    const child = execFile("nsenter", [`--net=/run/netns/${ns}`, "ip", "-j", "-batch", "-"], { timeout: 30_000 }, (err, _out, stderr) => (err ? reject(new Error(`reference plumbing: ${stderr || err.message}`)) : resolve()));
+    child.stdin?.end(SPAWNED_PLUMBING(hostNs));
+  });
+  const ms = msSince(t0, now());
+  run("ip", ["-n", hostNs, "link", "del", "bdpref0"]);
+  return ms;
 }
 
 /** The agent's own account of its adds (its log's cumulative ms per step), for the ids starting with `prefix`. */
@@ -373,7 +421,7 @@ function agentAddSteps(agent: LabAgent, prefix: string): { what: string; samples
   const steps: Record<string, string> = {
     queued: "agent: request taken up",
     recorded: "agent: address recorded (state file written)",
-    plumbed: "agent: veth pair plumbed (one ip -batch)",
+    plumbed: "agent: veth pair plumbed (netlink from the addon)",
     attached: "agent: bpf_lxc attached, endpoint map written",
     ready: "agent: ready recorded: the answer",
   };
@@ -571,17 +619,21 @@ async function pingVariants(ctx: Ctx, s: ModeSetup, mode: Mode, octet: number, P
   ];
   const detached: { ns: string; dev: string }[] = [];
   let tcxCheck = () => {};
+  const previousIds: number[] = [];
   if (mode === "l3") {
     const cuts = [
       { tag: "x", what: "bpfnet without bpf_lxc (detached by hand: out through the host stack)", noLxc: true, empty: false },
       { tag: "e", what: "bpfnet with an empty program in bpf_lxc's place (TC_ACT_OK: out through the host stack)", noLxc: true, empty: true },
       { tag: "t", what: "bpfnet with bpf_lxc on tcx instead of the clsact qdisc (the same program: the fast path)", noLxc: true, empty: false, tcx: true },
+      { tag: "n", what: `bpfnet with the previous fast path (bpf_lxc of ${PREVIOUS_FAST_PATH}: bpf_redirect_neigh, the kernel routes and resolves)`, noLxc: false, empty: false, previous: true },
     ];
     const emptyObj = buildPassProgram();
     ctx.tmpDirs.push(path.dirname(emptyObj));
     const tcxAttach = buildTcxAttach();
     ctx.tmpDirs.push(path.dirname(tcxAttach));
     const tcxVeths: number[] = [];
+    const previousLxc = buildPreviousLxc(ctx);
+    const previousVeths: number[] = [];
     for (const cut of cuts) {
       const eps: EndpointView[] = [];
       for (const [i, h] of [h1, h2].entries()) {
@@ -602,6 +654,18 @@ async function pingVariants(ctx: Ctx, s: ModeSetup, mode: Mode, octet: number, P
           run("ip", ["netns", "exec", h, tcxAttach, String(lxcId), String(e.hostIfindex!)]);
           tcxVeths[i] = e.hostIfindex!;
         }
+        if ("previous" in cut) {
+          // Loaded on this host's pinned maps and put in the agent's slot (the agent attaches only on start and add).
+          const obj = BpfObject.load(previousLxc, { pinRoot: s.lab.inventory.hosts[i].bpffsDir! });
+          try {
+            const prog = obj.program("from_container");
+            TcHook.open(e.hostIfindex!, "ingress", { netns: h }).attach(prog);
+            previousIds[i] = prog.info().id;
+          } finally {
+            obj.close(); // the tc filter holds the program
+          }
+          previousVeths[i] = e.hostIfindex!;
+        }
       }
       variants.push({ what: cut.what, path: { name: "bpfnet", client: `bdpc${c}1${cut.tag}`, server: `bdpc${c}2${cut.tag}`, serverIp: eps[1].ip } });
     }
@@ -614,6 +678,12 @@ async function pingVariants(ctx: Ctx, s: ModeSetup, mode: Mode, octet: number, P
       // bpftool here predates tcx, so the counters prove bpf_lxc ran there: fast path packets on both veths.
       const fast = tcxVeths.map((id, i) => ctx.maps[i].metrics.get({ id, direction: "ingress", reason: Verdict.ROUTE_FAST }).packets);
       if (fast.some((n) => n === 0n)) throw new Error(`bpf_lxc on tcx sent no packet fast (per host: ${fast.join(", ")})`);
+      // The previous bpf_lxc stayed in its slot and sent its packets by its fast path.
+      previousVeths.forEach((ifindex, i) => {
+        const now = TcHook.open(ifindex, "ingress", { netns: s.hostNetns[i] }).query()?.progId;
+        if (now !== previousIds[i]) throw new Error(`host ${i + 1}: the previous bpf_lxc (id ${previousIds[i]}) was replaced by ${now}`);
+        if (ctx.maps[i].metrics.get({ id: ifindex, direction: "ingress", reason: Verdict.ROUTE_FAST }).packets === 0n) throw new Error(`host ${i + 1}: the previous bpf_lxc sent nothing fast`);
+      });
     };
   }
   log(`${mode}: idle ping, ${variants.length} paths in the same rounds (${P.variantRounds} × ${P.variantPings} each)`);
@@ -653,6 +723,19 @@ function buildPassProgram(): string {
   const multiarch = tryRun("gcc", ["-print-multiarch"]).stdout.trim() || "x86_64-linux-gnu";
   run("clang", ["-O2", "-g", "-target", "bpf", `-I/usr/include/${multiarch}`, "-c", path.join(__dirname, "lib", "pass_tc.c"), "-o", out]);
   return out;
+}
+
+/** The last commit whose bpf_lxc sent the fast path by bpf_redirect_neigh alone (before bpf_fib_lookup). */
+const PREVIOUS_FAST_PATH = "289f5f3";
+
+/** bpf_lxc.o as of PREVIOUS_FAST_PATH (its bpf/ tree from git, built into a temporary directory). */
+function buildPreviousLxc(ctx: Ctx): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "bdp-prev-"));
+  ctx.tmpDirs.push(dir);
+  run("sh", ["-c", `git -C "$0" archive "$1" bpf | tar -x -C "$2"`, REPO, PREVIOUS_FAST_PATH, dir]);
+  const out = path.join(dir, "out");
+  run("make", ["-s", "-C", path.join(dir, "bpf"), `OUT=${out}`, path.join(out, "bpf_lxc.o")]);
+  return path.join(out, "bpf_lxc.o");
 }
 
 /** bench/lib/tcx_attach.c built into a temporary executable: attaches a program by id to a device's tcx ingress. */
@@ -776,6 +859,41 @@ async function measureMode(ctx: Ctx, mode: Mode, P: Params, octet: number, log: 
   };
 }
 
+/**
+ * `--only endpoint-add`: the vxlan lab, agents and echo target as a full run makes them, then only
+ * the endpoint-add figures and their goal; a missed goal sets a non-zero exit as in a full run.
+ */
+async function endpointAddOnly(ctx: Ctx, P: Params, octet: number, info: RunInfo, log: (s: string) => void): Promise<void> {
+  const cpu0 = cpuTimes();
+  const s = await setupMode(ctx, "vxlan", octet, log);
+  // The echo server a full run starts for request/response: the new endpoints' probes ask it.
+  await startEchoServer(ctx.children, s.paths[0].server, ECHO_PORT);
+  await pingRtts(ctx.children, s.paths[0].client, s.paths[0].serverIp, 3, 0.05);
+  log(`vxlan: endpoint add → first packet (${P.endpoints} endpoints on h1)`);
+  const m = { mode: "vxlan" as const, goals: GOALS.vxlan, control: [await endpointAddBench(ctx, s.agents[0], s.bpfnetEndpoints[1].ip, P.endpoints, log)] };
+  const problems = await agentProblems(s.agents);
+  info.loadAfter = loadavg();
+  console.log(
+    [
+      "",
+      `Run ${info.date}: kernel ${info.kernel}, ${info.cpus} CPUs (${info.cpuModel}), load average before ${info.loadBefore}, after ${info.loadAfter}; ${cpuSince(cpu0)}.`,
+      "",
+      "```",
+      info.command,
+      "```",
+      "",
+      controlTable(m),
+      "",
+      `- ${problems}`,
+    ].join("\n"),
+  );
+  const missed = controlMissed(m);
+  if (missed.length) {
+    console.log(`goals missed:\n${missed.map((x) => `  ${x}`).join("\n")}`);
+    process.exitCode = 1;
+  } else console.log("endpoint-add goal met");
+}
+
 async function agentProblems(agents: LabAgent[]): Promise<string> {
   const problems: string[] = [];
   for (const a of agents) for (const p of (await a.status()).problems) problems.push(`${a.host.name}: ${p}`);
@@ -829,6 +947,16 @@ async function main(): Promise<void> {
     quick: args.quick,
   };
   const started = Date.now();
+  if (args.endpointAddOnly) {
+    const ctx = (active = newCtx());
+    try {
+      await endpointAddOnly(ctx, P, args.octet, info, log);
+    } finally {
+      log("vxlan: cleaning up");
+      await cleanupActive();
+    }
+    return;
+  }
   const results: ModeResult[] = [];
   for (const mode of args.modes) {
     const ctx = (active = newCtx());

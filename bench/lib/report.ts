@@ -129,7 +129,7 @@ export function missedGoals(m: ModeResult): string[] {
 }
 
 /** The endpoint-add goal against its samples: the table's cell and what was missed. */
-function controlGoals(m: ModeResult): { cell: (c: LatencySamples) => string; missed: string[] } {
+function controlGoals(m: ControlResult): { cell: (c: LatencySamples) => string; missed: string[] } {
   const goal = m.goals?.endpointAdd;
   const applies = (c: LatencySamples) => goal !== undefined && c.what.startsWith("endpoint add");
   const missed: string[] = [];
@@ -155,7 +155,15 @@ export function runsTable(m: ModeResult): string {
   return markdownTable(["iperf3 run", "bpfnet Gbit/s", "retr", "CPU % snd/rcv", "baseline Gbit/s", "retr", "CPU % snd/rcv"], rows);
 }
 
-export function controlTable(m: ModeResult): string {
+/** What the control-plane table and its goal need of a mode (bench/datapath.ts --only endpoint-add has no paths). */
+export type ControlResult = Pick<ModeResult, "mode" | "control" | "goals">;
+
+/** The endpoint-add goal's misses alone. */
+export function controlMissed(m: ControlResult): string[] {
+  return controlGoals(m).missed;
+}
+
+export function controlTable(m: ControlResult): string {
   const rows: string[][] = [];
   const { cell } = controlGoals(m);
   for (const c of m.control) {
