@@ -20,7 +20,7 @@
 // `finally` and on signals (lab down takes flannel.1, cni0, fl0, routes and files with the hosts).
 import * as os from "os";
 import * as path from "path";
-import { run } from "../lab/sh";
+import { run, tryRun } from "../lab/sh";
 import type { InventoryHost } from "../lab/inventory";
 import { EtcdConnection, withEtcd } from "../provider/etcd/etcdClient";
 import { allocate } from "../provider/ipam/ipamStore";
@@ -29,7 +29,7 @@ import { startEtcd } from "../test/support/etcd";
 import { startTestLab } from "../test/support/lab";
 import { openDatapathMaps } from "../bpf";
 import { addNs, cleanup, cpuSince, cpuTimes, Ctx, delNs, ECHO_PORT, ensureSubnetFree, loadavg, measurePaths, newCtx, Params, Path } from "./datapath";
-import { addFlannelUnderlay, checkFlannelTools, FLANNEL_UNDERLAY_DEVICE, FLANNEL_VERSION, CNI_PLUGINS_VERSION, flannelCni, flannelNetworkConfig, FlannelBackend, FlannelHost, startFlanneld, SubnetEnv } from "./lib/flannel";
+import { addFlannelUnderlay, checkFlannelTools, FLANNELD, FLANNEL_UNDERLAY_DEVICE, FLANNEL_VERSION, CNI_PLUGINS_VERSION, flannelCni, flannelNetworkConfig, FlannelBackend, FlannelHost, startFlanneld, SubnetEnv } from "./lib/flannel";
 import { PeerSide, peersMissed, peersTable } from "./lib/peersReport";
 import { msSince, now, runBenchMain } from "./lib/proc";
 import { failOnMissedGoals, writeDoc } from "./lib/report";
@@ -312,6 +312,14 @@ function parseArgs(argv: string[]): { modes: Mode[]; quick: boolean; write: bool
   return { modes, quick, write: write ?? !quick };
 }
 
+/** What a mode's lab left behind after cleanup: namespaces, root links, flanneld processes (should be nothing). */
+function leftovers(lab: string): string[] {
+  const netns = tryRun("ip", ["netns", "list"]).stdout.split("\n").map((l) => l.split(" ")[0]).filter((n) => n.startsWith(`${lab}-`) || n.startsWith("bdpcp"));
+  const links = tryRun("ip", ["-o", "link", "show"]).stdout.split("\n").map((l) => l.split(": ")[1]?.split("@")[0] ?? "").filter((n) => n.startsWith(`${lab}-`));
+  const procs = tryRun("ps", ["-eo", "pid=,args="]).stdout.split("\n").filter((l) => l.includes(FLANNELD));
+  return [...netns.map((n) => `netns ${n}`), ...links.map((l) => `link ${l}`), ...procs.map((p) => `process ${p.trim()}`)];
+}
+
 let active: Ctx | undefined;
 async function cleanupActive(): Promise<void> {
   const ctx = active;
@@ -340,6 +348,7 @@ async function main(): Promise<void> {
     quick: args.quick,
   };
   const results: ModeRun[] = [];
+  const leaks: string[] = [];
   for (const mode of args.modes) {
     const ctx = (active = newCtx());
     try {
@@ -347,7 +356,9 @@ async function main(): Promise<void> {
     } finally {
       log(`${mode}: cleaning up`);
       await cleanupActive();
+      leaks.push(...leftovers(MODES[mode].lab).map((l) => `${mode}: ${l}`));
     }
+    if (!leaks.some((l) => l.startsWith(`${mode}:`))) results.at(-1)?.checks.push(`after cleanup: ${MODES[mode].lab}'s namespaces, root links (bridges, fl0 ends) and every flanneld are gone`);
   }
   info.loadAfter = loadavg();
   const blocks = results.map((r) => ({ mode: r.mode, text: render(r, info, P) }));
@@ -356,7 +367,7 @@ async function main(): Promise<void> {
     writeDoc(DOC, blocks, "bench/peers.ts");
     console.log(`written to ${path.relative(process.cwd(), DOC)}`);
   }
-  failOnMissedGoals(results.flatMap((r) => peersMissed(r.mode, r.bpfnet, r.flannel)));
+  failOnMissedGoals([...results.flatMap((r) => peersMissed(r.mode, r.bpfnet, r.flannel)), ...leaks.map((l) => `left behind: ${l}`)]);
 }
 
 if (require.main === module) runBenchMain(main, cleanupActive);
