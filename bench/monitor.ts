@@ -1,9 +1,10 @@
 // Node monitor overhead: what the events cost forwarded traffic when nobody listens, measured
 // as ratios against a baseline in the same lab and run.
 //
-//   npx tsc -p tsconfig.build.json                     (the agents run from dist/)
 //   flock /tmp/p4/bench.lock npx ts-node bench/monitor.ts [--rounds 9] [--seconds 5] [--rr 1000]
 //       [--compiled-out] [--drop-flood] [--write]
+//
+// The agents run from dist/: it is rebuilt first (npx tsc -p tsconfig.build.json).
 //
 // A 2-host vxlan lab (tmon3, 10.112.0.0/16) with real agents, one container per host; iperf3
 // TCP throughput and a 64-byte TCP request/response from h1's container to h2's. Variants,
@@ -161,6 +162,7 @@ async function main(): Promise<number> {
   const loadBefore = load();
   const started = new Date();
   try {
+    execFileSync("npx", ["tsc", "-p", path.join(REPO, "tsconfig.build.json")], { cwd: REPO, stdio: "inherit" });
     if (variantDir) execFileSync("make", ["-s", "-C", path.join(REPO, "bpf"), `OUT=${variantDir}`, "EXTRA_CFLAGS=-DBPFNET_NO_EVENTS"], { stdio: "inherit" });
     env = await startAgentLab({ lab: LAB, octet: OCTET, hosts: 2, clusterCidr: `10.${OCTET}.128.0/17`, leaseTtlSeconds: 10, containers: CONTAINERS });
     const agents = env.agents;
