@@ -106,12 +106,20 @@ test("neighbour missing: bpf_redirect_neigh, the kernel resolves the next hop an
     neigh: count(0, hostIfindex[0], "ingress", Verdict.ROUTE_NEIGH),
     stack: count(0, hostIfindex[0], "ingress", Verdict.ROUTE_STACK) + count(0, hostIfindex[0], "ingress", Verdict.ROUTE_FIB_STACK),
   });
-  execFileSync("ip", ["-n", host(0).netns!, "neigh", "flush", "dev", dev]);
-  expect(inNetns(host(0).netns!, ["ip", "neigh", "show", gw, "dev", dev]).stdout).not.toMatch(/lladdr/);
-  const c0 = c();
-  expect(ping(CONTAINERS[0], ips[1], 1, 0.2, 3)).toMatchObject({ ok: true, received: 1 });
-  const c1 = c();
-  expect([c1.fast - c0.fast, c1.neigh - c0.neigh, c1.stack - c0.stack]).toEqual([0n, 1n, 0n]);
+  // The host's own traffic (the agent's health probes) may resolve the router again between the
+  // flush and the ping; such a try shows nothing and is repeated.
+  let c1 = c();
+  for (let attempt = 0; attempt < 5; attempt++) {
+    execFileSync("ip", ["-n", host(0).netns!, "neigh", "flush", "dev", dev]);
+    expect(inNetns(host(0).netns!, ["ip", "neigh", "show", gw, "dev", dev]).stdout).not.toMatch(/lladdr/);
+    const c0 = c1;
+    expect(ping(CONTAINERS[0], ips[1], 1, 0.2, 3)).toMatchObject({ ok: true, received: 1 });
+    c1 = c();
+    if (c1.neigh - c0.neigh === 0n && c1.fast - c0.fast === 1n) continue;
+    expect([c1.fast - c0.fast, c1.neigh - c0.neigh, c1.stack - c0.stack]).toEqual([0n, 1n, 0n]);
+    break;
+  }
+  expect(c1.neigh).toBeGreaterThan(0n);
   // The router's neighbour entry came back (resolved for the redirected packet) …
   expect(inNetns(host(0).netns!, ["ip", "neigh", "show", gw, "dev", dev]).stdout).toMatch(/lladdr/);
   // … so the next packets go by the FIB's MACs.
