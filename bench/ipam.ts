@@ -142,6 +142,7 @@ function table(rows: Row[]): string {
 
 async function main() {
   const tmpfs = process.env.BENCH_TMPFS === "1";
+  const load0 = os.loadavg()[0];
   const etcd = await startEtcd({ dataRoot: tmpfs ? "/dev/shm" : os.tmpdir() });
   try {
     const conn = etcd.connection;
@@ -156,7 +157,7 @@ async function main() {
       await viaProvider(conn, "provider", "10.32.0.0/12"),
       await naive(conn, "naive", "10.48.0.0/12"),
     ];
-    console.log(`${HOSTS} hosts, ${CLIENTS} concurrent clients, etcd ${process.env.BPFNET_ETCD ?? "/usr/bin/etcd"} data dir on ${tmpfs ? "tmpfs" : "disk"}, ${os.cpus().length} CPUs`);
+    console.log(`${HOSTS} hosts, ${CLIENTS} concurrent clients, etcd ${process.env.BPFNET_ETCD ?? "/usr/bin/etcd"} data dir on ${tmpfs ? "tmpfs" : "disk"}, ${os.cpus().length} CPUs, load average (1 min) ${load0.toFixed(1)} at the start, ${os.loadavg()[0].toFixed(1)} at the end`);
     console.log(table(rows));
   } finally {
     await etcd.stop();
