@@ -3,6 +3,7 @@
 //
 //   npx tsc -p .                                          (the agents run from dist/)
 //   npx ts-node bench/datapath.ts [--mode vxlan|l3|all] [--quick] [--write|--no-write]
+//   npx ts-node bench/datapath.ts --only endpoint-add       (issue 13's endpoint-add goal alone, ~1 min)
 //
 // vxlan: a 2-host vxlan lab (bdpv). bpfnet: real agents, endpoints through the agent API,
 //   bpf_lxc → tunnel → bpf_overlay. Baseline: a kernel VXLAN device per host (VNI 100, port
