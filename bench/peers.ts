@@ -13,9 +13,10 @@
 // installs by itself: a route per peer pod CIDR via the peer's underlay address (added by this
 // benchmark when a host's allocation exists, as a routing daemon would): one L2 hop on both sides.
 // flannel's vxlan backend uses UDP port 4789 (bpfnet's device holds 8472); masquerading is off.
-// Measured per mode, both sides interleaved (bench/datapath.ts measurePaths): iperf3 throughput,
+// Measured per mode, both sides interleaved (bench/datapath.ts measurePaths, whose progress lines
+// call the second path, flannel here, "baseline"): iperf3 throughput,
 // TCP request/response, ping; then endpoint add → first answered packet (alternating sides) and
-// the join of h3 (a container on h1 and one on h2 answer the new host's container).
+// the joins of h3… (the side's containers on every host already there answer the new host's).
 // Labs bpe1/bpe2, 10.200/10.201.0.0/16, container namespaces bdpcp…; everything is removed in
 // `finally` and on signals (lab down takes flannel.1, cni0, fl0, routes and files with the hosts).
 import * as os from "os";
