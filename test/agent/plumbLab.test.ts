@@ -69,6 +69,21 @@ test("a device left under the endpoint's host name (a crash) is removed and the 
   expect(ping("tpfcc", c.gateway, 1, 0.2, 2)).toMatchObject({ ok: true, received: 1 });
   expect(inNetns(hostNs(), ["ip", "link", "show", "tpfleft0"]).status).not.toBe(0);
   expect((await agent!.client.deleteEndpoint("pc")).deleted).toBe(true);
+  // Deleted through netlink: the host end and, with it, the container's end are gone.
+  expect(inNetns(hostNs(), ["ip", "link", "show", c.hostIfname]).status).not.toBe(0);
+  expect(inNetns("tpfcc", ["ip", "link", "show", "eth0"]).status).not.toBe(0);
+  expect((await agent!.client.deleteEndpoint("pc")).deleted).toBe(false);
+});
+
+test("a restarted agent adopts its endpoints as they are: same devices, bpf_lxc on them, traffic at once", async () => {
+  const before = await agent!.client.listEndpoints();
+  await agent!.stop();
+  await agent!.start();
+  const after = await agent!.client.listEndpoints();
+  expect(after.map((e) => [e.id, e.status, e.hostIfindex, e.hostMac])).toEqual(before.map((e) => [e.id, "ready", e.hostIfindex, e.hostMac]));
+  for (const e of after) expect(inNetns(hostNs(), ["tc", "filter", "show", "dev", e.hostIfname, "ingress"]).stdout).toMatch(/bpf_lxc|from_container/);
+  const pa = after.find((e) => e.id === "pa")!;
+  expect(ping("tpfcb", pa.ip, 1, 0.2, 2)).toMatchObject({ ok: true, received: 1 });
 });
 
 test("hostile namespace paths and a taken interface name are refused, leaving nothing behind", async () => {
