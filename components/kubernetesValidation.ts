@@ -4,6 +4,7 @@
 import { addressProblem, booleanProblem, hostPathProblem, interfaceNameProblem } from "../provider/common/validate";
 import { duplicateName, hostNameProblem, plain } from "./fieldProblems";
 import { specProblems } from "./networkValidation";
+import { IMAGE_RELEASE_DIR } from "../node-agent/kubernetes/image";
 import type { NetworkArgs } from "./network";
 import type { KubernetesNetworkArgs, KubernetesNodeArgs } from "./kubernetes";
 
@@ -66,6 +67,13 @@ export function kubernetesNetworkArgsProblems(name: string, args: KubernetesNetw
   }
   for (const key of ["installDir", "stateDir", "bpffsDir", "cniBinDir", "cniConfDir"] as const) {
     if (args.paths?.[key] !== undefined) add(hostPathProblem(`paths.${key}`, args.paths[key]));
+  }
+  // The init container mounts these host directories at their own paths: one over the image's release would hide it.
+  for (const key of ["installDir", "stateDir", "cniBinDir", "cniConfDir"] as const) {
+    const p = args.paths?.[key];
+    if (typeof p === "string" && plain(p) && (p === IMAGE_RELEASE_DIR || IMAGE_RELEASE_DIR.startsWith(`${p}/`) || p.startsWith(`${IMAGE_RELEASE_DIR}/`))) {
+      problems.push(`paths.${key} must not be or contain the image's release directory ${IMAGE_RELEASE_DIR}, got ${show(p)}`);
+    }
   }
   for (const key of ["podCidrOnNodes", "awaitRollout"] as const) if (args[key] !== undefined) add(booleanProblem(key, args[key]));
   return problems;

@@ -2,11 +2,12 @@
 // RBAC, client-certificate identities), kube-controller-manager and kube-scheduler, all inside
 // the first host's namespace (the "control-plane host"): etcd on that namespace's own loopback,
 // the API server on the host's management address only (the root namespace reaches it over the
-// management bridge). Each lab host registers as a Node: through a virtual-kubelet in its own
-// namespace when that binary is built (pods are reported Running, nothing executes), else as a
-// plain Node object. Every process lives in a lab namespace and every file below the lab's state
+// management bridge). Each lab host registers as a Node: with `kubelet`, through a real kubelet
+// with containerd and runc in the host's namespaces (lab/kubelet.ts: pods run, networked by the
+// cluster's CNI); else through a virtual-kubelet in its own namespace when that binary is built
+// (pods are reported Running, nothing executes), else as a plain Node object. Every process lives in a lab namespace and every file below the lab's state
 // directory, so `lab down` removes it all. Binaries: scripts/build-kubernetes.sh.
-import { spawn } from "child_process";
+import { execFileSync, spawn } from "child_process";
 import * as fs from "fs";
 import * as path from "path";
 import { issueCertificate, CertAndKey } from "../provider/etcd/pki";
@@ -14,6 +15,8 @@ import { Inventory } from "./inventory";
 import { inventoryPath } from "./lab";
 import { KubeAccess, kubeconfigYaml, kubeGet, kubeRequest } from "./kubeApi";
 import { pidAlive, signal, sleepMs } from "./sh";
+import { findUp } from "../bpf/paths";
+import { LAB_BUSYBOX_IMAGE, LAB_PAUSE_IMAGE, removeNodeMountTargets, startKubeletNode, stopKubeletNode } from "./kubelet";
 
 export const K8S_VERSION = "v1.34.4";
 export const VIRTUAL_KUBELET_VERSION = "v1.14.1";
@@ -34,9 +37,11 @@ export interface LabKubernetes {
   kubeconfigPath: string;
   /** Host whose namespace runs the control plane. */
   controlPlaneHost: string;
-  /** Lab hosts registered as Nodes, and how ("virtual-kubelet" reports pods Running; "node-object" is a Node without a kubelet). */
+  /** Lab hosts registered as Nodes, and how ("kubelet" runs pods with containerd + runc; "virtual-kubelet" reports pods Running; "node-object" is a Node without a kubelet). */
   nodes: string[];
-  nodeKind: "virtual-kubelet" | "node-object";
+  nodeKind: "kubelet" | "virtual-kubelet" | "node-object";
+  /** The lab's name (its nodes' cgroups are named for it). */
+  lab?: string;
   /** Control-plane and kubelet processes (pids), for status. */
   processes: Record<string, number>;
 }
@@ -62,9 +67,11 @@ export function readKubernetesState(stateDir: string): LabKubernetes | undefined
   }
 }
 
-/** The binaries a control plane needs that are missing (scripts/setup builds them). */
-export function missingKubernetesBinaries(): string[] {
-  return ["kube-apiserver", "kube-controller-manager", "kube-scheduler"].map((b) => path.join(KUBERNETES_BIN_DIR, b)).filter((b) => !fs.existsSync(b));
+/** The binaries a control plane (and real nodes: kubelet, containerd, runc, ctr) needs that are missing (scripts/setup builds or installs them). */
+export function missingKubernetesBinaries(kubelet = false): string[] {
+  const bins = ["kube-apiserver", "kube-controller-manager", "kube-scheduler", ...(kubelet ? ["kubelet"] : [])].map((b) => path.join(KUBERNETES_BIN_DIR, b));
+  if (kubelet) bins.push("/usr/bin/containerd", "/usr/bin/containerd-shim-runc-v2", "/usr/bin/ctr", "/usr/sbin/runc", "/usr/lib/cni/loopback", "/bin/busybox");
+  return bins.filter((b) => !fs.existsSync(b));
 }
 
 export interface LabKubernetesOptions {
@@ -72,6 +79,8 @@ export interface LabKubernetesOptions {
   port?: number;
   /** Register hosts through virtual-kubelet when built (default true); false: plain Node objects. */
   virtualKubelet?: boolean;
+  /** A real kubelet with containerd + runc on every host (default false): pods run, networked by the cluster's CNI. */
+  kubelet?: boolean;
 }
 
 /** Starts the lab's control plane and registers its hosts as Nodes; an existing healthy one is returned as is. */
@@ -80,7 +89,7 @@ export async function labKubernetesUp(stateDir: string, options: LabKubernetesOp
   const existing = readKubernetesState(stateDir);
   if (existing && Object.values(existing.processes).every(pidAlive)) return existing;
   if (existing) labKubernetesDown(stateDir);
-  const missing = missingKubernetesBinaries();
+  const missing = missingKubernetesBinaries(options.kubelet);
   if (missing.length) throw new Error(`lab ${inventory.lab}: Kubernetes binaries missing: ${missing.join(", ")} (run: bash scripts/setup, which builds them)`);
   const port = options.port ?? DEFAULT_API_PORT;
   if (!Number.isInteger(port) || port < 1024 || port > 65535) throw new Error(`lab k8s: --port must be an integer from 1024 to 65535, got ${JSON.stringify(options.port)}`);
@@ -100,7 +109,7 @@ export async function labKubernetesUp(stateDir: string, options: LabKubernetesOp
   };
   const p = (f: string) => path.join(pkiDir(stateDir), f);
   const processes: Record<string, number> = {};
-  const state: LabKubernetes = { server, kubeconfigPath: kubeconfigs.admin, controlPlaneHost: cp.name, nodes: [], nodeKind: "node-object", processes };
+  const state: LabKubernetes = { server, kubeconfigPath: kubeconfigs.admin, controlPlaneHost: cp.name, nodes: [], nodeKind: "node-object", processes, lab: inventory.lab };
   const save = () => writeFile(kubernetesStatePath(stateDir), JSON.stringify(state, null, 2));
   save(); // first, so a failed start is still cleaned up by down
   try {
@@ -118,6 +127,9 @@ export async function labKubernetesUp(stateDir: string, options: LabKubernetesOp
       "--service-account-issuer=https://kubernetes.default.svc", `--service-account-key-file=${p("sa.key")}`, `--service-account-signing-key-file=${p("sa.key")}`,
       "--authorization-mode=Node,RBAC", "--allow-privileged=true", `--service-cluster-ip-range=${SERVICE_CIDR}`,
       "--enable-priority-and-fairness=false", "--endpoint-reconciler-type=none", "--profiling=false",
+      // exec, logs: the API server reaches kubelets on their InternalIP, verifies them by the lab CA.
+      `--kubelet-client-certificate=${p("apiserver-kubelet-client.crt")}`, `--kubelet-client-key=${p("apiserver-kubelet-client.key")}`,
+      `--kubelet-certificate-authority=${p("ca.crt")}`, "--kubelet-preferred-address-types=InternalIP",
     ]);
     await waitReady(access, "/readyz", 120_000, () => processes["kube-apiserver"]);
     processes["kube-controller-manager"] = startDaemon(cp.netns, dir, "kube-controller-manager", bin("kube-controller-manager"), [
@@ -130,16 +142,27 @@ export async function labKubernetesUp(stateDir: string, options: LabKubernetesOp
       "--secure-port=0", "--leader-elect=false", "--profiling=false",
     ]);
     save();
-    const useVk = (options.virtualKubelet ?? true) && fs.existsSync(VIRTUAL_KUBELET_BIN);
-    state.nodeKind = useVk ? "virtual-kubelet" : "node-object";
+    const useVk = !options.kubelet && (options.virtualKubelet ?? true) && fs.existsSync(VIRTUAL_KUBELET_BIN);
+    state.nodeKind = options.kubelet ? "kubelet" : useVk ? "virtual-kubelet" : "node-object";
+    const images = options.kubelet ? buildNodeImages(path.join(dir, "images")) : [];
     for (const h of inventory.hosts) {
-      if (useVk) processes[`virtual-kubelet-${h.name}`] = startVirtualKubelet(stateDir, h.netns!, h.name, h.underlayIp, access, pki);
+      if (options.kubelet) {
+        const nodeDir = path.join(dir, `node-${h.name}`);
+        processes[`kubelet-${h.name}`] = startKubeletNode(
+          {
+            lab: inventory.lab, host: h.name, netns: h.netns!, nodeIp: h.underlayIp, dir: nodeDir, labRoot: path.dirname(stateDir), images,
+            kubeconfigYaml: kubeconfigYaml(inventory.lab, { ...access, ...pki.kubelets[h.name] }, `system:node:${h.name}`),
+            caFile: p("ca.crt"), certPem: pki.kubelets[h.name].certPem, keyPem: pki.kubelets[h.name].keyPem,
+          },
+          bin("kubelet"),
+        );
+      } else if (useVk) processes[`virtual-kubelet-${h.name}`] = startVirtualKubelet(stateDir, h.netns!, h.name, h.underlayIp, access, pki);
       else await createNodeObject(access, h.name, h.underlayIp);
       state.nodes.push(h.name);
       save();
     }
     for (const h of inventory.hosts) {
-      await waitReady(access, `/api/v1/nodes/${encodeURIComponent(h.name)}`, 120_000, () => processes[`virtual-kubelet-${h.name}`] ?? processes["kube-apiserver"]);
+      await waitReady(access, `/api/v1/nodes/${encodeURIComponent(h.name)}`, 120_000, () => processes[`kubelet-${h.name}`] ?? processes[`virtual-kubelet-${h.name}`] ?? processes["kube-apiserver"]);
     }
     // The service account controller makes "default" in each namespace: pods cannot be created before it.
     await waitReady(access, "/api/v1/namespaces/default/serviceaccounts/default", 120_000, () => processes["kube-controller-manager"]);
@@ -155,6 +178,11 @@ export async function labKubernetesUp(stateDir: string, options: LabKubernetesOp
 export function labKubernetesDown(stateDir: string): void {
   const state = readKubernetesState(stateDir);
   if (!state) return;
+  // Real nodes first: their pods live outside the lab's namespaces.
+  if (state.nodeKind === "kubelet" && state.lab) {
+    for (const host of state.nodes.length ? state.nodes : Object.keys(state.processes).filter((k) => k.startsWith("kubelet-")).map((k) => k.slice(8))) stopKubeletNode(state.lab, host);
+    removeNodeMountTargets(state.lab, path.dirname(stateDir));
+  }
   const pids = Object.values(state.processes);
   for (const pid of pids) signal(pid, "SIGTERM");
   const deadline = Date.now() + 5000;
@@ -193,9 +221,12 @@ function writePki(dir: string, inventory: Inventory, address: string): LabPki {
     ),
   };
   const sa = issueCertificate({ cn: "service-accounts", issuer: ca });
+  // The API server's identity towards kubelets (exec, logs, port-forward): the kubelet API's admin.
+  const kubeletClient = issueCertificate({ cn: "kube-apiserver-kubelet-client", org: "system:masters", issuer: ca, clientAuth: true });
   const files: Record<string, string> = {
     "ca.crt": ca.certPem, "ca.key": ca.keyPem, "apiserver.crt": apiserver.certPem, "apiserver.key": apiserver.keyPem,
     "admin.crt": pki.admin.certPem, "admin.key": pki.admin.keyPem, "sa.key": sa.keyPem,
+    "apiserver-kubelet-client.crt": kubeletClient.certPem, "apiserver-kubelet-client.key": kubeletClient.keyPem,
   };
   for (const [h, c] of Object.entries(pki.kubelets)) Object.assign(files, { [`kubelet-${h}.crt`]: c.certPem, [`kubelet-${h}.key`]: c.keyPem });
   for (const [f, text] of Object.entries(files)) writeFile(path.join(dir, f), text);
@@ -227,6 +258,20 @@ function startVirtualKubelet(stateDir: string, netns: string, node: string, node
     ["--provider", "mock", "--provider-config", providerConfig, "--nodename", node, "--kubeconfig", kubeconfig, "--disable-taint", "--metrics-addr", `${nodeIp}:10255`],
     // With a CA, its API accepts only clients with a lab certificate (without one it would serve anyone).
     { APISERVER_CERT_LOCATION: cert, APISERVER_KEY_LOCATION: key, APISERVER_CA_CERT_LOCATION: path.join(pkiDir(stateDir), "ca.crt"), VKUBELET_POD_IP: nodeIp, KUBELET_PORT: "10250", KUBECONFIG: kubeconfig });
+}
+
+/** The images a real node imports (no registry is reachable): the agent's, built from the agent bundle (the component's default tag), the sandbox's and the test pods'. */
+function buildNodeImages(dir: string): string[] {
+  fs.mkdirSync(dir, { recursive: true });
+  const script = (name: string) => {
+    const f = findUp(path.join("scripts", name));
+    if (!f) throw new Error(`lab k8s: scripts/${name} not found above ${__dirname}`);
+    return f;
+  };
+  const agent = path.join(dir, "agent.tar");
+  execFileSync(process.execPath, [script("build-agent-image.js"), "--out", agent, "--quiet"], { stdio: ["ignore", "ignore", "pipe"] });
+  execFileSync(process.execPath, [script("build-lab-images.js"), "--out-dir", dir, "--pause", LAB_PAUSE_IMAGE, "--busybox", LAB_BUSYBOX_IMAGE], { stdio: ["ignore", "ignore", "pipe"] });
+  return [agent, path.join(dir, "pause.tar"), path.join(dir, "busybox.tar")];
 }
 
 /** A Node object for a host without a kubelet: scheduling sees it; nothing runs its pods. */

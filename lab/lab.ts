@@ -6,6 +6,7 @@ import * as fs from "fs";
 import * as net from "net";
 import * as path from "path";
 import { Inventory, InventoryHost, InventorySsh } from "./inventory";
+import { removeNodeMountTargets, stopKubeletNode } from "./kubelet";
 import { ip, inNetns, killNetnsProcesses, linkExists, netnsExists, run, sleepMs, tryRun } from "./sh";
 import { LabHostPlan, LabOptions, LabPlan, planLab, planNamespaces, planRootLinks } from "./topology";
 
@@ -90,6 +91,9 @@ export function labDown(stateDir: string): void {
   const state = readState(stateDir);
   if (!state) return;
   const plan = planLab(state.options);
+  // Real Kubernetes nodes (lab k8s up --kubelet) first: their pods live in namespaces of their own.
+  for (const h of plan.hosts) stopKubeletNode(state.options.name, h.name);
+  removeNodeMountTargets(state.options.name, path.dirname(stateDir));
   for (const ns of planNamespaces(plan)) {
     if (!netnsExists(ns)) continue;
     killNetnsProcesses(ns);

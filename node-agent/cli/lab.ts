@@ -7,7 +7,7 @@ import { DEFAULT_LAB, DEFAULT_STATE_ROOT, LabOptions, LabTopology } from "../../
 export const LAB_USAGE = `usage: bpfnet lab up [--name N] [--hosts 3] [--topology vxlan|l3] [--subnet 10.213.0.0/16] [--state-dir DIR]
        bpfnet lab down [--name N] [--state-dir DIR]
        bpfnet lab status [--name N] [--state-dir DIR] [--json]
-       bpfnet lab k8s up|down|status [--name N] [--state-dir DIR] [--port 16443] [--no-virtual-kubelet]`;
+       bpfnet lab k8s up|down|status [--name N] [--state-dir DIR] [--port 16443] [--kubelet | --no-virtual-kubelet]`;
 
 export function labOptionsFrom(flags: Map<string, string>): LabOptions {
   const name = flags.get("name") ?? DEFAULT_LAB.name;

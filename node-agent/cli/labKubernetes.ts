@@ -6,7 +6,7 @@ export async function kubernetesCommand(verb: string | undefined, stateDir: stri
   switch (verb) {
     case "up": {
       const port = flags.has("port") ? Number(flags.get("port")) : undefined;
-      const k = await labKubernetesUp(stateDir, { port, virtualKubelet: !flags.has("no-virtual-kubelet") });
+      const k = await labKubernetesUp(stateDir, { port, virtualKubelet: !flags.has("no-virtual-kubelet"), kubelet: flags.has("kubelet") });
       console.log(`kubernetes is up: ${k.server} (control plane on ${k.controlPlaneHost}; nodes ${k.nodes.join(", ")} as ${k.nodeKind})`);
       console.log(`kubeconfig: ${k.kubeconfigPath}`);
       return 0;
@@ -27,7 +27,7 @@ export async function kubernetesCommand(verb: string | undefined, stateDir: stri
       return dead.length ? 1 : 0;
     }
     default:
-      console.error("usage: bpfnet lab k8s up|down|status [--name N] [--state-dir DIR] [--port 16443] [--no-virtual-kubelet]");
+      console.error("usage: bpfnet lab k8s up|down|status [--name N] [--state-dir DIR] [--port 16443] [--kubelet | --no-virtual-kubelet]");
       return 2;
   }
 }

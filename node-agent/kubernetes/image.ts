@@ -5,8 +5,8 @@ import { AGENT_VERSION } from "../version";
 
 /** The image's repository name. */
 export const AGENT_IMAGE_REPOSITORY = "bpfnet/agent";
-/** Where the image carries the agent release (the bundle's contents). */
-export const IMAGE_RELEASE_DIR = "/opt/bpfnet";
+/** Where the image carries the agent release (the bundle's contents). Not /opt/bpfnet: the init container mounts the host's install directory (default /opt/bpfnet) at its host path, which would hide the image's own files there. */
+export const IMAGE_RELEASE_DIR = "/usr/local/lib/bpfnet";
 /** The Node.js runtime in the image. */
 export const IMAGE_NODE = "/usr/local/bin/node";
 

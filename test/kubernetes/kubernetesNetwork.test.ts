@@ -11,17 +11,15 @@
 //     refresh and repaired by up;
 //   - destroy leaves nothing in the cluster or in etcd.
 import { spawnSync } from "child_process";
-import * as path from "path";
-import { LocalWorkspace, PulumiCommand, Stack } from "@pulumi/pulumi/automation";
+import type { Stack } from "@pulumi/pulumi/automation";
 import { KubeAccess, kubeGet, kubeRequest } from "../../lab/kubeApi";
-import { labKubeAccess, labKubernetesDown, labKubernetesUp, LabKubernetes, readKubernetesState } from "../../lab/kubernetes";
-import { pidAlive } from "../../lab/sh";
+import { labKubeAccess, labKubernetesUp, LabKubernetes } from "../../lab/kubernetes";
 import { OBJECT_NAMES } from "../../components/kubernetes";
 import { startTestLab, TestLab } from "../support/lab";
 import { serviceAccountCan } from "./support/access";
 import { startEtcd, TestEtcd } from "../support/etcd";
-import { REPO, TOOLS, pulumiEnv, removeStack } from "../support/pulumi";
-import { cleanupAll } from "../support/cleanup";
+import { pulumiEnv } from "../support/pulumi";
+import { KUBERNETES_PROJECT, kubernetesNetworkStack, removeKubernetesLab } from "./support/stack";
 import { waitFor } from "../support/traffic";
 import { keysUnder } from "../etcd/helpers";
 
@@ -30,7 +28,6 @@ jest.setTimeout(900_000);
 const LAB = "tk1";
 const OCTET = 125;
 const API_PORT = 16443;
-const PROJECT = path.join(REPO, "test", "projects", "kubernetes");
 const NS = "bpfnet-tk1";
 const NET = `tk1net${process.pid}`;
 const ROOT_PASSWORD = `tk1-${process.pid}-root`;
@@ -48,7 +45,7 @@ const nodes = () => lab!.inventory.hosts.map((h) => ({ name: h.name, underlayIp:
 /** The real CLI, as a user runs it, in the project with this test's stack. */
 function cli(...args: string[]): { status: number | null; out: string } {
   const r = spawnSync("pulumi", [...args, "--stack", stack!.name, "--non-interactive", "--color", "never"], {
-    cwd: PROJECT,
+    cwd: KUBERNETES_PROJECT,
     encoding: "utf8",
     env: { ...process.env, ...pulumiEnv() },
     timeout: 600_000,
@@ -66,27 +63,13 @@ beforeAll(async () => {
   k8s = await labKubernetesUp(lab.stateDir, { port: API_PORT });
   api = labKubeAccess(lab.stateDir);
   etcd = await startEtcd({ auth: { username: "root", password: ROOT_PASSWORD } });
-  const pulumiCommand = await PulumiCommand.get({ root: TOOLS });
-  stack = await LocalWorkspace.createOrSelectStack({ stackName: `tk1-${process.pid}`, workDir: PROJECT }, { pulumiCommand, envVars: pulumiEnv() });
-  await stack.setConfig("k8stest:kubeconfig", { value: k8s.kubeconfigPath });
-  await stack.setConfig("k8stest:etcd", { value: etcd.endpoints[0] });
-  await stack.setConfig("k8stest:etcdRootPassword", { value: ROOT_PASSWORD, secret: true });
-  await stack.setConfig("k8stest:nodes", { value: JSON.stringify(nodes()) });
-  await stack.setConfig("k8stest:networkName", { value: NET });
-  await stack.setConfig("k8stest:namespace", { value: NS });
+  stack = await kubernetesNetworkStack({
+    stackName: `tk1-${process.pid}`, kubeconfigPath: k8s.kubeconfigPath, etcd, etcdRootPassword: ROOT_PASSWORD, nodes: nodes(), networkName: NET, namespace: NS,
+  });
 }, 600_000);
 
-afterAll(async () => {
-  const state = lab ? readKubernetesState(lab.stateDir) : undefined;
-  await cleanupAll([
-    () => stack && removeStack(stack),
-    () => etcd?.stop(),
-    () => lab && labKubernetesDown(lab.stateDir),
-    () => lab?.down(),
-  ]);
-  // Nothing of the control plane outlives the lab.
-  for (const [name, pid] of Object.entries(state?.processes ?? {})) expect([name, pidAlive(pid)]).toEqual([name, false]);
-}, 600_000);
+// Nothing of the control plane outlives the lab.
+afterAll(() => removeKubernetesLab({ stack, etcd, lab }), 600_000);
 
 test("the lab's control plane: TLS + RBAC on the lab address only, every lab host a Ready Node", async () => {
   expect(k8s!.server).toBe(`https://${lab!.inventory.hosts[0].ssh.host}:${API_PORT}`);
