@@ -241,23 +241,59 @@ export interface RtLink {
   up: boolean;
   /** IFLA_LINK: for a veth, its peer's ifindex (in the peer's namespace). */
   link?: number;
+  /** IFLA_INFO_KIND: "veth", "vxlan", … */
+  kind?: string;
+  /** A VXLAN device's settings: collect-metadata ("external"), UDP port, bound local address. */
+  vxlan?: { external: boolean; port?: number; local?: string };
+}
+
+/** The attributes in `b` (type without the nested/byte-order bits → payload). Pure. */
+function attrs(b: Buffer): Map<number, Buffer> {
+  const out = new Map<number, Buffer>();
+  for (let off = 0; off + 4 <= b.length; ) {
+    const len = b.readUInt16LE(off);
+    if (len < 4 || off + len > b.length) break;
+    out.set(b.readUInt16LE(off + 2) & 0x3fff, b.subarray(off + 4, off + len));
+    off += align4(len);
+  }
+  return out;
+}
+
+// <linux/if_link.h> IFLA_VXLAN_*
+const IFLA_VXLAN_LOCAL = 4;
+const IFLA_VXLAN_PORT = 15;
+const IFLA_VXLAN_COLLECT_METADATA = 25;
+
+function linkinfo(b: Buffer): Pick<RtLink, "kind" | "vxlan"> {
+  const info = attrs(b);
+  const kind = info.get(IFLA_INFO_KIND)?.toString("utf8").replace(/\0.*$/s, "");
+  if (kind !== "vxlan") return kind ? { kind } : {};
+  const data = attrs(info.get(IFLA_INFO_DATA) ?? Buffer.alloc(0));
+  const local = data.get(IFLA_VXLAN_LOCAL);
+  const port = data.get(IFLA_VXLAN_PORT);
+  return {
+    kind,
+    vxlan: {
+      external: (data.get(IFLA_VXLAN_COLLECT_METADATA)?.readUInt8(0) ?? 0) === 1,
+      ...(port && port.length >= 2 ? { port: port.readUInt16BE(0) } : {}),
+      ...(local && local.length === 4 ? { local: [...local].join(".") } : {}),
+    },
+  };
 }
 
 /** Decodes one RTM_NEWLINK message (as RTM_GETLINK answers). */
 export function decodeLink(msg: Buffer): RtLink {
   if (msg.length < NLMSG_HDRLEN + IFINFOMSG_LEN || msg.readUInt16LE(4) !== RTM_NEWLINK) throw new Error("not an RTM_NEWLINK message");
   const out: RtLink = { ifindex: msg.readInt32LE(NLMSG_HDRLEN + 4), name: "", mac: "", mtu: 0, up: (msg.readUInt32LE(NLMSG_HDRLEN + 8) & IFF_UP) !== 0 };
-  const end = Math.min(msg.length, msg.readUInt32LE(0));
-  for (let off = NLMSG_HDRLEN + IFINFOMSG_LEN; off + 4 <= end; ) {
-    const len = msg.readUInt16LE(off);
-    const type = msg.readUInt16LE(off + 2) & 0x3fff;
-    if (len < 4 || off + len > end) break;
-    const p = msg.subarray(off + 4, off + len);
-    if (type === IFLA_IFNAME) out.name = p.toString("utf8").replace(/\0.*$/s, "");
-    else if (type === IFLA_ADDRESS) out.mac = [...p].map((x) => x.toString(16).padStart(2, "0")).join(":");
-    else if (type === IFLA_MTU && p.length >= 4) out.mtu = p.readUInt32LE(0);
-    else if (type === IFLA_LINK && p.length >= 4) out.link = p.readUInt32LE(0);
-    off += align4(len);
-  }
-  return out;
+  const a = attrs(msg.subarray(NLMSG_HDRLEN + IFINFOMSG_LEN, Math.min(msg.length, msg.readUInt32LE(0))));
+  const name = a.get(IFLA_IFNAME);
+  const address = a.get(IFLA_ADDRESS);
+  const mtu = a.get(IFLA_MTU);
+  const link = a.get(IFLA_LINK);
+  const info = a.get(IFLA_LINKINFO);
+  if (name) out.name = name.toString("utf8").replace(/\0.*$/s, "");
+  if (address) out.mac = [...address].map((x) => x.toString(16).padStart(2, "0")).join(":");
+  if (mtu && mtu.length >= 4) out.mtu = mtu.readUInt32LE(0);
+  if (link && link.length >= 4) out.link = link.readUInt32LE(0);
+  return { ...out, ...(info ? linkinfo(info) : {}) };
 }

@@ -80,10 +80,10 @@ export async function ensureDevices(plan: DevicePlan, log: Logger): Promise<Ensu
     if (link && link.kind !== "vxlan") {
       throw new Error(`${v.name} exists but is a ${link.kind ?? "device of unknown kind"}, not a VXLAN device; remove it by hand`);
     }
-    const fits = link && link.data?.external === true && Number(link.data?.port) === v.port && link.data?.local === v.local;
+    const fits = link && link.vxlan?.external === true && link.vxlan.port === v.port && link.vxlan.local === v.local;
     if (link && !fits) {
       // A device of ours with other settings (e.g. the port changed): only a new one fits.
-      log.warn("replacing a VXLAN device that does not match the network", { device: v.name, kind: link.kind, data: link.data });
+      log.warn("replacing a VXLAN device that does not match the network", { device: v.name, kind: link.kind, vxlan: link.vxlan });
       await ip("link", "del", v.name);
       link = undefined;
     }

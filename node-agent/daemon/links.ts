@@ -1,49 +1,12 @@
-// What the agent needs to know about a network device (read with `ip -j`), and endpoint veth
-// pairs made through netlink from the addon.
-import { addrAdd, decodeLink, IfindexRef, linkGet, linkUp, neighPermanent, ownNetnsFd, REPLIED_IFINDEX, routeReplace, RtRequest, rtnetlink, vethAdd } from "../../bpf";
-import { ExecResult, tryIp } from "./exec";
+// Network devices through netlink from the addon: reading one, and making an endpoint's veth pair.
+import { addrAdd, decodeLink, IfindexRef, linkGet, linkUp, neighPermanent, ownNetnsFd, readLink, REPLIED_IFINDEX, routeReplace, RtLink, RtRequest, rtnetlink, vethAdd } from "../../bpf";
 
-export interface LinkInfo {
-  name: string;
-  ifindex: number;
-  mac: string;
-  mtu: number;
-  up: boolean;
-  /** "veth", "vxlan", … (from linkinfo.info_kind) */
-  kind?: string;
-  /** Kind-specific data, e.g. vxlan's { external, port }. */
-  data?: Record<string, unknown>;
-  flags: string[];
-}
+/** A device as netlink reports it (name, ifindex, MAC, MTU, up, kind, a VXLAN device's settings). */
+export type LinkInfo = RtLink;
 
-/** Parses one `ip -j -d link show` entry. Pure. */
-export function parseLink(entry: Record<string, unknown>): LinkInfo {
-  const linkinfo = entry.linkinfo as { info_kind?: string; info_data?: Record<string, unknown> } | undefined;
-  const flags = Array.isArray(entry.flags) ? (entry.flags as string[]) : [];
-  return {
-    name: String(entry.ifname),
-    ifindex: Number(entry.ifindex),
-    mac: String(entry.address ?? ""),
-    mtu: Number(entry.mtu),
-    up: flags.includes("UP"),
-    ...(linkinfo?.info_kind ? { kind: linkinfo.info_kind } : {}),
-    ...(linkinfo?.info_data ? { data: linkinfo.info_data } : {}),
-    flags,
-  };
-}
-
-function fromResult(r: ExecResult): LinkInfo | undefined {
-  if (!r.ok) {
-    if (/does not exist|Cannot find device/i.test(r.stderr)) return undefined;
-    throw new Error(`ip link show failed: ${r.stderr.trim()}`);
-  }
-  const list = JSON.parse(r.stdout) as Record<string, unknown>[];
-  return list.length ? parseLink(list[0]) : undefined;
-}
-
-/** The device in the agent's namespace, or undefined when there is none. */
-export async function getLink(name: string): Promise<LinkInfo | undefined> {
-  return fromResult(await tryIp("-j", "-d", "link", "show", "dev", name));
+/** The device in the agent's namespace, or undefined when there is none (netlink, no process spawned). */
+export function getLink(name: string): Promise<LinkInfo | undefined> {
+  return readLink(null, name);
 }
 
 /** What an endpoint's veth pair is made of (endpoints.ts plans it). */

@@ -133,6 +133,22 @@ test("parallel plumbing in eight namespaces on the threadpool: each pair right, 
   expect(await readLink(null, "lo")).toMatchObject({ ifindex: 1 });
 });
 
+test("readLink reports a device's kind, and a VXLAN device's collect-metadata mode, port and local address", async () => {
+  ip("-n", HOST, "link", "add", "tnl1vx", "type", "vxlan", "external", "dstport", "8472", "local", "10.135.9.1");
+  ip("-n", HOST, "link", "add", "tnl1vy", "type", "vxlan", "id", "7", "dstport", "4789");
+  try {
+    expect(await readLink(nsPath(HOST), "tnl1vx")).toMatchObject({ kind: "vxlan", vxlan: { external: true, port: 8472, local: "10.135.9.1" }, up: false });
+    const plain = await readLink(nsPath(HOST), "tnl1vy");
+    expect(plain).toMatchObject({ kind: "vxlan", vxlan: { external: false, port: 4789 } });
+    expect(plain!.vxlan!.local).toBeUndefined();
+    expect(await readLink(nsPath(HOST), plan(0).hostIfname)).toMatchObject({ kind: "veth" });
+    expect((await readLink(nsPath(HOST), "lo"))!.kind).toBeUndefined();
+  } finally {
+    ipQuiet("-n", HOST, "link", "del", "tnl1vx");
+    ipQuiet("-n", HOST, "link", "del", "tnl1vy");
+  }
+});
+
 test("deleting the host end takes the container end with it; deleting again reports nothing to delete", async () => {
   const p = plan(0);
   expect(await deleteLink(nsPath(HOST), p.hostIfname)).toBe(true);
