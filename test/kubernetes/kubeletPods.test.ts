@@ -9,6 +9,7 @@
 //     through bpfnet's CNI (each is an endpoint of that node's agent), and a pod on each node
 //     pings the other node's pod (its logs read through the API server and the kubelet);
 //   - destroy, then `lab down`: no process, cgroup, mount target or namespace is left.
+import { spawnSync } from "child_process";
 import * as fs from "fs";
 import * as path from "path";
 import type { Stack } from "@pulumi/pulumi/automation";
@@ -119,6 +120,13 @@ test("every lab host is a real kubelet Node (containerd + runc), serving only on
     expect(node.status.addresses).toContainEqual({ type: "InternalIP", address: h.underlayIp });
     // No CNI yet: the runtime reports its network not ready, so the Node is not Ready.
     expect(node.status.conditions.find((c: { type: string }) => c.type === "Ready").status).not.toBe("True");
+    // The kubelet's API listens on the host's underlay address only, and refuses a client without a lab certificate.
+    const listening = spawnSync("ip", ["netns", "exec", h.netns!, "ss", "-Hltn", "sport = :10250"], { encoding: "utf8" }).stdout.trim().split("\n").map((l) => l.split(/\s+/)[3]);
+    expect(listening).toEqual([`${h.underlayIp}:10250`]);
+    const other = hosts().find((o) => o.name !== h.name)!;
+    const get = `require("https").get(process.argv[1], { rejectUnauthorized: false }, (r) => { console.log(r.statusCode); r.resume(); }).on("error", (e) => console.log(e.message))`;
+    const anonymous = spawnSync("ip", ["netns", "exec", other.netns!, process.execPath, "-e", get, `https://${h.underlayIp}:10250/pods`], { encoding: "utf8", timeout: 30_000 });
+    expect(anonymous.stdout.trim()).toBe("401");
   }
 });
 
