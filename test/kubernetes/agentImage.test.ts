@@ -48,7 +48,7 @@ test("an OCI image layout: index → manifest → config and layer, every digest
     expect([`sha256:${sha256(b)}`, b.length]).toEqual([d.digest, d.size]);
   }
   const config = JSON.parse(blob(manifest.config.digest).toString());
-  expect(config).toMatchObject({ architecture: "amd64", os: "linux", config: { Entrypoint: [IMAGE_NODE] } });
+  expect(config).toMatchObject({ architecture: "amd64", os: "linux", config: { Entrypoint: [IMAGE_NODE], Env: ["PATH=/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"] } });
   expect(config.config.Labels["io.bpfnet.bundle.sha256"]).toBe(bundleSha);
   // diff_id: the digest of the uncompressed layer.
   const layerTar = spawnSync("gzip", ["-dc"], { input: blob(manifest.layers[0].digest), maxBuffer: 1 << 30 }).stdout;
@@ -79,6 +79,13 @@ test("the image alone runs the init container's setup and the agent CLI (chroot 
   expect(fs.readFileSync(inImage("/host/cni/bin/bpfnet-cni"), "utf8")).toContain('exec /host/opt/bpfnet/node /host/opt/bpfnet/release/bin/bpfnet-cni "$@"');
   const cni = inRootfs(["/host/opt/bpfnet/node", "/host/opt/bpfnet/release/bin/bpfnet-cni"], { CNI_COMMAND: "VERSION" });
   expect(JSON.parse(cni.stdout)).toMatchObject({ cniVersion: "1.0.0", supportedVersions: ["1.0.0"] });
+  // The programs the agent runs, with their libraries; /var/run leads to /run (containerd's /var/run/netns/… paths).
+  const imagePath = { PATH: "/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" }; // the image config's
+  expect(inRootfs(["ip", "-V"], imagePath).stdout).toMatch(/^ip utility/);
+  expect(inRootfs(["unshare", "--version"], imagePath).stdout).toMatch(/^unshare from util-linux/);
+  expect(inRootfs(["ping", "-V"], imagePath).stdout).toMatch(/^ping from iputils/);
+  expect(inRootfs(["mount", "--version"], imagePath).stdout).toMatch(/^mount from util-linux/);
+  expect(fs.readlinkSync(inImage("/var/run"))).toBe("../run");
   // The agent's CLI: its usage, from the image's release.
   const usage = inRootfs([IMAGE_NODE, `${IMAGE_RELEASE_DIR}/bin/bpfnet`]);
   expect(usage.status).toBe(2);
