@@ -18,15 +18,20 @@ export async function serialize(dir: string, name: string, provider: object): Pr
 
 /** Loads the serialized provider in a fresh node and calls one method; rejects with its error message. */
 export function callFresh(file: string, method: string, ...args: unknown[]): Promise<any> {
+  return callFreshIn(ROOT, file, method, ...args);
+}
+
+/** callFresh with the provider process started in `cwd` (the program's directory). */
+export function callFreshIn(cwd: string, file: string, method: string, ...args: unknown[]): Promise<any> {
   const driver = `
     const text = require("fs").readFileSync(${JSON.stringify(file)}, "utf8");
-    const provider = require("require-from-string")(text).handler();
+    const provider = require(${JSON.stringify(require.resolve("require-from-string"))})(text).handler();
     const args = JSON.parse(process.argv[1]);
     provider[${JSON.stringify(method)}](...args).then(
       (r) => { process.stdout.write(JSON.stringify(r === undefined ? null : r)); process.exit(0); },
       (e) => { process.stderr.write(String(e && e.message)); process.exit(2); });`;
   return new Promise((resolve, reject) =>
-    execFile(process.execPath, ["-e", driver, JSON.stringify(args)], { cwd: ROOT, env: { ...process.env, NODE_OPTIONS: "" } }, (err, out, errText) =>
+    execFile(process.execPath, ["-e", driver, JSON.stringify(args)], { cwd, env: { ...process.env, NODE_OPTIONS: "" } }, (err, out, errText) =>
       err ? reject(new Error(`fresh ${method} failed: ${errText || err.message}`)) : resolve(JSON.parse(out)),
     ),
   );
