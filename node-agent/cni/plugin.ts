@@ -8,6 +8,7 @@
 import * as fs from "fs";
 import { AgentClient, ApiError } from "../api/client";
 import type { EndpointView } from "../api/types";
+import { deletionQueueDir, queueDeletion, removeEntry } from "./deletionQueue";
 
 export const CNI_VERSION = "1.0.0";
 export const SUPPORTED_VERSIONS = ["1.0.0"];
@@ -164,6 +165,27 @@ export function cniErrorFromApi(e: unknown, what: string): CniError {
   return new CniError(CniCode.IO_FAILURE, `${what}: ${(e as Error).message ?? String(e)}`);
 }
 
+/**
+ * Records a DEL for the agent's next start, then tries the agent once more: one that came up
+ * meanwhile (and may have drained already) gets the delete now and the entry goes.
+ */
+async function queueDeletionWhileDown(agentSocket: string, id: string, retry: () => Promise<unknown>): Promise<void> {
+  const dir = deletionQueueDir(agentSocket);
+  try {
+    queueDeletion(dir, id);
+  } catch (e) {
+    // An id the API would refuse names no endpoint and never becomes a queue file name.
+    if (e instanceof RangeError) throw new CniError(CniCode.INVALID_ENV, `CNI_CONTAINERID/CNI_IFNAME: ${e.message}`);
+    throw new CniError(CniCode.TRY_AGAIN_LATER, `deleting ${id}: the agent is down and the deletion could not be queued`, (e as Error).message);
+  }
+  try {
+    await retry();
+    removeEntry(dir, id);
+  } catch {
+    /* still down: the queued entry stands */
+  }
+}
+
 /** Runs one invocation; returns what goes to stdout (may be empty). Throws CniError. */
 export async function runCni(env: NodeJS.ProcessEnv, stdin: string): Promise<string> {
   const inv = parseInvocation(env);
@@ -188,8 +210,12 @@ export async function runCni(env: NodeJS.ProcessEnv, stdin: string): Promise<str
         await client.deleteEndpoint(id);
         return "";
       } catch (e) {
-        throw cniErrorFromApi(e, `deleting ${id}`);
+        if (!(e instanceof ApiError && e.status === 0)) throw cniErrorFromApi(e, `deleting ${id}`);
       }
+      // The agent is down: DEL must still succeed (the spec; a kubelet would retry forever).
+      // Queue it for the agent's next start (node-agent/cni/deletionQueue.ts).
+      await queueDeletionWhileDown(conf.agentSocket, id, () => client.deleteEndpoint(id));
+      return "";
     }
     case "CHECK": {
       let ep: EndpointView | undefined;

@@ -17,9 +17,9 @@ import { plumbVeth } from "./links";
 import { Logger } from "./log";
 import { writeSysctl } from "./devices";
 import { EndpointRecord, EndpointState, StateStore } from "./state";
+import { ENDPOINT_ID as ID } from "../api/ids";
 
 export const DEFAULT_IFNAME = "eth0";
-const ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$/;
 const IFNAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,14}$/;
 const LABEL_KEY = /^[A-Za-z0-9]([A-Za-z0-9._/-]{0,252})?$/;
 

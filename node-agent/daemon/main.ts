@@ -54,6 +54,7 @@ import { AgentHealth } from "../health/agentHealth";
 import { healthRecordJson } from "../health/view";
 import { defineHealthMetrics } from "../health/metrics";
 import { maxEntriesByMapName } from "../../provider/network/mapSizes";
+import { deletionQueueDir, drainDeletionQueue } from "../cni/deletionQueue";
 
 /** Peer-derived maps apply a burst of watch events (hosts joining) in one pass: docs/scale.md measured one pass per event as O(hosts) each. */
 const PEER_MAPS_COALESCE_MS = 50;
@@ -170,6 +171,11 @@ export class Agent {
     // 4. Endpoints.
     const eps = new EndpointManager(this.store, this.pod, net.mtu, dp, cfg.hostName, cfg.networkPrefix, log.child("endpoints"), () => this.kickEndpoints());
     this.endpoints = eps;
+    // CNI DELs that came while no agent answered (node-agent/cni/deletionQueue.ts): applied
+    // before restore, so a deleted container's endpoint is not adopted again.
+    const queueDir = deletionQueueDir(cfg.apiSocket);
+    const drained = await drainDeletionQueue(queueDir, (id) => eps.del(id), log.child("cni-queue"));
+    if (drained.deleted || drained.failed) log.info("cni deletion queue drained", drained);
     const restored = await eps.restore();
     log.info("endpoints restored", restored);
     if (this.stopping) return;
@@ -318,6 +324,8 @@ export class Agent {
     }, log.child("api"));
     await this.api.listen();
     if (this.stopping) return void (await this.api.close());
+    // Once more: a DEL queued between the first drain and the API answering.
+    await drainDeletionQueue(queueDir, (id) => eps.del(id), log.child("cni-queue"));
     await this.startMetrics(dp);
     this.isReady = true;
     this.checkNetwork();

@@ -15,6 +15,7 @@ import { removeSocketLb } from "./socketLb";
 import { connectAgentClient } from "./etcd";
 import { Logger } from "./log";
 import { ENDPOINTS_FILE, NETWORK_FILE, StateStore } from "./state";
+import { deletionQueueDir } from "../cni/deletionQueue";
 
 export async function teardown(cfg: AgentConfig, log: Logger): Promise<void> {
   const running = await new AgentClient(cfg.apiSocket, 2000).status().then(() => true, () => false);
@@ -47,6 +48,8 @@ export async function teardown(cfg: AgentConfig, log: Logger): Promise<void> {
   }
   for (const f of [ENDPOINTS_FILE, NETWORK_FILE]) fs.rmSync(path.join(cfg.stateDir, f), { force: true });
   fs.rmSync(cfg.apiSocket, { force: true });
+  // The host's endpoints are all gone: so is any CNI delete still queued for them.
+  fs.rmSync(deletionQueueDir(cfg.apiSocket), { recursive: true, force: true });
   log.info("torn down", { host: cfg.hostName, endpoints: ids.length });
 }
 

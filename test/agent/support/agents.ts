@@ -163,7 +163,7 @@ export class LabAgent {
 
 /** Container namespaces of the tests: all named tagtc…/trelc…/tpolc…/tpfc…/tsvcc…/tlbc…, removed by removeContainers(). */
 export function addContainerNetns(name: string): string {
-  if (!/^(tagtc|trelc|tpolc|tpfc|tsvcc|tlbc|tmonc)/.test(name)) throw new Error(`container netns ${name} must start with tagtc (agent tests), trelc (reliability tests), tpolc (policy tests), tpfc (datapath performance tests), tsvcc (service tests), tlbc (service datapath tests) or tmonc (monitor tests)`);
+  if (!/^(tagtc|trelc|tpolc|tpfc|tsvcc|tlbc|tmonc|tcdc)/.test(name)) throw new Error(`container netns ${name} must start with tagtc (agent tests), trelc (reliability tests), tpolc (policy tests), tpfc (datapath performance tests), tsvcc (service tests), tlbc (service datapath tests), tmonc (monitor tests) or tcdc (CNI deletion queue tests)`);
   spawnSync("ip", ["netns", "del", name]);
   execFileSync("ip", ["netns", "add", name]);
   return `/run/netns/${name}`;
