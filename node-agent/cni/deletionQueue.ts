@@ -130,7 +130,7 @@ export async function drainDeletionQueue(
 ): Promise<{ deleted: number; failed: number }> {
   let deleted = 0;
   let failed = 0;
-  for (const e of readQueue(dir, (file, why) => log.warn("deletion queue: entry refused and removed", { file, why }))) {
+  for (const e of readQueue(dir, (file, why) => log.warn("deletion queue: entry refused (removed, a directory excepted)", { file, why }))) {
     try {
       await del(e.id);
       removeEntry(dir, e.id);

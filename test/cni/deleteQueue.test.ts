@@ -118,6 +118,8 @@ test("DEL with the agent down succeeds and is queued; the agent's next start rel
   fs.writeFileSync(path.join(queue, "other.del"), JSON.stringify({ id: "not-other" }));
   fs.writeFileSync(path.join(queue, "junk"), "x");
   fs.mkdirSync(path.join(queue, "dir.del"));
+  // A valid entry for an endpoint this agent never had: consumed like a second DEL.
+  queueDeletion(queue, "gone-already");
 
   await agent!.start();
   expect(await agent!.client.getEndpoint(ep.id)).toBeUndefined();
@@ -126,7 +128,9 @@ test("DEL with the agent down succeeds and is queued; the agent's next start rel
   expect(fs.readdirSync(queue)).toEqual(["dir.del"]); // a directory is never entered nor removed
   expect(fs.readFileSync(victim, "utf8")).toBe(JSON.stringify({ id: "victim" })); // not followed
   await waitFor("the endpoint's etcd record removed", async () => !(await records()).some((k) => k.endsWith(`/${ep.id}`)));
-  expect(fs.readFileSync(agent!.logPath, "utf8")).toMatch(/deletion queue: endpoint deleted/);
+  const log = fs.readFileSync(agent!.logPath, "utf8");
+  expect(log).toMatch(/deletion queue: endpoint deleted/);
+  for (const refused of ["victim.del", "other.del", "junk", "dir.del"]) expect(log).toContain(refused);
 
   // The address is released: no endpoint record holds it in the agent's state any more.
   const state = JSON.parse(fs.readFileSync(path.join(lab!.inventory.hosts[0].stateDir, "endpoints.json"), "utf8"));
