@@ -169,7 +169,7 @@ export function cniErrorFromApi(e: unknown, what: string): CniError {
  * Records a DEL for the agent's next start, then tries the agent once more: one that came up
  * meanwhile (and may have drained already) gets the delete now and the entry goes.
  */
-async function queueDeletionWhileDown(agentSocket: string, id: string, retry: () => Promise<unknown>): Promise<void> {
+export async function queueDeletionWhileDown(agentSocket: string, id: string, retry: () => Promise<unknown>): Promise<void> {
   const dir = deletionQueueDir(agentSocket);
   try {
     queueDeletion(dir, id);

@@ -12,7 +12,8 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import { DatapathMaps, openDatapathMaps } from "../../bpf";
-import { deletionQueueDir, entryFileName, parseEntry, queueDeletion, readQueue } from "../../node-agent/cni/deletionQueue";
+import { deletionQueueDir, entryFileName, MAX_QUEUE_ENTRIES, parseEntry, queueDeletion, readQueue } from "../../node-agent/cni/deletionQueue";
+import { CniError, queueDeletionWhileDown } from "../../node-agent/cni/plugin";
 import { withEtcd } from "../../provider/etcd/etcdClient";
 import { listPrefix } from "../../provider/etcd/etcdOps";
 import { endpointsDir } from "../../provider/etcd/keys";
@@ -162,7 +163,37 @@ test("queue entries: names and contents are checked like API ids; the queue is b
     expect(readQueue(dir, (f) => refused.push(f)).map((e) => e.id)).toEqual(["a", "b"]);
     expect(refused).toEqual(["big.del"]);
     expect(fs.existsSync(path.join(dir, "big.del"))).toBe(false);
+    // Bounded: once full, a new id is refused; an id already queued may still be re-queued.
+    for (let i = fs.readdirSync(dir).length; i < MAX_QUEUE_ENTRIES; i++) fs.writeFileSync(path.join(dir, `f${i}.del`), JSON.stringify({ id: `f${i}` }));
+    expect(() => queueDeletion(dir, "one-more")).toThrow(/full/);
+    expect(() => queueDeletion(dir, "a")).not.toThrow();
+    expect(fs.readdirSync(dir)).toHaveLength(MAX_QUEUE_ENTRIES);
   } finally {
     fs.rmSync(path.dirname(dir), { recursive: true, force: true });
+  }
+});
+
+test("a plugin that queued tries the agent once more: an agent that came up meanwhile gets the delete and the entry goes", async () => {
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), "tcd-race-"));
+  const socket = path.join(root, "agent.sock");
+  const queue = deletionQueueDir(socket);
+  try {
+    const deleted: string[] = [];
+    // The agent answers the second call (it started between the two): nothing stays queued.
+    await queueDeletionWhileDown(socket, "c-up", async () => void deleted.push("c-up"));
+    expect(deleted).toEqual(["c-up"]);
+    expect(fs.readdirSync(queue)).toEqual([]);
+    // Still down: the entry stays for the next start.
+    await queueDeletionWhileDown(socket, "c-down", async () => {
+      throw new Error("ECONNREFUSED");
+    });
+    expect(readQueue(queue).map((e) => e.id)).toEqual(["c-down"]);
+    // A hostile id is refused as a bad CNI variable (code 4) before any file is made.
+    for (const id of HOSTILE) await expect(queueDeletionWhileDown(socket, id, async () => undefined)).rejects.toMatchObject({ code: 4 });
+    await expect(queueDeletionWhileDown(socket, "$(id)", async () => undefined)).rejects.toBeInstanceOf(CniError);
+    expect(fs.readdirSync(queue)).toEqual(["c-down.del"]);
+    expect(fs.readdirSync(root).sort()).toEqual(["cni-delete-queue"]);
+  } finally {
+    fs.rmSync(root, { recursive: true, force: true });
   }
 });
