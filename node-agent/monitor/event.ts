@@ -1,6 +1,7 @@
 // The node monitor's event as the API streams it (one JSON object per line), its filter, and the
 // human one-liner `bpfnet monitor` prints. Pure: the datapath's decoded record in, JSON out.
 import { DatapathEvent, EventHook, EventType, PolicyVerdict, reasonName } from "../../bpf/abi";
+import { ENDPOINT_ID } from "../api/ids";
 
 export type { EventType };
 
@@ -110,7 +111,7 @@ export function parseMonitorFilter(types: readonly string[], endpoint: string | 
   if (wanted.length > 0) filter.types = [...new Set(wanted)] as EventType[];
   if (endpoint !== undefined && endpoint !== null) {
     // The endpoint id's own characters (node-agent/daemon/endpoints.ts); a number is one too.
-    if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$/.test(endpoint)) throw new RangeError(`endpoint must be an endpoint id or number, got ${JSON.stringify(endpoint)}`);
+    if (!ENDPOINT_ID.test(endpoint)) throw new RangeError(`endpoint must be an endpoint id or number, got ${JSON.stringify(endpoint)}`);
     filter.endpoint = endpoint;
   }
   return filter;

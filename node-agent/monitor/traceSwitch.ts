@@ -4,9 +4,8 @@
 // They take effect while someone listens (the datapath writes no event for nobody).
 import * as fs from "fs";
 import * as path from "path";
+import { ENDPOINT_ID } from "../api/ids";
 
-/** The endpoint id's own characters (node-agent/daemon/endpoints.ts); a number is one too. */
-const ENDPOINT_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$/;
 const MAX_SAMPLE_EVERY = 0xffff;
 const SCHEMA = 1;
 
