@@ -23,8 +23,7 @@ import { AGENT_VERSION } from "../version";
 import { ApiServer } from "../api/server";
 import { MonitorHub, MonitorListener } from "../monitor/hub";
 import { TraceSwitches } from "../monitor/traceSwitch";
-import { defineAgentMetrics } from "../metrics/agentMetrics";
-import { MetricsServer } from "../metrics/server";
+import type { MetricsServer } from "../metrics/server";
 import { splitListenAddress } from "../../provider/common/validate";
 import type { AgentStatus, DeviceStatus, EndpointView, MonitorStatus, ProgramStatus, TraceChange } from "../api/types";
 import { AppliedLog } from "./appliedLog";
@@ -38,6 +37,7 @@ import { EndpointError, EndpointManager } from "./endpoints";
 import { podNetwork, PodNetwork } from "./ipam";
 import { getLink } from "./links";
 import { Logger } from "./log";
+import { StartClock } from "./startClock";
 import { Reconciler } from "./reconcile";
 import { Registration } from "./registration";
 import { PolicyAgent } from "./policy";
@@ -52,7 +52,6 @@ import { ServiceAgent } from "../services/serviceAgent";
 import { flowsInUse, ServiceMapSink } from "../services/sink";
 import { AgentHealth } from "../health/agentHealth";
 import { healthRecordJson } from "../health/view";
-import { defineHealthMetrics } from "../health/metrics";
 import { maxEntriesByMapName } from "../../provider/network/mapSizes";
 import { deletionQueueDir, drainDeletionQueue } from "../cni/deletionQueue";
 
@@ -121,6 +120,7 @@ export class Agent {
 
   async start(): Promise<void> {
     const { cfg, log } = this;
+    const clock = new StartClock();
     log.info("agent starting", { host: cfg.hostName, prefix: cfg.networkPrefix, version: AGENT_VERSION, incarnation: this.incarnation, pid: process.pid });
     this.startWatches();
 
@@ -136,19 +136,23 @@ export class Agent {
     if (this.stopping) return;
     const net = this.net;
     this.pod = podNetwork(net.podCidr);
+    clock.mark("network");
 
     // 2. Devices.
     this.devices = await ensureDevices(planDevices(net, cfg.underlayIp), log.child("devices"));
     if (this.stopping) return;
     const hostIfindex = this.devices.host.ifindex;
     const vxlanIfindex = this.devices.vxlan?.ifindex ?? 0;
+    clock.mark("devices");
 
     // 3. Programs and the config map.
     const dp = Datapath.load(cfg.bpffsDir, cfg.bpfObjectDir, log.child("datapath"), maxEntriesByMapName(cfg.mapSizes ?? {}));
     const policySink = new DatapathPolicySink(dp.maps);
     this.datapath = dp;
     dp.setConfig({ mode: net.mode, vni: net.vni, vxlanIfindex, hostIfindex, gateway: this.pod.gateway });
+    clock.mark("programs");
     ensureSocketLb(cfg.bpffsDir, cfg.bpfObjectDir, log.child("socket-lb"));
+    clock.mark("socketLb");
     this.monitor = new MonitorHub(
       cfg.bpffsDir,
       cfg.hostName,
@@ -167,6 +171,7 @@ export class Agent {
     // Expired CT entries only; the pinned map is never emptied (live flows keep their replies' pass).
     this.ctGc = new CtGarbageCollector(dp.maps.ct, CT_GC_INTERVAL_MS, log.child("ct-gc"));
     this.ctGc.start();
+    clock.mark("monitor");
 
     // 4. Endpoints.
     const eps = new EndpointManager(this.store, this.pod, net.mtu, dp, cfg.hostName, cfg.networkPrefix, log.child("endpoints"), () => this.kickEndpoints());
@@ -197,6 +202,7 @@ export class Agent {
     );
     await endpointMap.runOnce(); // before bpf_host/bpf_overlay go in: they deliver by this map
     if (this.stopping) return;
+    clock.mark("endpoints");
 
     // 5. The device programs (replace in place). bpf_overlay admits only the hosts in the peer
     // map: one created by this start (an upgrade) begins with the hosts the pinned tunnel map
@@ -208,6 +214,7 @@ export class Agent {
     const underlayIfindex = net.mode === "l3" ? (await underlayLink(cfg.underlayInterface)).ifindex : 0;
     if (underlayIfindex) dp.attach("netdev", underlayIfindex);
     log.info("programs attached", { hostIfindex, vxlanIfindex, underlayIfindex, endpoints: restored.restored });
+    clock.mark("attach");
 
     // 6. Reconcilers, registration, API.
     this.tunnelReconciler = new Reconciler<string>(
@@ -279,12 +286,14 @@ export class Agent {
       (existing) => newerAgent(existing, this.incarnation, this.startedAt),
     );
     this.registration.start();
+    clock.mark("reconcilers");
 
     // The L7 proxy (vxlan mode: the datapath hands it connections at tc ingress only, and in l3
     // mode other hosts' packets reach pods at bpf_host's egress hook). Without it HTTP rules are
     // enforced at L4, with a warning.
     if (net.mode === "vxlan") this.l7 = await this.startL7Proxy(eps, dp);
     if (this.stopping) return;
+    clock.mark("l7");
 
     // Policy: identities for this host's endpoints (restored first), policies computed for
     // them (docs/policy.md). Identities reach etcd in the endpoint records.
@@ -305,6 +314,7 @@ export class Agent {
 
     // Services: this host's LB maps from the services and every host's endpoints (docs/services.md).
     this.services = this.startServices(dp);
+    clock.mark("policyServices");
 
     this.api = new ApiServer(cfg.apiSocket, {
       status: () => this.status(),
@@ -327,10 +337,11 @@ export class Agent {
     // Once more: a DEL queued between the first drain and the API answering.
     await drainDeletionQueue(queueDir, (id) => eps.del(id), log.child("cni-queue"));
     await this.startMetrics(dp);
+    clock.mark("api");
     this.isReady = true;
     this.checkNetwork();
     if (cfg.health) this.startHealth(eps);
-    log.info("agent ready", { mode: net.mode, podCidr: net.podCidr, gateway: this.pod.gateway, socket: cfg.apiSocket });
+    log.info("agent ready", { mode: net.mode, podCidr: net.podCidr, gateway: this.pod.gateway, socket: cfg.apiSocket, startMs: clock.total, steps: clock.steps });
   }
 
   async stop(): Promise<void> {
@@ -399,6 +410,11 @@ export class Agent {
 
   /** The metrics (read at each scrape) and their server; a bind failure is reported, not fatal. */
   private async startMetrics(dp: Datapath): Promise<void> {
+    // Nothing reads the registry without a server: prom-client (a sixth of the agent's module
+    // loading, docs/agent.md "Start time") is loaded only when metrics are served.
+    if (!this.cfg.metricsAddress) return;
+    const { defineAgentMetrics } = await import("../metrics/agentMetrics");
+    const { MetricsServer } = await import("../metrics/server");
     defineAgentMetrics({
       datapathCounters: () => dp.maps.metrics.entries(),
       verdictCounters: () => dp.maps.verdicts.entries(),
@@ -408,7 +424,6 @@ export class Agent {
       watches: () => this.watches.map((w) => ({ prefix: w.prefix, connected: w.isConnected, disconnects: w.stats.disconnects, lists: w.stats.lists, ...(w.disconnectedSince ? { disconnectedSince: w.disconnectedSince } : {}) })),
       monitor: () => this.monitor?.counts(),
     });
-    if (!this.cfg.metricsAddress) return;
     const { host, port } = splitListenAddress(this.cfg.metricsAddress);
     const server = new MetricsServer(host, port, this.log.child("metrics"));
     try {
@@ -438,7 +453,10 @@ export class Agent {
       log: this.log.child("health"),
     });
     this.health.start();
-    defineHealthMetrics(() => this.health?.view() ?? []);
+    if (this.cfg.metricsAddress)
+      import("../health/metrics")
+        .then((m) => m.defineHealthMetrics(() => this.health?.view() ?? []))
+        .catch((e: Error) => this.log.warn("health metrics not defined", { error: e }));
   }
 
   /** Runs a write on the host's behalf only while this agent's registration is in etcd. */
