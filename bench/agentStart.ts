@@ -4,7 +4,7 @@
 // down (`bpfnet agent teardown`), so every start is a first start (no cache, no pins).
 // Also prints the agent's own per-step figures ("agent ready" steps, node-agent/daemon/startClock.ts).
 //
-//   flock /tmp/p4/bench.lock npx ts-node bench/agentStart.ts --before /tmp/p4/start/before/dist [--rounds 6]
+//   flock /run/lock/bpfnet-bench.lock npx ts-node bench/agentStart.ts --before DIR/dist [--rounds 6]
 import { spawn, spawnSync } from "child_process";
 import * as fs from "fs";
 import * as path from "path";

@@ -1,7 +1,7 @@
 // Node monitor overhead: what the events cost forwarded traffic when nobody listens, measured
 // as ratios against a baseline in the same lab and run.
 //
-//   flock /tmp/p4/bench.lock npx ts-node bench/monitor.ts [--rounds 9] [--seconds 5] [--rr 1000]
+//   flock /run/lock/bpfnet-bench.lock npx ts-node bench/monitor.ts [--rounds 9] [--seconds 5] [--rr 1000]
 //       [--compiled-out] [--drop-flood] [--write]
 //
 // The agents run from dist/: it is rebuilt first (npx tsc -p tsconfig.build.json).

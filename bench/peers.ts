@@ -3,7 +3,7 @@
 //
 //   bash scripts/build-bench-tools.sh        (flanneld and the reference CNI plugins, cached)
 //   npx tsc -p tsconfig.build.json           (the agents run from dist/)
-//   flock /tmp/p4/bench.lock npx ts-node bench/peers.ts [--mode vxlan|l3|all] [--quick] [--write|--no-write]
+//   flock /run/lock/bpfnet-bench.lock npx ts-node bench/peers.ts [--mode vxlan|l3|all] [--quick] [--write|--no-write]
 //
 // Lab: 2 + joins hosts on one underlay bridge (the vxlan topology: host-gw needs one L2 segment),
 // one etcd for both over mutual TLS. h1 and h2 run both a bpfnet agent and flanneld from the

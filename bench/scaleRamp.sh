@@ -18,5 +18,5 @@ export SCALE_CHURN_SECONDS="${SCALE_CHURN_SECONDS:-60}"
 export SCALE_CALL_TIMEOUT_MS="${SCALE_CALL_TIMEOUT_MS:-30000}"
 mkdir -p "$(dirname "$SCALE_JSON")"
 run=(node --expose-gc -r ts-node/register/transpile-only bench/scale.ts)
-lock="${BENCH_LOCK-/tmp/p4/bench.lock}"
+lock="${BENCH_LOCK-/run/lock/bpfnet-bench.lock}"
 if [ -n "$lock" ]; then exec flock "$lock" "${run[@]}"; else exec "${run[@]}"; fi
