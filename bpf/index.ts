@@ -10,7 +10,7 @@
  */
 export { BpfError } from "./errors";
 export type { BpfErrorDetails } from "./errors";
-export { DEFAULT_PIN_ROOT, defaultObjectDir, nativeAddonPath } from "./paths";
+export { DEFAULT_PIN_ROOT, defaultObjectDir, makePinDir, nativeAddonPath } from "./paths";
 export {
   ABI_CONSTANTS,
   DropReason,

@@ -1,8 +1,8 @@
-import { mkdirSync, readdirSync } from "fs";
+import { readdirSync } from "fs";
 import { join } from "path";
 import { BpfMap } from "./maps";
 import { native, NativeObjectHandle, NativeProgInfo } from "./native";
-import { defaultObjectDir } from "./paths";
+import { defaultObjectDir, makePinDir } from "./paths";
 
 /** The datapath objects: which program each holds and where it attaches. */
 export const DATAPATH_PROGRAMS = {
@@ -120,7 +120,7 @@ export class BpfObject {
   }
 
   static load(path: string, options: LoadOptions = {}): BpfObject {
-    if (options.pinRoot) mkdirSync(options.pinRoot, { recursive: true });
+    if (options.pinRoot) makePinDir(options.pinRoot);
     const sizes = loadSizes(options.pinRoot, options.maxEntries);
     return new BpfObject(new (native().ObjectHandle)(path, options.pinRoot ?? null, sizes), path, options.pinRoot);
   }

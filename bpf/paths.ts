@@ -1,10 +1,30 @@
-import { existsSync } from "fs";
+import { existsSync, mkdirSync } from "fs";
 import { dirname, join, resolve } from "path";
 
 /** Where the agent pins the shared maps on a real host. Labs pass their own directory. */
 export const DEFAULT_PIN_ROOT = "/sys/fs/bpf/bpfnet";
 
 const OBJECT_DIR = join("build", "bpf");
+
+/**
+ * mkdir -p for pin directories, one level at a time. Node's recursive mkdirSync spins forever
+ * when mkdir answers ENOENT under an existing parent, which is what sysfs answers for
+ * /sys/fs/bpf/<dir> on a host where no bpffs is mounted there: here that is an error naming the
+ * directory instead of a hung agent.
+ */
+export function makePinDir(dir: string, mode = 0o700): void {
+  const absolute = resolve(dir);
+  const parent = dirname(absolute);
+  if (existsSync(absolute)) return;
+  if (parent !== absolute) makePinDir(parent, mode);
+  try {
+    mkdirSync(absolute, { mode });
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === "EEXIST") return;
+    throw new Error(`cannot create the BPF pin directory ${absolute}: ${code ?? (e as Error).message}${code === "ENOENT" ? ` (is a bpffs mounted at or above ${parent}?)` : ""}`);
+  }
+}
 const ADDON_FILE = join("bpf", "addon", "build", "Release", "bpfnet_native.node");
 
 /**

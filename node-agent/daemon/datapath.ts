@@ -14,6 +14,7 @@ import {
   TcHook,
   defaultObjectDir,
   DatapathConfig,
+  makePinDir,
 } from "../../bpf";
 import { Logger } from "./log";
 import { copyResized, unpinResized } from "./mapResize";
@@ -34,7 +35,7 @@ export interface HookStatus {
 
 export function checkBpffs(dir: string): void {
   try {
-    fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+    makePinDir(dir, 0o700);
   } catch (e) {
     throw new Error(`cannot create bpffsDir ${dir}: ${(e as Error).message} (is bpffs mounted? mount -t bpf bpf /sys/fs/bpf)`);
   }
