@@ -17,6 +17,7 @@ import { dropRows, endpointIdentities, forwardRows, verdictRows } from "../../no
 import { defineCounter, defineGauge, registry, setCounter } from "../../node-agent/metrics/registry";
 import { agentConfig, agentSpecProblems, DEFAULT_METRICS_PORT, NodeAgentSpec } from "../../provider/agent/nodeAgentSpec";
 import { listenAddressProblem, splitListenAddress } from "../../provider/common/validate";
+import { MINIMAL_AGENT_CONFIG } from "../agent/support/agentConfig";
 
 const HOSTILE = ["10.0.0.1:99 ", " 10.0.0.1:99", "10.0.0.1;id:99", "$(id):99", "`id`:99", "10.0.0.1:99\n", "a\nb:99", "..:99", "'10.0.0.1':99", '"h":99', "10.0.0.1:9;9", "10.0.0.1:$(id)"];
 const WRONG = ["10.0.0.1", "10.0.0.1:0", "10.0.0.1:65536", "10.0.0.1:080", "10.0.0.256:80", ":80", "10.0.0.1:", 9962, null, {}];
@@ -34,15 +35,7 @@ describe("listen addresses", () => {
   });
 });
 
-const AGENT = {
-  hostName: "h1",
-  networkPrefix: "/bpfnet/t",
-  etcd: { endpoints: ["http://10.0.0.254:2379"] },
-  stateDir: "/var/lib/bpfnet/agent",
-  bpffsDir: "/sys/fs/bpf/bpfnet",
-  underlayInterface: "eth0",
-  underlayIp: "10.0.1.1",
-};
+const AGENT = MINIMAL_AGENT_CONFIG;
 
 test("the agent config: metricsAddress optional (no server when absent), hostile values refused", () => {
   expect(parseAgentConfig(AGENT).metricsAddress).toBeUndefined();

@@ -20,6 +20,7 @@ import {
   toMonitorEvent,
   wallOffsetMs,
 } from "../../node-agent/monitor/event";
+import { MINIMAL_AGENT_CONFIG } from "../agent/support/agentConfig";
 
 const drop: DatapathEvent = {
   type: "drop",
@@ -194,15 +195,7 @@ test("the monitor's bits of bpfnet_config.flags: set, read back, other bits kept
 });
 
 describe("the agent config's monitor switches", () => {
-  const AGENT = {
-    hostName: "h1",
-    networkPrefix: "/bpfnet/t",
-    etcd: { endpoints: ["http://10.0.0.254:2379"] },
-    stateDir: "/var/lib/bpfnet/agent",
-    bpffsDir: "/sys/fs/bpf/bpfnet",
-    underlayInterface: "eth0",
-    underlayIp: "10.0.1.1",
-  };
+  const AGENT = MINIMAL_AGENT_CONFIG;
 
   test("events on and no sampling by default; both settable", () => {
     expect(parseAgentConfig(AGENT)).toMatchObject({ monitorEvents: true, traceSampleEvery: 0 });

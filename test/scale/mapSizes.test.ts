@@ -16,6 +16,7 @@ import {
   podAddresses,
   requiredMapSizes,
 } from "../../provider/network/mapSizes";
+import { MINIMAL_AGENT_CONFIG } from "../agent/support/agentConfig";
 
 const HOSTILE: unknown[] = [0, -1, 1.5, NaN, null, "1", "1; rm -rf /", "$(reboot)", "`id`", "1\n2", "..", "'1'", '"2"', "a b", [1], { n: 1 }];
 
@@ -105,15 +106,7 @@ describe("too large for the kernel or memory: refused naming the fields", () => 
 });
 
 describe("the sizes as the agent config and NodeAgent carry them", () => {
-  const AGENT = {
-    hostName: "h1",
-    networkPrefix: "/bpfnet/t",
-    etcd: { endpoints: ["http://10.0.0.254:2379"] },
-    stateDir: "/var/lib/bpfnet/agent",
-    bpffsDir: "/sys/fs/bpf/bpfnet",
-    underlayInterface: "eth0",
-    underlayIp: "10.0.1.1",
-  };
+  const AGENT = MINIMAL_AGENT_CONFIG;
 
   test("parsed and kept; absent by default", () => {
     expect(parseAgentConfig(AGENT).mapSizes).toBeUndefined();
