@@ -57,13 +57,17 @@ export function podAddresses(hostPrefixLength: number): number {
   return 2 ** (32 - hostPrefixLength) - 3;
 }
 
+/** Endpoints one host can have: the user's bound, else a host subnet's pod addresses; never above the endpoint map. */
+function endpointsPerHost(i: MapSizeInputs): number {
+  return Math.min(i.maxEndpointsPerHost ?? podAddresses(i.hostPrefixLength), ABI.BPFNET_ENDPOINTS_MAX);
+}
+
 /** Entries each map needs for the network: hosts − 1 tunnel/peer/route rows, every endpoint and host address in the ipcache. */
 export function requiredMapSizes(i: MapSizeInputs): Record<SizedMap, number> {
   const pool = parseCidr(i.clusterCidr);
   if (!pool) throw new RangeError(`clusterCidr ${JSON.stringify(i.clusterCidr)} is not a CIDR`);
   const hosts = i.maxHosts ?? subnetCount(pool, i.hostPrefixLength);
-  const perHost = Math.min(i.maxEndpointsPerHost ?? podAddresses(i.hostPrefixLength), ABI.BPFNET_ENDPOINTS_MAX);
-  return { tunnel: hosts, peers: hosts, routes: hosts, ipcache: hosts * (perHost + HOST_ROWS) };
+  return { tunnel: hosts, peers: hosts, routes: hosts, ipcache: hosts * (endpointsPerHost(i) + HOST_ROWS) };
 }
 
 /** The sizes to create the maps with: only those above the compiled size ({} for a network that fits them). */
@@ -96,7 +100,7 @@ export function mapSizeInputProblems(i: MapSizeInputs, fields = { maxHosts: "age
     );
   } else if (need.ipcache > MAP_SIZE_CEILINGS.ipcache) {
     problems.push(
-      `${hostsFrom} with ${Math.min(i.maxEndpointsPerHost ?? podAddresses(i.hostPrefixLength), ABI.BPFNET_ENDPOINTS_MAX)} endpoints each means ${need.ipcache} ipcache rows on every host, ` +
+      `${hostsFrom} with ${endpointsPerHost(i)} endpoints each means ${need.ipcache} ipcache rows on every host, ` +
         `more than ${MAP_SIZE_CEILINGS.ipcache}; set ${fields.maxHosts} or ${fields.maxEndpointsPerHost}`,
     );
   }
