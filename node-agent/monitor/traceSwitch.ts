@@ -5,6 +5,7 @@
 import * as fs from "fs";
 import * as path from "path";
 import { ENDPOINT_ID } from "../api/ids";
+import { writeFileAtomic } from "../daemon/state";
 
 const MAX_SAMPLE_EVERY = 0xffff;
 const SCHEMA = 1;
@@ -91,9 +92,7 @@ export class TraceSwitches {
 
   private write(next: TraceState): void {
     fs.mkdirSync(path.dirname(this.file), { recursive: true });
-    const tmp = `${this.file}.tmp`;
-    fs.writeFileSync(tmp, formatTraceState(next), { mode: 0o600 });
-    fs.renameSync(tmp, this.file);
+    writeFileAtomic(this.file, formatTraceState(next), 0o600);
     this.state = next;
   }
 }
