@@ -54,6 +54,35 @@ std::string ArgString(const Napi::CallbackInfo& info, size_t i, const char* name
 std::string ArgOptString(const Napi::CallbackInfo& info, size_t i);  // "" when absent/null
 Napi::Buffer<uint8_t> ArgBuffer(const Napi::CallbackInfo& info, size_t i, const char* name);
 
+// Moves the calling thread into the network namespace at `path`. Returns an fd of the thread's
+// original namespace for LeaveNetns, or -1 with `err` (errno) and `op` ("open"/"setns") set and
+// the thread where it was. No JS involved: usable on threadpool workers.
+inline int EnterNetns(const std::string& path, int& err, const char*& op) {
+  int original = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+  if (original < 0) return err = errno, op = "open", -1;
+  int target = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (target < 0 || setns(target, CLONE_NEWNET) < 0) {
+    err = errno;
+    op = target < 0 ? "open" : "setns";
+    if (target >= 0) close(target);
+    close(original);
+    return -1;
+  }
+  close(target);
+  return original;
+}
+
+// Back to the namespace EnterNetns left. Carrying on in the wrong namespace would silently
+// misroute every later netlink call and socket of this thread (a threadpool thread: later work
+// too): stopping is the safe answer.
+inline void LeaveNetns(int original) {
+  if (setns(original, CLONE_NEWNET) < 0) {
+    std::perror("bpfnet: cannot return to the original network namespace");
+    std::abort();
+  }
+  close(original);
+}
+
 // The calling thread in another network namespace (an `ip netns` path) for one synchronous call:
 // entered by the constructor (nothing when path is empty), left by the destructor before any JS
 // runs again. Used by tc calls (ifindexes resolve there) and test runs (the FIB is that one).
@@ -61,28 +90,14 @@ class NetnsScope {
  public:
   NetnsScope(Napi::Env env, const std::string& path) {
     if (path.empty()) return;
-    original_ = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
-    if (original_ < 0) ThrowErrno(env, "open", errno, "/proc/thread-self/ns/net");
-    int target = open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (target < 0 || setns(target, CLONE_NEWNET) < 0) {
-      int err = errno;
-      if (target >= 0) close(target);
-      close(original_);
-      original_ = -1;
-      ThrowErrno(env, target < 0 ? "open" : "setns", err, path);
-    }
-    close(target);
+    int err = 0;
+    const char* op = "";
+    original_ = EnterNetns(path, err, op);
+    if (original_ < 0) ThrowErrno(env, op, err, path);
   }
 
   ~NetnsScope() {
-    if (original_ < 0) return;
-    // Carrying on in the wrong namespace would silently misroute every later
-    // netlink call and socket of this thread: stopping is the safe answer.
-    if (setns(original_, CLONE_NEWNET) < 0) {
-      std::perror("bpfnet: cannot return to the original network namespace");
-      std::abort();
-    }
-    close(original_);
+    if (original_ >= 0) LeaveNetns(original_);
   }
 
   NetnsScope(const NetnsScope&) = delete;

@@ -3,17 +3,13 @@
 // namespace, sends each request with NLM_F_ACK, and hands back the replies. The socket belongs
 // to the namespace it was opened in, so the worker thread enters the namespace only for the
 // socket() call and is back in its own before any request is sent.
-#include <fcntl.h>
 #include <linux/netlink.h>
 #include <linux/rtnetlink.h>
-#include <sched.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <unistd.h>
 
 #include <cerrno>
-#include <cstdio>
-#include <cstdlib>
 #include <vector>
 
 #include "bpfnet.h"
@@ -36,28 +32,13 @@ struct Failure {
 int OpenRouteSocket(const std::string& path, Failure& f) {
   int original = -1;
   if (!path.empty()) {
-    original = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
-    if (original < 0) return f.err = errno, f.op = "open", -1;
-    int target = open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (target < 0 || setns(target, CLONE_NEWNET) < 0) {
-      f.err = errno;
-      f.op = target < 0 ? "open" : "setns";
-      if (target >= 0) close(target);
-      close(original);
-      return -1;
-    }
-    close(target);
+    const char* op = "";
+    original = EnterNetns(path, f.err, op);
+    if (original < 0) return f.op = op, -1;
   }
   int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
   int socketErr = errno;
-  if (original >= 0) {
-    // A threadpool thread left in a container's namespace would run later work there.
-    if (setns(original, CLONE_NEWNET) < 0) {
-      std::perror("bpfnet: cannot return to the original network namespace");
-      std::abort();
-    }
-    close(original);
-  }
+  if (original >= 0) LeaveNetns(original);  // before any request: the socket keeps the namespace
   if (fd < 0) return f.err = socketErr, f.op = "socket", -1;
   int one = 1;
   setsockopt(fd, SOL_NETLINK, NETLINK_EXT_ACK, &one, sizeof(one));  // best effort: the kernel's reason text
