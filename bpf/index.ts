@@ -54,8 +54,9 @@ export { DEFAULT_TC_HANDLE, DEFAULT_TC_PRIORITY, TcHook } from "./tc";
 export type { TcAttachment, TcAttachOptions, TcDirection, TcFilterOptions, TcHookOptions } from "./tc";
 export { testRun } from "./testrun";
 // rtnetlink from the addon (endpoint plumbing without spawning ip)
-export { checkNetnsPath, deleteLink, NetlinkError, ownNetnsFd, readLink, rtnetlink } from "./netlink";
-export { addrAdd, checkIfname, decodeLink, linkDel, linkGet, linkUp, neighPermanent, REPLIED_IFINDEX, routeReplace, vethAdd } from "./rtnetlink";
+export { checkNetnsPath, deleteLink, NETKIT_PROBE_NAMES, NetlinkError, ownNetnsFd, probeNetkit, readLink, rtnetlink } from "./netlink";
+export type { NetkitSupport } from "./netlink";
+export { addrAdd, checkIfname, decodeLink, linkDel, linkGet, linkUp, neighPermanent, netkitAdd, REPLIED_IFINDEX, routeReplace, vethAdd } from "./rtnetlink";
 export type { IfindexRef, RouteSpec, RtLink, RtRequest, VethEnd } from "./rtnetlink";
 export type { TestRunOptions, TestRunResult } from "./testrun";
 export { possibleCpus } from "./system";

@@ -8,7 +8,7 @@ import * as fs from "fs";
 import * as path from "path";
 import { BpfError } from "./errors";
 import { native } from "./native";
-import { decodeLink, linkDel, linkGet, RtLink, RtRequest } from "./rtnetlink";
+import { decodeLink, linkDel, linkGet, netkitAdd, RtLink, RtRequest } from "./rtnetlink";
 
 /** A failed rtnetlink request (or the namespace/socket before it). */
 export class NetlinkError extends BpfError {
@@ -91,4 +91,29 @@ let ownNetns: number | undefined;
 export function ownNetnsFd(): number {
   ownNetns ??= fs.openSync("/proc/self/ns/net", "r");
   return ownNetns;
+}
+
+/** Whether the kernel makes netkit devices, and if not, its answer. */
+export type NetkitSupport = { supported: true } | { supported: false; reason: string };
+
+/** The throwaway pair's names (a probe's leftover is deleted before the next probe). */
+export const NETKIT_PROBE_NAMES = ["bnkprobe0", "bnkprobe1"] as const;
+
+/**
+ * Asks the kernel itself whether it has netkit (CONFIG_NETKIT; 6.7+): creates a throwaway pair in
+ * `netns` (null: the caller's) and deletes it again. EOPNOTSUPP is the kernel's "no such device
+ * kind" (netkit not built, or a module that cannot be loaded); any other failure is thrown.
+ */
+export async function probeNetkit(netns: string | null): Promise<NetkitSupport> {
+  const [primary, peer] = NETKIT_PROBE_NAMES;
+  await deleteLink(netns, primary);
+  const mac = (last: string) => `02:00:00:00:00:${last}`;
+  try {
+    await rtnetlink(netns, [netkitAdd({ name: primary, mac: mac("01"), mtu: 1500 }, { name: peer, mac: mac("02"), mtu: 1500 })]);
+  } catch (e) {
+    if (e instanceof NetlinkError && e.code === "EOPNOTSUPP") return { supported: false, reason: e.message };
+    throw e;
+  }
+  await deleteLink(netns, primary); // takes its peer with it
+  return { supported: true };
 }

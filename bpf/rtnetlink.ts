@@ -150,14 +150,40 @@ export interface VethEnd {
  * stays, down.
  */
 export function vethAdd(end: VethEnd & { netnsFd: number }, peer: VethEnd): RtRequest {
-  if (!Number.isInteger(end.netnsFd) || end.netnsFd < 0) throw new RangeError(`bad netns fd ${end.netnsFd}`);
-  const peerInfo = Buffer.concat([ifinfomsg(0, false), ...linkAttrs(peer, "veth peer")]);
-  const linkinfo = Buffer.concat([attr(IFLA_INFO_KIND, cstring("veth")), attr(IFLA_INFO_DATA, attr(VETH_INFO_PEER, peerInfo))]);
+  return pairAdd("veth", end, peer, (peerInfo) => attr(VETH_INFO_PEER, peerInfo));
+}
+
+// <linux/if_link.h> IFLA_NETKIT_* and its enums (kernel 6.7+)
+const IFLA_NETKIT_PEER_INFO = 1;
+const IFLA_NETKIT_POLICY = 3;
+const IFLA_NETKIT_PEER_POLICY = 4;
+const IFLA_NETKIT_MODE = 5;
+const NETKIT_PASS = 0;
+const NETKIT_L2 = 0;
+
+/**
+ * RTM_NEWLINK (create, exclusive) of a netkit pair, as vethAdd: `end` is the PRIMARY device (the
+ * host side, where a BPF link attaches the peer's program), moved into the namespace of
+ * `netnsFd` when given and set up; `peer` stays, down. L2 mode (Ethernet headers kept, so ARP and
+ * the gateway's pinned neighbour work as on a veth); both ends forward (NETKIT_PASS) while no
+ * program is attached. A kernel without netkit refuses it with EOPNOTSUPP.
+ */
+export function netkitAdd(end: VethEnd & { netnsFd?: number }, peer: VethEnd): RtRequest {
+  return pairAdd("netkit", end, peer, (peerInfo) =>
+    Buffer.concat([attr(IFLA_NETKIT_PEER_INFO, peerInfo), attr(IFLA_NETKIT_MODE, u32(NETKIT_L2)), attr(IFLA_NETKIT_POLICY, u32(NETKIT_PASS)), attr(IFLA_NETKIT_PEER_POLICY, u32(NETKIT_PASS))]),
+  );
+}
+
+/** A device pair of `kind`; `data` wraps the peer's ifinfomsg + attributes into the kind's IFLA_INFO_DATA. */
+function pairAdd(kind: "veth" | "netkit", end: VethEnd & { netnsFd?: number }, peer: VethEnd, data: (peerInfo: Buffer) => Buffer): RtRequest {
+  if (end.netnsFd !== undefined && (!Number.isInteger(end.netnsFd) || end.netnsFd < 0)) throw new RangeError(`bad netns fd ${end.netnsFd}`);
+  const peerInfo = Buffer.concat([ifinfomsg(0, false), ...linkAttrs(peer, `${kind} peer`)]);
+  const linkinfo = Buffer.concat([attr(IFLA_INFO_KIND, cstring(kind)), attr(IFLA_INFO_DATA, data(peerInfo))]);
   return {
-    step: `create veth pair ${end.name}/${peer.name}`,
+    step: `create ${kind} pair ${end.name}/${peer.name}`,
     message: message(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, ifinfomsg(0, true), [
-      ...linkAttrs(end, "veth name"),
-      attr(IFLA_NET_NS_FD, u32(end.netnsFd)),
+      ...linkAttrs(end, `${kind} name`),
+      ...(end.netnsFd !== undefined ? [attr(IFLA_NET_NS_FD, u32(end.netnsFd))] : []),
       attr(IFLA_LINKINFO, linkinfo),
     ]),
   };
