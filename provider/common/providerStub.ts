@@ -1,4 +1,4 @@
-// What a per-host dynamic resource registers as its provider. Pulumi stores every dynamic
+// What every bpfnet dynamic resource registers as its provider. Pulumi stores every dynamic
 // resource's provider serialized into the state (its code and all it reaches: 55-75 KB of
 // JavaScript per resource, ~110-150 KB as JSON), and the file backend rewrites the whole state
 // after every step: a Network of 200 hosts held a ~50 MB state written ~400 times in one `up`.

@@ -7,6 +7,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { EtcdConnection, connectionProblems, withEtcd } from "./etcdClient";
 import { authEnabled, ensureUser } from "./etcdAuthOps";
 import { ETCD_ROOT_USER } from "./pki";
+import { lightProvider } from "../common/providerStub";
 
 export interface EtcdAuthArgs {
   /** The admin connection: a client certificate with CN root. */
@@ -60,7 +61,7 @@ export class EtcdAuth extends pulumi.dynamic.Resource {
 
   constructor(name: string, args: EtcdAuthArgs, opts?: pulumi.CustomResourceOptions) {
     super(
-      etcdAuthProvider,
+      lightProvider(etcdAuthProvider, __filename, "etcdAuthProvider"),
       name,
       { connection: pulumi.secret(args.connection), enabled: undefined },
       { ...opts, additionalSecretOutputs: ["connection"] },

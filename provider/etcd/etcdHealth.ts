@@ -2,6 +2,7 @@
 // one leader elected) and records what it saw. Refresh re-checks: an unhealthy cluster shows as drift.
 import * as pulumi from "@pulumi/pulumi";
 import { EtcdConnection, withEtcd } from "./etcdClient";
+import { lightProvider } from "../common/providerStub";
 
 /** EtcdHealth's arguments: the cluster's connection and the members it must have. */
 export interface EtcdHealthArgs {
@@ -106,7 +107,7 @@ export class EtcdHealth extends pulumi.dynamic.Resource {
 
   constructor(name: string, args: EtcdHealthArgs, opts?: pulumi.CustomResourceOptions) {
     super(
-      etcdHealthProvider,
+      lightProvider(etcdHealthProvider, __filename, "etcdHealthProvider"),
       name,
       { ...args, connection: pulumi.secret(args.connection), healthy: undefined, leader: undefined, clusterVersion: undefined, detail: undefined },
       { ...opts, additionalSecretOutputs: ["connection"] },

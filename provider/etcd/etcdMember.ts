@@ -33,6 +33,7 @@ import {
   systemdUnit,
   uninstallCommand,
 } from "../host/supervisor";
+import { lightProvider } from "../common/providerStub";
 
 /** EtcdMember's arguments: SSH to the host, the member's spec, and its TLS material (secret). */
 export interface EtcdMemberArgs {
@@ -252,7 +253,7 @@ export class EtcdMember extends pulumi.dynamic.Resource {
 
   constructor(name: string, args: EtcdMemberArgs, opts?: pulumi.CustomResourceOptions) {
     super(
-      etcdMemberProvider,
+      lightProvider(etcdMemberProvider, __filename, "etcdMemberProvider"),
       name,
       {
         ...sshResourceInputs(args.connection),

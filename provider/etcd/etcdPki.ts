@@ -4,6 +4,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import { CertAndKey, ETCD_ROOT_USER, MemberIdentity, certFacts, certMatches, generateCa, issueClientCert, issueMemberCert } from "./pki";
 import { isUnknown } from "../common/unknown";
+import { lightProvider } from "../common/providerStub";
 
 /** EtcdPki's arguments: the cluster's name and each member's name and addresses (put in its certificate). */
 export interface EtcdPkiArgs {
@@ -82,7 +83,7 @@ export class EtcdPki extends pulumi.dynamic.Resource {
 
   constructor(name: string, args: EtcdPkiArgs, opts?: pulumi.CustomResourceOptions) {
     super(
-      etcdPkiProvider,
+      lightProvider(etcdPkiProvider, __filename, "etcdPkiProvider"),
       name,
       { ...args, caPem: undefined, caKeyPem: undefined, memberCerts: undefined, memberKeys: undefined, clientCertPem: undefined, clientKeyPem: undefined },
       { ...opts, additionalSecretOutputs: ["caKeyPem", "memberKeys", "clientKeyPem"] },

@@ -5,6 +5,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { withSsh } from "./ssh";
 import { SshConnection, SshEndpoint, connectionOf, sshConnectionProblems } from "./sshConnection";
 import { SSH_SECRET_OUTPUTS, sshResourceInputs } from "./sshInputs";
+import { lightProvider } from "../common/providerStub";
 
 /** HostProbe's arguments. */
 export interface HostProbeArgs {
@@ -76,7 +77,7 @@ export class HostProbe extends pulumi.dynamic.Resource {
 
   constructor(name: string, args: HostProbeArgs, opts?: pulumi.CustomResourceOptions) {
     super(
-      hostProbeProvider,
+      lightProvider(hostProbeProvider, __filename, "hostProbeProvider"),
       name,
       { ...sshResourceInputs(args.connection), hostname: undefined, kernelVersion: undefined, os: undefined },
       { ...opts, additionalSecretOutputs: SSH_SECRET_OUTPUTS },

@@ -1,13 +1,15 @@
 // ContainerNetwork: the network's spec at <prefix>/config, as a Pulumi dynamic resource.
-// The provider object is serialized into the state and run by Pulumi's dynamic provider host:
-// its methods use only the local helper modules (captured by value) and require("etcd3") at
-// call time; their outputs are plain JSON without undefined values.
+// Registered as a stub (provider/common/providerStub.ts) that loads this module in Pulumi's
+// dynamic provider host; without a current dist/ the provider object itself is serialized into
+// the state, so its methods use only the local helper modules (captured by value) and
+// require("etcd3") at call time; their outputs are plain JSON without undefined values.
 import * as pulumi from "@pulumi/pulumi";
 import { EtcdConnection, connectionProblems, plainConnection, withEtcd } from "../etcd/etcdClient";
 import { configKey, prefixProblem } from "../etcd/keys";
 import { Failure, NetworkMode, NetworkSpec, NetworkSpecInputs, StoredConfig, checkNetworkSpec } from "./networkSpec";
 import { createConfig, deleteNetwork, readConfig, updateConfig } from "./networkStore";
 import { isUnknown } from "../common/unknown";
+import { lightProvider } from "../common/providerStub";
 
 /** An EtcdConnection whose fields may be Pulumi inputs. */
 export interface EtcdConnectionArgs {
@@ -229,7 +231,7 @@ export class ContainerNetwork extends pulumi.dynamic.Resource {
 
   constructor(name: string, args: ContainerNetworkArgs, opts?: pulumi.CustomResourceOptions) {
     super(
-      containerNetworkProvider,
+      lightProvider(containerNetworkProvider, __filename, "containerNetworkProvider"),
       name,
       {
         ...args,

@@ -8,6 +8,7 @@ import { EtcdConnectionArgs, checkedSpec, differs, secretConnection, withNetwork
 import { isUnknown } from "../common/unknown";
 import { EgressRule, IngressRule, PolicySpec, PolicySpecInputs, Selector, checkPolicySpec } from "./policySpec";
 import { deletePolicy, policyKey, readPolicy, writePolicy } from "./policyStore";
+import { lightProvider } from "../common/providerStub";
 
 export interface NetworkPolicyInputs extends PolicySpecInputs {
   connection: EtcdConnection;
@@ -149,7 +150,7 @@ export class NetworkPolicy extends pulumi.dynamic.Resource {
     const prefix = args.prefix ?? net?.prefix;
     if (connection === undefined || prefix === undefined) throw new Error(`NetworkPolicy ${name}: give network, or connection and prefix`);
     super(
-      networkPolicyProvider,
+      lightProvider(networkPolicyProvider, __filename, "networkPolicyProvider"),
       name,
       {
         connection: secretConnection(connection),

@@ -19,6 +19,7 @@ import {
   StoredServicePort,
 } from "./serviceSpec";
 import { deleteService, readService, writeService } from "./serviceStore";
+import { lightProvider } from "../common/providerStub";
 
 export interface ServiceInputs extends ServiceSpecInputs {
   connection: EtcdConnection;
@@ -193,7 +194,7 @@ export class Service extends pulumi.dynamic.Resource {
     const serviceCidr = args.serviceCidr ?? (net === undefined ? undefined : "etcdConnection" in net ? net.containerNetwork?.serviceCidr : net.serviceCidr);
     if (connection === undefined || prefix === undefined) throw new Error(`Service ${name}: give network, or connection and prefix`);
     super(
-      serviceProvider,
+      lightProvider(serviceProvider, __filename, "serviceProvider"),
       name,
       {
         connection: secretConnection(connection),

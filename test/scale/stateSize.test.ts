@@ -1,0 +1,92 @@
+// The state a real `pulumi up` stores (test/scale/projects/stateSize: a ContainerNetwork and
+// HostAllocations on a TLS etcd): every dynamic resource stores a stub provider, not its code; a
+// stack made with the providers' code (as before the stub) still refreshes, updates and destroys
+// after the upgrade and takes the stub on its next update; refresh sees drift; no credential is
+// stored in plaintext.
+import * as path from "path";
+import { LocalWorkspace, PulumiCommand, Stack } from "@pulumi/pulumi/automation";
+import { startEtcd, TestEtcd } from "../support/etcd";
+import { pulumiEnv, removeStack, TOOLS } from "../support/pulumi";
+import { sizeByType, storedState } from "../support/stateSize";
+import { getValue, keysUnder, putValue } from "../etcd/helpers";
+import { compiledModule } from "../../provider/common/providerStub";
+
+const PROJECT = path.join(__dirname, "projects", "stateSize");
+const PREFIX = "/bpfnet/statesize";
+let etcd: TestEtcd;
+let stack: Stack;
+
+/** Switches the provider the program registers: its own code ("0", as stacks made before the stub hold) or the stub. */
+function useStub(on: boolean): void {
+  (stack.workspace as LocalWorkspace).envVars.BPFNET_PROVIDER_STUB = on ? "1" : "0";
+}
+
+beforeAll(async () => {
+  // As the lab tests: the stub needs dist/ built from the current sources (else the program registers the providers' code).
+  if (!compiledModule(path.resolve(__dirname, "../../provider/network/containerNetwork.ts"))) {
+    throw new Error("dist/ is older than the sources: rebuild it (npx tsc -p tsconfig.build.json) before this test");
+  }
+  etcd = await startEtcd({ tls: true });
+  const pulumiCommand = await PulumiCommand.get({ root: TOOLS });
+  stack = await LocalWorkspace.createOrSelectStack({ stackName: `statesize-${process.pid}`, workDir: PROJECT }, { pulumiCommand, envVars: { ...pulumiEnv() } });
+  await stack.setConfig("statesize:etcd", { value: JSON.stringify(etcd.connection), secret: true });
+  await stack.setConfig("statesize:hosts", { value: "2" });
+}, 120_000);
+
+afterAll(async () => {
+  if (stack) await removeStack(stack);
+  await etcd?.stop();
+}, 300_000);
+
+test("an old stack (providers' code in state) upgrades to the stub: refresh, update, drift, destroy; nothing stored in plaintext", async () => {
+  // The stack as it was before: every resource carries its provider's code.
+  useStub(false);
+  await stack.up();
+  const old = sizeByType((await storedState(stack)).resources);
+  expect(old["bpfnet:ContainerNetwork"].provider).toBeGreaterThan(20_000);
+  expect(old["bpfnet:HostAllocation"].provider).toBeGreaterThan(20_000);
+
+  // After the upgrade: a refresh runs the stored code; a no-op up changes nothing.
+  useStub(true);
+  await stack.refresh();
+  const noop = await stack.up();
+  expect(noop.summary.resourceChanges).toEqual({ same: 4 });
+
+  // Drift: the network's config changed behind Pulumi's back; refresh reads it, the next up puts it back.
+  const configKey = `${PREFIX}/config`;
+  const stored = JSON.parse((await getValue(etcd.connection, configKey))!);
+  await putValue(etcd.connection, configKey, JSON.stringify({ ...stored, vni: 77 }));
+  await stack.refresh();
+  const refreshed = (await storedState(stack)).resources.find((r) => r.type.endsWith("bpfnet:ContainerNetwork"))!;
+  expect(refreshed.outputs?.vni).toBe(77);
+  const repaired = await stack.up();
+  expect(repaired.summary.resourceChanges).toEqual({ same: 3, update: 1 });
+  expect(JSON.parse((await getValue(etcd.connection, configKey))!).vni).toBe(42);
+
+  // An update and a create store the stub, and the stub does the work (a third host allocated).
+  await stack.setConfig("statesize:vni", { value: "43" });
+  await stack.setConfig("statesize:hosts", { value: "3" });
+  const grown = await stack.up();
+  expect(grown.summary.resourceChanges).toEqual({ same: 3, update: 1, create: 1 });
+  expect(JSON.parse((await getValue(etcd.connection, configKey))!).vni).toBe(43);
+  expect(await getValue(etcd.connection, `${PREFIX}/ipam/v1/hosts/host-2`)).not.toBeNull();
+
+  const { text, resources } = await storedState(stack);
+  const now = sizeByType(resources);
+  const network = resources.find((r) => r.type.endsWith("bpfnet:ContainerNetwork"))!;
+  const third = resources.find((r) => r.type.endsWith("bpfnet:HostAllocation") && r.outputs?.host === "host-2")!;
+  for (const r of [network, third]) {
+    expect(JSON.stringify(r.inputs?.__provider).length).toBeLessThan(3_500);
+    expect(JSON.stringify(r.outputs?.__provider).length).toBeLessThan(3_500);
+  }
+  // Secrets stay secret: no PEM, no key body, no part of the client key in the stored text.
+  expect(text).not.toMatch(/BEGIN|PRIVATE KEY|CERTIFICATE/);
+  const keyBody = etcd.connection.keyPem!.split(/\r?\n/)[3];
+  expect(text).not.toContain(keyBody);
+  expect(network.outputs?.connection).toEqual(expect.objectContaining({ ciphertext: expect.any(String) }));
+  process.stderr.write(`stored bytes per resource, providers' code: ${JSON.stringify(old)}\nafter the upgrade's update/create: ${JSON.stringify(now)}\n`);
+
+  // The old allocations (their state still holds the providers' code in outputs) and the new one are released.
+  await stack.destroy();
+  expect(await keysUnder(etcd.connection, `${PREFIX}/`)).toEqual([]);
+}, 600_000);
