@@ -41,6 +41,20 @@ export interface ReconcilerStats {
   lastSuccessAt?: string;
 }
 
+/**
+ * With a coalescing window, the wait after a pass is also at least this many times the pass's
+ * own duration: a pass recomputes a whole map (O(hosts) or O(hosts x endpoints)), so under
+ * sustained events a fixed window would let its cost grow with the network until it takes the
+ * agent's CPU; this way a reconciler spends at most 1/(1 + 4) of the agent's time recomputing,
+ * at any size, and the extra latency is 4 passes' time (docs/scale.md).
+ */
+export const WINDOW_PER_PASS = 4;
+
+/** Pure: the wait after a pass of `passMs` with a coalescing window of `coalesceMs` (0: none). */
+export function coalesceWait(coalesceMs: number, passMs: number): number {
+  return coalesceMs > 0 ? Math.max(coalesceMs, WINDOW_PER_PASS * passMs) : 0;
+}
+
 /** Called after every pass of every reconciler (the agent's metrics time them). */
 export const reconcileObservers = new Set<(target: string, seconds: number, ok: boolean) => void>();
 
@@ -61,9 +75,10 @@ export class Reconciler<V> {
     private readonly resyncMs: number,
     backoff: BackoffOptions = {},
     /**
-     * After a pass, wait this long before the next: the watch events of that window are
-     * applied in one pass (a pass recomputes the whole map, so one pass per event costs
-     * O(hosts) per event; see docs/scale.md). 0: a pass as soon as kicked.
+     * After a pass, wait this long before the next (and at least WINDOW_PER_PASS times the
+     * pass's duration): the watch events of that window are applied in one pass (a pass
+     * recomputes the whole map, so one pass per event costs O(hosts) per event; see
+     * docs/scale.md). 0: a pass as soon as kicked.
      */
     private readonly coalesceMs = 0,
   ) {
@@ -145,14 +160,16 @@ export class Reconciler<V> {
       const observe = (ok: boolean) => {
         const seconds = Number(process.hrtime.bigint() - started) / 1e9;
         for (const o of reconcileObservers) o(this.target.name, seconds, ok);
+        return seconds;
       };
       try {
         this.stats.passes++;
         await this.runOnce();
-        observe(true);
+        const seconds = observe(true);
         this.backoff.reset();
         this.stats.lastSuccessAt = new Date().toISOString();
-        if (this.coalesceMs > 0) await sleep(this.coalesceMs, this.abort.signal);
+        const wait = coalesceWait(this.coalesceMs, seconds * 1000);
+        if (wait > 0) await sleep(wait, this.abort.signal);
       } catch (e) {
         observe(false);
         this.stats.errors++;

@@ -9,21 +9,32 @@ export interface Cidr {
   prefix: number;
 }
 
-const OCTET = /^(0|[1-9][0-9]{0,2})$/;
-
-/** Parses dotted-quad IPv4; leading zeros are refused (they mean octal to some tools). */
+/**
+ * Parses dotted-quad IPv4; leading zeros are refused (they mean octal to some tools). One pass
+ * over the characters, no regex or split: every agent runs it for each ipcache row of each
+ * reconcile pass (tens of thousands of rows at thousands of hosts: docs/scale.md).
+ */
 export function parseIpv4(text: string): number | undefined {
-  if (typeof text !== "string") return undefined;
-  const parts = text.split(".");
-  if (parts.length !== 4) return undefined;
+  if (typeof text !== "string" || text.length < 7 || text.length > 15) return undefined;
   let n = 0;
-  for (const p of parts) {
-    if (!OCTET.test(p)) return undefined;
-    const v = Number(p);
-    if (v > 255) return undefined;
-    n = n * 256 + v;
+  let octet = 0;
+  let digits = 0;
+  let dots = 0;
+  for (let i = 0; i <= text.length; i++) {
+    const c = i < text.length ? text.charCodeAt(i) : 46; // the end closes the last octet like a dot
+    if (c === 46) {
+      // An empty octet, or a leading zero ("010"), is refused.
+      if (digits === 0 || (digits > 1 && text.charCodeAt(i - digits) === 48) || octet > 255) return undefined;
+      n = n * 256 + octet;
+      if (i < text.length && ++dots > 3) return undefined;
+      octet = 0;
+      digits = 0;
+    } else if (c >= 48 && c <= 57 && digits < 3) {
+      octet = octet * 10 + (c - 48);
+      digits++;
+    } else return undefined;
   }
-  return n;
+  return dots === 3 ? n : undefined;
 }
 
 export function formatIpv4(n: number): string {

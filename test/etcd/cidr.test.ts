@@ -109,3 +109,26 @@ describe("candidate choice", () => {
     expect(Date.now() - t0).toBeLessThan(50);
   });
 });
+
+test("parseIpv4 (one pass over the characters) agrees with the split-and-regex rule on 200,000 generated strings", () => {
+  const octet = /^(0|[1-9][0-9]{0,2})$/;
+  const reference = (text: string) => {
+    const parts = text.split(".");
+    if (parts.length !== 4 || parts.some((p) => !octet.test(p) || Number(p) > 255)) return undefined;
+    return parts.reduce((n, p) => n * 256 + Number(p), 0);
+  };
+  let seed = 12345;
+  const random = () => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32);
+  const alphabet = "0123456789.........a -\n$`;";
+  let valid = 0;
+  for (let i = 0; i < 200_000; i++) {
+    const text =
+      i % 2
+        ? Array.from({ length: Math.floor(random() * 17) }, () => alphabet[Math.floor(random() * alphabet.length)]).join("")
+        : Array.from({ length: 4 }, () => String(Math.floor(random() * 300))).join(".");
+    const want = reference(text);
+    if (want !== undefined) valid++;
+    if (parseIpv4(text) !== want) throw new Error(`parseIpv4(${JSON.stringify(text)}) = ${parseIpv4(text)}, the rule says ${want}`);
+  }
+  expect(valid).toBeGreaterThan(10_000); // both kinds of input were exercised
+});

@@ -1,7 +1,7 @@
 // The reconciler's coalescing window: kicks that arrive while a pass runs or within the window
 // after it make one more pass, not one each (a pass recomputes a whole map: docs/scale.md).
 import { silentLogger } from "../../node-agent/daemon/log";
-import { Reconciler } from "../../node-agent/daemon/reconcile";
+import { coalesceWait, Reconciler, WINDOW_PER_PASS } from "../../node-agent/daemon/reconcile";
 
 function counting(desired: Map<string, number>) {
   const actual = new Map<string, number>();
@@ -49,4 +49,41 @@ test("without a window every settled kick is a pass; with one, a burst of kicks 
   expect(windowed.passes()).toBe(2);
   expect(windowed.actual).toEqual(want);
   await r1.stop();
+});
+
+test("the window grows with the pass: at least WINDOW_PER_PASS passes' time, so recomputing never takes more than a fifth of the agent", async () => {
+  expect(coalesceWait(0, 500)).toBe(0); // no window: unchanged
+  expect(coalesceWait(50, 2)).toBe(50); // a cheap pass: the configured window
+  expect(coalesceWait(50, 30)).toBe(30 * WINDOW_PER_PASS); // a pass of a large map: proportional
+  expect(WINDOW_PER_PASS).toBeGreaterThanOrEqual(1);
+
+  // A real reconciler whose pass takes >= 80 ms (a map too big to recompute cheaply) with a 10 ms
+  // window: the next pass starts no sooner than WINDOW_PER_PASS x 80 ms after the first ended.
+  const want = new Map([["k", 1]]);
+  const slow = counting(want);
+  const starts: number[] = [];
+  const ends: number[] = [];
+  const target = {
+    ...slow.target,
+    desired: () => {
+      starts.push(Date.now());
+      const until = Date.now() + 80;
+      while (Date.now() < until); // the pass's own work
+      return slow.target.desired();
+    },
+    upsert: (k: string, v: number) => {
+      slow.target.upsert(k, v);
+      ends.push(Date.now());
+    },
+  };
+  const r = new Reconciler(target, silentLogger, 3_600_000, {}, 10);
+  r.start();
+  while (ends.length === 0) await new Promise((res) => setTimeout(res, 5));
+  want.set("k", 2);
+  r.kick();
+  while (starts.length < 2) await new Promise((res) => setTimeout(res, 5));
+  expect(starts[1] - ends[0]).toBeGreaterThanOrEqual(WINDOW_PER_PASS * 80 - 5);
+  await r.settled();
+  expect(slow.actual.get("k")).toBe(2);
+  await r.stop();
 });
