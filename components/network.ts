@@ -104,6 +104,13 @@ export interface NetworkAgentArgs {
    * 16,384). With maxHosts it sizes each agent's ipcache (compiled for 65,536 rows; never smaller).
    */
   maxEndpointsPerHost?: number;
+  /**
+   * The agents' registration lease TTL in seconds (default 15, at most 3600). Each host renews
+   * its lease every third of it, so etcd's leader answers hosts / (TTL / 3) keepalives a second
+   * (1,000/s at 5,000 hosts with 15 s); a host that dies without leaving stays routed for up to
+   * the TTL. Raise it for networks of many thousands of hosts (docs/scale.md).
+   */
+  leaseTtlSeconds?: number;
 }
 
 /** The network's spec: the fields of ContainerNetwork (CIDRs, VNI, port, MTU), documented there. */
@@ -282,6 +289,7 @@ export class Network extends pulumi.ComponentResource implements NetworkOutputs 
             nodePath: args.agents?.nodePath ?? "/usr/bin/node",
             metricsAddress: h.metricsAddress ?? pulumi.output(h.connection).apply((c) => `${h.controlAddress ?? c.host}:${DEFAULT_METRICS_PORT}`),
             mapSizes,
+            ...(args.agents?.leaseTtlSeconds !== undefined ? { leaseTtlSeconds: args.agents.leaseTtlSeconds } : {}),
           },
           // Only a marked host's state holds the admin connection: its removal is done with it.
           ...(h.unreachable ? { unreachable: true, adminEtcd: this.etcd.connection } : {}),

@@ -4,7 +4,7 @@
 // interface, address and SSH validators through fieldProblems.ts, the network spec's
 // checkNetworkSpec): this module only feeds them the user's fields and renames the inner resources' fields (ContainerNetwork's
 // `hostAddresses[i]` is the user's `hosts[i] (…).underlayIp`).
-import { addressProblem, booleanProblem, hostPathProblem, interfaceNameProblem, listenAddressProblem } from "../provider/common/validate";
+import { addressProblem, booleanProblem, hostPathProblem, interfaceNameProblem, leaseTtlProblem, listenAddressProblem } from "../provider/common/validate";
 import { UNKNOWN } from "../provider/common/unknown";
 import { checkNetworkSpec, DEFAULT_HOST_PREFIX_LENGTH } from "../provider/network/networkSpec";
 import { mapSizeInputProblems } from "../provider/network/mapSizes";
@@ -93,6 +93,8 @@ export function networkArgsProblems(name: string, args: NetworkArgs): string[] {
   }
   const maxUnavailable = plain(args.agents?.maxUnavailable) ? maxUnavailableProblem("agents.maxUnavailable", args.agents?.maxUnavailable) : undefined;
   if (maxUnavailable) problems.push(maxUnavailable);
+  const leaseTtl = args.agents?.leaseTtlSeconds !== undefined && plain(args.agents.leaseTtlSeconds) ? leaseTtlProblem("agents.leaseTtlSeconds", args.agents.leaseTtlSeconds) : undefined;
+  if (leaseTtl) problems.push(leaseTtl);
   problems.push(...mapSizeProblems(args));
   return problems;
 }

@@ -5,7 +5,7 @@ import * as path from "path";
 import { connectionProblems, EtcdConnection } from "../provider/etcd/etcdClient";
 import { nameProblem, prefixProblem } from "../provider/etcd/keys";
 import { parseIpv4 } from "../provider/ipam/cidr";
-import { interfaceNameProblem, listenAddressProblem } from "../provider/common/validate";
+import { interfaceNameProblem, listenAddressProblem, MAX_LEASE_TTL_SECONDS } from "../provider/common/validate";
 import { MapSizes, mapSizesProblems } from "../provider/network/mapSizes";
 
 export interface AgentConfig {
@@ -109,7 +109,7 @@ export function parseAgentConfig(raw: unknown, source = "(inline)"): AgentConfig
   const apiSocket = absPath("apiSocket", r.apiSocket, true);
   const bpfObjectDir = absPath("bpfObjectDir", r.bpfObjectDir, true);
   const nativeAddon = absPath("nativeAddon", r.nativeAddon, true);
-  const leaseTtlSeconds = posInt("leaseTtlSeconds", DEFAULT_LEASE_TTL_SECONDS, 3600);
+  const leaseTtlSeconds = posInt("leaseTtlSeconds", DEFAULT_LEASE_TTL_SECONDS, MAX_LEASE_TTL_SECONDS);
   const resyncSeconds = posInt("resyncSeconds", DEFAULT_RESYNC_SECONDS, 86400);
   const healthIntervalSeconds = posInt("healthIntervalSeconds", DEFAULT_HEALTH_INTERVAL_SECONDS, 3600);
   if (r.health !== undefined && typeof r.health !== "boolean") problems.push(`health must be true or false, got ${show(r.health)}`);

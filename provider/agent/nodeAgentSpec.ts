@@ -3,7 +3,7 @@
 import { EtcdConnection } from "../etcd/etcdClient";
 import { nameProblem, prefixProblem } from "../etcd/keys";
 import { ServiceSpec } from "../host/supervisor";
-import { checkKnown, hostPathProblem, interfaceNameProblem, isKnown, listenAddressProblem, sha256Problem } from "../common/validate";
+import { checkKnown, hostPathProblem, interfaceNameProblem, isKnown, leaseTtlProblem, listenAddressProblem, sha256Problem } from "../common/validate";
 import { parseIpv4 } from "../ipam/cidr";
 import { MapSizes, mapSizesProblems } from "../network/mapSizes";
 
@@ -23,6 +23,8 @@ export interface NodeAgentSpec {
   metricsAddress?: string;
   /** Sizes of the maps that grow with the network (Network derives them from its spec); absent or {}: the compiled sizes. */
   mapSizes?: MapSizes;
+  /** The agent's registration lease TTL in seconds (absent: the agent's default, 15): how long a dead host stays routed. */
+  leaseTtlSeconds?: number;
 }
 
 /** The agent's metrics port when Network picks the address (Cilium's agent uses 9962 too). */
@@ -59,6 +61,7 @@ export function agentConfig(s: NodeAgentSpec, etcd: EtcdConnection, bundleSha256
         ...(s.metricsAddress ? { metricsAddress: s.metricsAddress } : {}),
         // Only when a map needs more than its compiled size: other networks' configs stay as they were.
         ...(s.mapSizes && Object.keys(s.mapSizes).length > 0 ? { mapSizes: s.mapSizes } : {}),
+        ...(s.leaseTtlSeconds !== undefined ? { leaseTtlSeconds: s.leaseTtlSeconds } : {}),
       },
       null,
       2,
@@ -109,6 +112,7 @@ export function agentSpecProblems(s: Partial<NodeAgentSpec> | undefined, bundleS
   checkKnown(p, s.underlayIp, (v) => (typeof v === "string" && parseIpv4(v) !== undefined ? undefined : `spec.underlayIp must be an IPv4 address, got ${JSON.stringify(v)}`));
   if (s.metricsAddress !== undefined) checkKnown(p, s.metricsAddress, (v) => listenAddressProblem("spec.metricsAddress", v));
   if (s.mapSizes !== undefined) checkKnown(p, s.mapSizes, (v) => mapSizesProblems("spec.mapSizes", v).join("; ") || undefined);
+  if (s.leaseTtlSeconds !== undefined) checkKnown(p, s.leaseTtlSeconds, (v) => leaseTtlProblem("spec.leaseTtlSeconds", v));
   checkKnown(p, bundleSha256, (v) => sha256Problem("bundleSha256", v));
   return p;
 }

@@ -66,6 +66,19 @@ export function sha256Problem(field: string, value: unknown): string | undefined
   return `${field} must be a sha256 digest (64 lowercase hex characters), got ${show(value)}`;
 }
 
+/** The longest registration lease an agent takes, in seconds (node-agent/config.ts reads the same bound). */
+export const MAX_LEASE_TTL_SECONDS = 3600;
+
+/**
+ * The agents' registration lease TTL: whole seconds, 1 to MAX_LEASE_TTL_SECONDS. Longer means
+ * fewer keepalives for etcd's leader (one per host every TTL/3) but a dead host stays routed that
+ * long (docs/scale.md).
+ */
+export function leaseTtlProblem(field: string, value: unknown): string | undefined {
+  if (typeof value === "number" && Number.isInteger(value) && value >= 1 && value <= MAX_LEASE_TTL_SECONDS) return undefined;
+  return `${field} must be an integer from 1 to ${MAX_LEASE_TTL_SECONDS} (seconds a silent host stays registered), got ${show(value)}`;
+}
+
 /** Runs a validator only on known values; collects its message. */
 export function checkKnown(problems: string[], value: unknown, problem: (v: unknown) => string | undefined): void {
   if (!isKnown(value)) return;
