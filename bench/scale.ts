@@ -34,6 +34,7 @@ import { connect } from "../provider/etcd/etcdClient";
 import { networkRange } from "../provider/etcd/keys";
 import { rangeEnd } from "../provider/etcd/etcdOps";
 import { silentLogger } from "../node-agent/daemon/log";
+import { reconcileObservers } from "../node-agent/daemon/reconcile";
 import { Simulation, waitFor } from "../node-agent/sim/simulation";
 import { simMapCapacity } from "../node-agent/sim/simulatedAgent";
 import { mapSizesFor } from "../provider/network/mapSizes";
@@ -101,7 +102,15 @@ interface Step {
   txnsPerJoin?: number;
   rangesPerJoin?: number;
   keepalivesPerSecond?: number;
+  /** The simulated agents' ipcache reconcile passes during the step: ms p50 and max (a pass recomputes every row). */
+  ipcachePassMs?: [number, number];
 }
+
+/** Every simulated agent's ipcache pass duration, ms (the daemon's reconcile observers). */
+const ipcachePasses: number[] = [];
+reconcileObservers.add((target, seconds) => {
+  if (target === "ipcache") ipcachePasses.push(seconds * 1000);
+});
 
 function procStat(pid: number): { cpuSeconds: number; rssBytes: number } {
   const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
@@ -174,13 +183,14 @@ function report(steps: Step[], churn: Record<string, unknown> | undefined, stopp
   out.push(`\n#### Scale ramp (${AGENTS} simulated agents${PROXIES ? ` watching through ${PROXIES} etcd gRPC proxies` : ""}, ${ENDPOINTS} endpoints/host, 3-member etcd with TLS on ${dataRoot}, coalesce ${COALESCE} ms, ${os.cpus().length} CPUs)\n`);
   out.push(
     markdownTable(
-      ["hosts", "ramp hosts/s", "harness CPU % in ramp", "etcd txns / ranges per join", "lease keepalives/s", "join→tunnel ms p50/p99/max", "endpoint→ipcache ms p50/p99/max", "missing", "map full", "etcd watchers", "etcd keys", "etcd DB MiB", "etcd RSS MiB (max member)", "etcd CPU % (3 members)", "revisions/s", "agent heap MiB", "agent watch ev/s", "agent watch KiB/s", "relist ms", "relist MiB"],
+      ["hosts", "ramp hosts/s", "harness CPU % in ramp", "etcd txns / ranges per join", "lease keepalives/s", "agent ipcache pass ms p50/max", "join→tunnel ms p50/p99/max", "endpoint→ipcache ms p50/p99/max", "missing", "map full", "etcd watchers", "etcd keys", "etcd DB MiB", "etcd RSS MiB (max member)", "etcd CPU % (3 members)", "revisions/s", "agent heap MiB", "agent watch ev/s", "agent watch KiB/s", "relist ms", "relist MiB"],
       steps.map((s) => [
         String(s.hosts),
         fmt(s.rampHostsPerSecond, 1),
         fmt(s.harnessCpuPercent, 0),
         s.txnsPerJoin === undefined ? "-" : `${fmt(s.txnsPerJoin, 1)} / ${fmt(s.rangesPerJoin!, 1)}`,
         s.keepalivesPerSecond === undefined ? "-" : fmt(s.keepalivesPerSecond, 0),
+        s.ipcachePassMs === undefined ? "-" : `${fmt(s.ipcachePassMs[0], 1)} / ${fmt(s.ipcachePassMs[1], 0)}`,
         dist(s.join),
         dist(s.endpoint),
         String(s.missing),
@@ -278,6 +288,7 @@ async function main(): Promise<void> {
       }
       const before = await sampleEtcd(etcd, perMember, admin, prefix);
       const rampStart = before;
+      ipcachePasses.length = 0;
       const agentBefore = sim.agents.map((a) => a.stats);
       const cpu0 = process.cpuUsage();
       const hostsBefore = sim.hosts.size;
@@ -311,6 +322,7 @@ async function main(): Promise<void> {
       const join = await sim.converge("tunnel", [...joinAt.keys()], (k) => joinAt.get(k)!, 120_000);
       const ep = await sim.converge("ipcache", [...epAt.keys()], (k) => epAt.get(k)!, 120_000);
       sim.track(false);
+      const passes = [...ipcachePasses]; // the ramp's and the probes' (not the extra agent's first)
       const after = await sampleEtcd(etcd, perMember, admin, prefix);
       const seconds = (after.at - before.at) / 1000;
 
@@ -347,11 +359,12 @@ async function main(): Promise<void> {
         txnsPerJoin: (rampEnd.txns! - rampStart.txns!) / ramped,
         rangesPerJoin: (rampEnd.ranges! - rampStart.ranges!) / ramped,
         keepalivesPerSecond: (rampEnd.keepalives! - rampStart.keepalives!) / ((rampEnd.at - rampStart.at) / 1000),
+        ipcachePassMs: [percentile(passes, 50), Math.max(...passes)],
       };
       steps.push(step);
       loads.push(os.loadavg()[0]);
       if (process.env.SCALE_JSON) fs.writeFileSync(process.env.SCALE_JSON, JSON.stringify({ config: CONFIG, steps, partial: true }, null, 1));
-      console.error(`${step.hosts} hosts: ramp ${fmt(rampSeconds)} s (${fmt(step.rampHostsPerSecond, 1)} hosts/s, harness CPU ${fmt(step.harnessCpuPercent, 0)} %, ${fmt(step.txnsPerJoin!, 1)} txns + ${fmt(step.rangesPerJoin!, 1)} ranges per join, ${fmt(step.keepalivesPerSecond!, 0)} keepalives/s), join p50/p99/max ${dist(step.join)} ms, endpoint ${dist(step.endpoint)} ms, relist ${relistMs} ms, agent heap ${mib(agentHeapBytes)} MiB`);
+      console.error(`${step.hosts} hosts: ramp ${fmt(rampSeconds)} s (${fmt(step.rampHostsPerSecond, 1)} hosts/s, harness CPU ${fmt(step.harnessCpuPercent, 0)} %, ${fmt(step.txnsPerJoin!, 1)} txns + ${fmt(step.rangesPerJoin!, 1)} ranges per join, ${fmt(step.keepalivesPerSecond!, 0)} keepalives/s, ipcache pass p50/max ${fmt(step.ipcachePassMs![0], 1)}/${fmt(step.ipcachePassMs![1], 0)} ms), join p50/p99/max ${dist(step.join)} ms, endpoint ${dist(step.endpoint)} ms, relist ${relistMs} ms, agent heap ${mib(agentHeapBytes)} MiB`);
     }
 
     if (CHURN_SECONDS > 0 && steps.length) {
