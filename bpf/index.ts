@@ -46,8 +46,8 @@ export type {
   PolicyVerdict,
   VerdictKey,
 } from "./abi";
-export { BpfObject, BpfProgram, DATAPATH_PROGRAMS, loadDatapathObjects, objectPath } from "./object";
-export type { DatapathObjects, DatapathProgram, LoadOptions } from "./object";
+export { ALL_DATAPATH_PROGRAMS, BpfObject, BpfProgram, DATAPATH_PROGRAMS, loadDatapathObjects, loadDatapathObjectsAsync, objectPath } from "./object";
+export type { DatapathObjects, DatapathObjectSet, DatapathProgram, LoadOptions } from "./object";
 export { BpfMap, ConfigMap, CtMap, EndpointMap, IpcacheMap, MetricsMap, openDatapathMaps, PeerMap, PolicyMap, RouteMap, TunnelMap, VerdictMap } from "./maps";
 export type { DatapathMaps, MapInfo, MetricsEntry, UpdateMode, VerdictEntry } from "./maps";
 export { DEFAULT_TC_HANDLE, DEFAULT_TC_PRIORITY, TcHook } from "./tc";

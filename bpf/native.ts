@@ -88,6 +88,11 @@ export interface NativeBinding {
   possibleCpus(): number;
   /** maxEntries: map name → max_entries set before load (names the object lacks are skipped). */
   ObjectHandle: new (path: string, pinRoot?: string | null, maxEntries?: Record<string, number> | null) => NativeObjectHandle;
+  /**
+   * What the constructor does (open, sizes, load) on libuv's threadpool (src/objectLoad.cc):
+   * objects verify in parallel and the caller's thread goes on.
+   */
+  objectLoad(path: string, pinRoot: string | null, maxEntries: Record<string, number> | null): Promise<NativeObjectHandle>;
   /** From a pinned path (bpf_obj_get) or a map fd to duplicate. */
   MapHandle: new (pathOrFd: string | number) => NativeMapHandle;
   /** Polls the ring map's records; onBatch gets every record available at each wakeup. */

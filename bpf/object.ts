@@ -120,9 +120,24 @@ export class BpfObject {
   }
 
   static load(path: string, options: LoadOptions = {}): BpfObject {
-    if (options.pinRoot) makePinDir(options.pinRoot);
-    const sizes = loadSizes(options.pinRoot, options.maxEntries);
+    const sizes = BpfObject.prepare(options);
     return new BpfObject(new (native().ObjectHandle)(path, options.pinRoot ?? null, sizes), path, options.pinRoot);
+  }
+
+  /**
+   * load() on libuv's threadpool: the kernel's verification (most of a load) runs on a worker
+   * thread, so several objects verify at once while this thread goes on. Objects sharing pinned
+   * maps may load at once, even on a pin root where the maps do not exist yet.
+   */
+  static async loadAsync(path: string, options: LoadOptions = {}): Promise<BpfObject> {
+    const sizes = BpfObject.prepare(options);
+    return new BpfObject(await native().objectLoad(path, options.pinRoot ?? null, sizes), path, options.pinRoot);
+  }
+
+  /** The pin directory made, and the map sizes a load uses. */
+  private static prepare(options: LoadOptions): Record<string, number> {
+    if (options.pinRoot) makePinDir(options.pinRoot);
+    return loadSizes(options.pinRoot, options.maxEntries);
   }
 
   get programs(): BpfProgram[] {
@@ -188,44 +203,62 @@ export class BpfObject {
   }
 }
 
-/** All datapath objects of a host, sharing the maps pinned under one pin root. */
-export interface DatapathObjects {
-  lxc: BpfObject;
-  overlay: BpfObject;
-  host: BpfObject;
-  netdev: BpfObject;
+/** Some of a host's datapath objects (by program), sharing the maps pinned under one pin root. */
+export type DatapathObjectSet<K extends DatapathProgram> = Record<K, BpfObject> & {
   /** The entry program of each object, e.g. programs.lxc = from_container. */
-  programs: Record<DatapathProgram, BpfProgram>;
+  programs: Record<K, BpfProgram>;
   close(): void;
+};
+
+/** All datapath objects of a host, sharing the maps pinned under one pin root. */
+export type DatapathObjects = DatapathObjectSet<DatapathProgram>;
+
+export const ALL_DATAPATH_PROGRAMS = Object.keys(DATAPATH_PROGRAMS) as DatapathProgram[];
+
+/** The set over loaded objects; closes them all when one lacks its entry program. */
+function objectSet<K extends DatapathProgram>(loaded: [K, BpfObject][]): DatapathObjectSet<K> {
+  const close = () => loaded.forEach(([, o]) => o.close());
+  try {
+    const programs = {} as Record<K, BpfProgram>;
+    const objects = {} as Record<K, BpfObject>;
+    for (const [kind, obj] of loaded) {
+      objects[kind] = obj;
+      programs[kind] = obj.program(DATAPATH_PROGRAMS[kind].program);
+    }
+    return Object.assign(objects, { programs, close });
+  } catch (err) {
+    close();
+    throw err;
+  }
 }
 
 export function loadDatapathObjects(pinRoot: string, dir = defaultObjectDir(), maxEntries: Record<string, number> = {}): DatapathObjects {
-  const loaded: BpfObject[] = [];
-  const load = (kind: DatapathProgram): BpfObject => {
-    const obj = BpfObject.load(objectPath(kind, dir), { pinRoot, maxEntries });
-    loaded.push(obj);
-    return obj;
-  };
+  const loaded: [DatapathProgram, BpfObject][] = [];
   try {
-    const lxc = load("lxc");
-    const overlay = load("overlay");
-    const host = load("host");
-    const netdev = load("netdev");
-    return {
-      lxc,
-      overlay,
-      host,
-      netdev,
-      programs: {
-        lxc: lxc.program(DATAPATH_PROGRAMS.lxc.program),
-        overlay: overlay.program(DATAPATH_PROGRAMS.overlay.program),
-        host: host.program(DATAPATH_PROGRAMS.host.program),
-        netdev: netdev.program(DATAPATH_PROGRAMS.netdev.program),
-      },
-      close: () => loaded.forEach((o) => o.close()),
-    };
+    for (const kind of ALL_DATAPATH_PROGRAMS) loaded.push([kind, BpfObject.load(objectPath(kind, dir), { pinRoot, maxEntries })]);
   } catch (err) {
-    loaded.forEach((o) => o.close());
+    loaded.forEach(([, o]) => o.close());
     throw err;
   }
+  return objectSet(loaded);
+}
+
+/**
+ * The objects of `kinds` loaded at once on libuv's threadpool (BpfObject.loadAsync): the slowest
+ * object's verification is what the load takes. A failure closes the ones that loaded.
+ */
+export async function loadDatapathObjectsAsync<K extends DatapathProgram>(
+  kinds: readonly K[],
+  pinRoot: string,
+  dir = defaultObjectDir(),
+  maxEntries: Record<string, number> = {},
+): Promise<DatapathObjectSet<K>> {
+  const results = await Promise.allSettled(kinds.map((kind) => BpfObject.loadAsync(objectPath(kind, dir), { pinRoot, maxEntries })));
+  const failed = results.find((r): r is PromiseRejectedResult => r.status === "rejected");
+  const loaded = results.flatMap((r, i): [K, BpfObject][] => (r.status === "fulfilled" ? [[kinds[i], r.value]] : []));
+  if (failed) {
+    loaded.forEach(([, o]) => o.close());
+    throw failed.reason;
+  }
+  return objectSet(loaded);
 }

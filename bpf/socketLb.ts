@@ -93,8 +93,9 @@ export function socketLbLinks(pinRoot: string): SocketLbLink[] {
  * another program (an upgrade) is replaced without a gap (the new link is attached before the
  * old one goes; both acting at once is harmless: the second sees a backend, no frontend).
  */
-export function attachSocketLb(pinRoot: string, options: AttachSocketLbOptions = {}): SocketLbLink[] {
-  const obj = BpfObject.load(join(options.objectDir ?? defaultObjectDir(), SOCKET_LB_OBJECT), { pinRoot });
+export async function attachSocketLb(pinRoot: string, options: AttachSocketLbOptions = {}): Promise<SocketLbLink[]> {
+  // Verified on libuv's threadpool: the agent's start goes on meanwhile.
+  const obj = await BpfObject.loadAsync(join(options.objectDir ?? defaultObjectDir(), SOCKET_LB_OBJECT), { pinRoot });
   try {
     const config = SockConfigMap.open(pinRoot);
     try {

@@ -17,6 +17,7 @@
         "src/addon.cc",
         "src/errors.cc",
         "src/object.cc",
+        "src/objectLoad.cc",
         "src/map.cc",
         "src/tc.cc",
         "src/prog.cc",

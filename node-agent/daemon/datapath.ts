@@ -1,15 +1,15 @@
-// The BPF side of the agent: loads the three objects against the pinned maps, attaches the
-// programs, programs the config map. Attaching always replaces in place (same tc handle and
+// The BPF side of the agent: loads the objects against the pinned maps (those the network's
+// mode attaches, on libuv's threadpool, at once), attaches the programs, programs the config map. Attaching always replaces in place (same tc handle and
 // priority), so a restarted agent swaps its fresh programs in without a moment where a hook
 // has nothing attached; closing the agent leaves the attachments and the pinned maps in the
 // kernel, and forwarding goes on without it.
 import * as fs from "fs";
 import {
+  BpfProgram,
   DatapathMaps,
-  DatapathObjects,
   DatapathProgram,
   DATAPATH_PROGRAMS,
-  loadDatapathObjects,
+  loadDatapathObjectsAsync,
   openDatapathMaps,
   TcHook,
   defaultObjectDir,
@@ -45,32 +45,63 @@ export function checkBpffs(dir: string): void {
   }
 }
 
+/** The objects every mode attaches: bpf_lxc on containers, bpf_host on bpfnet_host. */
+export const COMMON_PROGRAMS: readonly DatapathProgram[] = ["lxc", "host"];
+
+/** The mode's device program: bpf_overlay on the VXLAN device, or bpf_netdev on the underlay (l3). */
+export function deviceProgram(mode: "vxlan" | "l3"): DatapathProgram {
+  return mode === "vxlan" ? "overlay" : "netdev";
+}
+
+/** What a mode attaches: the other mode's object is never loaded. */
+export function modePrograms(mode: "vxlan" | "l3"): DatapathProgram[] {
+  return [...COMMON_PROGRAMS, deviceProgram(mode)];
+}
+
 export class Datapath {
+  private readonly programs: Partial<Record<DatapathProgram, BpfProgram>> = {};
+  private readonly closers: (() => void)[] = [];
+  private closed = false;
+
   private constructor(
-    readonly objects: DatapathObjects,
     readonly maps: DatapathMaps,
     readonly pinRoot: string,
     private readonly log: Logger,
   ) {}
 
   /**
-   * Loads the objects; maps already pinned under pinRoot (a previous agent's) are reused.
-   * maxEntries (map name → size, from the network's spec) sizes the maps at creation; a pinned
-   * map of another size is migrated into a new map of that size (mapResize.ts).
+   * Loads the objects of `programs` at once; maps already pinned under pinRoot (a previous
+   * agent's) are reused. maxEntries (map name → size, from the network's spec) sizes the maps at
+   * creation; a pinned map of another size is migrated into a new map of that size (mapResize.ts).
+   * More objects: adopt.
    */
-  static load(pinRoot: string, objectDir: string | undefined, log: Logger, maxEntries: Record<string, number> = {}): Datapath {
+  static async load(pinRoot: string, objectDir: string | undefined, log: Logger, maxEntries: Record<string, number>, programs: readonly DatapathProgram[]): Promise<Datapath> {
     checkBpffs(pinRoot);
     const resized = unpinResized(pinRoot, maxEntries);
-    const objects = loadDatapathObjects(pinRoot, objectDir ?? defaultObjectDir(), maxEntries);
+    const objects = await loadDatapathObjectsAsync(programs, pinRoot, objectDir ?? defaultObjectDir(), maxEntries);
     try {
       copyResized(pinRoot, resized);
       for (const r of resized) log.info("map resized", { map: r.mapName, from: r.fromEntries, to: r.toEntries, entries: r.entries.length });
-      const maps = openDatapathMaps(pinRoot);
-      return new Datapath(objects, maps, pinRoot, log);
+      const dp = new Datapath(openDatapathMaps(pinRoot), pinRoot, log);
+      dp.adopt(objects);
+      return dp;
     } catch (e) {
       objects.close();
       throw e;
     }
+  }
+
+  /** Takes objects loaded beside load() (loadDatapathObjectsAsync on the same pin root); closes them with its own. */
+  adopt(objects: { programs: Partial<Record<DatapathProgram, BpfProgram>>; close(): void }): void {
+    if (this.closed) return objects.close(); // stopped while they loaded
+    Object.assign(this.programs, objects.programs);
+    this.closers.push(() => objects.close());
+  }
+
+  private program(program: DatapathProgram): BpfProgram {
+    const p = this.programs[program];
+    if (!p) throw new Error(`the ${program} program (${DATAPATH_PROGRAMS[program].object}) is not loaded`);
+    return p;
   }
 
   setConfig(config: DatapathConfig): void {
@@ -93,7 +124,7 @@ export class Datapath {
   attach(program: DatapathProgram, ifindex: number): number {
     const direction = DATAPATH_PROGRAMS[program].direction;
     const hook = TcHook.open(ifindex, direction);
-    return hook.attach(this.objects.programs[program]).progId;
+    return hook.attach(this.program(program)).progId;
   }
 
   /** Removes bpfnet's filter from a hook (used by teardown); absent is fine. */
@@ -110,13 +141,14 @@ export class Datapath {
     } catch {
       attachedProgId = undefined; // device gone
     }
-    const ours = this.objects.programs[program].info().id;
-    return { device, ifindex, direction, program, ...(attachedProgId !== undefined ? { attachedProgId } : {}), current: attachedProgId === ours };
+    const ours = this.programs[program]?.info().id;
+    return { device, ifindex, direction, program, ...(attachedProgId !== undefined ? { attachedProgId } : {}), current: ours !== undefined && attachedProgId === ours };
   }
 
   /** Closes our fds. Attachments and pinned maps stay in the kernel. */
   close(): void {
+    this.closed = true;
     this.maps.close();
-    this.objects.close();
+    this.closers.splice(0).forEach((close) => close());
   }
 }

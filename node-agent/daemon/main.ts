@@ -1,10 +1,12 @@
 // The node agent: one per host. Start order is chosen so that a restart changes nothing in the
 // datapath and never leaves a hook empty:
 //
+//   0. start loading the programs against the pinned maps: the kernel verifies them on libuv's
+//      threadpool while the steps below run (nothing is attached until step 4)
 //   1. watch etcd (config, allocations, nodes); wait for the network and this host's pod CIDR,
 //      unless a previous run cached them (then the datapath comes back even without etcd)
 //   2. ensure devices, routes and sysctls (idempotent)
-//   3. load the programs against the pinned maps, set the config map
+//   3. the programs loaded; set the config map
 //   4. restore endpoints from endpoints.json: re-attach bpf_lxc (replace), fill the endpoint map
 //   5. attach bpf_host and bpf_overlay (replace)
 //   6. reconcilers (tunnel map from etcd, endpoint map from state, endpoint records to etcd),
@@ -12,7 +14,7 @@
 import { randomUUID } from "crypto";
 import * as path from "path";
 import type { DeleteBuilder, Etcd3, PutBuilder } from "etcd3";
-import { connectFromProxy, reasonName, transparentListener, Verdict, Endpoint, openLbMaps, LbMaps, EndpointFlags } from "../../bpf";
+import { connectFromProxy, reasonName, transparentListener, Verdict, Endpoint, openLbMaps, LbMaps, EndpointFlags, loadDatapathObjectsAsync, defaultObjectDir } from "../../bpf";
 import { withMonitorFlags } from "../../bpf/abi";
 import { configKey, healthDir, ipamHostsDir, nodeKey, nodesDir, SCHEMA_VERSION } from "../../provider/etcd/keys";
 import { listPrefix } from "../../provider/etcd/etcdOps";
@@ -28,7 +30,7 @@ import { splitListenAddress } from "../../provider/common/validate";
 import type { AgentStatus, DeviceStatus, EndpointView, MonitorStatus, ProgramStatus, TraceChange } from "../api/types";
 import { AppliedLog } from "./appliedLog";
 import { sleep } from "./backoff";
-import { Datapath } from "./datapath";
+import { COMMON_PROGRAMS, Datapath, deviceProgram, modePrograms } from "./datapath";
 import { ensureSocketLb } from "./socketLb";
 import { desiredRoutes } from "./fastRoutes";
 import { EnsuredDevices, ensureDevices, HOST_DEVICE, planDevices, underlayLink, VXLAN_DEVICE } from "./devices";
@@ -67,7 +69,8 @@ export class Agent {
   readonly incarnation = randomUUID();
   readonly startedAt = new Date();
   private readonly store: StateStore;
-  private readonly client: Etcd3;
+  /** Connected at start(), after the programs' loads are queued (loading etcd3 takes a while). */
+  private client!: Etcd3;
   private readonly view: NetworkView;
   private readonly watches: PrefixWatch[] = [];
   private readonly applied = new AppliedLog();
@@ -109,7 +112,6 @@ export class Agent {
     // The addon path is read when it is first loaded, which is below.
     if (cfg.nativeAddon) process.env.BPFNET_NATIVE_ADDON = cfg.nativeAddon;
     this.store = new StateStore(cfg.stateDir);
-    this.client = connectAgentClient(cfg.etcd);
     this.view = new NetworkView(cfg.networkPrefix);
     this.traces = TraceSwitches.load(path.join(cfg.stateDir, "monitor-traces.json"), (m) => log.warn(m));
   }
@@ -122,10 +124,22 @@ export class Agent {
     const { cfg, log } = this;
     const clock = new StartClock();
     log.info("agent starting", { host: cfg.hostName, prefix: cfg.networkPrefix, version: AGENT_VERSION, incarnation: this.incarnation, pid: process.pid });
+
+    // 0. The programs, verified on the threadpool from now on. Without a cached network the mode
+    // is not known yet: every mode's objects now, the mode's device program once etcd says which.
+    const cached = this.store.loadNetwork();
+    const maxEntries = maxEntriesByMapName(cfg.mapSizes ?? {});
+    const loading = Datapath.load(cfg.bpffsDir, cfg.bpfObjectDir, log.child("datapath"), maxEntries, cached ? modePrograms(cached.mode) : COMMON_PROGRAMS);
+    const socketLb = ensureSocketLb(cfg.bpffsDir, cfg.bpfObjectDir, log.child("socket-lb"));
+    // Awaited at step 3; a stop before then must not leave a rejection unhandled or fds open.
+    const dropLoads = () => void loading.then((d) => d.close(), () => undefined);
+    loading.catch(() => undefined);
+    clock.mark("loadsQueued");
+    this.client = connectAgentClient(cfg.etcd);
     this.startWatches();
+    clock.mark("etcdClient");
 
     // 1. The network: from etcd, or from the cache of a previous run.
-    const cached = this.store.loadNetwork();
     if (cached) {
       log.info("using the cached network until etcd confirms it", { ...cached });
       this.net = cached;
@@ -133,25 +147,29 @@ export class Agent {
       this.net = await this.waitForNetwork();
       this.store.saveNetwork(this.net);
     }
-    if (this.stopping) return;
+    if (this.stopping) return dropLoads();
     const net = this.net;
     this.pod = podNetwork(net.podCidr);
+    const modeLoading = cached ? undefined : loadDatapathObjectsAsync([deviceProgram(net.mode)], cfg.bpffsDir, cfg.bpfObjectDir ?? defaultObjectDir(), maxEntries);
+    modeLoading?.catch(() => undefined);
     clock.mark("network");
 
     // 2. Devices.
     this.devices = await ensureDevices(planDevices(net, cfg.underlayIp), log.child("devices"));
-    if (this.stopping) return;
+    if (this.stopping) return dropLoads();
     const hostIfindex = this.devices.host.ifindex;
     const vxlanIfindex = this.devices.vxlan?.ifindex ?? 0;
     clock.mark("devices");
 
     // 3. Programs and the config map.
-    const dp = Datapath.load(cfg.bpffsDir, cfg.bpfObjectDir, log.child("datapath"), maxEntriesByMapName(cfg.mapSizes ?? {}));
+    const dp = await loading;
+    if (modeLoading) dp.adopt(await modeLoading.catch((e: Error) => (dp.close(), Promise.reject(e))));
+    if (this.stopping) return dp.close();
     const policySink = new DatapathPolicySink(dp.maps);
     this.datapath = dp;
     dp.setConfig({ mode: net.mode, vni: net.vni, vxlanIfindex, hostIfindex, gateway: this.pod.gateway });
     clock.mark("programs");
-    ensureSocketLb(cfg.bpffsDir, cfg.bpfObjectDir, log.child("socket-lb"));
+    await socketLb;
     clock.mark("socketLb");
     this.monitor = new MonitorHub(
       cfg.bpffsDir,

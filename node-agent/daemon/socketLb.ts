@@ -6,9 +6,9 @@
 import { attachSocketLb, detachSocketLb } from "../../bpf";
 import { Logger } from "./log";
 
-export function ensureSocketLb(pinRoot: string, objectDir: string | undefined, log: Logger): boolean {
+export async function ensureSocketLb(pinRoot: string, objectDir: string | undefined, log: Logger): Promise<boolean> {
   try {
-    const links = attachSocketLb(pinRoot, objectDir ? { objectDir } : {});
+    const links = await attachSocketLb(pinRoot, objectDir ? { objectDir } : {});
     log.info("socket-level service hooks attached", { hooks: links.map((l) => `${l.hook}:${l.linkId}`).join(",") });
     return true;
   } catch (e) {

@@ -6,6 +6,7 @@ import { join } from "path";
 import { BpfError, BpfMap, BpfObject, nativeAddonPath, objectPath, TcHook } from "../../bpf";
 import type { NativeBinding } from "../../bpf/native";
 import { mountTempBpffs, TempBpffs } from "./support/bpffs";
+import { compileRejectedProgram } from "./support/rejectedProgram";
 import { ensureBuilt, REPO_ROOT } from "./support/build";
 import { ip, linkInfo } from "./support/netns";
 import { addNetns, deleteNetns } from "./support/topology";
@@ -60,22 +61,7 @@ describe("loading objects", () => {
   });
 
   test("a program the verifier rejects: the verifier log is on the error", () => {
-    const source = join(scratch, "bad.c");
-    writeFileSync(
-      source,
-      [
-        "#include <linux/bpf.h>",
-        "#include <bpf/bpf_helpers.h>",
-        'SEC("tc") int reads_past_the_end(struct __sk_buff *skb) {',
-        "  unsigned char *data = (unsigned char *)(long)skb->data;",
-        "  return data[100]; /* no bounds check against data_end */",
-        "}",
-        'char _license[] SEC("license") = "Apache-2.0";',
-      ].join("\n"),
-    );
-    const object = join(scratch, "bad.o");
-    const clang = existsSync("/usr/bin/clang") ? "clang" : "clang-14";
-    execFileSync(clang, ["-O2", "-g", "-target", "bpf", "-I/usr/include/x86_64-linux-gnu", "-c", source, "-o", object]);
+    const object = compileRejectedProgram(scratch);
     const err = bpfError(() => BpfObject.load(object));
     expect(err.op).toBe("bpf_object__load");
     expect(err.code).toBe("EACCES");

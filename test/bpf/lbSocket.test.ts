@@ -137,8 +137,8 @@ afterAll(() => {
   for (const ns of [HOST_NS, OTHER_NS]) ipQuiet("netns", "del", ns);
 });
 
-test("attached, the host namespace's sockets reach the backend and see the VIP; another namespace's are untouched", () => {
-  const links = attachSocketLb(t!.bpffs.dir, { netnsCookie: cookieOf(HOST_NS) });
+test("attached, the host namespace's sockets reach the backend and see the VIP; another namespace's are untouched", async () => {
+  const links = await attachSocketLb(t!.bpffs.dir, { netnsCookie: cookieOf(HOST_NS) });
   expect(links.map((l) => l.hook).sort()).toEqual(["connect4", "getpeername4", "recvmsg4", "sendmsg4"]);
   expect(links.every((l) => l.cgroupId !== 0n)).toBe(true);
   const attached = rootCgroupProgIds();
@@ -170,9 +170,9 @@ test("connects spread over two backends at random; with clientIP affinity the ho
   expect(lb.affinity.get({ clientIp: "0.0.0.0", revNatIndex: 73 })?.backendId).toBe(sticky[0] === "backend" ? 1 : 3);
 });
 
-test("attaching again keeps the same links (an agent restart); detaching leaves nothing attached", () => {
+test("attaching again keeps the same links (an agent restart); detaching leaves nothing attached", async () => {
   const before = socketLbLinks(t!.bpffs.dir);
-  const again = attachSocketLb(t!.bpffs.dir, { netnsCookie: cookieOf(HOST_NS) });
+  const again = await attachSocketLb(t!.bpffs.dir, { netnsCookie: cookieOf(HOST_NS) });
   expect(again.map((l) => l.linkId).sort()).toEqual(before.map((l) => l.linkId).sort());
   expect(detachSocketLb(t!.bpffs.dir).sort()).toEqual(["connect4", "getpeername4", "recvmsg4", "sendmsg4"]);
   expect(socketLbLinks(t!.bpffs.dir)).toEqual([]);

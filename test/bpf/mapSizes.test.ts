@@ -5,7 +5,7 @@
 // sizes migrates the pinned maps with their rows.
 import { existsSync } from "fs";
 import { join } from "path";
-import { BpfMap, BpfObject, defaultObjectDir, loadDatapathObjects, objectPath } from "../../bpf";
+import { ALL_DATAPATH_PROGRAMS, BpfMap, BpfObject, defaultObjectDir, loadDatapathObjects, objectPath } from "../../bpf";
 import { PinnedMapSizeError } from "../../bpf/object";
 import { Datapath } from "../../node-agent/daemon/datapath";
 import { createLogger } from "../../node-agent/daemon/log";
@@ -37,11 +37,11 @@ const pinned = (root: string, name: string): number => {
 const cidr = (i: number) => `10.${(i >> 8) & 255}.${i & 255}.0/24`;
 const peer = (i: number) => `172.16.${(i >> 8) & 255}.${i & 255}`;
 
-test("a /10 of /24s: 16,384-entry tunnel and peer maps and a 4,177,920-row ipcache, filled past the compiled 4,096", () => {
+test("a /10 of /24s: 16,384-entry tunnel and peer maps and a 4,177,920-row ipcache, filled past the compiled 4,096", async () => {
   const root = join(bpffs!.dir, "spec");
   const sizes = maxEntriesByMapName(mapSizesFor({ clusterCidr: "10.0.0.0/10", hostPrefixLength: 24 }));
   expect(sizes).toEqual({ bpfnet_tunnel: 16_384, bpfnet_peers: 16_384, bpfnet_routes: 16_384, bpfnet_ipcache: 16_384 * 255 });
-  const dp = Datapath.load(root, undefined, log, sizes);
+  const dp = await Datapath.load(root, undefined, log, sizes, ALL_DATAPATH_PROGRAMS);
   try {
     for (const [name, n] of Object.entries(sizes)) expect([name, pinned(root, name)]).toEqual([name, n]);
     // Maps not sized keep their compiled size.
@@ -93,10 +93,10 @@ test("a load asking another size of a pinned map is refused naming the map, both
   );
 });
 
-test("the agent restarted with larger sizes migrates the pinned maps and keeps their rows", () => {
+test("the agent restarted with larger sizes migrates the pinned maps and keeps their rows", async () => {
   const root = join(bpffs!.dir, "spec");
   const bigger = maxEntriesByMapName({ tunnel: 20_000, peers: 20_000, routes: 20_000, ipcache: 16_384 * 255 });
-  const dp = Datapath.load(root, undefined, log, bigger);
+  const dp = await Datapath.load(root, undefined, log, bigger, ALL_DATAPATH_PROGRAMS);
   try {
     expect(pinned(root, "bpfnet_peers")).toBe(20_000);
     expect(pinned(root, "bpfnet_tunnel")).toBe(20_000);

@@ -27,6 +27,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("setErrorClass", Napi::Function::New<SetErrorClass>(env, "setErrorClass"));
   exports.Set("possibleCpus", Napi::Function::New<PossibleCpus>(env, "possibleCpus"));
   InitObject(env, exports);
+  InitObjectLoad(env, exports);
   InitMap(env, exports);
   InitTc(env, exports);
   InitProg(env, exports);

@@ -13,12 +13,17 @@
 #include <cstdlib>
 #include <cstring>
 #include <string>
+#include <utility>
+#include <vector>
+
+struct bpf_object;
 
 namespace bpfnet {
 
 // Per-environment state.
 struct AddonData {
   Napi::FunctionReference errorClass;  // BpfError from bpf/errors.ts, once registered
+  Napi::FunctionReference objectClass;  // ObjectHandle (object.cc), for handles made by objectLoad
 };
 
 // Starts an operation: clears the captured libbpf output so an error reports
@@ -29,9 +34,10 @@ void BeginOp();
 const std::string& CapturedLog();
 
 // Throws BpfError(op, errno) with strerror and the libbpf output of this op.
-// subject names what the op acted on (a path, a program, an ifindex).
+// subject names what the op acted on (a path, a program, an ifindex). libbpf_log: the output
+// of an op that ran on another thread (a threadpool worker's CapturedLog), instead of this one's.
 [[noreturn]] void ThrowErrno(Napi::Env env, const std::string& op, int err,
-                             const std::string& subject = "");
+                             const std::string& subject = "", const std::string* libbpf_log = nullptr);
 
 // Throws when ret < 0 (libbpf returns -errno); returns ret otherwise.
 int Check(Napi::Env env, const std::string& op, int ret, const std::string& subject = "");
@@ -107,7 +113,25 @@ class NetnsScope {
   int original_ = -1;
 };
 
+// Opening and loading one object file (objectLoad.cc), shared by the synchronous ObjectHandle
+// constructor and the asynchronous objectLoad: what to load, read from JS arguments
+// (path, pinRoot?, maxEntries?), then the libbpf calls, which touch no JS.
+struct LoadRequest {
+  std::string path;
+  std::string pin_root;                                // "" for none
+  std::vector<std::pair<std::string, uint32_t>> sizes;  // max_entries by map name
+};
+struct LoadFailure {
+  int err = 0;
+  std::string op;
+  std::string subject;
+};
+LoadRequest ParseLoadRequest(const Napi::CallbackInfo& info);
+// The loaded object, or nullptr with `failure` set (libbpf's output stays in CapturedLog()).
+bpf_object* OpenAndLoad(const LoadRequest& request, LoadFailure& failure);
+
 void InitObject(Napi::Env env, Napi::Object exports);
+void InitObjectLoad(Napi::Env env, Napi::Object exports);
 void InitMap(Napi::Env env, Napi::Object exports);
 void InitTc(Napi::Env env, Napi::Object exports);
 void InitProg(Napi::Env env, Napi::Object exports);

@@ -56,10 +56,10 @@ void BeginOp() { captured.clear(); }
 
 const std::string& CapturedLog() { return captured; }
 
-void ThrowErrno(Napi::Env env, const std::string& op, int err, const std::string& subject) {
+void ThrowErrno(Napi::Env env, const std::string& op, int err, const std::string& subject, const std::string* libbpf_log) {
   if (err < 0) err = -err;
   if (err == 0) err = EINVAL;  // never report success as an error
-  std::string log = Trim(captured);
+  std::string log = Trim(libbpf_log ? *libbpf_log : captured);
   captured.clear();
 
   std::string message = (subject.empty() ? op : op + "(" + subject + ")") + ": " + std::strerror(err);

@@ -5,8 +5,6 @@
 
 #include <cerrno>
 #include <string>
-#include <utility>
-#include <vector>
 
 #include "bpfnet.h"
 
@@ -29,47 +27,19 @@ class ObjectHandle : public Napi::ObjectWrap<ObjectHandle> {
                        });
   }
 
-  // new ObjectHandle(path, pinRoot?, maxEntries?): bpf_object__open_file, then each map named in
-  // maxEntries ({ name: entries }; names the object lacks are skipped) resized, then load.
+  // new ObjectHandle(path, pinRoot?, maxEntries?): bpf_object__open_file, then each map
+  // named in maxEntries ({ name: entries }; names the object lacks are skipped) resized, then load
+  // (objectLoad.cc). objectLoad hands a loaded object in as an External instead (JS cannot make one).
   explicit ObjectHandle(const Napi::CallbackInfo& info) : Napi::ObjectWrap<ObjectHandle>(info) {
-    Napi::Env env = info.Env();
-    std::string path = ArgString(info, 0, "path");
-    std::string pin_root = ArgOptString(info, 1);
-    std::vector<std::pair<std::string, uint32_t>> sizes;
-    if (info.Length() > 2 && info[2].IsObject()) {
-      Napi::Object given = info[2].As<Napi::Object>();
-      Napi::Array names = given.GetPropertyNames();
-      for (uint32_t i = 0; i < names.Length(); i++) {
-        std::string name = names.Get(i).ToString().Utf8Value();
-        Napi::Value n = given.Get(name);
-        if (!n.IsNumber() || n.As<Napi::Number>().DoubleValue() < 1 || n.As<Napi::Number>().DoubleValue() > 4294967295.0) {
-          throw Napi::TypeError::New(env, "maxEntries." + name + " must be a number from 1 to 2^32-1");
-        }
-        sizes.emplace_back(name, n.As<Napi::Number>().Uint32Value());
-      }
+    if (info.Length() > 0 && info[0].IsExternal()) {
+      obj_ = info[0].As<Napi::External<bpf_object>>().Data();
+      return;
     }
-
+    LoadRequest request = ParseLoadRequest(info);
+    LoadFailure failure;
     BeginOp();
-    auto opts = ZeroOpts<bpf_object_open_opts>();
-    opts.pin_root_path = pin_root.empty() ? nullptr : pin_root.c_str();
-    bpf_object* obj = bpf_object__open_file(path.c_str(), &opts);
-    if (!obj) ThrowErrno(env, "bpf_object__open_file", errno, path);
-    for (const auto& [name, entries] : sizes) {
-      bpf_map* map = bpf_object__find_map_by_name(obj, name.c_str());
-      if (!map) continue;
-      int set = bpf_map__set_max_entries(map, entries);
-      if (set < 0) {
-        bpf_object__close(obj);
-        ThrowErrno(env, "bpf_map__set_max_entries", set, name);
-      }
-    }
-
-    int err = bpf_object__load(obj);
-    if (err < 0) {
-      bpf_object__close(obj);
-      ThrowErrno(env, "bpf_object__load", err, path);
-    }
-    obj_ = obj;
+    obj_ = OpenAndLoad(request, failure);
+    if (!obj_) ThrowErrno(info.Env(), failure.op, failure.err, failure.subject);
   }
 
   ~ObjectHandle() override { bpf_object__close(obj_); }
@@ -176,7 +146,9 @@ class ObjectHandle : public Napi::ObjectWrap<ObjectHandle> {
 }  // namespace
 
 void InitObject(Napi::Env env, Napi::Object exports) {
-  exports.Set("ObjectHandle", ObjectHandle::Define(env));
+  Napi::Function ctor = ObjectHandle::Define(env);
+  env.GetInstanceData<AddonData>()->objectClass = Napi::Persistent(ctor);
+  exports.Set("ObjectHandle", ctor);
 }
 
 }  // namespace bpfnet
