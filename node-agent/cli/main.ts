@@ -1,14 +1,16 @@
-// The `bpfnet` command line.
-import { agentCommand, AGENT_USAGE } from "./agent";
-import { endpointCommand, ENDPOINT_USAGE, statusCommand } from "./endpoint";
-import { healthCommand } from "./health";
-import { connectivityCommand } from "./connectivity";
-import { uiCommand } from "./ui";
-import { labCommand, LAB_USAGE } from "./lab";
-import { monitorCommand, MONITOR_USAGE } from "./monitor";
-import { serviceCommand, SERVICE_USAGE } from "./service";
+// The `bpfnet` command line. Each command's module is loaded when that command runs: the agent's
+// start (docs/agent.md "Start time") does not pay for lab, ui, connectivity or monitor code.
 
-const USAGE = `usage: bpfnet <command>
+/** Every command's usage; loads every command's module, so only for a word that names none. */
+async function usage(): Promise<string> {
+  const [{ AGENT_USAGE }, { ENDPOINT_USAGE }, { LAB_USAGE }, { MONITOR_USAGE }, { SERVICE_USAGE }] = await Promise.all([
+    import("./agent"),
+    import("./endpoint"),
+    import("./lab"),
+    import("./monitor"),
+    import("./service"),
+  ]);
+  return `usage: bpfnet <command>
 commands:
   lab up|down|status   a datacenter of network namespaces on this machine
   health [--inventory F] [--wait S]  agents and the host × host health matrix (exit 1: a path is down)
@@ -24,6 +26,7 @@ ${AGENT_USAGE}
 ${ENDPOINT_USAGE}
 ${MONITOR_USAGE}
 ${SERVICE_USAGE}`;
+}
 
 /** "--a b --c" → {a: "b", c: ""}; positional words are returned in order. */
 export function parseArgs(argv: string[]): { words: string[]; flags: Map<string, string> } {
@@ -47,25 +50,25 @@ export async function main(argv: string[]): Promise<number> {
   const { words, flags } = parseArgs(argv);
   switch (words[0]) {
     case "lab":
-      return labCommand(words[1], flags, words[2]);
+      return (await import("./lab")).labCommand(words[1], flags, words[2]);
     case "health":
-      return healthCommand(flags);
+      return (await import("./health")).healthCommand(flags);
     case "connectivity":
-      return connectivityCommand(words[1], flags);
+      return (await import("./connectivity")).connectivityCommand(words[1], flags);
     case "ui":
-      return uiCommand(flags);
+      return (await import("./ui")).uiCommand(flags);
     case "agent":
-      return agentCommand(words[1], flags);
+      return (await import("./agent")).agentCommand(words[1], flags);
     case "endpoint":
-      return endpointCommand(words[1], flags);
+      return (await import("./endpoint")).endpointCommand(words[1], flags);
     case "status":
-      return statusCommand(flags);
+      return (await import("./endpoint")).statusCommand(flags);
     case "monitor":
-      return monitorCommand(flags, words.slice(1));
+      return (await import("./monitor")).monitorCommand(flags, words.slice(1));
     case "service":
-      return serviceCommand(words[1], flags);
+      return (await import("./service")).serviceCommand(words[1], flags);
     default:
-      console.error(USAGE);
+      console.error(await usage());
       return 2;
   }
 }

@@ -84,6 +84,8 @@ export class Agent {
   private registration: Registration | undefined;
   private policy: PolicyAgent | undefined;
   private l7: { proxy: L7Proxy; port: number } | undefined;
+  /** The L7 proxy while it starts (beside the devices and the programs' load); stop() closes what it gives. */
+  private l7Starting: Promise<{ proxy: L7Proxy; port: number } | undefined> | undefined;
   private ctGc: CtGarbageCollector | undefined;
   private services: ServiceAgent | undefined;
   private lbMaps: LbMaps | undefined;
@@ -152,6 +154,11 @@ export class Agent {
     this.pod = podNetwork(net.podCidr);
     const modeLoading = cached ? undefined : loadDatapathObjectsAsync([deviceProgram(net.mode)], cfg.bpffsDir, cfg.bpfObjectDir ?? defaultObjectDir(), maxEntries);
     modeLoading?.catch(() => undefined);
+    // The L7 proxy (vxlan mode: the datapath hands it connections at tc ingress only, and in l3
+    // mode other hosts' packets reach pods at bpf_host's egress hook): its listener and policy
+    // route (`ip`) are made beside the devices; no connection reaches it before the policy names
+    // its port (below). Without it HTTP rules are enforced at L4, with a warning.
+    if (net.mode === "vxlan") this.l7Starting = this.startL7Proxy();
     clock.mark("network");
 
     // 2. Devices.
@@ -306,10 +313,7 @@ export class Agent {
     this.registration.start();
     clock.mark("reconcilers");
 
-    // The L7 proxy (vxlan mode: the datapath hands it connections at tc ingress only, and in l3
-    // mode other hosts' packets reach pods at bpf_host's egress hook). Without it HTTP rules are
-    // enforced at L4, with a warning.
-    if (net.mode === "vxlan") this.l7 = await this.startL7Proxy(eps, dp);
+    this.l7 = await this.l7Starting;
     if (this.stopping) return;
     clock.mark("l7");
 
@@ -377,7 +381,7 @@ export class Agent {
     await this.policy?.stop();
     await this.services?.stop();
     this.lbMaps?.close();
-    await this.l7?.proxy.close();
+    await (await this.l7Starting)?.proxy.close();
     await Promise.all(this.watches.map((w) => w.stop()));
     await this.registration?.stop();
     this.client.close();
@@ -385,10 +389,17 @@ export class Agent {
   }
 
   /** The proxy on a transparent listener (127.0.0.1, a port the kernel picks) and its policy route; undefined when either fails. */
-  private async startL7Proxy(eps: EndpointManager, dp: Datapath): Promise<{ proxy: L7Proxy; port: number } | undefined> {
+  private async startL7Proxy(): Promise<{ proxy: L7Proxy; port: number } | undefined> {
+    // Connections come only once the datapath and the policy exist (it names the proxy's port).
+    const started = () => {
+      if (!this.endpoints || !this.datapath) throw new Error("the L7 proxy got a connection before the datapath was ready");
+      return { eps: this.endpoints, dp: this.datapath };
+    };
     const proxy = new L7Proxy({
-      judge: (conn, method, p) =>
-        judgeConnection(conn, method, p, { local: eps.policyEndpoints(), policyOf: (n) => this.policy?.endpointPolicy(n), identityOf: (a) => dp.maps.ipcache.resolve(a) }),
+      judge: (conn, method, p) => {
+        const { eps, dp } = started();
+        return judgeConnection(conn, method, p, { local: eps.policyEndpoints(), policyOf: (n) => this.policy?.endpointPolicy(n), identityOf: (a) => dp.maps.ipcache.resolve(a) });
+      },
       connectUpstream: (d) => connectFromProxy(d.ip, d.port),
       log: this.log.child("l7"),
     });
