@@ -2,7 +2,7 @@
 // idempotently (a restart finds everything in place and changes nothing).
 import * as fs from "fs";
 import { podNetwork } from "./ipam";
-import { ip, tryIp } from "./exec";
+import { ipBatch, tryIp } from "./exec";
 import { getLink, LinkInfo } from "./links";
 import { Logger } from "./log";
 import type { NetworkCache } from "./state";
@@ -73,9 +73,11 @@ export function writeSysctl(relPath: string, value: string): void {
 }
 
 export async function ensureDevices(plan: DevicePlan, log: Logger): Promise<EnsuredDevices> {
-  let vxlan: LinkInfo | undefined;
-  if (plan.vxlan) {
-    const v = plan.vxlan;
+  // Read with netlink, then every change in one `ip -batch` (one process instead of one per command).
+  const changes: string[][] = [];
+  const made: (() => void)[] = [];
+  const v = plan.vxlan;
+  if (v) {
     let link = await getLink(v.name);
     if (link && link.kind !== "vxlan") {
       throw new Error(`${v.name} exists but is a ${link.kind ?? "device of unknown kind"}, not a VXLAN device; remove it by hand`);
@@ -84,37 +86,38 @@ export async function ensureDevices(plan: DevicePlan, log: Logger): Promise<Ensu
     if (link && !fits) {
       // A device of ours with other settings (e.g. the port changed): only a new one fits.
       log.warn("replacing a VXLAN device that does not match the network", { device: v.name, kind: link.kind, vxlan: link.vxlan });
-      await ip("link", "del", v.name);
+      changes.push(["link", "del", v.name]);
       link = undefined;
     }
     if (!link) {
-      await ip("link", "add", v.name, "mtu", String(v.mtu), "type", "vxlan", "external", "dstport", String(v.port), "local", v.local);
-      log.info("created VXLAN device", { device: v.name, port: v.port, mtu: v.mtu, local: v.local });
+      changes.push(["link", "add", v.name, "mtu", String(v.mtu), "type", "vxlan", "external", "dstport", String(v.port), "local", v.local]);
+      made.push(() => log.info("created VXLAN device", { device: v.name, port: v.port, mtu: v.mtu, local: v.local }));
     }
-    await ip("link", "set", v.name, "mtu", String(v.mtu), "up");
-    vxlan = await getLink(v.name);
+    changes.push(["link", "set", v.name, "mtu", String(v.mtu), "up"]);
   } else if (await getLink(VXLAN_DEVICE)) {
     log.warn("a VXLAN device exists but the network is in l3 mode; leaving it (nothing routes to it)", { device: VXLAN_DEVICE });
   }
 
   const h = plan.host;
-  let host = await getLink(h.name);
-  if (host && host.kind !== "veth") {
-    throw new Error(`${h.name} exists but is a ${host.kind ?? "device of unknown kind"}, not the veth bpfnet makes; remove it by hand`);
+  const existing = await getLink(h.name);
+  if (existing && existing.kind !== "veth") {
+    throw new Error(`${h.name} exists but is a ${existing.kind ?? "device of unknown kind"}, not the veth bpfnet makes; remove it by hand`);
   }
-  if (!host) {
-    await ip("link", "add", h.name, "mtu", String(h.mtu), "type", "veth", "peer", "name", h.peer, "mtu", String(h.mtu));
-    log.info("created host device", { device: h.name, peer: h.peer });
+  if (!existing) {
+    changes.push(["link", "add", h.name, "mtu", String(h.mtu), "type", "veth", "peer", "name", h.peer, "mtu", String(h.mtu)]);
+    made.push(() => log.info("created host device", { device: h.name, peer: h.peer }));
   }
   // NOARP: the kernel sends container-bound packets here without resolving a neighbour; the
   // egress program rewrites the MACs anyway.
-  await ip("link", "set", h.name, "mtu", String(h.mtu), "arp", "off", "up");
-  await ip("link", "set", h.peer, "mtu", String(h.mtu), "up");
-  await ip("addr", "replace", h.address, "dev", h.name);
+  changes.push(["link", "set", h.name, "mtu", String(h.mtu), "arp", "off", "up"]);
+  changes.push(["link", "set", h.peer, "mtu", String(h.mtu), "up"]);
+  changes.push(["addr", "replace", h.address, "dev", h.name]);
+  await ipBatch(changes);
+  made.forEach((say) => say());
 
   for (const [path, value] of plan.sysctls) writeSysctl(path, value);
-  for (const r of plan.routes) await ip("route", "replace", r.dst, "dev", r.dev, "src", r.src);
-  host = await getLink(h.name);
+  await ipBatch(plan.routes.map((r) => ["route", "replace", r.dst, "dev", r.dev, "src", r.src]));
+  const [host, vxlan] = await Promise.all([getLink(h.name), v ? getLink(v.name) : undefined]);
   if (!host) throw new Error(`${h.name} vanished while being set up`);
   return { host, ...(vxlan ? { vxlan } : {}) };
 }
