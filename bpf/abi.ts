@@ -138,7 +138,7 @@ export const Verdict = {
   PASSED: ABI_CONSTANTS.REASON_PASSED,
   /** A policy deny let through by audit mode; counted besides the packet's own verdict. */
   POLICY_AUDIT: ABI_CONSTANTS.REASON_POLICY_AUDIT,
-  /** l3 fast path (counted besides the verdict): bpf_fib_lookup gave the next hop and its MACs; bpf_lxc sent it out of that device (bpf_redirect). */
+  /** l3 fast path (the datapath counts it in place of FORWARDED; MetricsMap reads it into both: pathCounters.ts): bpf_fib_lookup gave the next hop and its MACs; bpf_lxc sent it out of that device (bpf_redirect). */
   ROUTE_FAST: ABI_CONSTANTS.REASON_ROUTE_FAST,
   /** No fast route for it (a local address, the outside world, …): bpf_lxc handed it to the host stack. */
   ROUTE_STACK: ABI_CONSTANTS.REASON_ROUTE_STACK,

@@ -88,6 +88,7 @@ import {
   SockConfigFlags,
 } from "./abi";
 import { native, NativeMapHandle, NativeMapInfo } from "./native";
+import { countedAs, withPathTotals } from "./pathCounters";
 
 /** bpf_map_update_elem flags. */
 export type UpdateMode = "any" | "create" | "replace";
@@ -512,6 +513,17 @@ export class MetricsMap extends CounterMap<MetricsKey> {
 
   constructor(map: BpfMap) {
     super(map, MetricsMap.mapName, LAYOUTS.metricsKey, encodeMetricsKey, decodeMetricsKey);
+  }
+
+  /** A verdict's counters include the paths the datapath counted in its place (pathCounters.ts). */
+  override get(key: MetricsKey): Counters {
+    return countedAs(key.reason)
+      .map((reason) => super.get({ ...key, reason }))
+      .reduce((a, b) => ({ packets: a.packets + b.packets, bytes: a.bytes + b.bytes }));
+  }
+
+  override entries(): MetricsEntry[] {
+    return withPathTotals(super.entries());
   }
 
   static open(pinRoot: string): MetricsMap {

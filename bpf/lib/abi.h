@@ -423,8 +423,9 @@ _Static_assert(sizeof(struct bpfnet_event) == 56, "event ABI");
 /* --- The fast path (lib/fib.h, bpf_netdev.c) --- */
 
 /*
- * bpfnet_metrics_key.reason, counted besides the packet's own verdict: which
- * path a packet took. FAST: bpf_lxc sent it out of the underlay device with
+ * bpfnet_metrics_key.reason: which path a packet took, counted in place of
+ * the verdict the path implies (one counter update per packet: lib/metrics.h);
+ * readers add it to that verdict (bpf/pathCounters.ts). FAST: bpf_lxc sent it out of the underlay device with
  * bpf_redirect_neigh (the kernel routes and resolves the next hop); STACK: no
  * fast route for it (a local address, the outside world, …), so the host
  * stack got it; PEER: delivered into the container's namespace with

@@ -48,20 +48,16 @@ static __always_inline int fib_redirect(struct __sk_buff *skb, struct pkt *pkt, 
 	long rc;
 	int ret;
 
-	if (!route || !route->ifindex) {
-		metrics_record(skb->ifindex, direction, REASON_ROUTE_STACK, skb->len);
-		return fallback;
-	}
+	if (!route || !route->ifindex)
+		return path_pass(skb, direction, REASON_ROUTE_STACK, fallback);
 	fib.family = AF_INET;
 	fib.tos = pkt->ip4->tos;
 	fib.ipv4_src = pkt->ip4->saddr;
 	fib.ipv4_dst = pkt->ip4->daddr;
 	fib.ifindex = skb->ifindex;
 	rc = bpf_fib_lookup(skb, &fib, sizeof(fib), 0);
-	if (rc != BPF_FIB_LKUP_RET_SUCCESS && rc != BPF_FIB_LKUP_RET_NO_NEIGH) {
-		metrics_record(skb->ifindex, direction, REASON_ROUTE_FIB_STACK, skb->len);
-		return fallback;
-	}
+	if (rc != BPF_FIB_LKUP_RET_SUCCESS && rc != BPF_FIB_LKUP_RET_NO_NEIGH)
+		return path_pass(skb, direction, REASON_ROUTE_FIB_STACK, fallback);
 	/* The host stack would decrement it on this hop: so do we. */
 	ret = ipv4_dec_ttl(pkt->ip4);
 	if (ret < 0)
@@ -70,12 +66,10 @@ static __always_inline int fib_redirect(struct __sk_buff *skb, struct pkt *pkt, 
 		/* fib.ipv4_dst is now the next hop (the gateway, or the destination on-link). */
 		nh.nh_family = AF_INET;
 		nh.ipv4_nh = fib.ipv4_dst;
-		metrics_record(skb->ifindex, direction, REASON_ROUTE_NEIGH, skb->len);
-		return bpf_redirect_neigh(fib.ifindex, &nh, sizeof(nh), 0);
+		return path_redirect(skb, direction, REASON_ROUTE_NEIGH, bpf_redirect_neigh(fib.ifindex, &nh, sizeof(nh), 0));
 	}
 	eth_rewrite(pkt->eth, fib.smac, fib.dmac);
-	metrics_record(skb->ifindex, direction, REASON_ROUTE_FAST, skb->len);
-	return bpf_redirect(fib.ifindex, 0);
+	return path_redirect(skb, direction, REASON_ROUTE_FAST, bpf_redirect(fib.ifindex, 0));
 }
 
 #endif /* BPFNET_FIB_H */

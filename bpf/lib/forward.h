@@ -39,8 +39,7 @@ static __always_inline int local_deliver(struct __sk_buff *skb, struct pkt *pkt,
 	if (how & DELIVER_PEER) {
 		if (skb->pkt_type != PACKET_HOST)
 			bpf_skb_change_type(skb, PACKET_HOST);
-		metrics_record(skb->ifindex, HOOK_DIRECTION, REASON_PEER, skb->len);
-		return bpf_redirect_peer(ep->ifindex, 0);
+		return path_redirect(skb, HOOK_DIRECTION, REASON_PEER, bpf_redirect_peer(ep->ifindex, 0));
 	}
 	return bpf_redirect(ep->ifindex, 0);
 }

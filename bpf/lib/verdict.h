@@ -16,8 +16,13 @@
 static __always_inline int bpfnet_exit(struct __sk_buff *skb, __u8 direction, int ret)
 {
 	bool dropped = false;
+	__u8 path = 0;	/* a path reason the handler tagged its action with (metrics.h) */
 	__u8 reason;
 
+	if (ret > 0 && (ret >> PATH_REASON_SHIFT)) {
+		path = (__u8)(ret >> PATH_REASON_SHIFT);
+		ret &= (1 << PATH_REASON_SHIFT) - 1;
+	}
 	if (ret == TC_ACT_SHOT)
 		ret = DROP_UNSPEC;
 
@@ -31,7 +36,7 @@ static __always_inline int bpfnet_exit(struct __sk_buff *skb, __u8 direction, in
 		reason = REASON_PASSED;
 	}
 
-	metrics_record(skb->ifindex, direction, reason, skb->len);
+	metrics_record(skb->ifindex, direction, path ? path : reason, skb->len);
 	event_exit(skb, direction, reason, dropped, ret);
 	return ret;
 }
