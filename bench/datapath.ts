@@ -626,7 +626,7 @@ async function pingVariants(ctx: Ctx, s: ModeSetup, mode: Mode, octet: number, P
       { tag: "x", what: "bpfnet without bpf_lxc (detached by hand: out through the host stack)", noLxc: true, empty: false },
       { tag: "e", what: "bpfnet with an empty program in bpf_lxc's place (TC_ACT_OK: out through the host stack)", noLxc: true, empty: true },
       { tag: "t", what: "bpfnet with bpf_lxc on tcx instead of the clsact qdisc (the same program: the fast path)", noLxc: true, empty: false, tcx: true },
-      { tag: "n", what: `bpfnet with the previous fast path (bpf_lxc of ${PREVIOUS_FAST_PATH}: bpf_redirect_neigh, the kernel routes and resolves)`, noLxc: false, empty: false, previous: true },
+      { tag: "n", what: `bpfnet with bpf_lxc of ${PREVIOUS_FAST_PATH} (before the per-packet cuts: two counter updates per packet)`, noLxc: false, empty: false, previous: true },
     ];
     const emptyObj = buildPassProgram();
     ctx.tmpDirs.push(path.dirname(emptyObj));
@@ -726,8 +726,12 @@ function buildPassProgram(): string {
   return out;
 }
 
-/** The last commit whose bpf_lxc sent the fast path by bpf_redirect_neigh alone (before bpf_fib_lookup). */
-const PREVIOUS_FAST_PATH = "289f5f3";
+/**
+ * bpf_lxc before the per-packet cuts (docs/benchmarks.md "bpf_lxc per-packet cost"), in the same
+ * rounds as the agent's. (Its fast path counts ROUTE_FAST and FORWARDED, so its veths read double
+ * forwarded counts through MetricsMap; only ROUTE_FAST is looked at here.)
+ */
+const PREVIOUS_FAST_PATH = "95c9277";
 
 /** bpf_lxc.o as of PREVIOUS_FAST_PATH (its bpf/ tree from git, built into a temporary directory). */
 function buildPreviousLxc(ctx: Ctx): string {
