@@ -46,13 +46,19 @@ export interface ReconcilerStats {
  * own duration: a pass recomputes a whole map (O(hosts) or O(hosts x endpoints)), so under
  * sustained events a fixed window would let its cost grow with the network until it takes the
  * agent's CPU; this way a reconciler spends at most 1/(1 + 4) of the agent's time recomputing,
- * at any size, and the extra latency is 4 passes' time (docs/scale.md).
+ * up to MAX_COALESCE_WAIT_MS, and the extra latency is 4 passes' time (docs/scale.md).
  */
 export const WINDOW_PER_PASS = 4;
 
+/**
+ * The longest wait after a pass: a pass's wall time also counts a GC pause or a starved CPU,
+ * and one slow pass must not hold the next change back for seconds (convergence goal: 1 s).
+ */
+export const MAX_COALESCE_WAIT_MS = 500;
+
 /** Pure: the wait after a pass of `passMs` with a coalescing window of `coalesceMs` (0: none). */
 export function coalesceWait(coalesceMs: number, passMs: number): number {
-  return coalesceMs > 0 ? Math.max(coalesceMs, WINDOW_PER_PASS * passMs) : 0;
+  return coalesceMs > 0 ? Math.max(coalesceMs, Math.min(WINDOW_PER_PASS * passMs, MAX_COALESCE_WAIT_MS)) : 0;
 }
 
 /** Called after every pass of every reconciler (the agent's metrics time them). */

@@ -1,7 +1,7 @@
 // The reconciler's coalescing window: kicks that arrive while a pass runs or within the window
 // after it make one more pass, not one each (a pass recomputes a whole map: docs/scale.md).
 import { silentLogger } from "../../node-agent/daemon/log";
-import { coalesceWait, Reconciler, WINDOW_PER_PASS } from "../../node-agent/daemon/reconcile";
+import { coalesceWait, MAX_COALESCE_WAIT_MS, Reconciler, WINDOW_PER_PASS } from "../../node-agent/daemon/reconcile";
 
 function counting(desired: Map<string, number>) {
   const actual = new Map<string, number>();
@@ -55,6 +55,8 @@ test("the window grows with the pass: at least WINDOW_PER_PASS passes' time, so 
   expect(coalesceWait(0, 500)).toBe(0); // no window: unchanged
   expect(coalesceWait(50, 2)).toBe(50); // a cheap pass: the configured window
   expect(coalesceWait(50, 30)).toBe(30 * WINDOW_PER_PASS); // a pass of a large map: proportional
+  expect(coalesceWait(50, 900)).toBe(MAX_COALESCE_WAIT_MS); // one slow pass (GC, a starved CPU): capped
+  expect(coalesceWait(800, 900)).toBe(800); // never below the configured window
   expect(WINDOW_PER_PASS).toBeGreaterThanOrEqual(1);
 
   // A real reconciler whose pass takes >= 80 ms (a map too big to recompute cheaply) with a 10 ms
