@@ -1,5 +1,6 @@
 // Renders bench/scale.ts's JSON (SCALE_JSON) as an SVG of curves against the number of hosts:
-// convergence p99 (join → tunnel, endpoint → ipcache), one agent's heap and list size, etcd keys.
+// convergence p99 (join → tunnel, endpoint → ipcache), one agent's heap and list size, etcd keys
+// and DB, etcd's lease keepalives and one agent's ipcache pass (what grows with the hosts).
 // Each panel has its own y axis; points are the ramp's steps.
 //   npx ts-node bench/scalePlot.ts results.json docs/scale-curves.svg
 import * as fs from "fs";
@@ -13,6 +14,8 @@ interface Step {
   relistBytes: number;
   etcd: { keys: number; dbBytes: number[] };
   writesPerSecond: number;
+  keepalivesPerSecond?: number;
+  ipcachePassMs?: [number, number];
 }
 
 interface Series {
@@ -47,13 +50,13 @@ export function panel(x: number, y: number, w: number, h: number, title: string,
   return out.join("\n");
 }
 
-/** The ramp's steps as the SVG of four panels. */
+/** The ramp's steps as the SVG of six panels (the last two only from runs that measured them). */
 export function renderScaleSvg(steps: Step[]): string {
   const at = (f: (s: Step) => number): [number, number][] => steps.map((s) => [s.hosts, f(s)]);
   const W = 420;
   const H = 240;
   const svg = [
-    `<svg xmlns="http://www.w3.org/2000/svg" width="${2 * W + 30}" height="${2 * H + 30}" viewBox="0 0 ${2 * W + 30} ${2 * H + 30}">`,
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${2 * W + 30}" height="${3 * H + 40}" viewBox="0 0 ${2 * W + 30} ${3 * H + 40}">`,
     panel(10, 10, W, H, "convergence p99 vs hosts", "ms", [
       { name: "join → every tunnel map", color: "#1f77b4", points: at((s) => percentile(s.join, 99)) },
       { name: "endpoint → every ipcache", color: "#d62728", points: at((s) => percentile(s.endpoint, 99)) },
@@ -64,6 +67,8 @@ export function renderScaleSvg(steps: Step[]): string {
     ]),
     panel(10, 20 + H, W, H, "etcd keys vs hosts", "keys", [{ name: "keys", color: "#ff7f0e", points: at((s) => s.etcd.keys) }]),
     panel(20 + W, 20 + H, W, H, "etcd DB vs hosts", "MiB", [{ name: "DB size (max member)", color: "#8c564b", points: at((s) => Math.max(...s.etcd.dbBytes) / 2 ** 20) }]),
+    panel(10, 30 + 2 * H, W, H, "etcd lease keepalives vs hosts", "per s", [{ name: "keepalives/s (3 members)", color: "#17becf", points: at((s) => s.keepalivesPerSecond ?? NaN) }]),
+    panel(20 + W, 30 + 2 * H, W, H, "one agent's ipcache pass vs hosts", "ms", [{ name: "pass p50", color: "#7f7f7f", points: at((s) => s.ipcachePassMs?.[0] ?? NaN) }]),
     "</svg>",
   ].join("\n");
   return svg + "\n";
