@@ -5,6 +5,7 @@
 // the three members served. The baseline in the same run: the same N allocations made by the
 // provider directly (8 lanes, no engine), so the engine's share shows.
 //   npx ts-node bench/networkScale.ts           (NET_SCALE_SIZES=50,100,200 by default)
+import { execFileSync } from "child_process";
 import * as os from "os";
 import * as path from "path";
 import { performance } from "perf_hooks";
@@ -16,28 +17,23 @@ import { startTestLab } from "../test/support/lab";
 import { pulumiEnv, TOOLS } from "../test/support/pulumi";
 import { acceptedConnections } from "../test/router/helpers";
 import { startThreeMemberEtcd, ThreeMemberEtcd } from "../test/support/threeMemberEtcd";
+import { sizeByType, storedState, TypeSize } from "../test/support/stateSize";
 import { fmt, markdownTable } from "./lib/stats";
 
 const SIZES = (process.env.NET_SCALE_SIZES ?? "50,100,200").split(",").map(Number);
-// "stub" (default): per-host resources store a stub provider (provider/common/providerStub.ts);
-// "own": their provider's code, as before; "both": own then stub at each size (the A/B of one run).
-const PROVIDERS = (process.env.NET_SCALE_PROVIDERS ?? "stub") === "both" ? ["own", "stub"] : [process.env.NET_SCALE_PROVIDERS ?? "stub"];
+// "stub" (default): every dynamic resource stores a stub provider (provider/common/providerStub.ts)
+// and the allocations a reference to the Network's SharedEtcdConnection; "inline": the stub, each
+// allocation storing the etcd connection itself (as before session 5); "own": the providers' code
+// and inline connections. A comma-separated list runs them in turn at each size; "both" = own,stub.
+// NET_SCALE_OWN_UP_TO=N: "own" only at sizes up to N (its first up of 200 hosts takes ~8 min).
+const PROVIDERS = (process.env.NET_SCALE_PROVIDERS ?? "stub").replace(/^both$/, "own,stub").split(",");
+const OWN_UP_TO = Number(process.env.NET_SCALE_OWN_UP_TO ?? Infinity);
+const providersAt = (n: number) => PROVIDERS.filter((p) => p !== "own" || n <= OWN_UP_TO);
 
-/** The state's bytes, in total and per resource type (count, bytes each, of which the serialized provider). */
-async function stateSize(stack: Stack): Promise<{ total: number; types: Record<string, { count: number; each: number; provider: number }> }> {
-  const state = await stack.exportStack();
-  const types: Record<string, { count: number; each: number; provider: number }> = {};
-  for (const r of (state.deployment as { resources?: { type: string; inputs?: Record<string, unknown> }[] }).resources ?? []) {
-    const t = (types[r.type.replace(/^pulumi-nodejs:dynamic\//, "")] ??= { count: 0, each: 0, provider: 0 });
-    t.count++;
-    t.each += JSON.stringify(r).length;
-    t.provider += JSON.stringify(r.inputs?.__provider ?? "").length;
-  }
-  for (const t of Object.values(types)) {
-    t.each = Math.round(t.each / t.count);
-    t.provider = Math.round(t.provider / t.count);
-  }
-  return { total: JSON.stringify(state).length, types };
+/** The stored state's bytes (secrets as ciphertext), in total and per resource type. */
+async function stateSize(stack: Stack): Promise<{ total: number; types: Record<string, TypeSize> }> {
+  const { text, resources } = await storedState(stack);
+  return { total: text.length, types: sizeByType(resources) };
 }
 const PROJECT = path.resolve(__dirname, "projects", "networkScale");
 
@@ -68,16 +64,18 @@ interface Row {
 }
 
 async function main(): Promise<void> {
-  const lab = await startTestLab("tsc2", 131, "l3", 2);
+  execFileSync("npx", ["tsc", "-p", "tsconfig.build.json"], { cwd: path.resolve(__dirname, ".."), stdio: "inherit" });
+  const lab = await startTestLab("tsa1", 190, "l3", 2);
   const etcd = await startThreeMemberEtcd();
   const rows: Row[] = [];
   const direct: { hosts: number; seconds: number }[] = [];
   const states: ({ provider: string; hosts: number } & Awaited<ReturnType<typeof stateSize>>)[] = [];
   const load0 = os.loadavg()[0];
   try {
-    for (const n of SIZES) for (const provider of PROVIDERS) {
+    for (const n of SIZES) for (const provider of providersAt(n)) {
       const pulumiCommand = await PulumiCommand.get({ root: TOOLS });
-      const envVars = { ...pulumiEnv(), BPFNET_PROVIDER_STUB: provider === "own" ? "0" : "1" };
+      // "force": the dist/ built at the start, though others edit the checkout meanwhile (a newer source anywhere would switch the stub off).
+      const envVars = { ...pulumiEnv(), BPFNET_PROVIDER_STUB: provider === "own" ? "0" : "force", BPFNET_SHARED_CONNECTION: provider === "stub" ? "1" : "0" };
       const stack: Stack = await LocalWorkspace.createOrSelectStack({ stackName: `bench-netscale-${n}-${provider}-${process.pid}`, workDir: PROJECT }, { pulumiCommand, envVars });
       try {
         await stack.setConfig("networkscale:inventory", { value: inventoryPath(lab.stateDir) });
@@ -108,7 +106,7 @@ async function main(): Promise<void> {
         await stack.workspace.removeStack(stack.name).catch(() => undefined);
       }
 
-      if (provider !== PROVIDERS[PROVIDERS.length - 1]) continue;
+      if (provider !== providersAt(n).at(-1)) continue;
       // Baseline: the provider alone makes the same allocations (8 lanes, one process, no engine).
       const c = await containerNetworkProvider.check!({} as never, { connection: etcd.connection, networkName: `direct-${n}`, mode: "l3", clusterCidr: "10.64.0.0/12", hostPrefixLength: 24 } as never);
       const prefix = (await containerNetworkProvider.create(c.inputs!)).id;
@@ -126,8 +124,8 @@ async function main(): Promise<void> {
   console.log(`\n### pulumi up of a Network of N hosts (l3, one router, agents off, 3-member etcd with TLS)\n`);
   console.log(`Load average (1 min) at the start ${load0.toFixed(1)}, at the end ${os.loadavg()[0].toFixed(1)}.\n`);
   console.log(markdownTable(["provider in state", "hosts", "operation", "seconds", "per host ms", "changes", "router SSH connections", "etcd KV requests"], rows.map((r) => [r.provider, String(r.hosts), r.op, fmt(r.seconds), fmt((1000 * r.seconds) / r.hosts, 0), r.changes, String(r.ssh), String(r.etcd)])));
-  console.log(`\nState after the first up (\`pulumi stack export\`), bytes per resource of each type (of which the serialized provider):\n`);
-  console.log(markdownTable(["provider in state", "hosts", "state bytes", "per type: count × bytes (provider)"], states.map((s) => [s.provider, String(s.hosts), String(s.total), Object.entries(s.types).map(([t, v]) => `${t} ${v.count} × ${v.each} (${v.provider})`).join("; ")])));
+  console.log(`\nState after the first up (\`pulumi stack export\`, secrets as stored: ciphertext), bytes per resource of each type (of which the serialized provider + the credentials, inputs and outputs together):\n`);
+  console.log(markdownTable(["provider in state", "hosts", "state bytes", "per type: count × bytes (provider + credentials)"], states.map((s) => [s.provider, String(s.hosts), String(s.total), Object.entries(s.types).map(([t, v]) => `${t} ${v.count} × ${v.each} (${v.provider} + ${v.credentials})`).join("; ")])));
   console.log(`\nBaseline, same run: the provider alone allocates N hosts (8 lanes): ${direct.map((d) => `${d.hosts} in ${fmt(d.seconds, 2)} s`).join(", ")}.`);
   process.exit(0);
 }

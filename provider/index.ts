@@ -21,6 +21,8 @@ export type { ContainerNetworkArgs, EtcdConnectionArgs } from "./network/contain
 export type { NetworkMode } from "./network/networkSpec";
 export { HostAllocation } from "./ipam/hostAllocation";
 export type { HostAllocationArgs } from "./ipam/hostAllocation";
+export { SharedEtcdConnection } from "./etcd/sharedConnection";
+export type { ConnectionRef } from "./etcd/sharedConnection";
 export { RouterRoute } from "./router/routerRoute";
 export type { RouterArgs } from "./router/routerRoute";
 export { NodeAgent } from "./agent/nodeAgent";

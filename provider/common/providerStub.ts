@@ -8,7 +8,8 @@ import * as fs from "fs";
 import * as path from "path";
 import type * as pulumi from "@pulumi/pulumi";
 
-const METHODS = ["check", "diff", "create", "read", "update", "delete"] as const;
+// configure: an explicit provider's config (provider/etcd/sharedConnection.ts), before any other method.
+const METHODS = ["configure", "check", "diff", "create", "read", "update", "delete"] as const;
 
 /** The package root above `file` (the nearest directory with a package.json), or undefined. */
 function packageRoot(file: string): string | undefined {
@@ -78,16 +79,16 @@ function distIsCurrent(root: string): boolean {
 /**
  * The compiled JavaScript of `moduleFile`: itself when it is JavaScript (the installed package);
  * for a TypeScript source (a checkout run by ts-node), dist/<same path>.js of the package when
- * dist/ is built from the current sources; else undefined (stale or unbuilt: the caller keeps
- * the provider's own code, which is always current).
+ * dist/ is built from the current sources (or `evenIfStale`); else undefined (stale or unbuilt:
+ * the caller keeps the provider's own code, which is always current).
  */
-export function compiledModule(moduleFile: string): string | undefined {
+export function compiledModule(moduleFile: string, evenIfStale = false): string | undefined {
   if (moduleFile.endsWith(".js")) return moduleFile;
   if (!moduleFile.endsWith(".ts")) return undefined;
   const root = packageRoot(moduleFile);
   if (!root) return undefined;
   const compiled = path.join(root, "dist", path.relative(root, moduleFile)).replace(/\.ts$/, ".js");
-  return fs.existsSync(compiled) && distIsCurrent(root) ? compiled : undefined;
+  return fs.existsSync(compiled) && (evenIfStale || distIsCurrent(root)) ? compiled : undefined;
 }
 
 /** How the stub finds the module again: its absolute path, and the package's name + subpath for a moved package. */
@@ -111,8 +112,10 @@ function moduleAddress(file: string): { file: string; packageSpecifier?: string 
  * fails saying so (reinstall the package, or run one `pulumi up` from the moved project).
  */
 export function lightProvider<P extends pulumi.dynamic.ResourceProvider>(provider: P, moduleFile: string, exportName: string): P {
-  // BPFNET_PROVIDER_STUB=0: the provider's own code in the state, as before (bench/networkScale.ts's baseline).
-  const compiled = process.env.BPFNET_PROVIDER_STUB === "0" ? undefined : compiledModule(moduleFile);
+  // BPFNET_PROVIDER_STUB=0: the provider's own code in the state, as before (bench/networkScale.ts's baseline);
+  // "force": dist/ even when a source is newer (a checkout others edit while a bench or test runs on a fresh build).
+  const mode = process.env.BPFNET_PROVIDER_STUB;
+  const compiled = mode === "0" ? undefined : compiledModule(moduleFile, mode === "force");
   if (!compiled) return provider;
   const { file, packageSpecifier } = moduleAddress(compiled);
   const call = (method: string, args: unknown[]): unknown => {

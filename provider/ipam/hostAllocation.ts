@@ -4,7 +4,8 @@
 import * as pulumi from "@pulumi/pulumi";
 import { checkAllocationSpec } from "./allocationSpec";
 import { ContainerNetwork, EtcdConnectionArgs, secretConnection, withSecretConnection } from "../network/containerNetwork";
-import { EtcdConnection, connectionProblems, plainConnection, withEtcd } from "../etcd/etcdClient";
+import { EtcdConnection, withEtcd } from "../etcd/etcdClient";
+import { ConnectionRef, SharedEtcdConnection, configureSharedConnection, resolveConnection, storedConnection, storedConnectionProblems } from "../etcd/sharedConnection";
 import { Allocation, allocate, inspectHost, isIpamError, release } from "./ipamStore";
 import { hostKey } from "../etcd/keys";
 import { isUnknown } from "../common/unknown";
@@ -12,7 +13,8 @@ import { canonicalCidr, gatewayIp, parseCidr } from "./cidr";
 import { lightProvider } from "../common/providerStub";
 
 export interface HostAllocationInputs {
-  connection: EtcdConnection;
+  /** The connection, or (provider: a SharedEtcdConnection) its reference. */
+  connection: EtcdConnection | ConnectionRef;
   prefix: string;
   networkName?: string;
   host: string;
@@ -22,7 +24,7 @@ export interface HostAllocationInputs {
 }
 
 export interface HostAllocationOutputs {
-  connection: EtcdConnection;
+  connection: EtcdConnection | ConnectionRef;
   prefix: string;
   networkName?: string;
   host: string;
@@ -50,14 +52,14 @@ function fail(message: string): never {
 
 function validated(inputs: HostAllocationInputs): HostAllocationInputs & { prefix: string } {
   const { inputs: checked, failures } = checkAllocationSpec(inputs);
-  failures.push(...connectionProblems(inputs.connection));
+  failures.push(...storedConnectionProblems(inputs.connection));
   if (failures.length) fail(failures.map((f) => f.reason).join("; "));
   return checked as unknown as HostAllocationInputs;
 }
 
 function outsOf(inputs: HostAllocationInputs, a: Allocation): HostAllocationOutputs {
   return {
-    connection: plainConnection(inputs.connection),
+    connection: storedConnection(inputs.connection),
     prefix: inputs.prefix,
     ...(typeof inputs.networkName === "string" ? { networkName: inputs.networkName } : {}),
     host: inputs.host,
@@ -74,7 +76,7 @@ function outsOf(inputs: HostAllocationInputs, a: Allocation): HostAllocationOutp
 
 async function ensure(inputs: HostAllocationInputs, allocationId: string): Promise<HostAllocationOutputs> {
   try {
-    const a = await withEtcd(inputs.connection, (c) =>
+    const a = await withEtcd(resolveConnection(inputs.connection), (c) =>
       allocate(c, {
         prefix: inputs.prefix,
         host: inputs.host,
@@ -108,9 +110,14 @@ async function ensure(inputs: HostAllocationInputs, allocationId: string): Promi
 }
 
 export const hostAllocationProvider: pulumi.dynamic.ResourceProvider<HostAllocationInputs, HostAllocationOutputs> = {
+  // A SharedEtcdConnection's config: the connection its resources' references name.
+  async configure(req) {
+    configureSharedConnection(req);
+  },
+
   async check(_olds: HostAllocationInputs, news: HostAllocationInputs) {
     const { inputs, failures } = checkAllocationSpec(news);
-    failures.push(...connectionProblems(news.connection));
+    failures.push(...storedConnectionProblems(news.connection));
     return { inputs: inputs as unknown as HostAllocationInputs, failures };
   },
 
@@ -126,7 +133,7 @@ export const hostAllocationProvider: pulumi.dynamic.ResourceProvider<HostAllocat
       news.requestedCidr !== olds.requestedCidr ||
       news.networkName !== olds.networkName ||
       isUnknown(news.connection) ||
-      JSON.stringify(plainConnection(news.connection)) !== JSON.stringify(plainConnection(olds.connection));
+      JSON.stringify(storedConnection(news.connection)) !== JSON.stringify(storedConnection(olds.connection));
     // Releasing first lets the new allocation take the same host key.
     return { changes, replaces, deleteBeforeReplace: true };
   },
@@ -139,7 +146,7 @@ export const hostAllocationProvider: pulumi.dynamic.ResourceProvider<HostAllocat
 
   async read(id: string, props?: HostAllocationOutputs) {
     if (!props) return { id: "" };
-    const view = await withEtcd(props.connection, (c) => inspectHost(c, props.prefix, props.host));
+    const view = await withEtcd(resolveConnection(props.connection), (c) => inspectHost(c, props.prefix, props.host));
     const rec = view.host?.record;
     const owner = view.cidr?.record;
     // Both records present and still ours, else the allocation is gone (removed by hand or
@@ -150,7 +157,7 @@ export const hostAllocationProvider: pulumi.dynamic.ResourceProvider<HostAllocat
     const cidr = canonicalCidr(rec.cidr)!;
     return {
       id,
-      props: { ...props, connection: plainConnection(props.connection), podCidr: cidr, gatewayIp: gatewayIp(parseCidr(cidr)!), revision: view.host!.kv.modRevision },
+      props: { ...props, connection: storedConnection(props.connection), podCidr: cidr, gatewayIp: gatewayIp(parseCidr(cidr)!), revision: view.host!.kv.modRevision },
     };
   },
 
@@ -161,7 +168,7 @@ export const hostAllocationProvider: pulumi.dynamic.ResourceProvider<HostAllocat
   },
 
   async delete(_id: string, props: HostAllocationOutputs) {
-    await withEtcd(props.connection, (c) =>
+    await withEtcd(resolveConnection(props.connection), (c) =>
       release(c, { prefix: props.prefix, host: props.host, allocationId: props.allocationId, ...(props.podCidr ? { podCidr: props.podCidr } : {}) }),
     );
   },
@@ -185,7 +192,11 @@ export interface HostAllocationArgs {
   requestedCidr?: pulumi.Input<string>;
 }
 
-/** One host's pod CIDR, held in etcd under <prefix>/ipam/v1/. */
+/**
+ * One host's pod CIDR, held in etcd under <prefix>/ipam/v1/. With a SharedEtcdConnection as its
+ * `provider` option (as Network gives it), the state stores the connection's reference instead
+ * of the connection (~10 KB less per host).
+ */
 export class HostAllocation extends pulumi.dynamic.Resource {
   declare public readonly connection: pulumi.Output<EtcdConnection>;
   declare public readonly prefix: pulumi.Output<string>;
@@ -203,11 +214,13 @@ export class HostAllocation extends pulumi.dynamic.Resource {
     const net = args.network;
     const connection = args.connection ?? net?.connection;
     if (connection === undefined) throw new Error(`HostAllocation ${name}: give connection or network`);
+    // Served by a SharedEtcdConnection: the state keeps the connection's reference, the provider's config the connection.
+    const shared = opts?.provider instanceof SharedEtcdConnection ? opts.provider : undefined;
     super(
       lightProvider(hostAllocationProvider, __filename, "hostAllocationProvider"),
       name,
       {
-        connection: secretConnection(connection as pulumi.Input<EtcdConnectionArgs>),
+        connection: shared ? shared.ref : secretConnection(connection as pulumi.Input<EtcdConnectionArgs>),
         prefix: args.prefix ?? (args.networkName === undefined ? net?.prefix : undefined),
         networkName: args.networkName,
         host: args.host,

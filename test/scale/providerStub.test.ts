@@ -122,7 +122,7 @@ test("every bpfnet provider serializes to a ~3 KB stub instead of its code (meas
   }
   process.stderr.write(`serialized provider bytes [own code, stub]: ${JSON.stringify(sizes)}\n`);
   for (const [full, light] of Object.values(sizes)) {
-    expect(light).toBeLessThan(3_000);
+    expect(light).toBeLessThan(3_500);
     expect(full).toBeGreaterThan(3 * light);
   }
 }, 120_000);

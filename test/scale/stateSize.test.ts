@@ -2,19 +2,22 @@
 // HostAllocations on a TLS etcd): every dynamic resource stores a stub provider, not its code; a
 // stack made with the providers' code (as before the stub) still refreshes, updates and destroys
 // after the upgrade and takes the stub on its next update; refresh sees drift; no credential is
-// stored in plaintext.
+// stored in plaintext. HostAllocations served by a SharedEtcdConnection store the connection's
+// hash, the connection once in the provider's config; an old stack moves to it in place.
 import * as path from "path";
 import { LocalWorkspace, PulumiCommand, Stack } from "@pulumi/pulumi/automation";
 import { startEtcd, TestEtcd } from "../support/etcd";
 import { pulumiEnv, removeStack, TOOLS } from "../support/pulumi";
 import { sizeByType, storedState } from "../support/stateSize";
-import { getValue, keysUnder, putValue } from "../etcd/helpers";
+import { deleteKey, getValue, keysUnder, putValue } from "../etcd/helpers";
 import { compiledModule } from "../../provider/common/providerStub";
+import { cidrKey, hostKey } from "../../provider/etcd/keys";
 
 const PROJECT = path.join(__dirname, "projects", "stateSize");
 const PREFIX = "/bpfnet/statesize";
 let etcd: TestEtcd;
 let stack: Stack;
+let shared: Stack | undefined;
 
 /** Switches the provider the program registers: its own code ("0", as stacks made before the stub hold) or the stub. */
 function useStub(on: boolean): void {
@@ -34,6 +37,7 @@ beforeAll(async () => {
 }, 120_000);
 
 afterAll(async () => {
+  if (shared) await removeStack(shared);
   if (stack) await removeStack(stack);
   await etcd?.stop();
 }, 300_000);
@@ -89,4 +93,47 @@ test("an old stack (providers' code in state) upgrades to the stub: refresh, upd
   // The old allocations (their state still holds the providers' code in outputs) and the new one are released.
   await stack.destroy();
   expect(await keysUnder(etcd.connection, `${PREFIX}/`)).toEqual([]);
+}, 600_000);
+
+test("a SharedEtcdConnection holds the connection once: allocations store its hash, upgrade in place, refresh, drift, destroy", async () => {
+  const pulumiCommand = await PulumiCommand.get({ root: TOOLS });
+  // "force": the stub (and its forwarding of the provider's config) even if someone edits a source meanwhile; dist/ was current at the start.
+  shared = await LocalWorkspace.createOrSelectStack({ stackName: `statesize-shared-${process.pid}`, workDir: PROJECT }, { pulumiCommand, envVars: { ...pulumiEnv(), BPFNET_PROVIDER_STUB: "force" } });
+  const prefix = "/bpfnet/shared";
+  await shared.setConfig("statesize:etcd", { value: JSON.stringify(etcd.connection), secret: true });
+  await shared.setConfig("statesize:name", { value: "shared" });
+  await shared.setConfig("statesize:hosts", { value: "2" });
+  // As a stack made before: every allocation stores the connection (inputs and outputs).
+  const before = await shared.up();
+  const inline = sizeByType((await storedState(shared)).resources)["bpfnet:HostAllocation"];
+  expect(inline.credentials).toBeGreaterThan(6_000);
+
+  // The upgrade: the allocations move to the shared provider in place (updated, not replaced: same CIDRs).
+  await shared.setConfig("statesize:shared", { value: "true" });
+  const moved = await shared.up();
+  expect(moved.summary.resourceChanges).toEqual({ same: 2, create: 1, update: 2 }); // the provider created
+  expect(moved.outputs.podCidrs.value).toEqual(before.outputs.podCidrs.value);
+  const { text, resources } = await storedState(shared);
+  const sizes = sizeByType(resources);
+  process.stderr.write(`HostAllocation stored bytes, connection inline: ${JSON.stringify(inline)}; by reference: ${JSON.stringify(sizes["bpfnet:HostAllocation"])}\n`);
+  expect(sizes["bpfnet:HostAllocation"].credentials).toBeLessThan(1_000);
+  expect(sizes["bpfnet:HostAllocation"].provider).toBeLessThan(2 * 3_500); // the stub, inputs and outputs
+  const providerState = resources.find((r) => r.type === "pulumi:providers:pulumi-nodejs" && String(r.urn).endsWith("::etcd"))!;
+  expect(providerState.inputs?.["bpfnet:etcdConnection"]).toEqual(expect.objectContaining({ ciphertext: expect.any(String) }));
+  expect(text).not.toMatch(/BEGIN|PRIVATE KEY|CERTIFICATE/);
+  expect(text).not.toContain(etcd.connection.keyPem!.split(/\r?\n/)[3]);
+
+  // Refresh reads through the provider's config; drift (an allocation released behind Pulumi) is seen and repaired.
+  expect((await shared.up()).summary.resourceChanges).toEqual({ same: 5 });
+  const released = moved.outputs.podCidrs.value[1] as string;
+  await deleteKey(etcd.connection, hostKey(prefix, "host-1"));
+  await deleteKey(etcd.connection, cidrKey(prefix, released));
+  await shared.refresh();
+  expect((await storedState(shared)).resources.filter((r) => r.type.endsWith("bpfnet:HostAllocation")).length).toBe(1);
+  expect((await shared.up()).summary.resourceChanges).toEqual({ same: 4, create: 1 });
+  expect(await getValue(etcd.connection, hostKey(prefix, "host-1"))).not.toBeNull();
+
+  // Destroy releases every allocation with the connection from the provider's config.
+  await shared.destroy();
+  expect(await keysUnder(etcd.connection, `${prefix}/`)).toEqual([]);
 }, 600_000);
