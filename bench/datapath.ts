@@ -718,6 +718,24 @@ async function pingVariants(ctx: Ctx, s: ModeSetup, mode: Mode, octet: number, P
   }));
 }
 
+/**
+ * Throughput A/A (l3): the baseline against its second pair (pingVariants' containers: the same
+ * kernel path twice), alternating as measurePaths does, so the run says how far two identical
+ * paths' iperf3 medians differ here: a bpfnet/baseline throughput ratio inside that spread is noise.
+ */
+async function throughputAA(ctx: Ctx, s: ModeSetup, octet: number, P: Params, log: (s: string) => void): Promise<string> {
+  const pair: Path[] = [s.paths[1], { name: "baseline", client: "bdpcl1c", server: "bdpcl2c", serverIp: `10.${octet}.65.3` }];
+  await startIperfServer(ctx.children, pair[1].server, IPERF_PORT);
+  const gbps: number[][] = [[], []];
+  for (let r = 0; r < P.iperfRuns; r++) {
+    for (const i of r % 2 === 0 ? [0, 1] : [1, 0]) gbps[i].push((await iperf(ctx.children, pair[i].client, pair[i].serverIp, IPERF_PORT, P.iperfSeconds)).gbps);
+  }
+  const perRun = gbps[1].map((g, r) => fmt(g / gbps[0][r], 2)).join(" ");
+  const line = `throughput A/A (the baseline's second pair / the baseline, ${P.iperfRuns} alternating iperf3 runs): median ${fmt(median(gbps[1]) / median(gbps[0]), 3)}×, per run ${perRun}`;
+  log(`  ${line}`);
+  return line;
+}
+
 /** bench/lib/pass_tc.c built into a temporary object (an empty tc program for the attribution). */
 function buildPassProgram(): string {
   const out = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "bdp-pass-")), "pass_tc.o");
@@ -847,6 +865,7 @@ async function measureMode(ctx: Ctx, mode: Mode, P: Params, octet: number, log: 
     checks.push(`router routes: ${routes.map((r) => r.trim()).join("; ")}`);
   }
   const variants = P.variantRounds > 0 ? await pingVariants(ctx, s, mode, octet, P, log) : [];
+  if (mode === "l3" && P.variantRounds > 0) checks.push(await throughputAA(ctx, s, octet, P, log));
   checks.push(await agentProblems(s.agents));
   return {
     mode,
