@@ -19,9 +19,13 @@ let etcd: TestEtcd;
 let stack: Stack;
 let shared: Stack | undefined;
 
-/** Switches the provider the program registers: its own code ("0", as stacks made before the stub hold) or the stub. */
+/**
+ * Switches the provider the program registers: its own code ("0", as stacks made before the stub
+ * hold) or the stub ("force": dist/ was current at the start; a source someone edits meanwhile
+ * must not switch the stub off mid-test).
+ */
 function useStub(on: boolean): void {
-  (stack.workspace as LocalWorkspace).envVars.BPFNET_PROVIDER_STUB = on ? "1" : "0";
+  (stack.workspace as LocalWorkspace).envVars.BPFNET_PROVIDER_STUB = on ? "force" : "0";
 }
 
 beforeAll(async () => {
