@@ -132,10 +132,12 @@ export class Agent {
     const cached = this.store.loadNetwork();
     const maxEntries = maxEntriesByMapName(cfg.mapSizes ?? {});
     const loading = Datapath.load(cfg.bpffsDir, cfg.bpfObjectDir, log.child("datapath"), maxEntries, cached ? modePrograms(cached.mode) : COMMON_PROGRAMS);
-    const socketLb = ensureSocketLb(cfg.bpffsDir, cfg.bpfObjectDir, log.child("socket-lb"));
     // Awaited at step 3; a stop before then must not leave a rejection unhandled or fds open.
     const dropLoads = () => void loading.then((d) => d.close(), () => undefined);
     loading.catch(() => undefined);
+    // bpf_sock.o after the datapath's maps exist at their sizes (it adopts the pins' sizes; loaded
+    // beside them it could create a map that Datapath.load just unpinned to resize).
+    const socketLb = loading.then(() => ensureSocketLb(cfg.bpffsDir, cfg.bpfObjectDir, log.child("socket-lb")), () => false);
     clock.mark("loadsQueued");
     this.client = connectAgentClient(cfg.etcd);
     this.startWatches();
