@@ -122,9 +122,8 @@ export class Datapath {
 
   /** Attaches (replacing in place) `program` on the device's hook. */
   attach(program: DatapathProgram, ifindex: number): number {
-    const direction = DATAPATH_PROGRAMS[program].direction;
-    const hook = TcHook.open(ifindex, direction);
-    return hook.attach(this.program(program)).progId;
+    const prog = this.program(program); // before the hook is made: a program not loaded changes nothing
+    return TcHook.open(ifindex, DATAPATH_PROGRAMS[program].direction).attach(prog).progId;
   }
 
   /** Removes bpfnet's filter from a hook (used by teardown); absent is fine. */

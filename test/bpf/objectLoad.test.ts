@@ -9,6 +9,8 @@ import { tmpdir } from "os";
 import { join } from "path";
 import { ALL_DATAPATH_PROGRAMS, BpfError, BpfMap, BpfObject, DATAPATH_PROGRAMS, loadDatapathObjectsAsync, objectPath } from "../../bpf";
 import { native } from "../../bpf/native";
+import { COMMON_PROGRAMS, Datapath, deviceProgram, modePrograms } from "../../node-agent/daemon/datapath";
+import { createLogger } from "../../node-agent/daemon/log";
 import { mountTempBpffs, TempBpffs } from "./support/bpffs";
 import { compileRejectedProgram } from "./support/rejectedProgram";
 import { ensureBuilt } from "./support/build";
@@ -113,4 +115,24 @@ test("hostile object paths are one path that does not exist; nothing is created;
   expect(readdirSync(scratch).filter((f) => f.includes("pwned"))).toEqual([]);
   expect(() => native().objectLoad("bad\0path.o", null, null)).toThrow(/must not contain NUL/);
   expect(() => native().objectLoad(objectPath("host"), null, { bpfnet_peers: 0 })).toThrow(/maxEntries.bpfnet_peers must be a number/);
+});
+
+test("the agent's Datapath: only the objects asked for; another object adopted later; one adopted after close is closed at once", async () => {
+  const root = join(bpffs!.dir, "agent");
+  const log = createLogger("error");
+  const dp = await Datapath.load(root, undefined, log, {}, COMMON_PROGRAMS);
+  const later = await loadDatapathObjectsAsync([deviceProgram("vxlan")], root);
+  try {
+    // Refused before any hook is made (ifindex 1 is this namespace's lo: nothing is created on it).
+    expect(() => dp.attach("overlay", 1)).toThrow(/the overlay program \(bpf_overlay.o\) is not loaded/);
+    dp.adopt(later);
+    expect(later.overlay.closed).toBe(false);
+  } finally {
+    dp.close();
+  }
+  expect(later.overlay.closed).toBe(true);
+  const tooLate = await loadDatapathObjectsAsync(["netdev"], root);
+  dp.adopt(tooLate); // a stop while it loaded
+  expect(tooLate.netdev.closed).toBe(true);
+  expect(modePrograms("l3")).toEqual(["lxc", "host", "netdev"]);
 });
