@@ -26,18 +26,15 @@ import * as path from "path";
 import { BpfObject, BpfProgram, defaultObjectDir, loadDatapathObjects, openDatapathMaps, testRun } from "../bpf";
 import { run, tryRun } from "../lab/sh";
 import { mountTempBpffs } from "../test/bpf/support/bpffs";
-import { ip, linkInfo } from "../test/bpf/support/netns";
+import { addL3Underlay, REMOTE_POD, REMOTE_PREFIX, ROUTER_MAC } from "../test/bpf/support/l3Underlay";
 import { icmpEcho, icmpEchoReply } from "../test/bpf/support/packets";
-import { addNetns, deleteNetns } from "../test/bpf/support/topology";
+import { deleteNetns } from "../test/bpf/support/topology";
 import { fmt, markdownTable, median } from "./lib/stats";
 
 const REPO = path.resolve(__dirname, "..");
 const NS = "bftlxccost";
 const LOOPBACK = 1;
 const POD_A = { ip: "10.252.1.1", mac: "02:00:00:00:02:01" };
-const REMOTE_POD = "10.252.128.5";
-const NEXT_HOP = "10.253.0.2";
-const ROUTER_MAC = "02:00:00:00:0f:01";
 /** The commit before the per-packet cuts (docs/benchmarks.md "bpf_lxc per-packet cost"). */
 const BEFORE_CUTS = "95c9277";
 
@@ -93,18 +90,11 @@ function main(): void {
     const maps = openDatapathMaps(bpffs.dir);
     opened.push(maps);
 
-    addNetns(NS);
-    ip("-n", NS, "link", "add", "ul0", "type", "veth", "peer", "name", "ul1");
-    for (const dev of ["ul0", "ul1"]) ip("-n", NS, "link", "set", dev, "up");
-    ip("-n", NS, "addr", "add", "10.253.0.1/24", "dev", "ul0");
-    ip("-n", NS, "route", "add", "10.252.128.0/24", "via", NEXT_HOP, "dev", "ul0");
-    ip("-n", NS, "neigh", "replace", NEXT_HOP, "lladdr", ROUTER_MAC, "dev", "ul0", "nud", "permanent");
-    run("ip", ["netns", "exec", NS, "sysctl", "-qw", "net.ipv4.ip_forward=1"]);
-    const underlay = linkInfo(NS, "ul0");
+    const underlay = addL3Underlay(NS);
     // The sender sits on lo (a test run's packets appear there); the replies' receiver is "on" ul1 for redirect_peer.
     maps.config.set({ mode: "l3", vni: 0, vxlanIfindex: 0, hostIfindex: 4444, gateway: "10.252.1.254" });
     maps.endpoints.set(POD_A.ip, { ifindex: LOOPBACK, endpointId: 16, mac: POD_A.mac, nodeMac: "0a:00:00:00:02:01" });
-    maps.routes.set("10.252.128.0/24", { ifindex: underlay.ifindex });
+    maps.routes.set(REMOTE_PREFIX, { ifindex: underlay.ifindex });
 
     const out = icmpEcho({ srcMac: POD_A.mac, dstMac: "02:00:00:00:00:fe", src: POD_A.ip, dst: REMOTE_POD, ttl: 64 });
     const back = icmpEchoReply({ srcMac: ROUTER_MAC, dstMac: underlay.mac, src: REMOTE_POD, dst: POD_A.ip, ttl: 62 });

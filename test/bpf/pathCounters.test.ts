@@ -11,9 +11,10 @@ import { decodeMetricsKey, sumPerCpuCounters } from "../../bpf/abi";
 import type { Counters, MetricsKey } from "../../bpf";
 import { countedAs, PATH_VERDICT, withPathTotals } from "../../bpf/pathCounters";
 import { loadTestDatapath, TestDatapath } from "./support/datapath";
-import { ip, linkInfo } from "./support/netns";
+import { addL3Underlay, REMOTE_POD, REMOTE_PREFIX, ROUTER_MAC } from "./support/l3Underlay";
+import { ip } from "./support/netns";
 import { icmpEcho, icmpEchoReply } from "./support/packets";
-import { addNetns, deleteNetns } from "./support/topology";
+import { deleteNetns } from "./support/topology";
 
 const row = (id: number, direction: "ingress" | "egress", reason: number, packets: number, bytes = packets * 100) => ({
   id,
@@ -69,9 +70,6 @@ describe("path counters read as their verdicts (pure)", () => {
 const NS = "bftpathcnt";
 const LOOPBACK = 1;
 const POD_A = { ip: "10.252.1.1", mac: "02:00:00:00:02:01" };
-const REMOTE_POD = "10.252.128.5";
-const NEXT_HOP = "10.253.0.2";
-const ROUTER_MAC = "02:00:00:00:0f:01";
 
 describe("the datapath updates one counter per packet on a path", () => {
   let t: TestDatapath;
@@ -82,19 +80,12 @@ describe("the datapath updates one counter per packet on a path", () => {
 
   beforeAll(() => {
     t = loadTestDatapath();
-    addNetns(NS);
-    ip("-n", NS, "link", "add", "ul0", "type", "veth", "peer", "name", "ul1");
-    for (const dev of ["ul0", "ul1"]) ip("-n", NS, "link", "set", dev, "up");
-    ip("-n", NS, "addr", "add", "10.253.0.1/24", "dev", "ul0");
-    ip("-n", NS, "route", "add", "10.252.128.0/24", "via", NEXT_HOP, "dev", "ul0");
+    const underlay = addL3Underlay(NS);
     ip("-n", NS, "route", "add", "unreachable", "10.252.130.0/24");
-    ip("-n", NS, "neigh", "replace", NEXT_HOP, "lladdr", ROUTER_MAC, "dev", "ul0", "nud", "permanent");
-    ip("netns", "exec", NS, "sysctl", "-qw", "net.ipv4.ip_forward=1");
-    const underlay = linkInfo(NS, "ul0");
     underlayMac = underlay.mac;
     t.maps.config.set({ mode: "l3", vni: 0, vxlanIfindex: 0, hostIfindex: 4444, gateway: "10.252.1.254" });
     t.maps.endpoints.set(POD_A.ip, { ifindex: LOOPBACK, endpointId: 16, mac: POD_A.mac, nodeMac: "0a:00:00:00:02:01" });
-    for (const cidr of ["10.252.128.0/24", "10.252.130.0/24"]) t.maps.routes.set(cidr, { ifindex: underlay.ifindex });
+    for (const cidr of [REMOTE_PREFIX, "10.252.130.0/24"]) t.maps.routes.set(cidr, { ifindex: underlay.ifindex });
     raw = BpfMap.open(join(t.bpffs.dir, "bpfnet_metrics"));
   });
 
