@@ -65,6 +65,12 @@ function evictCaches(): void {
   evictBuf.fill(++evictByte & 0xff);
 }
 
+/** The verified (xlated) and JIT-compiled sizes of a loaded program, from bpftool. */
+function programSizes(prog: BpfProgram): string {
+  const shown = JSON.parse(run("bpftool", ["-j", "prog", "show", "id", String(prog.info().id)])) as { bytes_xlated?: number; bytes_jited?: number };
+  return `${shown.bytes_xlated ?? "?"} / ${shown.bytes_jited ?? "?"}`;
+}
+
 interface Variant {
   what: string;
   prog: BpfProgram;
@@ -125,8 +131,8 @@ function main(): void {
     console.log(`cold = one run after evicting ${evictBuf.length >> 20} MB; ${rounds} samples each, interleaved; load ${os.loadavg().map((l) => l.toFixed(2)).join(" ")}`);
     console.log(
       markdownTable(
-        ["program, path", "cold p50 ns", "cold − empty ns", "warm ns (1000 repeats, p50)"],
-        variants.map((v, i) => [v.what, fmt(median(cold[i]), 0), fmt(median(cold[i]) - floor, 0), fmt(median(warm[i]), 0)]),
+        ["program, path", "cold p50 ns", "cold − empty ns", "warm ns (1000 repeats, p50)", "bytes xlated / jited"],
+        variants.map((v, i) => [v.what, fmt(median(cold[i]), 0), fmt(median(cold[i]) - floor, 0), fmt(median(warm[i]), 0), programSizes(v.prog)]),
       ),
     );
   } finally {
