@@ -15,7 +15,8 @@ import type { MetricsEntry, VerdictEntry } from "../../bpf/maps";
 import { parseAgentConfig } from "../../node-agent/config";
 import { dropRows, endpointIdentities, forwardRows, verdictRows } from "../../node-agent/metrics/agentMetrics";
 import { defineCounter, defineGauge, registry, setCounter } from "../../node-agent/metrics/registry";
-import { agentConfig, agentSpecProblems, DEFAULT_METRICS_PORT, NodeAgentSpec } from "../../provider/agent/nodeAgentSpec";
+import { agentConfig, agentSpecProblems, DEFAULT_METRICS_PORT } from "../../provider/agent/nodeAgentSpec";
+import { BUNDLE_SHA256, MINIMAL_NODE_AGENT_SPEC } from "../support/nodeAgentSpec";
 import { listenAddressProblem, splitListenAddress } from "../../provider/common/validate";
 import { MINIMAL_AGENT_CONFIG } from "../agent/support/agentConfig";
 
@@ -44,8 +45,8 @@ test("the agent config: metricsAddress optional (no server when absent), hostile
 });
 
 test("the NodeAgent spec: written to the agent's config when set, checked at preview naming spec.metricsAddress", () => {
-  const spec: NodeAgentSpec = { hostName: "h1", networkPrefix: "/bpfnet/t", installDir: "/opt/bpfnet", stateDir: "/var/lib/bpfnet", bpffsDir: "/sys/fs/bpf/bpfnet", underlayInterface: "eth0", underlayIp: "10.0.1.1", nodePath: "/usr/bin/node" };
-  const sha = "a".repeat(64);
+  const spec = MINIMAL_NODE_AGENT_SPEC;
+  const sha = BUNDLE_SHA256;
   expect(JSON.parse(agentConfig(spec, AGENT.etcd, sha))).not.toHaveProperty("metricsAddress");
   expect(JSON.parse(agentConfig({ ...spec, metricsAddress: `10.0.0.1:${DEFAULT_METRICS_PORT}` }, AGENT.etcd, sha)).metricsAddress).toBe("10.0.0.1:9962");
   expect(agentSpecProblems({ ...spec, metricsAddress: "10.0.0.1:9962" }, sha)).toEqual([]);

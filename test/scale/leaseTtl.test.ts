@@ -9,7 +9,8 @@ import { DEFAULT_LEASE_TTL_SECONDS, parseAgentConfig } from "../../node-agent/co
 import { silentLogger } from "../../node-agent/daemon/log";
 import { Registration } from "../../node-agent/daemon/registration";
 import { nodeAgentProvider } from "../../provider/agent/nodeAgent";
-import { agentConfig, NodeAgentSpec } from "../../provider/agent/nodeAgentSpec";
+import { agentConfig } from "../../provider/agent/nodeAgentSpec";
+import { BUNDLE_SHA256, MINIMAL_NODE_AGENT_SPEC } from "../support/nodeAgentSpec";
 import { MAX_LEASE_TTL_SECONDS } from "../../provider/common/validate";
 import { connect } from "../../provider/etcd/etcdClient";
 import { startEtcd, TestEtcd } from "../support/etcd";
@@ -17,17 +18,8 @@ import { startEtcd, TestEtcd } from "../support/etcd";
 const HOSTILE: unknown[] = ["60", "60; reboot", "$(reboot)", "`id`", "6\n0", "..", '"60"', " 60", 0, -15, 1.5, MAX_LEASE_TTL_SECONDS + 1, Number.NaN, null, {}, [60], true];
 const message = (field: string, v: unknown) => `${field} must be an integer from 1 to ${MAX_LEASE_TTL_SECONDS} (seconds a silent host stays registered), got ${JSON.stringify(v)}`;
 
-const SPEC: NodeAgentSpec = {
-  hostName: "h1",
-  networkPrefix: "/bpfnet/t",
-  installDir: "/opt/bpfnet",
-  stateDir: "/var/lib/bpfnet",
-  bpffsDir: "/sys/fs/bpf/bpfnet",
-  underlayInterface: "eth0",
-  underlayIp: "10.0.1.1",
-  nodePath: "/usr/bin/node",
-};
-const SHA = "b".repeat(64);
+const SPEC = MINIMAL_NODE_AGENT_SPEC;
+const SHA = BUNDLE_SHA256;
 const NETWORK = {
   hosts: [],
   mode: "vxlan",

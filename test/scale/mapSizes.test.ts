@@ -5,7 +5,8 @@ import { networkArgsProblems } from "../../components/networkValidation";
 import type { NetworkArgs } from "../../components/network";
 import { parseAgentConfig } from "../../node-agent/config";
 import { nodeAgentProvider } from "../../provider/agent/nodeAgent";
-import { agentConfig, NodeAgentSpec } from "../../provider/agent/nodeAgentSpec";
+import { agentConfig } from "../../provider/agent/nodeAgentSpec";
+import { BUNDLE_SHA256, MINIMAL_NODE_AGENT_SPEC } from "../support/nodeAgentSpec";
 import {
   COMPILED_MAP_SIZES,
   MAP_SIZE_CEILINGS,
@@ -130,17 +131,8 @@ describe("the sizes as the agent config and NodeAgent carry them", () => {
     expect(mapSizesProblems("mapSizes", { ipcache: MAP_SIZE_CEILINGS.ipcache + 1 })).toHaveLength(1);
   });
 
-  const SPEC: NodeAgentSpec = {
-    hostName: "h1",
-    networkPrefix: "/bpfnet/t",
-    installDir: "/opt/bpfnet",
-    stateDir: "/var/lib/bpfnet",
-    bpffsDir: "/sys/fs/bpf/bpfnet",
-    underlayInterface: "eth0",
-    underlayIp: "10.0.1.1",
-    nodePath: "/usr/bin/node",
-  };
-  const SHA = "a".repeat(64);
+  const SPEC = MINIMAL_NODE_AGENT_SPEC;
+  const SHA = BUNDLE_SHA256;
 
   test("the config file carries them only when a map needs more than its compiled size", () => {
     expect(JSON.parse(agentConfig({ ...SPEC, mapSizes: {} }, { endpoints: ["http://10.0.0.254:2379"] }, SHA))).not.toHaveProperty("mapSizes");
