@@ -91,13 +91,23 @@ describe("resource classes (Pulumi mocks)", () => {
   });
 
   test("register dynamic resources with the serialized provider and a secret connection", async () => {
-    const net = new ContainerNetwork("net", {
-      connection: { endpoints: ["https://10.0.0.5:2379"], caPem: "CA", certPem: "CERT", keyPem: "KEY" },
-      networkName: "m",
-      mode: "vxlan",
-      clusterCidr: "10.1.0.0/16",
-    });
-    const alloc = new HostAllocation("node-1", { network: net, host: "node-1" });
+    // The provider's own code, not the stub a current dist/ gets (test/scale/providerStub.test.ts covers that):
+    // whether dist/ is current must not decide what this test sees.
+    const stub = process.env.BPFNET_PROVIDER_STUB;
+    process.env.BPFNET_PROVIDER_STUB = "0";
+    let net: ContainerNetwork, alloc: HostAllocation;
+    try {
+      net = new ContainerNetwork("net", {
+        connection: { endpoints: ["https://10.0.0.5:2379"], caPem: "CA", certPem: "CERT", keyPem: "KEY" },
+        networkName: "m",
+        mode: "vxlan",
+        clusterCidr: "10.1.0.0/16",
+      });
+      alloc = new HostAllocation("node-1", { network: net, host: "node-1" });
+    } finally {
+      if (stub === undefined) delete process.env.BPFNET_PROVIDER_STUB;
+      else process.env.BPFNET_PROVIDER_STUB = stub;
+    }
     const [netConnSecret, allocConnSecret] = await Promise.all([
       (net.connection as any).isSecret as Promise<boolean>,
       (alloc.connection as any).isSecret as Promise<boolean>,

@@ -75,9 +75,10 @@ describe("a new user installs the packed bpfnet and runs the README's program", 
     expect(outputs.etcdEndpoints).toEqual([`https://${lab.inventory.hosts[0].ssh.host}:2379`]);
   });
 
-  test("the serialized providers in the state require bpfnet's modules by path, and each resolves from the program", () => {
+  test("the providers in the state name bpfnet's modules by package (a serialized require or the stub's packageSpecifier), and each resolves from the program", () => {
     const state = project.pulumi(["stack", "export"]).stdout;
-    const modules = [...new Set([...state.matchAll(/require\(\\"(bpfnet\/[^"\\]+)\\"\)/g)].map((m) => m[1]))];
+    const named = /(?:require\(|packageSpecifier: )\\"(bpfnet\/[^"\\]+)\\"/g;
+    const modules = [...new Set([...state.matchAll(named)].map((m) => m[1]))];
     expect(modules.length).toBeGreaterThan(5);
     for (const m of modules) expect(require.resolve(m, { paths: [project.dir] })).toContain(path.join(project.dir, "node_modules", "bpfnet", "dist"));
   });
