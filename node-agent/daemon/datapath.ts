@@ -1,8 +1,9 @@
 // The BPF side of the agent: loads the objects against the pinned maps (those the network's
-// mode attaches, on libuv's threadpool, at once), attaches the programs, programs the config map. Attaching always replaces in place (same tc handle and
-// priority), so a restarted agent swaps its fresh programs in without a moment where a hook
-// has nothing attached; closing the agent leaves the attachments and the pinned maps in the
-// kernel, and forwarding goes on without it.
+// mode attaches, on libuv's threadpool, at once), attaches the programs, programs the config
+// map. Attaching always replaces in place (same tc handle and priority), so a restarted agent
+// swaps its fresh programs in without a moment where a hook has nothing attached; closing the
+// agent leaves the attachments and the pinned maps in the kernel, and forwarding goes on
+// without it.
 import * as fs from "fs";
 import {
   BpfProgram,

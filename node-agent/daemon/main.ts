@@ -15,6 +15,7 @@ import { randomUUID } from "crypto";
 import * as path from "path";
 import type { DeleteBuilder, Etcd3, PutBuilder } from "etcd3";
 import { connectFromProxy, reasonName, transparentListener, Verdict, Endpoint, openLbMaps, LbMaps, EndpointFlags, loadDatapathObjectsAsync, defaultObjectDir } from "../../bpf";
+import type { DatapathObjectSet, DatapathProgram } from "../../bpf";
 import { withMonitorFlags } from "../../bpf/abi";
 import { configKey, healthDir, ipamHostsDir, nodeKey, nodesDir, SCHEMA_VERSION } from "../../provider/etcd/keys";
 import { listPrefix } from "../../provider/etcd/etcdOps";
@@ -132,8 +133,13 @@ export class Agent {
     const cached = this.store.loadNetwork();
     const maxEntries = maxEntriesByMapName(cfg.mapSizes ?? {});
     const loading = Datapath.load(cfg.bpffsDir, cfg.bpfObjectDir, log.child("datapath"), maxEntries, cached ? modePrograms(cached.mode) : COMMON_PROGRAMS);
+    // The mode's device program when the cache did not name the mode (queued once etcd does).
+    let modeLoading: Promise<DatapathObjectSet<DatapathProgram>> | undefined;
     // Awaited at step 3; a stop before then must not leave a rejection unhandled or fds open.
-    const dropLoads = () => void loading.then((d) => d.close(), () => undefined);
+    const dropLoads = () => {
+      void loading.then((d) => d.close(), () => undefined);
+      void modeLoading?.then((o) => o.close(), () => undefined);
+    };
     loading.catch(() => undefined);
     // bpf_sock.o after the datapath's maps exist at their sizes (it adopts the pins' sizes; loaded
     // beside them it could create a map that Datapath.load just unpinned to resize).
@@ -154,7 +160,7 @@ export class Agent {
     if (this.stopping) return dropLoads();
     const net = this.net;
     this.pod = podNetwork(net.podCidr);
-    const modeLoading = cached ? undefined : loadDatapathObjectsAsync([deviceProgram(net.mode)], cfg.bpffsDir, cfg.bpfObjectDir ?? defaultObjectDir(), maxEntries);
+    modeLoading = cached ? undefined : loadDatapathObjectsAsync([deviceProgram(net.mode)], cfg.bpffsDir, cfg.bpfObjectDir ?? defaultObjectDir(), maxEntries);
     modeLoading?.catch(() => undefined);
     // The L7 proxy (vxlan mode: the datapath hands it connections at tc ingress only, and in l3
     // mode other hosts' packets reach pods at bpf_host's egress hook): its listener and policy
@@ -386,7 +392,7 @@ export class Agent {
     await (await this.l7Starting)?.proxy.close();
     await Promise.all(this.watches.map((w) => w.stop()));
     await this.registration?.stop();
-    this.client.close();
+    this.client?.close(); // unset when start() stopped before connecting
     this.datapath?.close();
   }
 
