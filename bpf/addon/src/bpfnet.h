@@ -113,6 +113,23 @@ class NetnsScope {
   int original_ = -1;
 };
 
+// Work on libuv's threadpool whose outcome is a Promise: Execute() off the JS thread, then the
+// subclass's OnOK settles `deferred_`; an error thrown by the worker rejects it. Start() queues
+// the worker (it deletes itself when done) and returns the Promise.
+class PromiseWorker : public Napi::AsyncWorker {
+ public:
+  static Napi::Promise Start(PromiseWorker* worker) {
+    Napi::Promise promise = worker->deferred_.Promise();
+    worker->Queue();
+    return promise;
+  }
+
+ protected:
+  explicit PromiseWorker(Napi::Env env) : Napi::AsyncWorker(env), deferred_(Napi::Promise::Deferred::New(env)) {}
+  void OnError(const Napi::Error& e) override { deferred_.Reject(e.Value()); }
+  Napi::Promise::Deferred deferred_;
+};
+
 // Opening and loading one object file (objectLoad.cc), shared by the synchronous ObjectHandle
 // constructor and the asynchronous objectLoad: what to load, read from JS arguments
 // (path, pinRoot?, maxEntries?), then the libbpf calls, which touch no JS.

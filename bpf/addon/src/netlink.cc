@@ -116,16 +116,10 @@ bool Transact(int fd, std::vector<uint8_t>& request, uint32_t seq, std::vector<s
   }
 }
 
-class NetlinkWorker : public Napi::AsyncWorker {
+class NetlinkWorker : public PromiseWorker {
  public:
   NetlinkWorker(Napi::Env env, std::string netns, std::vector<std::vector<uint8_t>> requests, std::vector<std::vector<uint32_t>> patches)
-      : Napi::AsyncWorker(env),
-        deferred_(Napi::Promise::Deferred::New(env)),
-        netns_(std::move(netns)),
-        requests_(std::move(requests)),
-        patches_(std::move(patches)) {}
-
-  Napi::Promise Promise() { return deferred_.Promise(); }
+      : PromiseWorker(env), netns_(std::move(netns)), requests_(std::move(requests)), patches_(std::move(patches)) {}
 
  protected:
   void Execute() override {
@@ -174,10 +168,7 @@ class NetlinkWorker : public Napi::AsyncWorker {
     deferred_.Resolve(out);
   }
 
-  void OnError(const Napi::Error& e) override { deferred_.Reject(e.Value()); }
-
  private:
-  Napi::Promise::Deferred deferred_;
   std::string netns_;
   std::vector<std::vector<uint8_t>> requests_;
   std::vector<std::vector<uint32_t>> patches_;
@@ -226,10 +217,7 @@ Napi::Value NetlinkTransact(const Napi::CallbackInfo& info) {
       }
     }
   }
-  auto* worker = new NetlinkWorker(env, netns, std::move(requests), std::move(patches));
-  Napi::Promise promise = worker->Promise();
-  worker->Queue();
-  return promise;
+  return PromiseWorker::Start(new NetlinkWorker(env, netns, std::move(requests), std::move(patches)));
 }
 
 }  // namespace

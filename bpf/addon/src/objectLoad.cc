@@ -68,14 +68,11 @@ bpf_object* OpenAndLoad(const LoadRequest& request, LoadFailure& failure) {
 
 namespace {
 
-class LoadWorker : public Napi::AsyncWorker {
+class LoadWorker : public PromiseWorker {
  public:
-  LoadWorker(Napi::Env env, LoadRequest request)
-      : Napi::AsyncWorker(env), deferred_(Napi::Promise::Deferred::New(env)), request_(std::move(request)) {}
+  LoadWorker(Napi::Env env, LoadRequest request) : PromiseWorker(env), request_(std::move(request)) {}
 
   ~LoadWorker() override { bpf_object__close(obj_); }  // a load nobody took (NULL is fine)
-
-  Napi::Promise Promise() { return deferred_.Promise(); }
 
  protected:
   void Execute() override {
@@ -96,10 +93,7 @@ class LoadWorker : public Napi::AsyncWorker {
     }
   }
 
-  void OnError(const Napi::Error& e) override { deferred_.Reject(e.Value()); }
-
  private:
-  Napi::Promise::Deferred deferred_;
   LoadRequest request_;
   bpf_object* obj_ = nullptr;
   LoadFailure failure_;
@@ -109,10 +103,7 @@ class LoadWorker : public Napi::AsyncWorker {
 // objectLoad(path, pinRoot?, maxEntries?) → Promise<ObjectHandle>: the constructor's
 // work on the threadpool; a failure rejects with the same BpfError (and the load's libbpf output).
 Napi::Value ObjectLoad(const Napi::CallbackInfo& info) {
-  auto* worker = new LoadWorker(info.Env(), ParseLoadRequest(info));
-  Napi::Promise promise = worker->Promise();
-  worker->Queue();
-  return promise;
+  return PromiseWorker::Start(new LoadWorker(info.Env(), ParseLoadRequest(info)));
 }
 
 }  // namespace
