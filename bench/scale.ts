@@ -287,7 +287,6 @@ async function main(): Promise<void> {
         continue;
       }
       const before = await sampleEtcd(etcd, perMember, admin, prefix);
-      const rampStart = before;
       ipcachePasses.length = 0;
       const agentBefore = sim.agents.map((a) => a.stats);
       const cpu0 = process.cpuUsage();
@@ -356,9 +355,9 @@ async function main(): Promise<void> {
         watchBytesPerSecond: perAgent((s) => s.bytes),
         harnessCpuPercent: (100 * (cpu.user + cpu.system)) / 1e6 / rampSeconds,
         mapFull: sim.agents.reduce((n, a) => n + a.stats.mapFull, 0),
-        txnsPerJoin: (rampEnd.txns! - rampStart.txns!) / ramped,
-        rangesPerJoin: (rampEnd.ranges! - rampStart.ranges!) / ramped,
-        keepalivesPerSecond: (rampEnd.keepalives! - rampStart.keepalives!) / ((rampEnd.at - rampStart.at) / 1000),
+        txnsPerJoin: (rampEnd.txns! - before.txns!) / ramped,
+        rangesPerJoin: (rampEnd.ranges! - before.ranges!) / ramped,
+        keepalivesPerSecond: (rampEnd.keepalives! - before.keepalives!) / ((rampEnd.at - before.at) / 1000),
         ipcachePassMs: [percentile(passes, 50), Math.max(...passes)],
       };
       steps.push(step);
