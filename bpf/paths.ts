@@ -5,6 +5,7 @@ import { dirname, join, resolve } from "path";
 export const DEFAULT_PIN_ROOT = "/sys/fs/bpf/bpfnet";
 
 const OBJECT_DIR = join("build", "bpf");
+const ADDON_FILE = join("bpf", "addon", "build", "Release", "bpfnet_native.node");
 
 /**
  * mkdir -p for pin directories, one level at a time. Node's recursive mkdirSync spins forever
@@ -25,7 +26,6 @@ export function makePinDir(dir: string, mode = 0o700): void {
     throw new Error(`cannot create the BPF pin directory ${absolute}: ${code ?? (e as Error).message}${code === "ENOENT" ? ` (is a bpffs mounted at or above ${parent}?)` : ""}`);
   }
 }
-const ADDON_FILE = join("bpf", "addon", "build", "Release", "bpfnet_native.node");
 
 /**
  * The first ancestor of this module's directory that holds `relative`. The
