@@ -26,10 +26,16 @@ export async function rootProjectStack(stackName: string, config: Record<string,
   return stack;
 }
 
-/** Destroys and removes a stack (and its Pulumi.<stack>.yaml), ignoring a stack already gone. */
+/** Destroys and removes a stack (and its Pulumi.<stack>.yaml), ignoring a stack already gone.
+ *  Asks for this stack alone: `stack ls` reads every stack's checkpoint in the shared backend and
+ *  fails with "EOF" when another suite is writing one at that moment. */
 export async function removeStack(stack: Stack): Promise<void> {
-  const exists = (await stack.workspace.listStacks()).some((s) => s.name === stack.name);
-  if (!exists) return;
+  try {
+    await stack.workspace.selectStack(stack.name);
+  } catch (err) {
+    if (/no stack named/.test(String(err))) return;
+    throw err;
+  }
   try {
     await stack.destroy();
   } finally {
