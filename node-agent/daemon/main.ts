@@ -20,7 +20,6 @@ import { withMonitorFlags } from "../../bpf/abi";
 import { configKey, healthDir, ipamHostsDir, nodeKey, nodesDir, SCHEMA_VERSION } from "../../provider/etcd/keys";
 import { listPrefix } from "../../provider/etcd/etcdOps";
 import { parseStoredConfig } from "../../provider/network/networkSpec";
-import { gatewayIp, parseCidr } from "../../provider/ipam/cidr";
 import { AgentConfig } from "../config";
 import { AGENT_VERSION } from "../version";
 import { ApiServer } from "../api/server";
@@ -44,6 +43,7 @@ import { StartClock } from "./startClock";
 import { Reconciler } from "./reconcile";
 import { Registration } from "./registration";
 import { PolicyAgent } from "./policy";
+import { hostAddresses } from "../policy/ipcache";
 import { L7Proxy } from "./l7Proxy";
 import { installProxyRoute, judgeConnection } from "./l7Delivery";
 import { DatapathPolicySink } from "./policySink";
@@ -700,13 +700,9 @@ export class Agent {
 
   /** For the ipcache: this host's underlay and gateway (host), the other hosts' (remote-node). */
   private hostAddresses(): { local: string[]; remote: string[] } {
-    const gw = (cidr: string) => {
-      const c = parseCidr(cidr);
-      return c ? [gatewayIp(c)] : [];
-    };
     return {
       local: [this.cfg.underlayIp, ...(this.pod ? [this.pod.gateway] : [])],
-      remote: this.peers.peers.flatMap((p) => [p.underlayIp, ...gw(p.podCidr)]),
+      remote: this.peers.peers.flatMap((p) => hostAddresses(p.underlayIp, p.podCidr)),
     };
   }
 

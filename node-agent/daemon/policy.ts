@@ -9,7 +9,7 @@ import { endpointsDir, identitiesDir, policiesDir } from "../../provider/etcd/ke
 import { ComputedPolicy, computePolicy, ENDPOINT_FLAGS, EndpointPolicy } from "../policy/compute";
 import { Labels } from "../policy/identity";
 import { IdentityAllocator, labelsSegment } from "../policy/identityAllocator";
-import { buildIpcache } from "../policy/ipcache";
+import { IpcacheRows } from "../policy/ipcache";
 import { PolicyInputs } from "../policy/view";
 import type { PolicyStatus } from "../api/types";
 import { Logger } from "./log";
@@ -27,7 +27,11 @@ export interface LocalEndpoint {
 
 /** Where computed policy goes: the datapath's maps (ipcache, policy map, endpoint flags). */
 export interface PolicySink {
-  apply(computed: ComputedPolicy, ipcache: Map<string, number>): Promise<void> | void;
+  /**
+   * `computed`: the policy when it was recomputed this pass (undefined: unchanged). `changed`:
+   * the ipcache rows to look at (undefined: all of them, and rows nobody claims go: a full pass).
+   */
+  apply(computed: ComputedPolicy | undefined, ipcache: IpcacheRows, changed: ReadonlySet<string> | undefined): Promise<void> | void;
 }
 
 export interface PolicyAgentOptions {
@@ -80,6 +84,10 @@ export class PolicyAgent {
   private numbers = new Map<string, number>();
   private lease: string | undefined;
   private computed: ComputedPolicy | undefined;
+  /** Policies, identities or local endpoints changed: computePolicy runs again (an endpoint record alone changes only its ipcache row). */
+  private policyDirty = true;
+  /** The next pass diffs the whole ipcache (first pass, the periodic one, after a failure). */
+  private fullIpcache = true;
   private applied = false;
   private readonly passes: PassQueue;
   private timer: NodeJS.Timeout | undefined;
@@ -93,16 +101,22 @@ export class PolicyAgent {
   }
 
   start(): void {
-    const watch = (dir: string, apply: (b: WatchBatch) => void) => {
-      const w = new PrefixWatch({ client: this.o.client, prefix: dir, log: this.o.log.child("watch"), onBatch: (b) => (apply(b), this.kick()) });
+    const watch = (dir: string, apply: (b: WatchBatch) => void, policyInput = true) => {
+      const onBatch = (b: WatchBatch) => {
+        apply(b);
+        if (policyInput) this.policyDirty = true;
+        void this.passes.kick();
+      };
+      const w = new PrefixWatch({ client: this.o.client, prefix: dir, log: this.o.log.child("watch"), onBatch });
       this.watches.push(w);
       w.start();
     };
     watch(policiesDir(this.o.prefix), (b) => this.inputs.applyPolicies(b));
     watch(`${identitiesDir(this.o.prefix)}id/`, (b) => this.inputs.applyIdentities(b));
-    watch(endpointsDir(this.o.prefix), (b) => this.inputs.applyEndpoints(b));
+    watch(endpointsDir(this.o.prefix), (b) => this.inputs.applyEndpoints(b), false);
     const gcEvery = this.o.gcIntervalMs ?? 60_000;
     this.timer = setInterval(() => {
+      this.fullIpcache = true;
       this.kick();
       if (this.o.leaseId() !== undefined) {
         this.allocator.gc(Date.now(), this.o.gcGraceMs ?? 15 * 60_000).then(
@@ -124,6 +138,7 @@ export class PolicyAgent {
 
   /** Something changed (endpoints, lease, etcd): run a pass soon; passes never overlap. */
   kick(): Promise<void> {
+    this.policyDirty = true;
     return this.passes.kick();
   }
 
@@ -186,25 +201,35 @@ export class PolicyAgent {
     if (!this.inputs.allSynced || !this.restored) return;
     // Endpoints without an identity yet stay out of the computation: they are open, as before.
     const withIds = local.filter((e) => this.held.has(e.id));
-    const computed = computePolicy({
-      policies: [...this.inputs.policies.values()],
-      endpoints: withIds.map((e) => ({ endpointId: e.number, labels: e.labels })),
-      identities: this.inputs.identities,
-      ...(this.computed ? { previousCidrIdentities: this.computed.cidrIdentities } : {}),
-      ...(this.o.proxyPort !== undefined ? { proxyPort: this.o.proxyPort } : {}),
-    });
+    let recomputed: ComputedPolicy | undefined;
+    if (this.policyDirty || !this.computed) {
+      this.policyDirty = false;
+      recomputed = computePolicy({
+        policies: [...this.inputs.policies.values()],
+        endpoints: withIds.map((e) => ({ endpointId: e.number, labels: e.labels })),
+        identities: this.inputs.identities,
+        ...(this.computed ? { previousCidrIdentities: this.computed.cidrIdentities } : {}),
+        ...(this.o.proxyPort !== undefined ? { proxyPort: this.o.proxyPort } : {}),
+      });
+      for (const w of recomputed.warnings) if (!this.computed?.warnings.includes(w)) this.o.log.warn(w);
+      this.computed = recomputed;
+    }
+    const rows = this.inputs.ipcache;
     const hosts = this.o.hostAddresses();
-    const ipcache = buildIpcache({
-      endpoints: [...this.inputs.endpoints.values(), ...withIds.map((e) => ({ ip: e.ip, identity: this.held.get(e.id)!.id }))],
-      localHostIps: hosts.local,
-      remoteHostIps: hosts.remote,
-      cidrIdentities: computed.cidrIdentities,
-    });
-    for (const w of computed.warnings) if (!this.computed?.warnings.includes(w)) this.o.log.warn(w);
-    this.computed = computed;
-    if (this.o.sink) {
-      await this.o.sink.apply(computed, ipcache);
+    rows.setLocalEndpoints(withIds.map((e) => ({ ip: e.ip, identity: this.held.get(e.id)!.id })));
+    rows.setHostAddresses(hosts.local, hosts.remote);
+    rows.setCidrIdentities(this.computed.cidrIdentities);
+    const full = this.fullIpcache;
+    const changed = rows.takeChanged();
+    if (!this.o.sink) return;
+    try {
+      this.fullIpcache = false;
+      await this.o.sink.apply(recomputed, rows, full ? undefined : changed);
       this.applied = true;
+    } catch (e) {
+      // What was half applied is not known: the next pass recomputes and diffs everything.
+      this.policyDirty = this.fullIpcache = true;
+      throw e;
     }
   }
 

@@ -5,12 +5,15 @@
 //      (enforcement turns on only after its allows are in, off before they go)
 //   3. rows of endpoints that are no longer computed
 //   4. stale ipcache rows
-// The current state is read back from the maps each time, so a restarted agent continues from
-// what the previous one left pinned; until its first pass nothing is removed.
+// The current state is read back from the maps on a full pass (the first, the periodic one), so
+// a restarted agent continues from what the previous one left pinned; until its first pass
+// nothing is removed. Between full passes the ipcache is diffed over the rows a change touched
+// only, against what this sink wrote (an LPM lookup answers the longest prefix, not the row).
 import type { EndpointMap, IpcacheMap, PolicyMap } from "../../bpf/maps";
 import { EndpointFlags } from "../../bpf/abi";
 import { ComputedPolicy, PolicyEntry } from "../policy/compute";
-import { diffRows, planEndpoint } from "../policy/plan";
+import type { IpcacheRows } from "../policy/ipcache";
+import { diffKeys, diffRows, planEndpoint } from "../policy/plan";
 import type { PolicySink } from "./policy";
 
 export interface PolicyMaps {
@@ -40,11 +43,30 @@ export class DatapathPolicySink implements PolicySink {
     return this.flags.get(endpointNumber) ?? 0;
   }
 
-  apply(computed: ComputedPolicy, ipcache: Map<string, number>): void {
+  /** The ipcache's rows as of the last full pass and this sink's writes since. */
+  private ipcache = new Map<string, number>();
+
+  apply(computed: ComputedPolicy | undefined, rows: IpcacheRows, changed: ReadonlySet<string> | undefined): void {
     const { maps } = this;
-    const ipDiff = diffRows(new Map(maps.ipcache.entries()), ipcache, (a, b) => a === b);
-    for (const [cidr, id] of ipDiff.upserts) maps.ipcache.set(cidr, id);
+    if (changed === undefined) this.ipcache = new Map(maps.ipcache.entries());
+    const same = (a: number, b: number) => a === b;
+    const ipDiff = changed === undefined ? diffRows(this.ipcache, rows.rows(), same) : diffKeys(changed, this.ipcache, (k) => rows.row(k), same);
+    for (const [cidr, id] of ipDiff.upserts) {
+      maps.ipcache.set(cidr, id);
+      this.ipcache.set(cidr, id);
+    }
     this.stats.ipcacheWritten += ipDiff.upserts.length;
+    if (computed) this.applyPolicy(computed);
+    for (const cidr of ipDiff.deletes) {
+      maps.ipcache.delete(cidr);
+      this.ipcache.delete(cidr);
+    }
+    this.stats.ipcacheDeleted += ipDiff.deletes.length;
+    this.stats.passes++;
+  }
+
+  private applyPolicy(computed: ComputedPolicy): void {
+    const { maps } = this;
 
     const rows = new Map<number, PolicyEntry[]>();
     for (const r of maps.policy.entries()) rows.set(r.endpointId, [...(rows.get(r.endpointId) ?? []), r]);
@@ -64,10 +86,6 @@ export class DatapathPolicySink implements PolicySink {
       this.stats.rowsDeleted += stale.length;
     }
     for (const n of [...this.flags.keys()]) if (!computed.endpoints.some((e) => e.endpointId === n)) this.setFlags(n, 0);
-
-    for (const cidr of ipDiff.deletes) maps.ipcache.delete(cidr);
-    this.stats.ipcacheDeleted += ipDiff.deletes.length;
-    this.stats.passes++;
   }
 
   /** Writes the flags into the endpoint's map entry (if plumbed) and remembers them. */

@@ -4,23 +4,7 @@
 // listed) yields undefined and leaves the target alone, so a restart never empties a map.
 import { Backoff, BackoffOptions, sleep } from "./backoff";
 import { Logger } from "./log";
-
-export interface Diff<V> {
-  upserts: [string, V][];
-  removals: string[];
-}
-
-/** Pure: what to write and what to delete so `actual` becomes `desired`. */
-export function diffState<V>(desired: ReadonlyMap<string, V>, actual: ReadonlyMap<string, V>, equal: (a: V, b: V) => boolean): Diff<V> {
-  const upserts: [string, V][] = [];
-  const removals: string[] = [];
-  for (const [k, v] of desired) {
-    const cur = actual.get(k);
-    if (cur === undefined || !equal(cur, v)) upserts.push([k, v]);
-  }
-  for (const k of actual.keys()) if (!desired.has(k)) removals.push(k);
-  return { upserts, removals };
-}
+import { diffRows, RowDiff } from "../policy/plan";
 
 export interface ReconcileTarget<V> {
   name: string;
@@ -30,6 +14,13 @@ export interface ReconcileTarget<V> {
   equal(a: V, b: V): boolean;
   upsert(key: string, value: V): Promise<void> | void;
   remove(key: string): Promise<void> | void;
+  /**
+   * Incremental passes (optional): the writes for what changed since the last call, which
+   * forgets it; undefined while the desired state is unknown. Full passes (desired() against
+   * actual()) still run first, on the resync timer and after a failed pass: a target forgets
+   * its changes when desired() is asked for.
+   */
+  changes?(): RowDiff<V> | undefined;
 }
 
 export interface ReconcilerStats {
@@ -67,6 +58,8 @@ export const reconcileObservers = new Set<(target: string, seconds: number, ok: 
 export class Reconciler<V> {
   readonly stats: ReconcilerStats = { passes: 0, upserts: 0, removals: 0, errors: 0 };
   private dirty = false;
+  /** The next pass diffs the whole map (first pass, resync, after a failure). */
+  private full = true;
   private busy = false;
   private wake: (() => void) | undefined;
   private running: Promise<void> | undefined;
@@ -97,7 +90,10 @@ export class Reconciler<V> {
 
   start(): void {
     if (this.running) return;
-    this.timer = setInterval(() => this.kick(), this.resyncMs);
+    this.timer = setInterval(() => {
+      this.full = true;
+      this.kick();
+    }, this.resyncMs);
     this.timer.unref();
     this.dirty = true;
     this.running = this.loop();
@@ -123,11 +119,9 @@ export class Reconciler<V> {
   }
 
   /** One pass; throws when any change failed (after trying all of them). */
-  async runOnce(): Promise<Diff<V> | undefined> {
-    const desired = this.target.desired();
-    if (desired === undefined) return undefined;
-    const actual = await this.target.actual();
-    const diff = diffState(desired, actual, (a, b) => this.target.equal(a, b));
+  async runOnce(): Promise<RowDiff<V> | undefined> {
+    const diff = await this.diff();
+    if (diff === undefined) return undefined;
     const failures: string[] = [];
     for (const [key, value] of diff.upserts) {
       try {
@@ -137,7 +131,7 @@ export class Reconciler<V> {
         failures.push(`upsert ${key}: ${(e as Error).message}`);
       }
     }
-    for (const key of diff.removals) {
+    for (const key of diff.deletes) {
       try {
         await this.target.remove(key);
         this.stats.removals++;
@@ -145,11 +139,20 @@ export class Reconciler<V> {
         failures.push(`remove ${key}: ${(e as Error).message}`);
       }
     }
-    if (diff.upserts.length || diff.removals.length) {
-      this.log.info("reconciled", { target: this.target.name, upserts: diff.upserts.map(([k]) => k), removals: diff.removals, failed: failures.length });
+    if (diff.upserts.length || diff.deletes.length) {
+      this.log.info("reconciled", { target: this.target.name, upserts: diff.upserts.map(([k]) => k), removals: diff.deletes, failed: failures.length });
     }
     if (failures.length) throw new Error(failures.join("; "));
     return diff;
+  }
+
+  private async diff(): Promise<RowDiff<V> | undefined> {
+    const { target } = this;
+    if (!this.full && target.changes) return target.changes();
+    const desired = target.desired();
+    if (desired === undefined) return undefined;
+    this.full = false;
+    return diffRows(await target.actual(), desired, (a, b) => target.equal(a, b));
   }
 
   private async loop(): Promise<void> {
@@ -181,6 +184,7 @@ export class Reconciler<V> {
         this.stats.errors++;
         this.stats.lastError = (e as Error).message;
         this.dirty = true;
+        this.full = true;
         const delay = this.backoff.next();
         this.log.warn("reconcile failed, retrying", { target: this.target.name, error: e as Error, retryInMs: delay });
         await sleep(delay, this.abort.signal);

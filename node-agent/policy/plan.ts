@@ -8,13 +8,27 @@ export interface RowDiff<V> {
   deletes: string[];
 }
 
-export function diffRows<V>(current: Map<string, V>, desired: Map<string, V>, same: (a: V, b: V) => boolean = (a, b) => JSON.stringify(a) === JSON.stringify(b)): RowDiff<V> {
+export function diffRows<V>(current: ReadonlyMap<string, V>, desired: ReadonlyMap<string, V>, same: (a: V, b: V) => boolean = (a, b) => JSON.stringify(a) === JSON.stringify(b)): RowDiff<V> {
   const upserts: [string, V][] = [];
   for (const [k, v] of desired) {
     const had = current.get(k);
     if (had === undefined || !same(had, v)) upserts.push([k, v]);
   }
   const deletes = [...current.keys()].filter((k) => !desired.has(k));
+  return { upserts, deletes };
+}
+
+/** The same diff for the given keys only (an incremental pass over the rows a change touched). */
+export function diffKeys<V>(keys: Iterable<string>, current: ReadonlyMap<string, V>, desired: (key: string) => V | undefined, same: (a: V, b: V) => boolean): RowDiff<V> {
+  const upserts: [string, V][] = [];
+  const deletes: string[] = [];
+  for (const k of keys) {
+    const want = desired(k);
+    const had = current.get(k);
+    if (want === undefined) {
+      if (had !== undefined) deletes.push(k);
+    } else if (had === undefined || !same(had, want)) upserts.push([k, want]);
+  }
   return { upserts, deletes };
 }
 

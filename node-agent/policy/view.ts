@@ -7,6 +7,7 @@ import { parseIpv4 } from "../../provider/ipam/cidr";
 import { PolicySpec, parseStoredPolicy } from "../../provider/policy/policySpec";
 import { Labels } from "./identity";
 import { parseIdentityRecord } from "./identityAllocator";
+import { IpcacheRows } from "./ipcache";
 import type { WatchBatch } from "../daemon/watch";
 
 export interface PeerEndpoint {
@@ -22,6 +23,8 @@ export class PolicyInputs {
   readonly identities = new Map<number, Labels>();
   /** Endpoint record key → address and identity (records without an identity are left out). */
   readonly endpoints = new Map<string, PeerEndpoint>();
+  /** The ipcache's rows, the records' claims kept as they arrive (the agent adds its own sources). */
+  readonly ipcache = new IpcacheRows();
   readonly synced = { policies: false, identities: false, endpoints: false };
 
   constructor(readonly prefix: string) {}
@@ -65,6 +68,7 @@ export class PolicyInputs {
       const ep = ev.type === "put" ? parseEndpointIdentity(ev.value) : undefined;
       if (ep) this.endpoints.set(ev.key, ep);
       else this.endpoints.delete(ev.key);
+      this.ipcache.setRecord(ev.key, ep, ev.modRevision);
     }
     if (b.relist) this.synced.endpoints = true;
   }

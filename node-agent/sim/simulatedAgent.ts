@@ -6,12 +6,12 @@
 // with the number of hosts).
 import type { Etcd3 } from "etcd3";
 import { endpointsDir, ipamHostsDir, nodesDir } from "../../provider/etcd/keys";
-import { gatewayIp, parseCidr } from "../../provider/ipam/cidr";
 import { Logger } from "../daemon/log";
 import { Reconciler } from "../daemon/reconcile";
 import { computePeers, desiredPeers, desiredTunnels, NetworkView, Peer } from "../daemon/view";
 import { PrefixWatch, WatchBatch } from "../daemon/watch";
-import { buildIpcache } from "../policy/ipcache";
+import { hostAddresses } from "../policy/ipcache";
+import { diffKeys } from "../policy/plan";
 import { ABI_CONSTANTS } from "../../bpf/abi";
 import { MapSizes } from "../../provider/network/mapSizes";
 
@@ -142,10 +142,26 @@ export class SimulatedAgent {
       {},
       o.coalesceMs ?? 0,
     );
+    // The ipcache as the policy agent keeps it: incremental passes over the rows a watch batch
+    // touched (the records' claims kept by PolicyInputs, the hosts' when the peers changed).
+    const rows = this.inputs.ipcache;
+    let rowsFrom: Peer[] | undefined;
+    const ipcacheRows = () => {
+      if (!this.view.synced || !this.inputs.synced.endpoints) return undefined;
+      const now = peers();
+      if (now !== rowsFrom) rows.setHostAddresses(hostAddresses(o.underlayIp, o.podCidr), now.flatMap((p) => hostAddresses(p.underlayIp, p.podCidr)));
+      rowsFrom = now;
+      return rows;
+    };
     const ipcache = new Reconciler<number>(
       {
         name: "ipcache",
-        desired: () => (this.view.synced && this.inputs.synced.endpoints ? this.desiredIpcache(peers()) : undefined),
+        desired: () => {
+          if (!ipcacheRows()) return undefined;
+          rows.takeChanged(); // a full pass covers them
+          return rows.rows();
+        },
+        changes: () => ipcacheRows() && diffKeys(rows.takeChanged(), this.ipcache, (k) => rows.row(k), (a, b) => a === b),
         actual: () => this.ipcache,
         equal: (a, b) => a === b,
         ...memory("ipcache", this.ipcache),
@@ -214,19 +230,5 @@ export class SimulatedAgent {
     });
     this.watches.push(w);
     w.start();
-  }
-
-  /** The ipcache rows as the policy agent builds them: endpoints, this host, the other hosts. */
-  private desiredIpcache(peers: { underlayIp: string; podCidr: string }[]): Map<string, number> {
-    const gw = (cidr: string) => {
-      const c = parseCidr(cidr);
-      return c ? [gatewayIp(c)] : [];
-    };
-    return buildIpcache({
-      endpoints: [...this.inputs.endpoints.values()],
-      localHostIps: [this.o.underlayIp, ...gw(this.o.podCidr)],
-      remoteHostIps: peers.flatMap((p) => [p.underlayIp, ...gw(p.podCidr)]),
-      cidrIdentities: new Map(),
-    });
   }
 }

@@ -12,7 +12,8 @@ import { planDevices } from "../../node-agent/daemon/devices";
 import { checkAddRequest, EndpointError, EndpointView, hostVethName, tempPeerName } from "../../node-agent/daemon/endpoints";
 import { isAssignable, nextFreeIp, podNetwork } from "../../node-agent/daemon/ipam";
 import { silentLogger } from "../../node-agent/daemon/log";
-import { diffState, Reconciler } from "../../node-agent/daemon/reconcile";
+import { Reconciler } from "../../node-agent/daemon/reconcile";
+import { diffKeys, diffRows } from "../../node-agent/policy/plan";
 import { StateStore, writeFileAtomic } from "../../node-agent/daemon/state";
 import { computePeers, desiredPeers, desiredTunnels, NetworkView, NodeRecord, parseNodeRecord } from "../../node-agent/daemon/view";
 import { relistDifference } from "../../node-agent/daemon/watch";
@@ -136,10 +137,10 @@ describe("desired state from the etcd view", () => {
 });
 
 describe("diffs, relists and reconcilers", () => {
-  test("diffState writes what differs and prunes what is not desired", () => {
-    const d = diffState(new Map([["a", 1], ["b", 2]]), new Map([["b", 3], ["c", 4]]), (x, y) => x === y);
+  test("diffRows writes what differs and prunes what is not desired", () => {
+    const d = diffRows(new Map([["b", 3], ["c", 4]]), new Map([["a", 1], ["b", 2]]), (x, y) => x === y);
     expect(d.upserts).toEqual([["a", 1], ["b", 2]]);
-    expect(d.removals).toEqual(["c"]);
+    expect(d.deletes).toEqual(["c"]);
   });
 
   test("relistDifference reports vanished keys as deletes and new or changed keys as puts", () => {
@@ -183,6 +184,59 @@ describe("diffs, relists and reconcilers", () => {
     expect(actual).toEqual(new Map([["a", "1"]]));
     expect(r.stats.errors).toBe(1);
     expect(r.stats.lastError).toMatch(/injected/);
+  });
+
+  test("an incremental target: a full pass first, then only its changes, a full pass again after a failure", async () => {
+    const desired = new Map([["a", "1"], ["b", "2"]]);
+    const actual = new Map([["stale", "x"]]);
+    let changed = new Set<string>();
+    const calls: string[] = [];
+    let failNext = 0;
+    const r = new Reconciler<string>(
+      {
+        name: "t",
+        desired: () => (calls.push("full"), (changed = new Set()), desired),
+        changes: () => {
+          calls.push(`changes ${[...changed].join(",")}`);
+          const d = diffKeys(changed, actual, (k) => desired.get(k), (a, b) => a === b);
+          changed = new Set();
+          return d;
+        },
+        actual: () => actual,
+        equal: (a, b) => a === b,
+        upsert: (k, v) => {
+          if (failNext-- > 0) throw new Error("injected");
+          actual.set(k, v);
+        },
+        remove: (k) => void actual.delete(k),
+      },
+      silentLogger,
+      60_000,
+      { initialMs: 10, maxMs: 20 },
+    );
+    const change = async (k: string, v: string | undefined) => {
+      if (v === undefined) desired.delete(k);
+      else desired.set(k, v);
+      changed.add(k);
+      r.kick();
+      await r.settled();
+    };
+    r.start();
+    await r.settled();
+    expect(actual).toEqual(new Map([["a", "1"], ["b", "2"]]));
+    actual.set("drift", "y"); // not a change the target reports: only a full pass sees it
+    await change("a", "3");
+    await change("b", undefined);
+    expect(calls).toEqual(["full", "changes a", "changes b"]);
+    expect(actual).toEqual(new Map([["a", "3"], ["drift", "y"]]));
+    failNext = 1;
+    await change("c", "4");
+    await new Promise((res) => setTimeout(res, 100));
+    await r.settled();
+    expect(calls.slice(3)).toEqual(["changes c", "full"]);
+    expect(actual).toEqual(new Map([["a", "3"], ["c", "4"]]));
+    await r.stop();
+    expect(r.stats.errors).toBe(1);
   });
 
   test("backoff grows to its cap", () => {

@@ -70,7 +70,8 @@ async function host(name: string, endpoints: LocalEndpoint[], underlay: string, 
     hostAddresses: () => ({ local: [underlay], remote: [other] }),
     stateFile: path.join(dir, `${name}-identities.json`),
     log: silentLogger,
-    sink: { apply: (computed, ipcache) => void (h.last = { computed, ipcache }) },
+    // The sink sees the policy when it was recomputed, and the ipcache's rows.
+    sink: { apply: (computed, rows) => void (h.last = { computed: computed ?? h.last!.computed, ipcache: rows.rows() }) },
     // The agent's endpoint-records reconciler publishes identities; here the test does.
     onIdentities: () => void publishing.push(publish(name, h)),
     gcIntervalMs: 200,
