@@ -9,7 +9,8 @@ import type { MapSizes } from "../../provider/network/mapSizes";
 import { sleep } from "../daemon/backoff";
 import { connectAgentClient } from "../daemon/etcd";
 import { Logger } from "../daemon/log";
-import { SimMapName, SimulatedAgent } from "./simulatedAgent";
+import { AgentThread } from "./agentThread";
+import { SimMapName, SimulatedAgent, SimulatedAgentStats } from "./simulatedAgent";
 import { SimulatedHost } from "./simulatedHost";
 
 export interface SimulationOptions {
@@ -35,6 +36,26 @@ export interface SimulationOptions {
   mapSizes?: MapSizes;
   /** Agents connect here instead of to the members, round-robin (e.g. one etcd gRPC proxy per rack). */
   agentEndpoints?: string[];
+  /**
+   * Each agent runs on a worker thread of its own (its own event loop and etcd client, as a host
+   * has its own CPU), so its latency is not the harness's queue of hosts' writes. Default: in-process.
+   */
+  agentThreads?: boolean;
+}
+
+/** What the harness reads of a simulated agent, in this thread (SimulatedAgent) or on its own (AgentThread). */
+export interface SimAgent {
+  readonly host: string;
+  readonly tunnel: ReadonlyMap<string, string>;
+  readonly peers: ReadonlySet<string>;
+  readonly ipcache: ReadonlyMap<string, number>;
+  readonly synced: boolean;
+  /** An AgentThread's are the last its worker reported: refresh() them before comparing. */
+  readonly stats: SimulatedAgentStats;
+  /** Set when the agent's thread failed. */
+  readonly error?: Error;
+  settled(): Promise<void>;
+  stop(): Promise<void>;
 }
 
 export interface Convergence {
@@ -56,7 +77,9 @@ export function simulatedHostName(index: number): string {
 
 export class Simulation {
   readonly hosts = new Map<string, SimulatedHost>();
-  readonly agents: SimulatedAgent[] = [];
+  readonly agents: SimAgent[] = [];
+  /** Rejections no caller awaited inside agents' threads (the harness counts its own with a process handler). */
+  threadUnhandled = 0;
   private readonly clients: Etcd3[] = [];
   private readonly agentClients: Etcd3[] = [];
   private nextIndex = 0;
@@ -111,38 +134,57 @@ export class Simulation {
     await h.leave();
   }
 
-  /** Starts `count` simulated agents (each with its own client, as a host has) and waits until each has listed etcd. */
-  async startAgents(count: number, deadlineMs = 120_000): Promise<SimulatedAgent[]> {
-    const started: SimulatedAgent[] = [];
-    for (let i = 0; i < count; i++) {
-      const via = this.o.agentEndpoints;
-      const connection = via?.length ? { ...this.o.connection, endpoints: [via[this.agents.length % via.length]] } : this.o.connection;
-      const client = connectAgentClient(connection, this.o.callTimeoutMs);
-      this.agentClients.push(client);
-      const index = 1_000_000 + this.agents.length;
-      const agent = new SimulatedAgent({
-        client,
-        prefix: this.o.prefix,
-        host: `agent-${this.agents.length}`,
-        underlayIp: simulatedUnderlay(index),
-        mode: this.o.mode,
-        // Outside the pool's /24s of simulated hosts: an observer's own CIDR never hides a peer.
-        podCidr: "192.168.0.0/24",
-        ipcache: this.o.ipcache,
-        log: this.o.log,
-        coalesceMs: this.o.coalesceMs ?? 0,
-        onWrite: (map, key, removed, at) => this.record(map, key, removed, at),
-        ...(this.o.mapSizes ? { mapSizes: this.o.mapSizes } : {}),
-      });
-      agent.start();
-      this.agents.push(agent);
-      started.push(agent);
+  /**
+   * Starts `count` simulated agents (each with its own client, as a host has; on threads of their
+   * own with `agentThreads`) and waits until each has listed etcd. On a failure (a thread's error,
+   * the deadline) it stops the agents it started and throws.
+   */
+  async startAgents(count: number, deadlineMs = 120_000, threads = this.o.agentThreads ?? false): Promise<SimAgent[]> {
+    const started: SimAgent[] = [];
+    try {
+      for (let i = 0; i < count; i++) {
+        const via = this.o.agentEndpoints;
+        const connection = via?.length ? { ...this.o.connection, endpoints: [via[this.agents.length % via.length]] } : this.o.connection;
+        const options = {
+          prefix: this.o.prefix,
+          host: `agent-${this.agents.length}`,
+          underlayIp: simulatedUnderlay(1_000_000 + this.agents.length),
+          mode: this.o.mode,
+          // Outside the pool's /24s of simulated hosts: an observer's own CIDR never hides a peer.
+          podCidr: "192.168.0.0/24",
+          ipcache: this.o.ipcache,
+          coalesceMs: this.o.coalesceMs ?? 0,
+          ...(this.o.mapSizes ? { mapSizes: this.o.mapSizes } : {}),
+        };
+        const onWrite = (map: SimMapName, key: string, removed: boolean, at: number) => this.record(map, key, removed, at);
+        let agent: SimAgent;
+        if (threads) {
+          const timeout = this.o.callTimeoutMs === undefined ? {} : { callTimeoutMs: this.o.callTimeoutMs };
+          agent = new AgentThread({ connection, agent: options, onWrite, onUnhandled: () => this.threadUnhandled++, ...timeout });
+        } else {
+          const client = connectAgentClient(connection, this.o.callTimeoutMs);
+          this.agentClients.push(client);
+          const inProcess = new SimulatedAgent({ ...options, client, log: this.o.log, onWrite });
+          inProcess.start();
+          agent = inProcess;
+        }
+        this.agents.push(agent);
+        started.push(agent);
+      }
+      await waitFor(() => started.every((a) => a.synced), deadlineMs, "simulated agents to list etcd", () => started.find((a) => a.error)?.error);
+    } catch (e) {
+      await Promise.all(started.map((a) => this.stopAgent(a)));
+      throw e;
     }
-    await waitFor(() => started.every((a) => a.synced), deadlineMs, "simulated agents to list etcd");
     return started;
   }
 
-  async stopAgent(agent: SimulatedAgent): Promise<void> {
+  /** Asks every agent on a thread for its current stats (in-process agents' are always current). */
+  async refreshStats(): Promise<void> {
+    await Promise.all(this.agents.map((a) => (a instanceof AgentThread ? a.refresh() : undefined)));
+  }
+
+  async stopAgent(agent: SimAgent): Promise<void> {
     const i = this.agents.indexOf(agent);
     if (i >= 0) this.agents.splice(i, 1);
     await agent.stop();
@@ -159,12 +201,16 @@ export class Simulation {
    * returns one latency per (key, agent) measured from `since(key)`; stops expecting them.
    */
   async converge(map: SimMapName, keys: string[], since: (key: string) => number, deadlineMs: number, removed = false): Promise<Convergence> {
-    const holds = (a: SimulatedAgent, key: string) => {
+    const holds = (a: SimAgent, key: string) => {
       const has = map === "tunnel" ? a.tunnel.has(key) : map === "peers" ? a.peers.has(key) : a.ipcache.has(key);
       return removed ? !has : has;
     };
     const deadline = Date.now() + deadlineMs;
-    while (Date.now() < deadline && !keys.every((k) => this.agents.every((a) => holds(a, k)))) await sleep(10);
+    while (Date.now() < deadline && !keys.every((k) => this.agents.every((a) => holds(a, k)))) {
+      const failed = this.agents.find((a) => a.error);
+      if (failed) throw failed.error;
+      await sleep(10);
+    }
     const latenciesMs: number[] = [];
     let missing = 0;
     for (const key of keys) {
@@ -205,10 +251,12 @@ async function retried<T>(fn: () => Promise<T>): Promise<T> {
   }
 }
 
-/** Polls `cond` until it holds; throws naming `what` at the deadline. */
-export async function waitFor(cond: () => boolean, deadlineMs: number, what: string): Promise<void> {
+/** Polls `cond` until it holds; throws naming `what` at the deadline, or what `failed` returns as soon as it returns it. */
+export async function waitFor(cond: () => boolean, deadlineMs: number, what: string, failed: () => Error | undefined = () => undefined): Promise<void> {
   const deadline = Date.now() + deadlineMs;
   while (!cond()) {
+    const e = failed();
+    if (e) throw e;
     if (Date.now() > deadline) throw new Error(`timed out after ${deadlineMs} ms waiting for ${what}`);
     await sleep(20);
   }

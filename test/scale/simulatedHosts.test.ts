@@ -7,12 +7,10 @@
 import { Etcd3 } from "etcd3";
 import { containerNetworkProvider } from "../../provider/network/containerNetwork";
 import { connect } from "../../provider/etcd/etcdClient";
-import { listPrefix } from "../../provider/etcd/etcdOps";
-import { endpointsDir, ipamHostsDir, nodesDir } from "../../provider/etcd/keys";
 import { silentLogger } from "../../node-agent/daemon/log";
 import { endpointAddress, simulatedEndpointRecord } from "../../node-agent/sim/simulatedHost";
-import { SimulatedAgent } from "../../node-agent/sim/simulatedAgent";
 import { Simulation, simulatedHostName, simulatedUnderlay } from "../../node-agent/sim/simulation";
+import { endpointRows, etcdSimState } from "../support/simulatedState";
 import { startThreeMemberEtcd, ThreeMemberEtcd } from "../support/threeMemberEtcd";
 
 const HOSTS = 200;
@@ -40,22 +38,7 @@ afterAll(async () => {
   await etcd?.stop();
 }, 60_000);
 
-/** Tunnel rows and endpoint ipcache rows as etcd states them right now, read directly. */
-async function fromEtcd(): Promise<{ tunnel: Map<string, string>; endpoints: Map<string, number> }> {
-  const nodes = new Map((await listPrefix(admin, nodesDir(prefix))).map((kv) => [kv.key.slice(nodesDir(prefix).length), JSON.parse(kv.value).underlayIp as string]));
-  const tunnel = new Map<string, string>();
-  for (const kv of await listPrefix(admin, ipamHostsDir(prefix))) {
-    const rec = JSON.parse(kv.value) as { host: string; cidr: string };
-    const underlay = nodes.get(rec.host);
-    if (underlay) tunnel.set(rec.cidr, underlay);
-  }
-  const endpoints = new Map((await listPrefix(admin, endpointsDir(prefix))).map((kv) => [`${JSON.parse(kv.value).ip}/32`, JSON.parse(kv.value).identity as number]));
-  return { tunnel, endpoints };
-}
-
-function endpointRows(a: SimulatedAgent): Map<string, number> {
-  return new Map([...a.ipcache].filter(([cidr, id]) => id >= 256 && cidr.endsWith("/32")));
-}
+const fromEtcd = () => etcdSimState(admin, prefix);
 
 test("pure helpers: endpoint addresses stay inside the pod CIDR, records carry the identity, names and underlays are unique", () => {
   expect(endpointAddress("10.1.2.0/24", 0)).toBe("10.1.2.2");
