@@ -5,6 +5,8 @@
 # is kept (build/scale-ramp.json) and only ramped past, so a run stopped at 2,000 goes on from
 # there. Any SCALE_* variable of bench/scale.ts overrides the defaults below.
 #   bash bench/scaleRamp.sh                 (BENCH_LOCK= to run without the shared bench lock)
+#   SCALE_AGENT_THREADS=1 bash bench/scaleRamp.sh   (each agent on a thread of its own; steps saved
+#                                            by the in-process mode are not kept, nor the reverse)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh

@@ -6,6 +6,7 @@ import * as fs from "fs";
 import * as path from "path";
 import { Worker } from "worker_threads";
 import type { EtcdConnection } from "../../provider/etcd/etcdClient";
+import { reconcileObservers } from "../daemon/reconcile";
 import type { SimMapName, SimulatedAgentOptions, SimulatedAgentStats } from "./simulatedAgent";
 import type { SimAgent } from "./simulation";
 
@@ -19,6 +20,9 @@ export interface AgentWorkerData {
 /** One map write: map, key, removed, when it landed (the worker's Date.now(): the same clock), the value written. */
 export type WorkerWrite = [SimMapName, string, boolean, number, (string | number)?];
 
+/** One reconcile pass in the worker, as reconcileObservers see it: target, seconds, ok. */
+export type WorkerPass = [string, number, boolean];
+
 /** The worker's heap after a GC, before its agent existed and now (the agent's share is the difference). */
 export interface WorkerHeap {
   baselineBytes: number;
@@ -28,7 +32,7 @@ export interface WorkerHeap {
 export type WorkerRequest = { id: number; op: "stats" | "settled" | "heap" | "stop" };
 
 export type WorkerMessage =
-  | { kind: "writes"; writes: WorkerWrite[]; stats: SimulatedAgentStats; synced: boolean }
+  | { kind: "writes"; writes: WorkerWrite[]; passes: WorkerPass[]; stats: SimulatedAgentStats; synced: boolean; startedAt: number }
   | { kind: "reply"; id: number; value?: unknown; error?: string }
   | { kind: "unhandled"; message: string };
 
@@ -65,6 +69,7 @@ export class AgentThread implements SimAgent {
   readonly ipcache = new Map<string, number>();
   private lastStats: SimulatedAgentStats = ZERO_STATS;
   private isSynced = false;
+  private workerStartedAt?: number;
   private failure?: Error;
   private stopping = false;
   private nextId = 0;
@@ -93,6 +98,11 @@ export class AgentThread implements SimAgent {
 
   get synced(): boolean {
     return this.isSynced;
+  }
+
+  /** When the worker started its agent (its Date.now(): the same clock), once it has reported; its list is timed from there, not from the thread's own start. */
+  get startedAt(): number | undefined {
+    return this.workerStartedAt;
   }
 
   /** The stats the worker last reported (with its last writes, or on refresh()). */
@@ -155,8 +165,11 @@ export class AgentThread implements SimAgent {
         else removed ? this.ipcache.delete(key) : this.ipcache.set(key, value as number);
         this.o.onWrite?.(map, key, removed, at);
       }
+      // The worker's passes reach this thread's observers as if the agent ran here (the bench times them).
+      for (const [target, seconds, ok] of m.passes) for (const observe of reconcileObservers) observe(target, seconds, ok);
       this.lastStats = m.stats;
       this.isSynced = m.synced;
+      this.workerStartedAt = m.startedAt;
     } else if (m.kind === "reply") {
       const p = this.pending.get(m.id);
       this.pending.delete(m.id);

@@ -9,8 +9,9 @@ import { isMainThread, parentPort, workerData } from "worker_threads";
 import type { MessagePort } from "worker_threads";
 import { connectAgentClient } from "../daemon/etcd";
 import { silentLogger } from "../daemon/log";
+import { reconcileObservers } from "../daemon/reconcile";
 import { SimulatedAgent } from "./simulatedAgent";
-import type { AgentWorkerData, WorkerHeap, WorkerMessage, WorkerRequest, WorkerWrite } from "./agentThread";
+import type { AgentWorkerData, WorkerHeap, WorkerMessage, WorkerPass, WorkerRequest, WorkerWrite } from "./agentThread";
 
 /** How often the worker looks whether its agent has listed every prefix (until it has). */
 const SYNC_POLL_MS = 10;
@@ -34,12 +35,23 @@ function run(port: MessagePort, data: AgentWorkerData): void {
   const baselineBytes = usedHeapAfterGc();
   const client = connectAgentClient(data.connection, data.callTimeoutMs);
   let writes: WorkerWrite[] = [];
+  let passes: WorkerPass[] = [];
   let scheduled = false;
   const flush = () => {
     scheduled = false;
-    post({ kind: "writes", writes, stats: agent.stats, synced: agent.synced });
+    post({ kind: "writes", writes, passes, stats: agent.stats, synced: agent.synced, startedAt });
     writes = [];
+    passes = [];
   };
+  const schedule = () => {
+    if (scheduled) return;
+    scheduled = true;
+    setImmediate(flush);
+  };
+  reconcileObservers.add((target, seconds, ok) => {
+    passes.push([target, seconds, ok]);
+    schedule();
+  });
   const agent: SimulatedAgent = new SimulatedAgent({
     ...data.agent,
     client,
@@ -47,12 +59,10 @@ function run(port: MessagePort, data: AgentWorkerData): void {
     onWrite: (map, key, removed, at) => {
       // Called right after the write: the value is the one just written.
       writes.push(removed || map === "peers" ? [map, key, removed, at] : [map, key, removed, at, map === "tunnel" ? agent.tunnel.get(key) : agent.ipcache.get(key)]);
-      if (!scheduled) {
-        scheduled = true;
-        setImmediate(flush);
-      }
+      schedule();
     },
   });
+  const startedAt = Date.now();
   agent.start();
   const poll = setInterval(() => {
     if (!agent.synced) return;

@@ -9,6 +9,7 @@ import * as path from "path";
 import { containerNetworkProvider } from "../../provider/network/containerNetwork";
 import { connect } from "../../provider/etcd/etcdClient";
 import { silentLogger } from "../../node-agent/daemon/log";
+import { reconcileObservers } from "../../node-agent/daemon/reconcile";
 import { endpointAddress } from "../../node-agent/sim/simulatedHost";
 import { AgentThread, workerEntry } from "../../node-agent/sim/agentThread";
 import { SimAgent, Simulation, SimulationOptions, waitFor } from "../../node-agent/sim/simulation";
@@ -25,8 +26,12 @@ let options: SimulationOptions;
 let sim: Simulation;
 let simStopped = false;
 const threads: AgentThread[] = [];
+/** Reconcile passes this thread's observers saw: the in-process agent's and, forwarded, the workers'. */
+let observedPasses = 0;
+const countPass = () => void observedPasses++;
 
 beforeAll(async () => {
+  reconcileObservers.add(countPass);
   etcd = await startEtcd({ tls: true });
   admin = connect(etcd.connection);
   const c = await containerNetworkProvider.check!({} as never, { connection: etcd.connection, networkName: "tthreads", mode: "vxlan", clusterCidr: "10.0.0.0/10", hostPrefixLength: 24 } as never);
@@ -37,6 +42,7 @@ beforeAll(async () => {
 }, 60_000);
 
 afterAll(async () => {
+  reconcileObservers.delete(countPass);
   if (!simStopped) await sim?.stop();
   await Promise.all(threads.map((t) => t.stop()));
   admin?.close();
@@ -126,7 +132,11 @@ test(`${HOSTS} hosts × ${ENDPOINTS} endpoints: agents on threads mirror exactly
     expect(a.stats.events).toBe(inProcess.stats.events);
     expect(a.stats.tunnel).toBe(after.tunnel.size);
     expect(a.stats.ipcache).toBe(inProcess.ipcache.size);
+    expect((a as AgentThread).startedAt).toBeLessThanOrEqual(Date.now());
   }
+  // Every pass of every agent reached this thread's observers (the bench times the workers' passes so).
+  expect(observedPasses).toBe(sim.agents.reduce((n, a) => n + a.stats.passes, 0));
+  expect(threaded.every((a) => a.stats.passes > 0)).toBe(true);
   const heap = await (threaded[0] as AgentThread).heap();
   expect(heap.baselineBytes).toBeGreaterThan(0);
   expect(heap.usedBytes).toBeGreaterThan(heap.baselineBytes);
