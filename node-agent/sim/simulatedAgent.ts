@@ -49,6 +49,8 @@ export interface SimulatedAgentOptions {
   onWrite?: (map: SimMapName, key: string, removed: boolean, at: number) => void;
   /** The maps' sizes from the network's spec (what NodeAgent passes the real agent); absent: the compiled sizes. */
   mapSizes?: MapSizes;
+  /** "full": every ipcache pass diffs every row (the agent before incremental passes: a baseline for bench/scale.ts). */
+  ipcachePasses?: "incremental" | "full";
 }
 
 export interface SimulatedAgentStats {
@@ -161,7 +163,7 @@ export class SimulatedAgent {
           rows.takeChanged(); // a full pass covers them
           return rows.rows();
         },
-        changes: () => ipcacheRows() && diffKeys(rows.takeChanged(), this.ipcache, (k) => rows.row(k), (a, b) => a === b),
+        ...(o.ipcachePasses !== "full" ? { changes: () => ipcacheRows() && diffKeys(rows.takeChanged(), this.ipcache, (k) => rows.row(k), (a, b) => a === b) } : {}),
         actual: () => this.ipcache,
         equal: (a, b) => a === b,
         ...memory("ipcache", this.ipcache),
