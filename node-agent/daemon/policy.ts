@@ -264,6 +264,7 @@ export class PolicyAgent {
       changed = true;
     }
     if (changed) {
+      this.policyDirty = true; // a local endpoint's identity feeds computePolicy, whatever kicked this pass
       writeFileAtomic(this.o.stateFile, JSON.stringify({ schema: 1, endpoints: Object.fromEntries(this.held) }));
       this.o.onIdentities?.();
     }
