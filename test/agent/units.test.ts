@@ -12,7 +12,7 @@ import { planDevices } from "../../node-agent/daemon/devices";
 import { checkAddRequest, EndpointError, EndpointView, hostVethName, tempPeerName } from "../../node-agent/daemon/endpoints";
 import { isAssignable, nextFreeIp, podNetwork } from "../../node-agent/daemon/ipam";
 import { silentLogger } from "../../node-agent/daemon/log";
-import { Reconciler } from "../../node-agent/daemon/reconcile";
+import { ReconcileTarget, Reconciler } from "../../node-agent/daemon/reconcile";
 import { diffKeys, diffRows } from "../../node-agent/policy/plan";
 import { StateStore, writeFileAtomic } from "../../node-agent/daemon/state";
 import { computePeers, desiredPeers, desiredTunnels, NetworkView, NodeRecord, parseNodeRecord } from "../../node-agent/daemon/view";
@@ -153,26 +153,19 @@ describe("diffs, relists and reconcilers", () => {
     ]);
   });
 
+  /** A reconciler of an in-memory map whose next `fail.upserts` upserts throw. */
+  function memoryReconciler(actual: Map<string, string>, fail: { upserts: number }, target: Pick<ReconcileTarget<string>, "desired" | "changes">): Reconciler<string> {
+    const upsert = (k: string, v: string) => {
+      if (fail.upserts-- > 0) throw new Error("injected");
+      actual.set(k, v);
+    };
+    return new Reconciler<string>({ name: "t", ...target, actual: () => actual, equal: (a, b) => a === b, upsert, remove: (k) => void actual.delete(k) }, silentLogger, 60_000, { initialMs: 10, maxMs: 20 });
+  }
+
   test("a reconciler leaves the target alone while desired is unknown, and retries failures", async () => {
     const actual = new Map([["stale", "x"]]);
     let desired: Map<string, string> | undefined;
-    let failNext = 1;
-    const r = new Reconciler<string>(
-      {
-        name: "t",
-        desired: () => desired,
-        actual: () => actual,
-        equal: (a, b) => a === b,
-        upsert: (k, v) => {
-          if (failNext-- > 0) throw new Error("injected");
-          actual.set(k, v);
-        },
-        remove: (k) => void actual.delete(k),
-      },
-      silentLogger,
-      60_000,
-      { initialMs: 10, maxMs: 20 },
-    );
+    const r = memoryReconciler(actual, { upserts: 1 }, { desired: () => desired });
     r.start();
     await r.settled();
     expect(actual).toEqual(new Map([["stale", "x"]]));
@@ -191,29 +184,16 @@ describe("diffs, relists and reconcilers", () => {
     const actual = new Map([["stale", "x"]]);
     let changed = new Set<string>();
     const calls: string[] = [];
-    let failNext = 0;
-    const r = new Reconciler<string>(
-      {
-        name: "t",
-        desired: () => (calls.push("full"), (changed = new Set()), desired),
-        changes: () => {
-          calls.push(`changes ${[...changed].join(",")}`);
-          const d = diffKeys(changed, actual, (k) => desired.get(k), (a, b) => a === b);
-          changed = new Set();
-          return d;
-        },
-        actual: () => actual,
-        equal: (a, b) => a === b,
-        upsert: (k, v) => {
-          if (failNext-- > 0) throw new Error("injected");
-          actual.set(k, v);
-        },
-        remove: (k) => void actual.delete(k),
+    const fail = { upserts: 0 };
+    const r = memoryReconciler(actual, fail, {
+      desired: () => (calls.push("full"), (changed = new Set()), desired),
+      changes: () => {
+        calls.push(`changes ${[...changed].join(",")}`);
+        const d = diffKeys(changed, actual, (k) => desired.get(k), (a, b) => a === b);
+        changed = new Set();
+        return d;
       },
-      silentLogger,
-      60_000,
-      { initialMs: 10, maxMs: 20 },
-    );
+    });
     const change = async (k: string, v: string | undefined) => {
       if (v === undefined) desired.delete(k);
       else desired.set(k, v);
@@ -229,7 +209,7 @@ describe("diffs, relists and reconcilers", () => {
     await change("b", undefined);
     expect(calls).toEqual(["full", "changes a", "changes b"]);
     expect(actual).toEqual(new Map([["a", "3"], ["drift", "y"]]));
-    failNext = 1;
+    fail.upserts = 1;
     await change("c", "4");
     await new Promise((res) => setTimeout(res, 100));
     await r.settled();
