@@ -164,6 +164,16 @@ async function sampleEtcd(etcd: ThreeMemberEtcd, perMember: Etcd3[], admin: Etcd
   };
 }
 
+/** Pure: the names shuffled (Fisher-Yates) and cut into two halves that share none. */
+function disjointRandomHalves(names: string[], random: () => number = Math.random): [string[], string[]] {
+  const a = [...names];
+  for (let i = a.length - 1; i > 0; i--) {
+    const j = Math.floor(random() * (i + 1));
+    [a[i], a[j]] = [a[j], a[i]];
+  }
+  return [a.slice(0, Math.floor(a.length / 2)), a.slice(Math.floor(a.length / 2))];
+}
+
 function gc(): void {
   (global as { gc?: () => void }).gc?.();
 }
@@ -405,17 +415,20 @@ async function main(): Promise<void> {
       const epAt = new Map<string, number>();
       const end = Date.now() + CHURN_SECONDS * 1000;
       const ticks: Promise<void>[] = [];
+      // Leavers and endpoint re-adds come from the hosts of before the churn, each host once and
+      // never both: a host joined (or re-added) and timed in the churn must not leave in it, or its
+      // key is never held by every agent (counted missing, each waiting out the deadline).
+      const [leavers, readders] = disjointRandomHalves([...sim.hosts.keys()]);
       while (Date.now() < end) {
         ticks.push(
           (async () => {
-            const names = [...sim.hosts.keys()];
-            const victim = names[Math.floor(Math.random() * names.length)];
-            const victimCidr = sim.hosts.get(victim)?.podCidr;
-            const other = sim.hosts.get(names[Math.floor(Math.random() * names.length)]);
+            const victim = leavers.pop();
+            const victimCidr = victim === undefined ? undefined : sim.hosts.get(victim)?.podCidr;
+            const other = sim.hosts.get(readders.pop() ?? "");
             const [j] = await Promise.all([
               sim.join(),
-              sim.leave(victim).then(() => victimCidr && goneAt.set(victimCidr, Date.now())),
-              other && other !== sim.hosts.get(victim)
+              victim === undefined ? Promise.resolve() : sim.leave(victim).then(() => victimCidr && goneAt.set(victimCidr, Date.now())),
+              other
                 ? other.removeEndpoint(0).then(async () => {
                     const { ip } = await other.addEndpoint(0, 300);
                     epAt.set(`${ip}/32`, Date.now());

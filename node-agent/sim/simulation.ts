@@ -83,7 +83,7 @@ export class Simulation {
   private readonly clients: Etcd3[] = [];
   private readonly agentClients: Etcd3[] = [];
   private nextIndex = 0;
-  /** map:key → when each agent wrote it (only while tracking: probes, not bulk ramps). */
+  /** What an agent wrote (seenKey) → when each agent wrote it (only while tracking: probes, not bulk ramps). */
   private readonly seen = new Map<string, number[]>();
   private tracking = false;
 
@@ -214,8 +214,8 @@ export class Simulation {
     const latenciesMs: number[] = [];
     let missing = 0;
     for (const key of keys) {
-      const times = this.seen.get(`${map}:${key}`) ?? [];
-      this.seen.delete(`${map}:${key}`);
+      const times = this.seen.get(seenKey(map, key, removed)) ?? [];
+      this.seen.delete(seenKey(map, key, removed));
       if (!this.agents.every((a) => holds(a, key))) missing++;
       // A watch event can reach an agent before the writer's own answer does: that is 0 ms.
       for (const t of times) latenciesMs.push(Math.max(0, t - since(key)));
@@ -230,13 +230,21 @@ export class Simulation {
     for (const c of [...this.clients, ...this.agentClients]) c.close();
   }
 
-  private record(map: SimMapName, key: string, _removed: boolean, at: number): void {
+  private record(map: SimMapName, key: string, removed: boolean, at: number): void {
     if (!this.tracking) return;
-    const k = `${map}:${key}`;
+    const k = seenKey(map, key, removed);
     const times = this.seen.get(k);
     if (times) times.push(at);
     else this.seen.set(k, [at]);
   }
+}
+
+/**
+ * Pure: what the convergence clocks file a map write under. A key's additions and removals apart:
+ * a host that joins and leaves while tracked must not time its join by its removal.
+ */
+export function seenKey(map: SimMapName, key: string, removed: boolean): string {
+  return `${map}:${removed ? "-" : "+"}:${key}`;
 }
 
 /** Runs `fn` again after a failure (backoff 0.2–3.2 s), up to 6 tries: what the agent's reconcilers do for a write. */

@@ -12,7 +12,7 @@ import { silentLogger } from "../../node-agent/daemon/log";
 import { reconcileObservers } from "../../node-agent/daemon/reconcile";
 import { endpointAddress } from "../../node-agent/sim/simulatedHost";
 import { AgentThread, workerEntry } from "../../node-agent/sim/agentThread";
-import { SimAgent, Simulation, SimulationOptions, waitFor } from "../../node-agent/sim/simulation";
+import { seenKey, SimAgent, Simulation, SimulationOptions, waitFor } from "../../node-agent/sim/simulation";
 import { endpointRows, etcdSimState } from "../support/simulatedState";
 import { startEtcd, TestEtcd } from "../support/etcd";
 
@@ -69,6 +69,12 @@ test("pure: the worker's entry is the compiled file beside a compiled module, el
   expect(registered).toEqual([{ transpileOnly: true, project: path.join(dir, "tsconfig.json") }]);
 });
 
+test("pure: the convergence clocks file a key's additions and removals apart", () => {
+  expect(seenKey("tunnel", "10.0.1.0/24", false)).not.toBe(seenKey("tunnel", "10.0.1.0/24", true));
+  expect(seenKey("tunnel", "10.0.1.0/24", false)).not.toBe(seenKey("ipcache", "10.0.1.0/24", false));
+  expect(seenKey("peers", "10.0.0.1", true)).toBe(seenKey("peers", "10.0.0.1", true));
+});
+
 test(`${HOSTS} hosts × ${ENDPOINTS} endpoints: agents on threads mirror exactly what the in-process agent and etcd hold; joins, leaves and endpoint removals reach them; stop ends the threads`, async () => {
   const threaded = await sim.startAgents(2);
   const [inProcess] = await sim.startAgents(1, DEADLINE_MS, false);
@@ -117,6 +123,14 @@ test(`${HOSTS} hosts × ${ENDPOINTS} endpoints: agents on threads mirror exactly
   const removed = await sim.converge("ipcache", [...removedAt.keys()], (k) => removedAt.get(k)!, DEADLINE_MS, true);
   expect(removed.missing).toBe(0);
   expect(removed.latenciesMs).toHaveLength(3 * sim.agents.length);
+  // A host that joins and leaves while tracked: its removal is timed by the agents' removals alone.
+  const { host: brief } = await sim.join();
+  await waitFor(() => sim.agents.every((a) => a.tunnel.has(brief.podCidr!)), DEADLINE_MS, "the brief host's join");
+  await sim.leave(brief.host);
+  const briefGone = Date.now();
+  const gone = await sim.converge("tunnel", [brief.podCidr!], () => briefGone, DEADLINE_MS, true);
+  expect(gone.missing).toBe(0);
+  expect(gone.latenciesMs).toHaveLength(sim.agents.length);
   sim.track(false);
   for (const xs of [joins.latenciesMs, leaves.latenciesMs, removed.latenciesMs]) expect(xs.every((ms) => ms >= 0 && ms < DEADLINE_MS)).toBe(true);
 
