@@ -2,8 +2,8 @@
 // agentWorker.ts): against a real TLS etcd, two threaded agents and one in-process agent watch
 // 30 simulated hosts × 5 endpoints; the threaded agents' mirror maps equal the in-process
 // agent's and what etcd holds, joins/leaves/endpoint removals reach them with their timestamps,
-// their stats and heap come from the worker, an exception inside a worker reaches the harness
-// as an error (no hang), and stop() ends every thread.
+// their stats and heap come from the worker, an exception inside a worker or a thread killed
+// mid-run reaches the harness as an error (no hang), and stop() ends every thread.
 import { Etcd3 } from "etcd3";
 import * as path from "path";
 import { containerNetworkProvider } from "../../provider/network/containerNetwork";
@@ -176,4 +176,22 @@ test("an exception inside a worker reaches the harness as an error, the failed s
   await expect(t.refresh()).rejects.toThrow(/Certificate chain/);
   await t.stop();
   expect(t.running).toBe(false);
+}, 60_000);
+
+test("a thread that ends while nobody asked (killed mid-run) fails the agent: converge throws at once instead of waiting out its deadline", async () => {
+  const killed = new Simulation(options);
+  try {
+    const [agent] = await killed.startAgents(1);
+    expect(agent.synced).toBe(true);
+    // The fault: the worker's thread ends under the agent, as a crash would end it.
+    await (agent as unknown as { worker: { terminate(): Promise<number> } }).worker.terminate();
+    await waitFor(() => agent.error !== undefined, DEADLINE_MS, "the agent's failure");
+    expect(agent.error!.message).toMatch(/agent-0's thread exited with code/);
+    const t0 = Date.now();
+    await expect(killed.converge("tunnel", ["10.63.255.0/24"], () => t0, 10 * DEADLINE_MS)).rejects.toThrow(/exited with code/);
+    await expect((agent as AgentThread).refresh()).rejects.toThrow(/exited with code/);
+  } finally {
+    await killed.stop();
+  }
+  expect(killed.agents.every((a) => !(a as AgentThread).running)).toBe(true);
 }, 60_000);
