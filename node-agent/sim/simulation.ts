@@ -41,6 +41,11 @@ export interface SimulationOptions {
    * has its own CPU), so its latency is not the harness's queue of hosts' writes. Default: in-process.
    */
   agentThreads?: boolean;
+  /**
+   * This many of the agents (the first ones) diff their whole ipcache on every pass, as agents did
+   * before incremental passes: a baseline measured in the same run (bench/scale.ts).
+   */
+  baselineAgents?: number;
 }
 
 /** What the harness reads of a simulated agent, in this thread (SimulatedAgent) or on its own (AgentThread). */
@@ -61,6 +66,8 @@ export interface SimAgent {
 export interface Convergence {
   /** One sample per (event, agent): ms from the write's answer to the agent's map holding it. */
   latenciesMs: number[];
+  /** The agent (its host name) of each sample in latenciesMs. */
+  agents: string[];
   /** Events that some agent had not applied by the deadline. */
   missing: number;
 }
@@ -84,7 +91,7 @@ export class Simulation {
   private readonly agentClients: Etcd3[] = [];
   private nextIndex = 0;
   /** What an agent wrote (seenKey) → when each agent wrote it (only while tracking: probes, not bulk ramps). */
-  private readonly seen = new Map<string, number[]>();
+  private readonly seen = new Map<string, { agent: string; at: number }[]>();
   private tracking = false;
 
   constructor(readonly o: SimulationOptions) {}
@@ -155,8 +162,10 @@ export class Simulation {
           ipcache: this.o.ipcache,
           coalesceMs: this.o.coalesceMs ?? 0,
           ...(this.o.mapSizes ? { mapSizes: this.o.mapSizes } : {}),
+          ...(this.agents.length < (this.o.baselineAgents ?? 0) ? { ipcachePasses: "full" as const } : {}),
         };
-        const onWrite = (map: SimMapName, key: string, removed: boolean, at: number) => this.record(map, key, removed, at);
+        const host = options.host;
+        const onWrite = (map: SimMapName, key: string, removed: boolean, at: number) => this.record(map, key, removed, at, host);
         let agent: SimAgent;
         if (threads) {
           const timeout = this.o.callTimeoutMs === undefined ? {} : { callTimeoutMs: this.o.callTimeoutMs };
@@ -212,15 +221,19 @@ export class Simulation {
       await sleep(10);
     }
     const latenciesMs: number[] = [];
+    const agents: string[] = [];
     let missing = 0;
     for (const key of keys) {
-      const times = this.seen.get(seenKey(map, key, removed)) ?? [];
+      const writes = this.seen.get(seenKey(map, key, removed)) ?? [];
       this.seen.delete(seenKey(map, key, removed));
       if (!this.agents.every((a) => holds(a, key))) missing++;
       // A watch event can reach an agent before the writer's own answer does: that is 0 ms.
-      for (const t of times) latenciesMs.push(Math.max(0, t - since(key)));
+      for (const w of writes) {
+        latenciesMs.push(Math.max(0, w.at - since(key)));
+        agents.push(w.agent);
+      }
     }
-    return { latenciesMs, missing };
+    return { latenciesMs, agents, missing };
   }
 
   /** Stops every agent and host (hosts' leases are left to expire with the throwaway etcd). */
@@ -230,12 +243,12 @@ export class Simulation {
     for (const c of [...this.clients, ...this.agentClients]) c.close();
   }
 
-  private record(map: SimMapName, key: string, removed: boolean, at: number): void {
+  private record(map: SimMapName, key: string, removed: boolean, at: number, agent: string): void {
     if (!this.tracking) return;
     const k = seenKey(map, key, removed);
-    const times = this.seen.get(k);
-    if (times) times.push(at);
-    else this.seen.set(k, [at]);
+    const writes = this.seen.get(k);
+    if (writes) writes.push({ agent, at });
+    else this.seen.set(k, [{ agent, at }]);
   }
 }
 
