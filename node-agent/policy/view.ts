@@ -21,9 +21,11 @@ export class PolicyInputs {
   /** Policy records that do not parse or validate (hand edits), with why: ignored, reported. */
   readonly problems = new Map<string, string[]>();
   readonly identities = new Map<number, Labels>();
-  /** Endpoint record key → address and identity (records without an identity are left out). */
-  readonly endpoints = new Map<string, PeerEndpoint>();
-  /** The ipcache's rows, the records' claims kept as they arrive (the agent adds its own sources). */
+  /**
+   * The ipcache's rows: every endpoint record's claim (address and identity; records without an
+   * identity make none), kept as they arrive; the agent adds its own sources. The records
+   * themselves are not kept beside them (at 5,000 hosts × 10 endpoints that is ~6 MiB per agent).
+   */
   readonly ipcache = new IpcacheRows();
   readonly synced = { policies: false, identities: false, endpoints: false };
 
@@ -65,10 +67,7 @@ export class PolicyInputs {
   applyEndpoints(b: WatchBatch): void {
     for (const ev of b.events) {
       if (!ev.key.startsWith(endpointsDir(this.prefix))) continue;
-      const ep = ev.type === "put" ? parseEndpointIdentity(ev.value) : undefined;
-      if (ep) this.endpoints.set(ev.key, ep);
-      else this.endpoints.delete(ev.key);
-      this.ipcache.setRecord(ev.key, ep, ev.modRevision);
+      this.ipcache.setRecord(ev.key, ev.type === "put" ? parseEndpointIdentity(ev.value) : undefined, ev.modRevision);
     }
     if (b.relist) this.synced.endpoints = true;
   }
