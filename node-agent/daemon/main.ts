@@ -106,6 +106,7 @@ export class Agent {
   private stopping = false;
   private readonly problems = new Set<string>();
   private peers: PeerComputation = { peers: [], problems: [] };
+  private hostAddressCache: { peers: PeerComputation; gateway: string | undefined; addresses: { local: string[]; remote: string[] } } | undefined;
   private networkChanged: (() => void) | undefined;
 
   constructor(
@@ -698,12 +699,20 @@ export class Agent {
     return this.policy ? { ...v, ...this.policy.endpointView(v.id) } : v;
   }
 
-  /** For the ipcache: this host's underlay and gateway (host), the other hosts' (remote-node). */
+  /**
+   * For the ipcache: this host's underlay and gateway (host), the other hosts' (remote-node). The
+   * same arrays until the peers are computed again, so a policy pass after an endpoint event does
+   * not compare every host's addresses (IpcacheRows skips arrays it was given last time).
+   */
   private hostAddresses(): { local: string[]; remote: string[] } {
-    return {
+    const cached = this.hostAddressCache;
+    if (cached?.peers === this.peers && cached.gateway === this.pod?.gateway) return cached.addresses;
+    const addresses = {
       local: [this.cfg.underlayIp, ...(this.pod ? [this.pod.gateway] : [])],
       remote: this.peers.peers.flatMap((p) => hostAddresses(p.underlayIp, p.podCidr)),
     };
+    this.hostAddressCache = { peers: this.peers, gateway: this.pod?.gateway, addresses };
+    return addresses;
   }
 
   async status(): Promise<AgentStatus> {

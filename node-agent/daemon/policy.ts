@@ -84,8 +84,10 @@ export class PolicyAgent {
   private numbers = new Map<string, number>();
   private lease: string | undefined;
   private computed: ComputedPolicy | undefined;
-  /** Policies, identities or local endpoints changed: computePolicy runs again (an endpoint record alone changes only its ipcache row). */
+  /** Policies or identities changed, or a kick asked: computePolicy runs again (an endpoint record alone changes only its ipcache row). */
   private policyDirty = true;
+  /** The local endpoints (ids, numbers, labels, identities) `computed` was made from. */
+  private computedFor = "";
   /** The next pass diffs the whole ipcache (first pass, the periodic one, after a failure). */
   private fullIpcache = true;
   private applied = false;
@@ -184,6 +186,20 @@ export class PolicyAgent {
   }
 
   private async pass(): Promise<void> {
+    // Taken before the inputs are read: a kick during this pass's awaits (a new local endpoint)
+    // leaves the flag set for the pass it queued, which then computes with what it read.
+    const policyDirty = this.policyDirty;
+    this.policyDirty = false;
+    try {
+      await this.passOnce(policyDirty);
+    } catch (e) {
+      // What was half applied is not known: the next pass recomputes and diffs everything.
+      this.policyDirty = this.fullIpcache = true;
+      throw e;
+    }
+  }
+
+  private async passOnce(policyDirty: boolean): Promise<void> {
     const local = this.o.localEndpoints();
     this.numbers = new Map(local.map((e) => [e.id, e.number]));
     const lease = this.o.leaseId();
@@ -198,12 +214,18 @@ export class PolicyAgent {
     }
     // Nothing is computed (so nothing pruned) from a partial view, or before the identities the
     // endpoints held were restored: the pinned maps keep enforcing meanwhile.
-    if (!this.inputs.allSynced || !this.restored) return;
+    if (!this.inputs.allSynced || !this.restored) {
+      if (policyDirty) this.policyDirty = true;
+      return;
+    }
     // Endpoints without an identity yet stay out of the computation: they are open, as before.
     const withIds = local.filter((e) => this.held.has(e.id));
     let recomputed: ComputedPolicy | undefined;
-    if (this.policyDirty || !this.computed) {
-      this.policyDirty = false;
+    // This host's endpoints and their identities feed computePolicy too, whatever kicked this
+    // pass (a kick can race a pass; the few local endpoints are cheap to compare).
+    const localInputs = JSON.stringify(withIds.map((e) => [e.id, e.number, labelsSegment(e.labels), this.held.get(e.id)!.id]));
+    if (policyDirty || localInputs !== this.computedFor || !this.computed) {
+      this.computedFor = localInputs;
       recomputed = computePolicy({
         policies: [...this.inputs.policies.values()],
         endpoints: withIds.map((e) => ({ endpointId: e.number, labels: e.labels })),
@@ -222,15 +244,9 @@ export class PolicyAgent {
     const full = this.fullIpcache;
     const changed = rows.takeChanged();
     if (!this.o.sink) return;
-    try {
-      this.fullIpcache = false;
-      await this.o.sink.apply(recomputed, rows, full ? undefined : changed);
-      this.applied = true;
-    } catch (e) {
-      // What was half applied is not known: the next pass recomputes and diffs everything.
-      this.policyDirty = this.fullIpcache = true;
-      throw e;
-    }
+    this.fullIpcache = false;
+    await this.o.sink.apply(recomputed, rows, full ? undefined : changed);
+    this.applied = true;
   }
 
   /** Restore first (once), then allocate for new endpoints and release for gone ones. */
@@ -264,7 +280,6 @@ export class PolicyAgent {
       changed = true;
     }
     if (changed) {
-      this.policyDirty = true; // a local endpoint's identity feeds computePolicy, whatever kicked this pass
       writeFileAtomic(this.o.stateFile, JSON.stringify({ schema: 1, endpoints: Object.fromEntries(this.held) }));
       this.o.onIdentities?.();
     }

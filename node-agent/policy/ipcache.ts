@@ -49,6 +49,7 @@ export class IpcacheRows {
   private readonly rowOf = new Map<string, string>();
   private readonly groups = new Map<Group, Set<string>>();
   private changed = new Set<string>();
+  private hostArrays: [readonly string[], readonly string[]] | undefined;
 
   /** The identity a row resolves to (undefined: no row). */
   row(cidr: string): number | undefined {
@@ -87,7 +88,10 @@ export class IpcacheRows {
     this.setGroup("localEndpoint", endpoints.map((e) => [e.ip, e.identity]));
   }
 
-  setHostAddresses(local: string[], remote: string[]): void {
+  /** Given the very arrays of the last call again, nothing changed (callers hand out new arrays for new addresses). */
+  setHostAddresses(local: readonly string[], remote: readonly string[]): void {
+    if (local === this.hostArrays?.[0] && remote === this.hostArrays[1]) return;
+    this.hostArrays = [local, remote];
     this.setGroup("localHost", local.map((ip) => [ip, IDENTITY_HOST]));
     this.setGroup("remoteHost", remote.map((ip) => [ip, IDENTITY_REMOTE_NODE]));
   }

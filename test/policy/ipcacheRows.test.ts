@@ -64,6 +64,19 @@ describe("which claim wins", () => {
     expect(rows.row("10.0.0.1/32")).toBe(HOST);
   });
 
+  test("the very host arrays of the last call touch nothing; new ones are compared", () => {
+    const rows = new IpcacheRows();
+    const local = ["10.9.0.1"];
+    const remote = ["10.9.0.2", "10.9.0.3"];
+    rows.setHostAddresses(local, remote);
+    expect([...rows.takeChanged()].sort()).toEqual(["10.9.0.1/32", "10.9.0.2/32", "10.9.0.3/32"]);
+    rows.setHostAddresses(local, remote);
+    expect(rows.takeChanged().size).toBe(0);
+    rows.setHostAddresses(local, ["10.9.0.2"]);
+    expect([...rows.takeChanged()]).toEqual(["10.9.0.3/32"]);
+    expect(Object.fromEntries(rows.rows())).toEqual({ "10.9.0.1/32": HOST, "10.9.0.2/32": REMOTE_NODE });
+  });
+
   test("buildIpcache holds what the rows hold after the same inputs", () => {
     expect(
       Object.fromEntries(

@@ -47,7 +47,7 @@ interface Host {
   loseLease(): Promise<void>;
 }
 
-async function host(name: string, endpoints: LocalEndpoint[], underlay: string, other: string): Promise<Host> {
+async function host(name: string, endpoints: LocalEndpoint[], underlay: string, other: string, gcIntervalMs = 200): Promise<Host> {
   const lease = client.lease(30, { autoKeepAlive: true });
   leases.push(lease);
   let leaseId = await lease.grant();
@@ -74,7 +74,7 @@ async function host(name: string, endpoints: LocalEndpoint[], underlay: string, 
     sink: { apply: (computed, rows) => void (h.last = { computed: computed ?? h.last!.computed, ipcache: rows.rows() }) },
     // The agent's endpoint-records reconciler publishes identities; here the test does.
     onIdentities: () => void publishing.push(publish(name, h)),
-    gcIntervalMs: 200,
+    gcIntervalMs,
   });
   agents.push(h.agent);
   h.agent.start();
@@ -156,4 +156,14 @@ test("identities, policies, ipcache and live updates across two hosts; restore a
   await h2.agent.kick();
   expect(await keysUnder(etcd.connection, `${identitiesDir(P)}value/_/`)).toEqual([]);
   expect(h2.agent.identityOf("intruder")).toBeUndefined();
+}, 60_000);
+
+test("a pass another host's endpoint record caused still follows this host's endpoints (a kick lost to a race)", async () => {
+  // No periodic pass during the test: only the record's event runs one.
+  const h4 = await host("h4", [{ id: "solo", number: 1, ip: "10.178.4.5", labels: { app: "solo" } }], "10.178.0.4", "10.178.0.1", 600_000);
+  await waitFor("h4 computed its endpoint", () => h4.last?.computed.endpoints.some((e) => e.endpointId === 1) === true);
+  h4.endpoints[0].number = 9; // renumbered, and the kick that would say so never came
+  await client.put(endpointKey(P, "h5", "y")).value(JSON.stringify({ schema: 1, host: "h5", id: "y", ip: "10.178.5.5", labels: {}, identity: 300 })).exec();
+  await waitFor("h4's ipcache has h5's record", () => h4.last?.ipcache.get("10.178.5.5/32") === 300);
+  expect(h4.last!.computed.endpoints.map((e) => e.endpointId)).toEqual([9]);
 }, 60_000);
