@@ -8,17 +8,6 @@
 import { formatCidr, gatewayIp, parseCidr, parseIpv4 } from "../../provider/ipam/cidr";
 import { IDENTITY_HOST, IDENTITY_REMOTE_NODE } from "./identity";
 
-export interface IpcacheInput {
-  /** Every endpoint of the network with an allocated identity (local and remote). */
-  endpoints: { ip: string; identity: number }[];
-  /** This host's own addresses (underlay, pod gateway): identity host (1). */
-  localHostIps: string[];
-  /** Other hosts' addresses (underlay, pod gateway): identity remote-node (6). */
-  remoteHostIps: string[];
-  /** CIDR-rule prefixes → their agent-local identities (computePolicy). */
-  cidrIdentities: Map<string, number>;
-}
-
 /**
  * Where two sources name the same row, the stronger kind wins: an endpoint over a host address
  * over a CIDR rule (a CIDR rule never matches a member of the network, as in Cilium); this
@@ -151,15 +140,6 @@ export class IpcacheRows {
 function canonicalCidr(text: string): string | undefined {
   const c = parseCidr(text);
   return c ? formatCidr(c) : undefined;
-}
-
-/** Every row from scratch (what IpcacheRows holds after the same inputs). */
-export function buildIpcache(input: IpcacheInput): Map<string, number> {
-  const rows = new IpcacheRows();
-  rows.setCidrIdentities(input.cidrIdentities);
-  rows.setHostAddresses(input.localHostIps, input.remoteHostIps);
-  rows.setLocalEndpoints(input.endpoints);
-  return rows.rows();
 }
 
 /** A host's addresses in the ipcache: its underlay and its pod gateway. */

@@ -11,7 +11,6 @@ import { IpcacheRows } from "./ipcache";
 import type { WatchBatch } from "../daemon/watch";
 
 export interface PeerEndpoint {
-  host: string;
   ip: string;
   identity: number;
 }
@@ -79,7 +78,7 @@ export function parseEndpointIdentity(text: string): PeerEndpoint | undefined {
     const v = JSON.parse(text);
     if (!v || typeof v !== "object" || typeof v.ip !== "string" || parseIpv4(v.ip) === undefined) return undefined;
     if (!Number.isInteger(v.identity) || v.identity < 1 || v.identity >= 2 ** 24) return undefined;
-    return { host: String(v.host ?? ""), ip: v.ip, identity: v.identity };
+    return { ip: v.ip, identity: v.identity };
   } catch {
     return undefined;
   }

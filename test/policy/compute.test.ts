@@ -2,7 +2,7 @@
 // of the datapath contract, CIDR identities, the ipcache, and the gap-free apply order.
 import { checkPolicySpec, PolicySpec, PolicySpecInputs } from "../../provider/policy/policySpec";
 import { ACTION, computePolicy, DIRECTION, ENDPOINT_FLAGS as F, EndpointPolicy, PolicyEndpoint, PolicyEntry, PROTO } from "../../node-agent/policy/compute";
-import { buildIpcache } from "../../node-agent/policy/ipcache";
+import { IpcacheRows } from "../../node-agent/policy/ipcache";
 import { diffRows, isEmptyPlan, planEndpoint } from "../../node-agent/policy/plan";
 import { CIDR_IDENTITY_BASE, labelsFromKey, labelsKey, selects } from "../../node-agent/policy/identity";
 
@@ -204,12 +204,12 @@ test("the result does not depend on the order policies, endpoints or identities 
 });
 
 test("ipcache: endpoints (local and remote), host addresses (local 1, remote 6), CIDR prefixes; a member's /32 beats a CIDR rule row", () => {
-  const rows = buildIpcache({
-    endpoints: [{ ip: "10.178.1.5", identity: WEB }, { ip: "10.178.2.5", identity: API }],
-    localHostIps: ["10.178.1.1", "192.168.0.1"],
-    remoteHostIps: ["10.178.2.1", "192.168.0.2"],
-    cidrIdentities: new Map([["10.178.2.5/32", CIDR_IDENTITY_BASE], ["0.0.0.0/0", CIDR_IDENTITY_BASE + 1]]),
-  });
+  const ipcache = new IpcacheRows();
+  ipcache.setLocalEndpoints([{ ip: "10.178.1.5", identity: WEB }]);
+  ipcache.setRecord("/bpfnet/dev/state/endpoints/v1/h2/api", { ip: "10.178.2.5", identity: API }, 7);
+  ipcache.setHostAddresses(["10.178.1.1", "192.168.0.1"], ["10.178.2.1", "192.168.0.2"]);
+  ipcache.setCidrIdentities(new Map([["10.178.2.5/32", CIDR_IDENTITY_BASE], ["0.0.0.0/0", CIDR_IDENTITY_BASE + 1]]));
+  const rows = ipcache.rows();
   expect(Object.fromEntries(rows)).toEqual({
     "10.178.1.5/32": WEB,
     "10.178.2.5/32": API,

@@ -2,7 +2,7 @@
 // the strongest claim wins; the rows a change touched are reported so a pass can look at those
 // alone. Checked against a reference that recomputes every row from the sources after each of
 // thousands of random changes, and by replaying the touched rows into a mirror as the agents do.
-import { buildIpcache, IpcacheRows } from "../../node-agent/policy/ipcache";
+import { IpcacheRows } from "../../node-agent/policy/ipcache";
 import { diffKeys } from "../../node-agent/policy/plan";
 import { CIDR_IDENTITY_BASE } from "../../node-agent/policy/identity";
 
@@ -77,17 +77,12 @@ describe("which claim wins", () => {
     expect(Object.fromEntries(rows.rows())).toEqual({ "10.9.0.1/32": HOST, "10.9.0.2/32": REMOTE_NODE });
   });
 
-  test("buildIpcache holds what the rows hold after the same inputs", () => {
-    expect(
-      Object.fromEntries(
-        buildIpcache({
-          endpoints: [{ ip: "10.178.1.5", identity: 300 }, { ip: "10.178.1.5", identity: 301 }],
-          localHostIps: ["10.178.1.1"],
-          remoteHostIps: ["10.178.1.1", "10.178.2.1"],
-          cidrIdentities: new Map([["10.178.2.1/32", CIDR_IDENTITY_BASE], ["0.0.0.0/0", CIDR_IDENTITY_BASE + 1]]),
-        }),
-      ),
-    ).toEqual({ "10.178.1.5/32": 301, "10.178.1.1/32": HOST, "10.178.2.1/32": REMOTE_NODE, "0.0.0.0/0": CIDR_IDENTITY_BASE + 1 });
+  test("every kind of source at once: the last of two local endpoints on one address, a local host address over a remote one, a remote host over a CIDR rule", () => {
+    const rows = new IpcacheRows();
+    rows.setCidrIdentities(new Map([["10.178.2.1/32", CIDR_IDENTITY_BASE], ["0.0.0.0/0", CIDR_IDENTITY_BASE + 1]]));
+    rows.setHostAddresses(["10.178.1.1"], ["10.178.1.1", "10.178.2.1"]);
+    rows.setLocalEndpoints([{ ip: "10.178.1.5", identity: 300 }, { ip: "10.178.1.5", identity: 301 }]);
+    expect(Object.fromEntries(rows.rows())).toEqual({ "10.178.1.5/32": 301, "10.178.1.1/32": HOST, "10.178.2.1/32": REMOTE_NODE, "0.0.0.0/0": CIDR_IDENTITY_BASE + 1 });
   });
 });
 
