@@ -120,11 +120,10 @@ interface Step {
   ipcachePassMs?: [number, number];
 }
 
-/** A convergence's samples of the product's agents and of the full-pass baseline's (the first SCALE_BASELINE_AGENTS). */
-function byKind(c: Convergence): { product: number[]; baseline: number[] } {
-  const baseline = new Set(Array.from({ length: BASELINE_AGENTS }, (_, i) => `agent-${i}`));
+/** A convergence's samples of the product's agents and of the full-pass baseline's (the simulation's baselineHosts). */
+function byKind(c: Convergence, baselineHosts: ReadonlySet<string>): { product: number[]; baseline: number[] } {
   const out = { product: [] as number[], baseline: [] as number[] };
-  c.latenciesMs.forEach((ms, i) => (baseline.has(c.agents[i]) ? out.baseline : out.product).push(ms));
+  c.latenciesMs.forEach((ms, i) => (baselineHosts.has(c.agents[i]) ? out.baseline : out.product).push(ms));
   return out;
 }
 
@@ -373,6 +372,8 @@ async function main(): Promise<void> {
       }
       const join = await sim.converge("tunnel", [...joinAt.keys()], (k) => joinAt.get(k)!, 120_000);
       const ep = await sim.converge("ipcache", [...epAt.keys()], (k) => epAt.get(k)!, 120_000);
+      const joinByKind = byKind(join, sim.baselineHosts);
+      const epByKind = byKind(ep, sim.baselineHosts);
       sim.track(false);
       const passes = [...ipcachePasses]; // the ramp's and the probes' (not the extra agent's first)
       const after = await sampleEtcd(etcd, perMember, admin, prefix);
@@ -402,9 +403,9 @@ async function main(): Promise<void> {
         hosts: sim.hosts.size,
         rampSeconds,
         rampHostsPerSecond: ramped / rampSeconds,
-        join: byKind(join).product,
-        endpoint: byKind(ep).product,
-        ...(BASELINE_AGENTS ? { baselineJoin: byKind(join).baseline, baselineEndpoint: byKind(ep).baseline } : {}),
+        join: joinByKind.product,
+        endpoint: epByKind.product,
+        ...(BASELINE_AGENTS ? { baselineJoin: joinByKind.baseline, baselineEndpoint: epByKind.baseline } : {}),
         missing: join.missing + ep.missing,
         etcd: after,
         writesPerSecond: (after.revision - before.revision) / seconds,
@@ -471,6 +472,7 @@ async function main(): Promise<void> {
       const join = await sim.converge("tunnel", [...joinAt.keys()], (k) => joinAt.get(k)!, 120_000);
       const leave = await sim.converge("tunnel", [...goneAt.keys()], (k) => goneAt.get(k)!, 120_000, true);
       const ep = await sim.converge("ipcache", [...epAt.keys()], (k) => epAt.get(k)!, 120_000);
+      const epByKind = byKind(ep, sim.baselineHosts);
       sim.track(false);
       await sim.refreshStats();
       const after = await sampleEtcd(etcd, perMember, admin, prefix);
@@ -484,8 +486,8 @@ async function main(): Promise<void> {
         endpointChanges: epAt.size,
         join: join.latenciesMs,
         leave: leave.latenciesMs,
-        endpoint: byKind(ep).product,
-        ...(BASELINE_AGENTS ? { baselineEndpoint: byKind(ep).baseline } : {}),
+        endpoint: epByKind.product,
+        ...(BASELINE_AGENTS ? { baselineEndpoint: epByKind.baseline } : {}),
         missing: join.missing + leave.missing + ep.missing,
         relists: sim.agents.reduce((n, a, i) => n + a.stats.lists - listsBefore[i], 0),
         writesPerSecond: (after.revision - before.revision) / seconds,

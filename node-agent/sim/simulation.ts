@@ -85,6 +85,8 @@ export function simulatedHostName(index: number): string {
 export class Simulation {
   readonly hosts = new Map<string, SimulatedHost>();
   readonly agents: SimAgent[] = [];
+  /** The agents (host names) started with full ipcache passes (`baselineAgents`). */
+  readonly baselineHosts = new Set<string>();
   /** Rejections no caller awaited inside agents' threads (the harness counts its own with a process handler). */
   threadUnhandled = 0;
   private readonly clients: Etcd3[] = [];
@@ -165,6 +167,7 @@ export class Simulation {
           ...(this.agents.length < (this.o.baselineAgents ?? 0) ? { ipcachePasses: "full" as const } : {}),
         };
         const host = options.host;
+        if (options.ipcachePasses === "full") this.baselineHosts.add(host);
         const onWrite = (map: SimMapName, key: string, removed: boolean, at: number) => this.record(map, key, removed, at, host);
         let agent: SimAgent;
         if (threads) {
