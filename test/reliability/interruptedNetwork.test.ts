@@ -89,8 +89,13 @@ test("scenario 6 (hosts): pulumi up killed during etcd creation, agent deploymen
   const agentDir = (name: string) => `${host(name).stateDir}/agent`;
   const kills: string[] = [];
 
-  /** Starts `up`, waits until `point` holds, kills the CLI and then refreshes. */
-  async function interruptAt(label: string, signal: "TERM" | "KILL", point: () => boolean): Promise<State> {
+  /**
+   * Starts `up`, waits until `point` holds, kills the CLI and then refreshes. `hold`: processes
+   * frozen (SIGSTOP, with their descendants) from the point until the CLI is dead, so the
+   * operation under way cannot finish and be recorded in between (an agent that starts and
+   * registers in ~0.5 s could, before the kill landed); they go on (SIGCONT) afterwards.
+   */
+  async function interruptAt(label: string, signal: "TERM" | "KILL", point: () => boolean, hold: () => number[] = () => []): Promise<State> {
     const t0 = Date.now();
     const running = s.up().then(
       () => "finished",
@@ -99,14 +104,23 @@ test("scenario 6 (hosts): pulumi up killed during etcd creation, agent deploymen
     let finished = false;
     void running.then((o) => (finished = o === "finished"));
     await waitFor(label, () => point() || finished, 300_000, 20);
-    expect(finished).toBe(false);
-    const cli = upProcess();
-    expect(cli).toBeDefined();
-    // TERM: what a cancelled CI job sends. KILL: a crash of the machine running the CLI, which
-    // takes the provider down mid-operation too.
-    const victims = signal === "TERM" ? [cli] : processTree(cli);
-    spawnSync("kill", [`-${signal}`, ...victims.map(String)]);
-    const outcome = await running;
+    const roots = hold();
+    if (roots.length) spawnSync("kill", ["-STOP", ...roots.map(String)]); // first, so no new child escapes
+    const held = roots.flatMap(processTree);
+    if (held.length) spawnSync("kill", ["-STOP", ...held.map(String)]);
+    let outcome: string;
+    try {
+      expect(finished).toBe(false);
+      const cli = upProcess();
+      expect(cli).toBeDefined();
+      // TERM: what a cancelled CI job sends. KILL: a crash of the machine running the CLI, which
+      // takes the provider down mid-operation too.
+      const victims = signal === "TERM" ? [cli] : processTree(cli);
+      spawnSync("kill", [`-${signal}`, ...victims.map(String)]);
+      outcome = await running;
+    } finally {
+      if (held.length) spawnSync("kill", ["-CONT", ...held.map(String)]);
+    }
     expect(outcome).not.toBe("finished");
     const killedAfter = Date.now() - t0;
     // A killed CLI leaves its lock behind; the operator removes it (the diy backend has no `pulumi cancel`).
@@ -124,7 +138,12 @@ test("scenario 6 (hosts): pulumi up killed during etcd creation, agent deploymen
   // 1. While the etcd member is being created: its supervisor has started, the resource is not recorded yet.
   await interruptAt("etcd member starting on h1", "TERM", () => serviceProcesses(etcdDir, "--config-file").supervisors > 0);
   // 2. While the agents are being deployed: h1's agent is starting, its create unrecorded.
-  const afterAgentKill = await interruptAt("agent starting on h1", "KILL", () => serviceProcesses(agentDir("h1"), "agent --config").supervisors > 0);
+  const afterAgentKill = await interruptAt(
+    "agent starting on h1",
+    "KILL",
+    () => serviceProcesses(agentDir("h1"), "agent --config").supervisors > 0,
+    () => pids(`^sh ${agentDir("h1")}/run\\.sh$`),
+  );
   // The case that matters: the agent runs on h1, the state does not know it.
   expect(recordedAgent(afterAgentKill)).toBeUndefined();
   // Converge once on the first bundle.
